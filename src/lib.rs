@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod dev;
+pub mod identity;
 pub mod devcluster;
 pub mod protocol;
 pub mod server;
