@@ -15,8 +15,8 @@
 
 pub mod config;
 pub mod dev;
-pub mod identity;
 pub mod devcluster;
+pub mod identity;
 pub mod protocol;
 pub mod server;
 pub mod telemetry;
