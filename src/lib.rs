@@ -11,6 +11,7 @@
 //! - [`protocol`]: the exec channel protocol (pure: frames, resize, `Status`).
 //! - [`config`]: configuration from `PODTERM_*` variables; bad values exit 64.
 //! - [`telemetry`]: logging and metrics.
+//! - [`web`]: the web terminal page, embedded in the binary at build time.
 //! - [`devcluster`]: the embedded Kubernetes API used by `podterm dev`, tests and load tests.
 
 pub mod config;
@@ -20,3 +21,4 @@ pub mod identity;
 pub mod protocol;
 pub mod server;
 pub mod telemetry;
+pub mod web;

@@ -1,0 +1,145 @@
+//! The web terminal page, embedded at build time (see build.rs): path → bytes and headers.
+
+/// One embedded file, with the headers to serve it with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Asset {
+    /// `Content-Type`.
+    pub content_type: &'static str,
+    pub bytes: &'static [u8],
+    /// `ETag` (quoted): a hash of the bytes.
+    pub etag: &'static str,
+    /// `Cache-Control`: `immutable` for vendor files (their path carries the content hash),
+    /// `no-cache` for the page and its own scripts (revalidated by `ETag`).
+    pub cache_control: &'static str,
+}
+
+impl Asset {
+    /// Whether a request's `If-None-Match` value names this asset's current `ETag`, so the
+    /// answer is `304 Not Modified` without a body.
+    pub fn is_fresh(&self, if_none_match: Option<&[u8]>) -> bool {
+        let Some(value) = if_none_match else {
+            return false;
+        };
+        let Ok(value) = std::str::from_utf8(value) else {
+            return false;
+        };
+        value
+            .split(',')
+            .map(str::trim)
+            .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == self.etag)
+    }
+}
+
+include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
+
+/// The asset served at `path` (the request path without the query): `/` and `/index.html` are
+/// the page, `/assets/…` its scripts, styles and the xterm.js files; anything else is `None`.
+pub fn asset(path: &str) -> Option<Asset> {
+    lookup(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_is_served_at_the_root_and_revalidated() {
+        let index = asset("/").expect("the page is embedded");
+        assert_eq!(index.content_type, "text/html; charset=utf-8");
+        assert_eq!(index.cache_control, "no-cache");
+        assert_eq!(asset("/index.html"), Some(index));
+        let html = std::str::from_utf8(index.bytes).unwrap();
+        assert!(html.contains("assets/app.js"));
+    }
+
+    #[test]
+    fn every_file_the_page_names_is_embedded_and_vendor_files_are_immutable() {
+        let html = std::str::from_utf8(asset("/").unwrap().bytes).unwrap();
+        let mut vendor = 0;
+        for piece in html.split('"') {
+            let Some(rel) = piece.strip_prefix("./").or(Some(piece)) else {
+                continue;
+            };
+            if !rel.starts_with("assets/") {
+                continue;
+            }
+            let a = asset(&format!("/{rel}")).unwrap_or_else(|| panic!("{rel} is not embedded"));
+            if rel.starts_with("assets/vendor/") {
+                vendor += 1;
+                assert!(a.cache_control.contains("immutable"), "{rel}");
+                // The name carries the first 12 hex digits of the content hash.
+                assert!(
+                    rel.contains(&a.etag[1..13]),
+                    "{rel} is not named by its hash"
+                );
+            }
+        }
+        assert_eq!(vendor, 6, "xterm.js, its css and four addons");
+    }
+
+    #[test]
+    fn vendor_modules_are_javascript_without_source_map_links() {
+        for path in PATHS.iter().filter(|p| p.ends_with(".mjs")) {
+            let a = asset(path).unwrap();
+            assert_eq!(a.content_type, "text/javascript; charset=utf-8");
+            let text = std::str::from_utf8(a.bytes).unwrap();
+            assert!(text.contains("export{"), "{path} is an ES module");
+            assert!(!text.contains("sourceMappingURL"), "{path}");
+        }
+    }
+
+    /// The page speaks the exec protocol itself: its constants must be the gateway's.
+    #[test]
+    fn page_channel_constants_match_the_protocol_module() {
+        use crate::protocol;
+        let js = include_str!("../web/page/exec.js");
+        let constant = |name: &str| -> String {
+            let decl = format!("export const {name} = ");
+            let at = js
+                .find(&decl)
+                .unwrap_or_else(|| panic!("exec.js lacks {decl}"));
+            let rest = &js[at + decl.len()..];
+            rest[..rest.find(';').expect("a ; ends the declaration")]
+                .trim_matches('\'')
+                .to_owned()
+        };
+        for (name, value) in [
+            ("STDIN", protocol::STDIN),
+            ("STDOUT", protocol::STDOUT),
+            ("STDERR", protocol::STDERR),
+            ("ERROR", protocol::ERROR),
+            ("RESIZE", protocol::RESIZE),
+            ("CLOSE", protocol::CLOSE),
+        ] {
+            assert_eq!(constant(name), value.to_string(), "{name}");
+        }
+        assert_eq!(constant("SUBPROTOCOL_V5"), protocol::V5);
+        assert_eq!(constant("SUBPROTOCOL_V4"), protocol::V4);
+        // Offered in the gateway's order of preference.
+        assert!(js.contains("[SUBPROTOCOL_V5, SUBPROTOCOL_V4]"));
+        assert_eq!(protocol::SUBPROTOCOLS, [protocol::V5, protocol::V4]);
+    }
+
+    #[test]
+    fn unknown_paths_are_none() {
+        for path in [
+            "",
+            "/assets/",
+            "/assets/nope.js",
+            "/../Cargo.toml",
+            "/api/clusters",
+        ] {
+            assert_eq!(asset(path), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn etags_match_if_none_match() {
+        let a = asset("/assets/app.js").unwrap();
+        assert!(a.is_fresh(Some(a.etag.as_bytes())));
+        assert!(a.is_fresh(Some(format!("\"x\", W/{}", a.etag).as_bytes())));
+        assert!(a.is_fresh(Some(b"*")));
+        assert!(!a.is_fresh(Some(b"\"other\"")));
+        assert!(!a.is_fresh(None));
+    }
+}

@@ -1,0 +1,321 @@
+// The page: cluster → namespace → pod → container pickers, terminal tabs, the status line,
+// search, and the URL that names the open terminal.
+
+import * as api from './api.js';
+import * as route from './route.js';
+import { RestrictedSession } from './restricted-session.js';
+import { ShellSession } from './shell-session.js';
+
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+const ui = {
+  form: /** @type {HTMLFormElement} */ ($('picker')),
+  cluster: /** @type {HTMLSelectElement} */ ($('cluster')),
+  namespace: /** @type {HTMLInputElement} */ ($('namespace')),
+  namespaces: $('namespaces'),
+  pod: /** @type {HTMLSelectElement} */ ($('pod')),
+  container: /** @type {HTMLSelectElement} */ ($('container')),
+  containerField: $('container-field'),
+  notice: $('notice'),
+  user: $('user'),
+  tabs: $('tabs'),
+  panes: $('panes'),
+  empty: $('empty'),
+  status: $('status'),
+  restart: /** @type {HTMLButtonElement} */ ($('restart')),
+  search: $('search'),
+  searchInput: /** @type {HTMLInputElement} */ ($('search-input')),
+};
+
+/** @typedef {{target: route.Target, session: ShellSession | RestrictedSession, tab: HTMLElement, pane: HTMLElement, status: any}} Tab */
+/** @type {Tab[]} */
+const tabs = [];
+/** @type {Tab | null} */
+let active = null;
+/** pods of the namespace shown in the picker, by name */
+let podsByName = new Map();
+
+function notice(text) {
+  ui.notice.textContent = text;
+  ui.notice.hidden = !text;
+}
+
+function option(value, label = value) {
+  const o = document.createElement('option');
+  o.value = value;
+  o.textContent = label;
+  return o;
+}
+
+// ---- pickers ---------------------------------------------------------------------------
+
+async function loadClusters() {
+  const names = await api.clusters();
+  ui.cluster.replaceChildren(...names.map((n) => option(n)));
+  return names;
+}
+
+async function loadNamespaces(wanted) {
+  ui.namespaces.replaceChildren();
+  let names = [];
+  try {
+    names = await api.namespaces(ui.cluster.value);
+    ui.namespaces.replaceChildren(...names.map((n) => option(n)));
+  } catch (e) {
+    notice(`Cannot list namespaces (${e.message}); type the namespace's name.`);
+  }
+  if (wanted) ui.namespace.value = wanted;
+  else if (!ui.namespace.value || !names.includes(ui.namespace.value)) {
+    ui.namespace.value = names.includes('default') ? 'default' : (names[0] ?? '');
+  }
+}
+
+async function loadPods(wanted) {
+  ui.pod.replaceChildren();
+  podsByName = new Map();
+  const ns = ui.namespace.value.trim();
+  if (!ns) return fillContainers();
+  try {
+    const list = await api.pods(ui.cluster.value, ns);
+    podsByName = new Map(list.map((p) => [p.metadata.name, p]));
+    ui.pod.replaceChildren(
+      ...list.map((p) => option(p.metadata.name, `${p.metadata.name} — ${api.phaseOf(p)}`)),
+    );
+    if (list.length === 0) notice(`No pods in ${ns}.`);
+  } catch (e) {
+    notice(`Cannot list pods in ${ns}: ${e.message}`);
+  }
+  if (wanted && !podsByName.has(wanted)) ui.pod.append(option(wanted));
+  if (wanted) ui.pod.value = wanted;
+  fillContainers();
+}
+
+function fillContainers(wanted) {
+  const { names, preferred } = api.containersOf(podsByName.get(ui.pod.value));
+  ui.container.replaceChildren(...names.map((n) => option(n)));
+  ui.container.value = wanted && names.includes(wanted) ? wanted : (preferred ?? '');
+  // A pod with one container needs no second pick.
+  ui.containerField.hidden = names.length <= 1;
+}
+
+/** The target the pickers name, or null when they name no pod. */
+function picked() {
+  const cluster = ui.cluster.value;
+  const namespace = ui.namespace.value.trim();
+  const pod = ui.pod.value;
+  if (!cluster || !namespace || !pod) return null;
+  const { names } = api.containersOf(podsByName.get(pod));
+  const t = { cluster, namespace, pod };
+  return names.length > 1 && ui.container.value ? { ...t, container: ui.container.value } : t;
+}
+
+/** Shows a target in the pickers (after a deep link or a tab switch). */
+async function showInPickers(t) {
+  if (ui.cluster.value !== t.cluster) {
+    if (![...ui.cluster.options].some((o) => o.value === t.cluster)) ui.cluster.append(option(t.cluster));
+    ui.cluster.value = t.cluster;
+    await loadNamespaces(t.namespace);
+  } else if (ui.namespace.value !== t.namespace) {
+    ui.namespace.value = t.namespace;
+  }
+  if (ui.pod.value !== t.pod || podsByName.size === 0) await loadPods(t.pod);
+  fillContainers(t.container);
+}
+
+// ---- tabs ------------------------------------------------------------------------------
+
+const same = (a, b) =>
+  a.cluster === b.cluster && a.namespace === b.namespace && a.pod === b.pod &&
+  (a.container ?? '') === (b.container ?? '');
+
+/** Fills in the container of a multi-container pod when the target names none. */
+async function withContainer(t) {
+  if (t.container) return t;
+  try {
+    const { names, preferred } = api.containersOf(await api.pod(t.cluster, t.namespace, t.pod));
+    return names.length > 1 ? { ...t, container: preferred } : t;
+  } catch {
+    return t; // the exec will say what is wrong
+  }
+}
+
+/** @param {route.Target} target */
+async function openTab(target) {
+  notice('');
+  target = await withContainer(target);
+  let who = { mode: 'shell' };
+  try {
+    who = await api.whoami(target.cluster, target.namespace);
+  } catch (e) {
+    notice(`Cannot ask the gateway who you are: ${e.message}`);
+  }
+  if (who.user) ui.user.textContent = who.user;
+  const pane = document.createElement('div');
+  pane.className = 'pane';
+  ui.panes.append(pane);
+  ui.empty.hidden = true;
+  const tab = document.createElement('div');
+  tab.className = 'tab';
+  tab.setAttribute('role', 'tab');
+  const label = document.createElement('button');
+  label.className = 'tab-label';
+  label.textContent = `${target.namespace}/${target.pod}${target.container ? `/${target.container}` : ''}`;
+  label.title = `${target.cluster}: ${label.textContent}${who.mode === 'restricted' ? ' (restricted)' : ''}`;
+  const close = document.createElement('button');
+  close.className = 'tab-close';
+  close.textContent = '×';
+  close.title = 'Close this terminal';
+  tab.append(label, close);
+  if (who.mode === 'restricted') tab.classList.add('restricted');
+  ui.tabs.append(tab);
+
+  /** @type {Tab} */
+  const entry = { target, tab, pane, status: { text: '' }, session: /** @type {any} */ (null) };
+  const onStatus = (s) => {
+    entry.status = s;
+    tab.dataset.state = s.state;
+    if (entry === active) showStatus();
+  };
+  entry.session =
+    who.mode === 'restricted'
+      ? new RestrictedSession({ target, pane, onStatus, whoami: who })
+      : new ShellSession({ target, pane, onStatus });
+  tabs.push(entry);
+  label.addEventListener('click', () => activate(entry));
+  close.addEventListener('click', () => closeTab(entry));
+  activate(entry);
+  entry.session.start();
+}
+
+/** @param {Tab} entry */
+function activate(entry) {
+  active = entry;
+  for (const t of tabs) {
+    t.pane.hidden = t !== entry;
+    t.tab.setAttribute('aria-selected', String(t === entry));
+  }
+  history.replaceState(null, '', route.format(entry.target));
+  document.title = `${entry.target.pod} — podterm`;
+  entry.session.fit();
+  entry.session.focus();
+  showStatus();
+}
+
+/** @param {Tab} entry */
+function closeTab(entry) {
+  const i = tabs.indexOf(entry);
+  tabs.splice(i, 1);
+  entry.session.dispose();
+  entry.pane.remove();
+  entry.tab.remove();
+  if (active === entry) {
+    active = null;
+    const next = tabs[Math.min(i, tabs.length - 1)];
+    if (next) activate(next);
+    else {
+      history.replaceState(null, '', location.pathname + location.search);
+      document.title = 'podterm';
+      ui.empty.hidden = false;
+      showStatus();
+    }
+  }
+}
+
+function showStatus() {
+  const s = active?.status ?? { text: '', state: '' };
+  ui.status.textContent = s.flash ? `${s.text} · ${s.flash}` : s.text;
+  ui.status.dataset.state = s.state ?? '';
+  ui.restart.hidden = !s.canRestart;
+}
+
+// ---- search ----------------------------------------------------------------------------
+
+function openSearch() {
+  if (!active) return;
+  ui.search.hidden = false;
+  ui.searchInput.select();
+  ui.searchInput.focus();
+}
+
+function closeSearch() {
+  ui.search.hidden = true;
+  active?.session.view.search.clearDecorations();
+  active?.session.focus();
+}
+
+function find(backwards = false) {
+  const q = ui.searchInput.value;
+  if (!active || !q) return;
+  const search = active.session.view.search;
+  const opts = { incremental: !backwards, caseSensitive: false };
+  const found = backwards ? search.findPrevious(q, opts) : search.findNext(q, opts);
+  ui.searchInput.classList.toggle('not-found', !found);
+}
+
+// ---- wiring ----------------------------------------------------------------------------
+
+ui.cluster.addEventListener('change', async () => {
+  notice('');
+  await loadNamespaces();
+  await loadPods();
+});
+ui.namespace.addEventListener('change', () => {
+  notice('');
+  loadPods();
+});
+ui.pod.addEventListener('change', () => fillContainers());
+ui.form.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const t = picked();
+  if (t) openTab(t);
+});
+ui.restart.addEventListener('click', () => active?.session.start());
+ui.searchInput.addEventListener('input', () => find());
+ui.searchInput.addEventListener('keydown', (ev) => {
+  if (ev.key === 'Enter') find(ev.shiftKey);
+  else if (ev.key === 'Escape') closeSearch();
+});
+$('search-next').addEventListener('click', () => find());
+$('search-prev').addEventListener('click', () => find(true));
+$('search-close').addEventListener('click', closeSearch);
+window.addEventListener(
+  'keydown',
+  (ev) => {
+    if ((ev.ctrlKey || ev.metaKey) && ev.shiftKey && ev.key.toLowerCase() === 'f') {
+      ev.preventDefault();
+      ev.stopPropagation();
+      openSearch();
+    }
+  },
+  true, // before xterm sees the key
+);
+window.addEventListener('hashchange', async () => {
+  const t = route.parse(location.hash);
+  if (!t) return;
+  const open = tabs.find((x) => same(x.target, t));
+  if (open) activate(open);
+  else {
+    await showInPickers(t);
+    await openTab(t);
+  }
+});
+
+async function main() {
+  const deepLink = route.parse(location.hash);
+  try {
+    await loadClusters();
+  } catch (e) {
+    notice(`Cannot list clusters: ${e.message}`);
+    return;
+  }
+  if (deepLink) {
+    // Open the terminal first: the pickers can fill in while the shell starts.
+    const opening = openTab(deepLink);
+    await showInPickers(deepLink);
+    await opening;
+  } else {
+    await loadNamespaces();
+    await loadPods();
+  }
+}
+
+main();

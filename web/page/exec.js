@@ -1,0 +1,245 @@
+// The exec channel protocol as the page speaks it (mirrors src/protocol.rs; a test compares
+// them) and one exec session over a WebSocket.
+
+export const SUBPROTOCOL_V5 = 'v5.channel.k8s.io';
+export const SUBPROTOCOL_V4 = 'v4.channel.k8s.io';
+export const STDIN = 0;
+export const STDOUT = 1;
+export const STDERR = 2;
+export const ERROR = 3;
+export const RESIZE = 4;
+export const CLOSE = 255;
+
+/**
+ * @typedef {{cluster: string, namespace: string, pod: string, container?: string}} Target
+ * @typedef {{command?: string[], stdin: boolean, tty: boolean}} ExecOptions
+ */
+
+/**
+ * The exec path relative to the page (so the page works under any sub-path).
+ * @param {Target} t
+ * @param {ExecOptions} opts
+ */
+export function execPath(t, opts) {
+  const enc = encodeURIComponent;
+  const q = new URLSearchParams();
+  if (t.container) q.append('container', t.container);
+  for (const arg of opts.command ?? []) q.append('command', arg);
+  q.append('stdin', String(opts.stdin));
+  q.append('stdout', 'true');
+  q.append('stderr', String(!opts.tty));
+  q.append('tty', String(opts.tty));
+  return `clusters/${enc(t.cluster)}/api/v1/namespaces/${enc(t.namespace)}/pods/${enc(t.pod)}/exec?${q}`;
+}
+
+/**
+ * The WebSocket URL for a relative path: same host as the page, `wss:` when it is https.
+ * @param {string} path
+ * @param {string} base the page's URL
+ */
+export function socketUrl(path, base) {
+  const url = new URL(path, base);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  url.hash = '';
+  return url.href;
+}
+
+/**
+ * What a channel-3 `Status` says: `{code}` for an exit status, else `{message}`.
+ * @param {any} status
+ * @returns {{code: number} | {message: string}}
+ */
+export function exitOf(status) {
+  if (status?.status === 'Success') return { code: 0 };
+  if (status?.reason === 'NonZeroExitCode') {
+    const cause = status.details?.causes?.find((c) => c.reason === 'ExitCode');
+    const code = Number.parseInt(cause?.message ?? '', 10);
+    if (Number.isInteger(code)) return { code };
+  }
+  return { message: status?.message || 'the command failed' };
+}
+
+/**
+ * A stdin frame for text typed into the terminal.
+ * @param {string} text
+ */
+export function stdinFrame(text) {
+  const bytes = new TextEncoder().encode(text);
+  const frame = new Uint8Array(bytes.length + 1);
+  frame[0] = STDIN;
+  frame.set(bytes, 1);
+  return frame;
+}
+
+/**
+ * A stdin frame for xterm's binary strings (one byte per char, e.g. mouse reports).
+ * @param {string} data
+ */
+export function binaryStdinFrame(data) {
+  const frame = new Uint8Array(data.length + 1);
+  frame[0] = STDIN;
+  for (let i = 0; i < data.length; i += 1) frame[i + 1] = data.charCodeAt(i) & 0xff;
+  return frame;
+}
+
+/** A resize frame. */
+export function resizeFrame(cols, rows) {
+  const json = new TextEncoder().encode(JSON.stringify({ Width: cols, Height: rows }));
+  const frame = new Uint8Array(json.length + 1);
+  frame[0] = RESIZE;
+  frame.set(json, 1);
+  return frame;
+}
+
+/**
+ * Why an exec ended, as the status line shows it.
+ * @typedef {{kind: 'exited', code: number}
+ *   | {kind: 'failed', message: string}
+ *   | {kind: 'lost', code: number, reason: string}
+ *   | {kind: 'refused', message: string}} Ending
+ */
+
+/**
+ * One exec over a WebSocket. Input sent before the socket opens is queued and sent right after
+ * the first resize, so neither the first keystroke nor the initial size is lost.
+ */
+export class ExecSession {
+  /**
+   * @param {object} o
+   * @param {string} o.url WebSocket URL (see socketUrl)
+   * @param {string} o.dryRunUrl http(s) URL of the same exec, asked without an upgrade when
+   *   the socket fails before opening, to learn why (the gateway answers the refusal `Status`)
+   * @param {(channel: number, bytes: Uint8Array) => void} o.onOutput stdout/stderr bytes
+   * @param {() => void} [o.onOpen]
+   * @param {(ending: Ending) => void} o.onEnd called once
+   * @param {() => {cols: number, rows: number} | null} [o.size] the terminal size, if a tty
+   */
+  constructor(o) {
+    this.o = o;
+    /** @type {Uint8Array[]} */
+    this.pending = [];
+    this.opened = false;
+    this.ended = false;
+    /** @type {{code: number} | {message: string} | null} */
+    this.exit = null;
+    const ws = new WebSocket(o.url, [SUBPROTOCOL_V5, SUBPROTOCOL_V4]);
+    ws.binaryType = 'arraybuffer';
+    ws.onopen = () => this.#open();
+    ws.onmessage = (ev) => this.#message(ev);
+    ws.onclose = (ev) => this.#close(ev);
+    this.ws = ws;
+  }
+
+  #open() {
+    this.opened = true;
+    const size = this.o.size?.();
+    if (size) this.ws.send(resizeFrame(size.cols, size.rows));
+    for (const frame of this.pending) this.ws.send(frame);
+    this.pending = [];
+    this.o.onOpen?.();
+  }
+
+  /** @param {MessageEvent} ev */
+  #message(ev) {
+    if (!(ev.data instanceof ArrayBuffer)) return;
+    const frame = new Uint8Array(ev.data);
+    if (frame.length < 2) return; // no channel byte or an empty "ready" frame
+    const channel = frame[0];
+    const payload = frame.subarray(1);
+    if (channel === STDOUT || channel === STDERR) {
+      this.o.onOutput(channel, payload);
+    } else if (channel === ERROR) {
+      try {
+        this.exit = exitOf(JSON.parse(new TextDecoder().decode(payload)));
+      } catch {
+        this.exit = { message: new TextDecoder().decode(payload) };
+      }
+    }
+  }
+
+  /** @param {CloseEvent} ev */
+  async #close(ev) {
+    if (this.ended) return;
+    if (this.exit && 'code' in this.exit) {
+      this.#end({ kind: 'exited', code: this.exit.code });
+    } else if (this.exit) {
+      this.#end({ kind: 'failed', message: this.exit.message });
+    } else if (!this.opened) {
+      this.#end({ kind: 'refused', message: await refusalReason(this.o.dryRunUrl) });
+    } else {
+      const reason = ev.reason || (ev.code === 1006 ? 'no close frame' : `code ${ev.code}`);
+      this.#end({ kind: 'lost', code: ev.code, reason });
+    }
+  }
+
+  /** @param {Ending} ending */
+  #end(ending) {
+    if (this.ended) return;
+    this.ended = true;
+    this.pending = [];
+    this.o.onEnd(ending);
+  }
+
+  /** Sends a frame now, or right after the socket opens. */
+  send(frame) {
+    if (this.ended) return;
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(frame);
+    else if (this.ws.readyState === WebSocket.CONNECTING) this.pending.push(frame);
+  }
+
+  /** Sends the terminal's size (dropped while connecting: the open sends the latest). */
+  resize(cols, rows) {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(resizeFrame(cols, rows));
+  }
+
+  /** Ends the session from this side. */
+  close(reason = 'closed by the user') {
+    if (this.ws.readyState === WebSocket.OPEN && this.ws.protocol === SUBPROTOCOL_V5) {
+      this.ws.send(new Uint8Array([CLOSE, STDIN]));
+    }
+    this.ws.close(1000, reason);
+    this.#end({ kind: 'lost', code: 1000, reason });
+  }
+}
+
+/**
+ * The status line's words for how a session ended.
+ * @param {Ending} e
+ */
+export function describe(e) {
+  switch (e.kind) {
+    case 'exited':
+      return `exited with code ${e.code}`;
+    case 'failed':
+      return `failed: ${e.message}`;
+    case 'refused':
+      return `refused: ${e.message}`;
+    case 'lost':
+      return `connection lost: ${e.reason}`;
+    default:
+      return 'ended';
+  }
+}
+
+/**
+ * Why an exec socket failed before opening: the browser only sees a failed socket, so the
+ * page asks the same URL without an upgrade and shows the `Status` message it answers.
+ * @param {string} url
+ */
+export async function refusalReason(url) {
+  try {
+    const res = await fetch(url, { headers: { Accept: 'application/json' } });
+    const body = await res.text();
+    let status = null;
+    try {
+      status = JSON.parse(body);
+    } catch {
+      /* not JSON */
+    }
+    if (status?.message) return status.message;
+    if (!res.ok) return `HTTP ${res.status} ${res.statusText}`.trim();
+    return 'the connection failed';
+  } catch {
+    return 'the gateway cannot be reached';
+  }
+}

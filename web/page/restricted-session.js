@@ -1,0 +1,150 @@
+// A restricted-mode tab: a local command prompt; each line is split into argv and run as its
+// own exec without a tty or a shell, as the policy's restricted mode requires.
+
+import { ExecSession, STDERR, describe, execPath, socketUrl } from './exec.js';
+import { LineEditor } from './line-editor.js';
+import { ShellWordsError, split } from './shellwords.js';
+import { createTerminal } from './terminal.js';
+import { Utf8Carry, lfToCrlf } from './utf8.js';
+
+const RED = '\x1b[31m';
+const GREEN = '\x1b[32m';
+const DIM = '\x1b[2m';
+const RESET = '\x1b[0m';
+
+export class RestrictedSession {
+  /**
+   * @param {object} o
+   * @param {import('./exec.js').Target} o.target
+   * @param {HTMLElement} o.pane
+   * @param {(s: import('./shell-session.js').TabStatus) => void} o.onStatus
+   * @param {{user?: string, rule?: string}} o.whoami
+   */
+  constructor(o) {
+    this.o = o;
+    this.view = createTerminal(o.pane);
+    this.term = this.view.term;
+    this.editor = new LineEditor();
+    /** @type {ExecSession | null} */
+    this.exec = null;
+    /** lines waiting while a command runs (a multi-line paste) */
+    this.queue = [];
+    this.prompt = `${o.target.namespace}/${o.target.pod}$ `;
+    this.term.onData((data) => this.#input(data));
+    this.status = { text: '', state: 'connected', canRestart: false };
+  }
+
+  start() {
+    const rule = this.o.whoami.rule ? ` (policy rule ${this.o.whoami.rule})` : '';
+    this.term.write(
+      `${DIM}restricted mode${rule}: each line runs as its own command, without a shell;` +
+        ` quotes and backslashes work, $VARS, globs and pipes do not.${RESET}\r\n`,
+    );
+    this.#ready('ready');
+    this.term.focus();
+  }
+
+  /** @param {string} data */
+  #input(data) {
+    if (this.exec) {
+      if (data.includes('\x03')) {
+        this.term.write('^C');
+        this.exec.close('interrupted');
+      }
+      return;
+    }
+    const { lines, signal } = this.editor.feed(data);
+    for (const line of lines) this.queue.push(line);
+    if (signal === 'interrupt') {
+      this.queue = [];
+      this.term.write('^C\r\n');
+    } else if (signal === 'clear') {
+      this.term.clear();
+      this.term.write('\x1b[H\x1b[2J');
+    }
+    if (this.queue.length > 0) this.#next();
+    else this.#redraw();
+  }
+
+  #redraw() {
+    const back = this.editor.chars.length - this.editor.cursor;
+    this.term.write(`\r\x1b[K${this.prompt}${this.editor.line}${back > 0 ? `\x1b[${back}D` : ''}`);
+  }
+
+  #ready(text) {
+    this.#setStatus({ text, state: 'connected', canRestart: false });
+    this.#redraw();
+  }
+
+  #next() {
+    const line = this.queue.shift();
+    this.term.write(`\r\x1b[K${this.prompt}${line}\r\n`);
+    let argv;
+    try {
+      argv = split(line);
+    } catch (e) {
+      if (!(e instanceof ShellWordsError)) throw e;
+      this.term.write(`${RED}${e.message}${RESET}\r\n`);
+      return this.#after();
+    }
+    if (argv.length === 0) return this.#after();
+    this.#run(argv);
+  }
+
+  /** @param {string[]} argv */
+  #run(argv) {
+    const path = execPath(this.o.target, { command: argv, stdin: false, tty: false });
+    const carry = { out: new Utf8Carry(), err: new Utf8Carry() };
+    let lastByte = 0x0a;
+    const write = (bytes, colour) => {
+      if (bytes.length === 0) return;
+      lastByte = bytes[bytes.length - 1];
+      const text = lfToCrlf(bytes);
+      if (colour) this.term.write(colour);
+      this.term.write(text);
+      if (colour) this.term.write(RESET);
+    };
+    this.#setStatus({ text: `running ${argv[0]}`, state: 'connecting', canRestart: false });
+    this.exec = new ExecSession({
+      url: socketUrl(path, document.baseURI),
+      dryRunUrl: new URL(path, document.baseURI).href,
+      onOutput: (channel, bytes) => {
+        if (channel === STDERR) write(carry.err.push(bytes), RED);
+        else write(carry.out.push(bytes), null);
+      },
+      onEnd: (ending) => {
+        write(carry.out.flush(), null);
+        write(carry.err.flush(), RED);
+        if (lastByte !== 0x0a) this.term.write(`${DIM}⏎${RESET}\r\n`);
+        const text = describe(ending);
+        const ok = ending.kind === 'exited' && ending.code === 0;
+        this.term.write(`${ok ? GREEN : RED}[${text}]${RESET}\r\n`);
+        this.exec = null;
+        this.#after(text);
+      },
+    });
+  }
+
+  #after(text = 'ready') {
+    if (this.queue.length > 0) this.#next();
+    else this.#ready(text);
+  }
+
+  #setStatus(s) {
+    this.status = s;
+    this.o.onStatus(s);
+  }
+
+  focus() {
+    this.term.focus();
+  }
+
+  fit() {
+    this.view.fit.fit();
+  }
+
+  dispose() {
+    if (this.exec && !this.exec.ended) this.exec.close('tab closed');
+    this.view.dispose();
+  }
+}

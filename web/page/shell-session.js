@@ -1,0 +1,93 @@
+// An interactive tab: a tty exec running the container's shell, relayed byte for byte.
+
+import {
+  ExecSession,
+  binaryStdinFrame,
+  describe,
+  execPath,
+  socketUrl,
+  stdinFrame,
+} from './exec.js';
+import { createTerminal } from './terminal.js';
+
+/**
+ * @typedef {import('./exec.js').Target} Target
+ * @typedef {import('./exec.js').Ending} Ending
+ * @typedef {{text: string, state: 'connecting' | 'connected' | 'ended', canRestart: boolean}} TabStatus
+ */
+
+export class ShellSession {
+  /**
+   * @param {object} o
+   * @param {Target} o.target
+   * @param {HTMLElement} o.pane
+   * @param {(s: TabStatus) => void} o.onStatus
+   */
+  constructor(o) {
+    this.o = o;
+    this.view = createTerminal(o.pane, { onCopy: () => this.#flash('copied') });
+    this.term = this.view.term;
+    /** @type {ExecSession | null} */
+    this.exec = null;
+    /** @type {TabStatus} */
+    this.status = { text: '', state: 'connecting', canRestart: false };
+    // Typed before the socket opens: ExecSession queues it and sends it after the first resize.
+    this.term.onData((data) => {
+      if (this.exec && !this.exec.ended) this.exec.send(stdinFrame(data));
+      else if (data.includes('\r')) this.start();
+    });
+    this.term.onBinary((data) => {
+      if (this.exec && !this.exec.ended) this.exec.send(binaryStdinFrame(data));
+    });
+    this.term.onResize(({ cols, rows }) => this.exec?.resize(cols, rows));
+  }
+
+  /** Starts a session (the first one, or a new one after an exit or a drop). */
+  start() {
+    const path = execPath(this.o.target, { stdin: true, tty: true });
+    if (this.exec) this.term.write('\x1b[!p'); // soft reset: modes left by the last session
+    this.#setStatus({ text: 'connecting…', state: 'connecting', canRestart: false });
+    this.exec = new ExecSession({
+      url: socketUrl(path, document.baseURI),
+      dryRunUrl: new URL(path, document.baseURI).href,
+      size: () => ({ cols: this.term.cols, rows: this.term.rows }),
+      onOpen: () => {
+        this.#setStatus({ text: 'connected', state: 'connected', canRestart: false });
+        this.term.focus();
+      },
+      onOutput: (_channel, bytes) => this.term.write(bytes),
+      onEnd: (ending) => this.#ended(ending),
+    });
+    this.term.focus();
+  }
+
+  /** @param {Ending} ending */
+  #ended(ending) {
+    const text = describe(ending);
+    this.#setStatus({ text, state: 'ended', canRestart: true });
+    const colour = ending.kind === 'exited' && ending.code === 0 ? '2' : '31';
+    this.term.write(`\r\n\x1b[${colour}m[${text}]\x1b[0m \x1b[2mpress Enter for a new session\x1b[0m\r\n`);
+  }
+
+  #setStatus(s) {
+    this.status = s;
+    this.o.onStatus(s);
+  }
+
+  #flash(text) {
+    this.o.onStatus({ ...this.status, flash: text });
+  }
+
+  focus() {
+    this.term.focus();
+  }
+
+  fit() {
+    this.view.fit.fit();
+  }
+
+  dispose() {
+    if (this.exec && !this.exec.ended) this.exec.close('tab closed');
+    this.view.dispose();
+  }
+}

@@ -1,0 +1,113 @@
+// An xterm.js terminal with what every tab wants: fit to its pane, clickable links, search,
+// wide-character widths, a theme that follows the system, copy on selection and platform paste.
+
+import { Terminal } from '@xterm/xterm';
+import { FitAddon } from '@xterm/addon-fit';
+import { SearchAddon } from '@xterm/addon-search';
+import { Unicode11Addon } from '@xterm/addon-unicode11';
+import { WebLinksAddon } from '@xterm/addon-web-links';
+
+const DARK = {
+  background: '#1e1f22',
+  foreground: '#d8dade',
+  cursor: '#d8dade',
+  selectionBackground: '#3d5a80',
+};
+const LIGHT = {
+  background: '#fbfbfa',
+  foreground: '#24292f',
+  cursor: '#24292f',
+  selectionBackground: '#b6d3f2',
+  // xterm's defaults for these are too pale on a light background
+  yellow: '#8a6d00',
+  brightYellow: '#9a7b00',
+  white: '#6e7781',
+  brightWhite: '#8c959f',
+};
+
+const darkScheme = window.matchMedia('(prefers-color-scheme: dark)');
+export const isMac = /Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent);
+
+/**
+ * @param {HTMLElement} pane
+ * @param {{onCopy?: (text: string) => void}} [o]
+ */
+export function createTerminal(pane, o = {}) {
+  const term = new Terminal({
+    allowProposedApi: true, // the unicode11 addon sets term.unicode
+    cursorBlink: true,
+    fontFamily: '"DejaVu Sans Mono", "Cascadia Mono", Menlo, Consolas, monospace',
+    fontSize: 14,
+    scrollback: 10000,
+    theme: darkScheme.matches ? DARK : LIGHT,
+  });
+  const fit = new FitAddon();
+  const search = new SearchAddon();
+  term.loadAddon(fit);
+  term.loadAddon(search);
+  term.loadAddon(new WebLinksAddon((event, uri) => {
+    event.preventDefault();
+    window.open(uri, '_blank', 'noopener');
+  }));
+  const unicode = new Unicode11Addon();
+  term.loadAddon(unicode);
+  term.unicode.activeVersion = '11';
+  term.open(pane);
+
+  const theme = () => {
+    term.options.theme = darkScheme.matches ? DARK : LIGHT;
+  };
+  darkScheme.addEventListener('change', theme);
+
+  // Copy on selection, like a desktop terminal's primary selection.
+  term.onSelectionChange(() => {
+    const text = term.getSelection();
+    if (text) copy(text).then(() => o.onCopy?.(text));
+  });
+
+  // Platform keys: on macOS Cmd+C/Cmd+V are the browser's own and never reach the shell.
+  // Elsewhere Ctrl+Shift+C/V (and Ctrl+V, Shift+Insert) copy and paste, and Ctrl+C copies
+  // when text is selected, else interrupts as usual.
+  term.attachCustomKeyEventHandler((ev) => {
+    if (ev.type !== 'keydown') return true;
+    const key = ev.key.toLowerCase();
+    if (isMac) return true;
+    if (ev.ctrlKey && !ev.altKey && key === 'c' && (ev.shiftKey || term.hasSelection())) {
+      const text = term.getSelection();
+      if (text) copy(text).then(() => o.onCopy?.(text));
+      term.clearSelection();
+      ev.preventDefault();
+      return false;
+    }
+    // Returning false leaves the key to the browser, which fires the paste event xterm reads.
+    if (ev.ctrlKey && !ev.altKey && key === 'v') return false;
+    if (ev.shiftKey && key === 'insert') return false;
+    return true;
+  });
+
+  const resize = new ResizeObserver(() => {
+    if (pane.offsetParent !== null) fit.fit(); // skip hidden tabs
+  });
+  resize.observe(pane);
+  fit.fit();
+
+  return {
+    term,
+    fit,
+    search,
+    dispose() {
+      resize.disconnect();
+      darkScheme.removeEventListener('change', theme);
+      term.dispose();
+    },
+  };
+}
+
+/** @param {string} text */
+async function copy(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    // Clipboard access needs a secure context and focus; copying is best effort.
+  }
+}
