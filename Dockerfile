@@ -18,6 +18,8 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
+# The page needs only the runtime packages (devDependencies are the browser tests' tools).
+ENV NPM_CONFIG_OMIT=dev
 # .dockerignore admits only what the build reads: the manifest, the lockfiles, src/, web/.
 COPY . .
 # Caches (registry, npm, target) live in BuildKit cache mounts, not in layers; the binary is

@@ -17,6 +17,7 @@
 pub mod config;
 pub mod dev;
 pub mod devcluster;
+pub mod drain;
 pub mod identity;
 pub mod protocol;
 pub mod server;

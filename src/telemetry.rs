@@ -1,5 +1,9 @@
-//! Telemetry: tracing set-up (JSON lines by default, level from `PODTERM_LOG`).
+//! Telemetry: tracing set-up (JSON lines by default, level from `PODTERM_LOG`) and metrics.
 
+pub mod metrics;
+mod process;
+
+pub use metrics::Metrics;
 use tracing_subscriber::EnvFilter;
 
 /// Default filter when `PODTERM_LOG` is unset.
