@@ -1,4 +1,11 @@
-//! Configuration: errors shared by every command's config; bad configuration exits 64.
+//! Configuration: the gateway's `Config` from `PODTERM_*` variables, and the errors shared by
+//! every command's config; bad configuration exits 64.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
 
 /// Exit status for bad configuration (sysexits `EX_USAGE`).
 pub const EXIT_CONFIG: u8 = 64;
@@ -86,6 +93,248 @@ pub fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Dur
     parse_duration(&text).map_err(serde::de::Error::custom)
 }
 
+/// `PODTERM_LISTEN` default for `podterm serve`.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+/// `PODTERM_USER_HEADER` default.
+pub const DEFAULT_USER_HEADER: &str = "X-Forwarded-User";
+/// `PODTERM_GROUPS_HEADER` default.
+pub const DEFAULT_GROUPS_HEADER: &str = "X-Forwarded-Groups";
+/// `PODTERM_PING_INTERVAL` default: below common load-balancer idle timeouts (60 s).
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(30);
+/// `PODTERM_IDLE_TIMEOUT` default: a session with no data either way for this long ends.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// `PODTERM_MAX_SESSION_DURATION` default.
+pub const DEFAULT_MAX_SESSION_DURATION: Duration = Duration::from_secs(12 * 3600);
+/// `PODTERM_MAX_FRAME_BYTES` default, in bytes (channel byte included).
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 256 * 1024;
+/// Smallest accepted `PODTERM_MAX_FRAME_BYTES`: a resize frame must fit.
+pub const MIN_MAX_FRAME_BYTES: usize = 512;
+
+/// How callers are identified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// The API gateway in front vouches for the user in trusted headers (the default).
+    Headers,
+    /// No authentication: every caller is the fixed local dev user (`podterm dev`).
+    None,
+}
+
+/// A secret that never shows up in `Debug` output or logs.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    /// The secret's bytes, for a constant-time comparison.
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// The gateway's configuration (`podterm serve`), read from `PODTERM_*` variables.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    /// `PODTERM_LISTEN`: the address to serve on. Default [`DEFAULT_LISTEN`].
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// `PODTERM_KUBECONFIG`: the kubeconfig file. Default: the in-cluster config inside a pod,
+    /// else `$KUBECONFIG`, else `~/.kube/config`.
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
+    /// `PODTERM_CONTEXTS`: comma-separated kubeconfig contexts to expose, each as a cluster
+    /// named after it. Default: all.
+    #[serde(default)]
+    pub contexts: Vec<String>,
+    /// `PODTERM_AUTH`: `headers` (default) or `none` (every caller is the local dev user; only
+    /// for `podterm dev`).
+    #[serde(default = "default_auth")]
+    pub auth: AuthMode,
+    /// `PODTERM_USER_HEADER`: the trusted header naming the user. Default
+    /// [`DEFAULT_USER_HEADER`].
+    #[serde(default = "default_user_header")]
+    pub user_header: String,
+    /// `PODTERM_GROUPS_HEADER`: the trusted header listing groups, comma-separated. Default
+    /// [`DEFAULT_GROUPS_HEADER`].
+    #[serde(default = "default_groups_header")]
+    pub groups_header: String,
+    /// `PODTERM_PROXY_SECRET`: when set, every request must carry it in
+    /// `X-Podterm-Proxy-Secret` (else 401). Default: unset. Never printed.
+    #[serde(default)]
+    pub proxy_secret: Option<Secret>,
+    /// `PODTERM_ALLOWED_ORIGINS`: comma-separated origins (`https://host[:port]`) whose pages
+    /// may open sessions. Default: only the request's own host.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// `PODTERM_PING_INTERVAL`: how often both legs of a session are pinged. Default
+    /// [`DEFAULT_PING_INTERVAL`] (30s).
+    #[serde(default = "default_ping_interval", deserialize_with = "duration")]
+    pub ping_interval: Duration,
+    /// `PODTERM_IDLE_TIMEOUT`: a session with no data either way for this long is closed.
+    /// Default [`DEFAULT_IDLE_TIMEOUT`] (30m).
+    #[serde(default = "default_idle_timeout", deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+    /// `PODTERM_MAX_SESSION_DURATION`: the longest a session may last. Default
+    /// [`DEFAULT_MAX_SESSION_DURATION`] (12h).
+    #[serde(
+        default = "default_max_session_duration",
+        deserialize_with = "duration"
+    )]
+    pub max_session_duration: Duration,
+    /// `PODTERM_MAX_FRAME_BYTES`: the largest frame a client may send, in bytes, channel byte
+    /// included; a larger one closes the session with 1009. Default
+    /// [`DEFAULT_MAX_FRAME_BYTES`] (256 KiB).
+    #[serde(default = "default_max_frame_bytes")]
+    pub max_frame_bytes: usize,
+}
+
+fn default_listen() -> SocketAddr {
+    DEFAULT_LISTEN.parse().expect("valid default address")
+}
+fn default_auth() -> AuthMode {
+    AuthMode::Headers
+}
+fn default_user_header() -> String {
+    DEFAULT_USER_HEADER.into()
+}
+fn default_groups_header() -> String {
+    DEFAULT_GROUPS_HEADER.into()
+}
+fn default_ping_interval() -> Duration {
+    DEFAULT_PING_INTERVAL
+}
+fn default_idle_timeout() -> Duration {
+    DEFAULT_IDLE_TIMEOUT
+}
+fn default_max_session_duration() -> Duration {
+    DEFAULT_MAX_SESSION_DURATION
+}
+fn default_max_frame_bytes() -> usize {
+    DEFAULT_MAX_FRAME_BYTES
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: default_listen(),
+            kubeconfig: None,
+            contexts: Vec::new(),
+            auth: default_auth(),
+            user_header: default_user_header(),
+            groups_header: default_groups_header(),
+            proxy_secret: None,
+            allowed_origins: Vec::new(),
+            ping_interval: DEFAULT_PING_INTERVAL,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_session_duration: DEFAULT_MAX_SESSION_DURATION,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+        }
+    }
+}
+
+impl Config {
+    /// Reads `PODTERM_*` from the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_vars(std::env::vars())
+    }
+
+    /// Reads the configuration from `(name, value)` pairs (only `PODTERM_*` names count).
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let config: Config = read_prefixed("PODTERM_", vars)?;
+        config.validated()
+    }
+
+    fn validated(mut self) -> Result<Config, ConfigError> {
+        let bad =
+            |var: &str, why: &str| Err(ConfigError(format!("bad configuration: {var} {why}")));
+        self.contexts = clean_list(self.contexts);
+        self.allowed_origins = clean_list(self.allowed_origins)
+            .into_iter()
+            .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+            .collect();
+        if let Some(o) = self.allowed_origins.iter().find(|o| !o.contains("://")) {
+            return bad(
+                "PODTERM_ALLOWED_ORIGINS",
+                &format!("has `{o}`, not an origin such as https://host:port"),
+            );
+        }
+        for (var, header) in [
+            ("PODTERM_USER_HEADER", &self.user_header),
+            ("PODTERM_GROUPS_HEADER", &self.groups_header),
+        ] {
+            if hyper::header::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                return bad(var, &format!("`{header}` is not a header name"));
+            }
+        }
+        if self
+            .proxy_secret
+            .as_ref()
+            .is_some_and(|s| s.expose().is_empty())
+        {
+            return bad("PODTERM_PROXY_SECRET", "is empty");
+        }
+        for (var, d) in [
+            ("PODTERM_PING_INTERVAL", self.ping_interval),
+            ("PODTERM_IDLE_TIMEOUT", self.idle_timeout),
+            ("PODTERM_MAX_SESSION_DURATION", self.max_session_duration),
+        ] {
+            if d.is_zero() {
+                return bad(var, "must be more than zero");
+            }
+        }
+        if self.max_frame_bytes < MIN_MAX_FRAME_BYTES {
+            return bad(
+                "PODTERM_MAX_FRAME_BYTES",
+                &format!("must be at least {MIN_MAX_FRAME_BYTES}"),
+            );
+        }
+        Ok(self)
+    }
+}
+
+/// Deserializes `T` from the variables that start with `prefix` (envy); on failure, names the
+/// variable at fault (found by reading each one alone), never its value.
+pub fn read_prefixed<T: serde::de::DeserializeOwned>(
+    prefix: &str,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<T, ConfigError> {
+    let vars: Vec<(String, String)> = vars
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .collect();
+    let error = match envy::prefixed(prefix).from_iter::<_, T>(vars.clone()) {
+        Ok(value) => return Ok(value),
+        Err(e) => e,
+    };
+    for (name, value) in &vars {
+        let alone = envy::prefixed(prefix).from_iter::<_, T>([(name.clone(), value.clone())]);
+        if let Err(envy::Error::Custom(msg)) = alone {
+            let msg = msg.split(" while parsing value").next().unwrap_or(&msg);
+            return Err(ConfigError(format!("bad configuration: {name}: {msg}")));
+        }
+    }
+    Err(error.into())
+}
+
+fn clean_list(items: Vec<String>) -> Vec<String> {
+    items
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +360,88 @@ mod tests {
         assert!(e.0.contains("PODTERM_LISTEN"), "{e}");
         let e = ConfigError::from(envy::Error::MissingValue("kubeconfig"));
         assert!(e.0.contains("PODTERM_KUBECONFIG"), "{e}");
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_vars(vars(&[("HOME", "/root")])).unwrap();
+        assert_eq!(c.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(c.auth, AuthMode::Headers);
+        assert_eq!(c.user_header, DEFAULT_USER_HEADER);
+        assert_eq!(c.groups_header, DEFAULT_GROUPS_HEADER);
+        assert!(c.proxy_secret.is_none() && c.contexts.is_empty() && c.kubeconfig.is_none());
+        assert_eq!(c.ping_interval, DEFAULT_PING_INTERVAL);
+        assert_eq!(c.idle_timeout, DEFAULT_IDLE_TIMEOUT);
+        assert_eq!(c.max_session_duration, DEFAULT_MAX_SESSION_DURATION);
+        assert_eq!(c.max_frame_bytes, DEFAULT_MAX_FRAME_BYTES);
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let c = Config::from_vars(vars(&[
+            ("PODTERM_LISTEN", "127.0.0.1:9000"),
+            ("PODTERM_KUBECONFIG", "/tmp/kc"),
+            ("PODTERM_CONTEXTS", "a, b,"),
+            ("PODTERM_AUTH", "none"),
+            ("PODTERM_USER_HEADER", "X-User"),
+            ("PODTERM_GROUPS_HEADER", "X-Groups"),
+            ("PODTERM_PROXY_SECRET", "hunter2"),
+            (
+                "PODTERM_ALLOWED_ORIGINS",
+                "https://Example.com/,http://localhost:3000",
+            ),
+            ("PODTERM_PING_INTERVAL", "5s"),
+            ("PODTERM_IDLE_TIMEOUT", "10m"),
+            ("PODTERM_MAX_SESSION_DURATION", "1h"),
+            ("PODTERM_MAX_FRAME_BYTES", "4096"),
+        ]))
+        .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.kubeconfig, Some(PathBuf::from("/tmp/kc")));
+        assert_eq!(c.contexts, ["a", "b"]);
+        assert_eq!(c.auth, AuthMode::None);
+        assert_eq!(c.user_header, "X-User");
+        assert_eq!(c.groups_header, "X-Groups");
+        assert_eq!(c.proxy_secret.as_ref().unwrap().expose(), b"hunter2");
+        assert_eq!(
+            c.allowed_origins,
+            ["https://example.com", "http://localhost:3000"]
+        );
+        assert_eq!(c.ping_interval, Duration::from_secs(5));
+        assert_eq!(c.idle_timeout, Duration::from_secs(600));
+        assert_eq!(c.max_session_duration, Duration::from_secs(3600));
+        assert_eq!(c.max_frame_bytes, 4096);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (var, value) in [
+            ("PODTERM_LISTEN", "nowhere"),
+            ("PODTERM_AUTH", "oauth"),
+            ("PODTERM_PING_INTERVAL", "often"),
+            ("PODTERM_IDLE_TIMEOUT", "0s"),
+            ("PODTERM_MAX_SESSION_DURATION", "5d"),
+            ("PODTERM_MAX_FRAME_BYTES", "lots"),
+            ("PODTERM_MAX_FRAME_BYTES", "10"),
+            ("PODTERM_ALLOWED_ORIGINS", "example.com"),
+            ("PODTERM_USER_HEADER", "bad header"),
+            ("PODTERM_PROXY_SECRET", ""),
+        ] {
+            let e = Config::from_vars(vars(&[(var, value)])).unwrap_err();
+            assert!(e.0.contains(var), "{var}={value}: {e}");
+        }
+    }
+
+    #[test]
+    fn secret_is_never_printed() {
+        let c = Config::from_vars(vars(&[("PODTERM_PROXY_SECRET", "hunter2")])).unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

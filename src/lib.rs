@@ -10,16 +10,28 @@
 //!
 //! - [`protocol`]: the exec channel protocol (pure: frames, resize, `Status`).
 //! - [`config`]: configuration from `PODTERM_*` variables; bad values exit 64.
+//! - [`server`]: the accept loop and the shared state ([`server::Gateway`]).
+//! - [`routes`]: path → handler; the one place errors become `Status` responses.
+//! - [`identity`]: trusted headers, proxy secret and `Origin` → [`identity::Identity`].
+//! - [`session`]: one exec session: policy hook, cluster connect, upgrade, relay, observers.
+//! - [`cluster`]: the kube side: clusters from kubeconfig, impersonated reads, exec upgrade.
+//! - [`relay`]: the pump between the two sockets; knows nothing of hyper or kube.
+//! - [`drain`]: graceful drain on SIGTERM.
 //! - [`telemetry`]: logging and metrics.
 //! - [`web`]: the web terminal page, embedded in the binary at build time.
+//! - [`dev`]: `podterm dev`, the dev cluster plus the gateway on loopback.
 //! - [`devcluster`]: the embedded Kubernetes API used by `podterm dev`, tests and load tests.
 
+pub mod cluster;
 pub mod config;
 pub mod dev;
 pub mod devcluster;
 pub mod drain;
 pub mod identity;
 pub mod protocol;
+pub mod relay;
+pub mod routes;
 pub mod server;
+pub mod session;
 pub mod telemetry;
 pub mod web;

@@ -1,0 +1,389 @@
+//! The cluster side: clusters from kubeconfig contexts or the in-cluster config; impersonated
+//! reads and the exec upgrade, sent through kube's client (its auth, token refresh and TLS).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use fastwebsockets::{Role, WebSocket};
+use http_body_util::BodyExt as _;
+use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::upgrade::Upgraded;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::config::{Config, ConfigError};
+use crate::identity::Identity;
+use crate::protocol;
+
+/// The cluster name of the in-cluster config.
+pub const IN_CLUSTER: &str = "in-cluster";
+/// Largest refusal body read from the cluster before an exec upgrade, in bytes.
+pub const MAX_REFUSAL_BYTES: usize = 64 * 1024;
+const IN_CLUSTER_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/// Request headers a client sends that are passed on to the cluster on reads.
+const PASSED_REQUEST_HEADERS: [HeaderName; 2] = [header::ACCEPT, header::USER_AGENT];
+/// Response headers the cluster sends that are passed back to the client.
+const PASSED_RESPONSE_HEADERS: [HeaderName; 2] = [header::CONTENT_TYPE, header::CACHE_CONTROL];
+
+/// The socket of an exec stream on the cluster side.
+pub type UpstreamSocket = WebSocket<TokioIo<Upgraded>>;
+
+/// One Kubernetes API server podterm serves, under a name.
+pub struct Cluster {
+    name: String,
+    client: kube::Client,
+}
+
+/// The clusters this replica serves, by name.
+#[derive(Clone, Default)]
+pub struct Clusters {
+    by_name: BTreeMap<String, Arc<Cluster>>,
+}
+
+/// Why the clusters could not be set up (bad configuration: exit 64).
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("PODTERM_KUBECONFIG: cannot read {path}: {source}")]
+    ReadKubeconfig {
+        path: PathBuf,
+        source: kube::config::KubeconfigError,
+    },
+    #[error("PODTERM_KUBECONFIG: no kubeconfig found ($KUBECONFIG, ~/.kube/config): {0}")]
+    NoKubeconfig(kube::config::KubeconfigError),
+    #[error("PODTERM_CONTEXTS: context `{0}` is not in the kubeconfig")]
+    UnknownContext(String),
+    #[error("the kubeconfig has no contexts")]
+    NoContexts,
+    #[error("context `{context}`: {message}")]
+    Context { context: String, message: String },
+    #[error("in-cluster config: {0}")]
+    InCluster(String),
+}
+
+impl From<ClusterError> for ConfigError {
+    fn from(e: ClusterError) -> ConfigError {
+        ConfigError(format!("bad configuration: {e}"))
+    }
+}
+
+/// Why a request to a cluster failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("cluster {cluster} unreachable: {source}")]
+    Send {
+        cluster: String,
+        source: kube::Error,
+    },
+    #[error("cluster refused the exec with {code}")]
+    Refused {
+        code: StatusCode,
+        content_type: Option<HeaderValue>,
+        body: Bytes,
+    },
+    #[error("cluster {cluster}: exec handshake failed: {why}")]
+    Handshake { cluster: String, why: String },
+    #[error("`{0}` cannot be sent as an impersonation header")]
+    BadIdentity(String),
+}
+
+impl UpstreamError {
+    /// The HTTP code the client gets: the cluster's own for a refusal.
+    pub fn http_code(&self) -> u16 {
+        match self {
+            UpstreamError::Refused { code, .. } => code.as_u16(),
+            UpstreamError::Send { .. } => 503,
+            UpstreamError::Handshake { .. } => 502,
+            UpstreamError::BadIdentity(_) => 400,
+        }
+    }
+
+    /// A one-line reason: the cluster's `Status` message for a refusal.
+    pub fn reason(&self) -> String {
+        match self {
+            UpstreamError::Refused { body, .. } => {
+                match serde_json::from_slice::<protocol::Status>(body) {
+                    Ok(status) => status.message,
+                    Err(_) => String::from_utf8_lossy(body).trim().to_string(),
+                }
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Who the cluster is asked to act as.
+#[derive(Debug, Clone, Copy)]
+pub enum ActAs<'a> {
+    /// Impersonate this identity (`Impersonate-User`, one `Impersonate-Group` per group).
+    User(&'a Identity),
+    /// Act with the kubeconfig's own credentials (`podterm dev`'s local user only).
+    Podterm,
+}
+
+impl ActAs<'_> {
+    fn apply(self, headers: &mut hyper::HeaderMap) -> Result<(), UpstreamError> {
+        let ActAs::User(identity) = self else {
+            return Ok(());
+        };
+        let value =
+            |v: &str| HeaderValue::from_str(v).map_err(|_| UpstreamError::BadIdentity(v.into()));
+        headers.insert("impersonate-user", value(&identity.user)?);
+        for group in &identity.groups {
+            headers.append("impersonate-group", value(group)?);
+        }
+        Ok(())
+    }
+}
+
+/// An exec stream the cluster accepted.
+pub struct ExecStream {
+    pub socket: UpstreamSocket,
+    /// The subprotocol the cluster picked.
+    pub protocol: &'static str,
+}
+
+impl Cluster {
+    /// A cluster reached through `client`.
+    pub fn new(name: impl Into<String>, client: kube::Client) -> Cluster {
+        Cluster {
+            name: name.into(),
+            client,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A GET passed to the cluster as `act_as`; its answer, errors included, comes back as is.
+    pub async fn get(
+        &self,
+        path_and_query: &str,
+        client_headers: &hyper::HeaderMap,
+        act_as: ActAs<'_>,
+    ) -> Result<Response<kube::client::Body>, UpstreamError> {
+        let mut req = Request::get(path_and_query)
+            .body(kube::client::Body::empty())
+            .map_err(|e| self.handshake(e.to_string()))?;
+        for name in PASSED_REQUEST_HEADERS {
+            if let Some(v) = client_headers.get(&name) {
+                req.headers_mut().insert(name, v.clone());
+            }
+        }
+        act_as.apply(req.headers_mut())?;
+        let res = self
+            .client
+            .send(req)
+            .await
+            .map_err(|source| UpstreamError::Send {
+                cluster: self.name.clone(),
+                source,
+            })?;
+        let (parts, body) = res.into_parts();
+        let mut out = Response::new(body);
+        *out.status_mut() = parts.status;
+        for name in PASSED_RESPONSE_HEADERS {
+            if let Some(v) = parts.headers.get(&name) {
+                out.headers_mut().insert(name, v.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// An exec request without an upgrade, passed as is: the cluster's answer comes back.
+    pub async fn plain_exec(
+        &self,
+        method: hyper::Method,
+        path_and_query: &str,
+        act_as: ActAs<'_>,
+    ) -> Result<Response<kube::client::Body>, UpstreamError> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path_and_query)
+            .body(kube::client::Body::empty())
+            .map_err(|e| self.handshake(e.to_string()))?;
+        act_as.apply(req.headers_mut())?;
+        let res = self
+            .client
+            .send(req)
+            .await
+            .map_err(|source| UpstreamError::Send {
+                cluster: self.name.clone(),
+                source,
+            })?;
+        let (parts, body) = res.into_parts();
+        let mut out = Response::new(body);
+        *out.status_mut() = parts.status;
+        if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
+            out.headers_mut().insert(header::CONTENT_TYPE, ct.clone());
+        }
+        Ok(out)
+    }
+
+    /// Opens `pods/exec` on the cluster as `act_as`, offering `protocols` in order.
+    pub async fn exec(
+        &self,
+        path_and_query: &str,
+        protocols: &[&'static str],
+        act_as: ActAs<'_>,
+    ) -> Result<ExecStream, UpstreamError> {
+        let mut req = Request::get(path_and_query)
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::UPGRADE, "websocket")
+            .header(header::SEC_WEBSOCKET_VERSION, "13")
+            .header(
+                header::SEC_WEBSOCKET_KEY,
+                fastwebsockets::handshake::generate_key(),
+            )
+            .header(header::SEC_WEBSOCKET_PROTOCOL, protocols.join(", "))
+            .body(kube::client::Body::empty())
+            .map_err(|e| self.handshake(e.to_string()))?;
+        act_as.apply(req.headers_mut())?;
+        let mut res = self
+            .client
+            .send(req)
+            .await
+            .map_err(|source| UpstreamError::Send {
+                cluster: self.name.clone(),
+                source,
+            })?;
+        if res.status() != StatusCode::SWITCHING_PROTOCOLS {
+            let code = res.status();
+            let content_type = res.headers().get(header::CONTENT_TYPE).cloned();
+            let body = http_body_util::Limited::new(res.into_body(), MAX_REFUSAL_BYTES)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            return Err(UpstreamError::Refused {
+                code,
+                content_type,
+                body,
+            });
+        }
+        let picked = res
+            .headers()
+            .get(header::SEC_WEBSOCKET_PROTOCOL)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim);
+        let Some(protocol) = protocols.iter().copied().find(|p| Some(*p) == picked) else {
+            return Err(self.handshake(format!(
+                "the cluster answered subprotocol {picked:?}, not one offered"
+            )));
+        };
+        let upgraded = hyper::upgrade::on(&mut res)
+            .await
+            .map_err(|e| self.handshake(e.to_string()))?;
+        Ok(ExecStream {
+            socket: WebSocket::after_handshake(TokioIo::new(upgraded), Role::Client),
+            protocol,
+        })
+    }
+
+    fn handshake(&self, why: String) -> UpstreamError {
+        UpstreamError::Handshake {
+            cluster: self.name.clone(),
+            why,
+        }
+    }
+}
+
+impl Clusters {
+    /// The clusters `config` names: each exposed context of `PODTERM_KUBECONFIG`; else, in a
+    /// pod, the in-cluster config; else the contexts of `$KUBECONFIG` or `~/.kube/config`.
+    pub async fn load(config: &Config) -> Result<Clusters, ClusterError> {
+        install_crypto_provider();
+        if let Some(path) = &config.kubeconfig {
+            return Clusters::from_kubeconfig_file(path, &config.contexts).await;
+        }
+        if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+            && Path::new(IN_CLUSTER_TOKEN).exists()
+        {
+            let kube_config =
+                kube::Config::incluster().map_err(|e| ClusterError::InCluster(e.to_string()))?;
+            let client = kube::Client::try_from(kube_config)
+                .map_err(|e| ClusterError::InCluster(e.to_string()))?;
+            return Ok(Clusters::single(Cluster::new(IN_CLUSTER, client)));
+        }
+        let kubeconfig = Kubeconfig::read().map_err(ClusterError::NoKubeconfig)?;
+        Clusters::from_kubeconfig(kubeconfig, &config.contexts).await
+    }
+
+    /// Each context of the kubeconfig at `path` (or only those in `contexts`) as a cluster.
+    pub async fn from_kubeconfig_file(
+        path: &Path,
+        contexts: &[String],
+    ) -> Result<Clusters, ClusterError> {
+        install_crypto_provider();
+        let kubeconfig =
+            Kubeconfig::read_from(path).map_err(|source| ClusterError::ReadKubeconfig {
+                path: path.to_owned(),
+                source,
+            })?;
+        Clusters::from_kubeconfig(kubeconfig, contexts).await
+    }
+
+    async fn from_kubeconfig(
+        kubeconfig: Kubeconfig,
+        contexts: &[String],
+    ) -> Result<Clusters, ClusterError> {
+        let available: Vec<String> = kubeconfig.contexts.iter().map(|c| c.name.clone()).collect();
+        if let Some(missing) = contexts.iter().find(|c| !available.contains(c)) {
+            return Err(ClusterError::UnknownContext(missing.clone()));
+        }
+        let names = if contexts.is_empty() {
+            available
+        } else {
+            contexts.to_vec()
+        };
+        if names.is_empty() {
+            return Err(ClusterError::NoContexts);
+        }
+        let mut clusters = Clusters::default();
+        for name in names {
+            let options = KubeConfigOptions {
+                context: Some(name.clone()),
+                ..KubeConfigOptions::default()
+            };
+            let failed = |message: String| ClusterError::Context {
+                context: name.clone(),
+                message,
+            };
+            let kube_config = kube::Config::from_custom_kubeconfig(kubeconfig.clone(), &options)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            let client = kube::Client::try_from(kube_config).map_err(|e| failed(e.to_string()))?;
+            clusters.insert(Cluster::new(name.clone(), client));
+        }
+        Ok(clusters)
+    }
+
+    /// Only `cluster`.
+    pub fn single(cluster: Cluster) -> Clusters {
+        let mut clusters = Clusters::default();
+        clusters.insert(cluster);
+        clusters
+    }
+
+    pub fn insert(&mut self, cluster: Cluster) {
+        self.by_name.insert(cluster.name.clone(), Arc::new(cluster));
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Cluster>> {
+        self.by_name.get(name)
+    }
+
+    /// Cluster names, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        self.by_name.keys().map(String::as_str).collect()
+    }
+}
+
+/// kube's TLS needs one process-wide rustls provider (ring); installing twice is harmless.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

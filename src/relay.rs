@@ -1,0 +1,327 @@
+//! The relay: the pump between the client's exec socket and the cluster's; knows nothing of
+//! hyper or kube, so it is tested over `tokio::io::duplex`.
+//!
+//! One session is six futures in one task: a reader and a writer per socket, a watchdog
+//! (pings, idle timeout, maximum duration) and the shutdown signal. Each reader reads one
+//! socket and queues frames for the other socket's writer on a bounded queue, so a side that
+//! cannot take more stops the reader of the other side (backpressure end to end). Pongs and
+//! pings go on a small second queue that the writer serves first. Frames keep their channel
+//! byte and payload; only the mask is renewed toward the cluster.
+
+mod pump;
+
+use std::future::Future;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use fastwebsockets::{Frame, WebSocket, WebSocketError, WebSocketWrite};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+
+use crate::protocol::Status;
+
+/// Frames queued toward each socket; when full, the reader of the other socket waits.
+pub const QUEUE_FRAMES: usize = 8;
+/// Pings and pongs queued toward each socket (dropped, not waited for, when full).
+pub const CONTROL_QUEUE_FRAMES: usize = 4;
+/// How long the closing handshake may take once a session has ended abnormally.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// Largest channel-3 `Status` read for the exit code, in bytes (it is forwarded whole anyway).
+pub const MAX_STATUS_BYTES: usize = 64 * 1024;
+/// A socket that sent nothing (not even a pong) for this many ping intervals, while podterm
+/// was reading it, is gone.
+pub const MISSED_PINGS: u32 = 3;
+/// Smallest frame limit for the cluster leg, in bytes (API servers send up to 32 KiB).
+pub const MIN_UPSTREAM_FRAME_BYTES: usize = 4 << 20;
+
+/// Limits and timers of one session.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Whether `v5.channel.k8s.io` was negotiated (channel 255 allowed).
+    pub v5: bool,
+    /// How often both sockets are pinged.
+    pub ping_interval: Duration,
+    /// No data either way for this long ends the session.
+    pub idle_timeout: Duration,
+    /// The longest a session may last.
+    pub max_duration: Duration,
+    /// Largest frame payload a client may send, in bytes, channel byte included (else 1009).
+    pub max_client_frame_bytes: usize,
+    /// Largest frame payload accepted from the cluster, in bytes.
+    pub max_upstream_frame_bytes: usize,
+}
+
+impl RelayConfig {
+    /// Limits from the gateway's configuration.
+    pub fn new(config: &crate::config::Config, v5: bool) -> RelayConfig {
+        RelayConfig {
+            v5,
+            ping_interval: config.ping_interval,
+            idle_timeout: config.idle_timeout,
+            max_duration: config.max_session_duration,
+            max_client_frame_bytes: config.max_frame_bytes,
+            max_upstream_frame_bytes: config.max_frame_bytes.max(MIN_UPSTREAM_FRAME_BYTES),
+        }
+    }
+}
+
+/// Why a session ended; decides the close code each socket gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The cluster closed the stream normally: the command ended (exit status on channel 3).
+    Exited,
+    /// The client closed the session with this close code.
+    ClientClosed(u16),
+    /// The client's connection broke or it stopped answering pings.
+    ClientGone(String),
+    /// The client broke the exec protocol (a forbidden channel, a bad resize, text frames).
+    Protocol(String),
+    /// The client sent a frame over the limit.
+    FrameTooLarge,
+    /// The cluster side failed: connection lost, abnormal close, no pongs.
+    Upstream(String),
+    /// No data either way for the idle timeout.
+    Idle,
+    /// The session reached its maximum duration.
+    MaxDuration,
+    /// The gateway is shutting down.
+    Shutdown,
+}
+
+impl CloseReason {
+    /// The close code the client gets.
+    pub fn client_code(&self) -> u16 {
+        match self {
+            CloseReason::Exited => 1000,
+            CloseReason::ClientClosed(code) if sendable(*code) => *code,
+            CloseReason::ClientClosed(_) => 1000,
+            CloseReason::ClientGone(_) | CloseReason::Shutdown => 1001,
+            CloseReason::Protocol(_) | CloseReason::Idle | CloseReason::MaxDuration => 1008,
+            CloseReason::FrameTooLarge => 1009,
+            CloseReason::Upstream(_) => 1011,
+        }
+    }
+
+    /// The close code the cluster gets.
+    pub fn upstream_code(&self) -> u16 {
+        match self {
+            CloseReason::Shutdown | CloseReason::ClientGone(_) => 1001,
+            _ => 1000,
+        }
+    }
+
+    /// A short reason for close frames and the audit trail.
+    pub fn text(&self) -> String {
+        let text = match self {
+            CloseReason::Exited => "exited".to_string(),
+            CloseReason::ClientClosed(code) => format!("client closed ({code})"),
+            CloseReason::ClientGone(why) => format!("client gone: {why}"),
+            CloseReason::Protocol(why) => format!("protocol: {why}"),
+            CloseReason::FrameTooLarge => "frame too large".to_string(),
+            CloseReason::Upstream(why) => format!("cluster: {why}"),
+            CloseReason::Idle => "idle timeout".to_string(),
+            CloseReason::MaxDuration => "maximum session duration".to_string(),
+            CloseReason::Shutdown => "podterm is shutting down".to_string(),
+        };
+        truncate_utf8(text, 120)
+    }
+}
+
+/// Whether a close code may be sent on the wire (RFC 6455 §7.4).
+fn sendable(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+fn truncate_utf8(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+/// What happened in a session, for the audit trail and metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// Payload bytes relayed from the client to the cluster.
+    pub bytes_from_client: u64,
+    /// Payload bytes relayed from the cluster to the client.
+    pub bytes_to_client: u64,
+    /// The command's exit code, when the cluster reported one on channel 3.
+    pub exit_code: Option<i32>,
+    /// A channel-3 `Status` that was not an exit status (e.g. the command could not start).
+    pub status_message: Option<String>,
+    /// Why the session ended.
+    pub close: CloseReason,
+    /// How long the session lasted.
+    pub duration: Duration,
+}
+
+/// State the session's futures share (one task, so atomics only for `Send`).
+struct Shared {
+    start: Instant,
+    /// Milliseconds since `start` of the last data frame either way.
+    last_data_ms: AtomicU64,
+    client: Leg,
+    upstream: Leg,
+    bytes_from_client: AtomicU64,
+    bytes_to_client: AtomicU64,
+    status: Mutex<Option<Status>>,
+}
+
+/// Liveness of one socket's reader.
+#[derive(Default)]
+struct Leg {
+    /// Milliseconds since `start` of the last frame read from this socket.
+    heard_ms: AtomicU64,
+    /// Whether the reader is waiting for room on the other side's queue (not reading).
+    blocked: AtomicBool,
+}
+
+impl Shared {
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+    fn data(&self) {
+        self.last_data_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+    fn heard(&self, leg: &Leg) {
+        leg.heard_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+    /// Whether `leg` has been silent past `limit` while it was being read.
+    fn silent(&self, leg: &Leg, limit: Duration) -> bool {
+        !leg.blocked.load(Ordering::Relaxed)
+            && self
+                .now_ms()
+                .saturating_sub(leg.heard_ms.load(Ordering::Relaxed))
+                > limit.as_millis() as u64
+    }
+}
+
+/// Relays one exec session until it ends, then closes both sockets with the right codes.
+///
+/// `client` is the caller's socket (server role), `upstream` the cluster's (client role).
+/// `shutdown` resolving ends the session with 1001.
+pub async fn relay<C, U>(
+    client: WebSocket<C>,
+    upstream: WebSocket<U>,
+    config: &RelayConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Summary
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    let shared = Shared {
+        start: Instant::now(),
+        last_data_ms: AtomicU64::new(0),
+        client: Leg::default(),
+        upstream: Leg::default(),
+        bytes_from_client: AtomicU64::new(0),
+        bytes_to_client: AtomicU64::new(0),
+        status: Mutex::new(None),
+    };
+    let (mut client_rx, client_tx) = client.split(tokio::io::split);
+    let (mut upstream_rx, upstream_tx) = upstream.split(tokio::io::split);
+    pump::configure(&mut client_rx, config.max_client_frame_bytes);
+    pump::configure(&mut upstream_rx, config.max_upstream_frame_bytes);
+
+    let (to_client, client_queue) = mpsc::channel(QUEUE_FRAMES);
+    let (to_client_ctrl, client_ctrl_queue) = mpsc::channel(CONTROL_QUEUE_FRAMES);
+    let (to_upstream, upstream_queue) = mpsc::channel(QUEUE_FRAMES);
+    let (to_upstream_ctrl, upstream_ctrl_queue) = mpsc::channel(CONTROL_QUEUE_FRAMES);
+
+    let client_writer = pump::writer(client_tx, client_queue, client_ctrl_queue);
+    let upstream_writer = pump::writer(upstream_tx, upstream_queue, upstream_ctrl_queue);
+    tokio::pin!(client_writer, upstream_writer, shutdown);
+    let mut client_written = None;
+    let mut upstream_written = None;
+
+    let close = {
+        let from_client = pump::from_client(
+            client_rx,
+            to_upstream,
+            to_client_ctrl.clone(),
+            &shared,
+            config.v5,
+        );
+        let from_upstream =
+            pump::from_upstream(upstream_rx, to_client, to_upstream_ctrl.clone(), &shared);
+        let watchdog = pump::watchdog(&shared, config, to_client_ctrl, to_upstream_ctrl);
+        tokio::pin!(from_client, from_upstream, watchdog);
+        // Readers first: a writer only ends on its own after its reader ended.
+        tokio::select! {
+            biased;
+            close = &mut from_client => close,
+            close = &mut from_upstream => close,
+            close = &mut watchdog => close,
+            () = &mut shutdown => CloseReason::Shutdown,
+            written = &mut client_writer => {
+                let why = written.as_ref().err().map_or("closed".into(), |e| e.to_string());
+                client_written = Some(written);
+                CloseReason::ClientGone(why)
+            }
+            written = &mut upstream_writer => {
+                let why = written.as_ref().err().map_or("closed".into(), |e| e.to_string());
+                upstream_written = Some(written);
+                CloseReason::Upstream(format!("cannot write: {why}"))
+            }
+        }
+    };
+    // The readers and the watchdog are gone, so the queues close: each writer sends what is
+    // queued, then the close frame. A session that exited normally lets a slow client take
+    // the rest of its output (up to the idle timeout); any other end is quick.
+    let grace = match close {
+        CloseReason::Exited | CloseReason::ClientClosed(_) => config.idle_timeout,
+        _ => CLOSE_GRACE,
+    };
+    let client_close = Frame::close(close.client_code(), close.text().as_bytes());
+    let upstream_close = Frame::close(close.upstream_code(), close.text().as_bytes());
+    let finish = async {
+        tokio::join!(
+            finish_leg(client_written, client_writer, client_close),
+            finish_leg(upstream_written, upstream_writer, upstream_close),
+        );
+    };
+    let shut_down = close == CloseReason::Shutdown;
+    tokio::select! {
+        _ = tokio::time::timeout(grace, finish) => {}
+        () = &mut shutdown, if !shut_down => {}
+    }
+
+    let status = shared.status.lock().ok().and_then(|mut s| s.take());
+    Summary {
+        bytes_from_client: shared.bytes_from_client.load(Ordering::Relaxed),
+        bytes_to_client: shared.bytes_to_client.load(Ordering::Relaxed),
+        exit_code: status.as_ref().and_then(Status::exit_code),
+        status_message: status
+            .filter(|s| s.exit_code().is_none())
+            .map(|s| s.message),
+        close,
+        duration: shared.start.elapsed(),
+    }
+}
+
+/// Lets a writer send what is queued, then sends `close` and shuts the socket's write side.
+async fn finish_leg<W, F>(
+    written: Option<Result<WebSocketWrite<W>, WebSocketError>>,
+    writer: std::pin::Pin<&mut F>,
+    close: Frame<'_>,
+) where
+    W: AsyncWrite + Unpin,
+    F: Future<Output = Result<WebSocketWrite<W>, WebSocketError>>,
+{
+    let written = match written {
+        Some(written) => written,
+        None => writer.await,
+    };
+    if let Ok(mut tx) = written {
+        if tx.write_frame(close).await.is_ok() {
+            let _ = tx.flush().await;
+        }
+    }
+}

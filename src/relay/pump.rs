@@ -1,0 +1,335 @@
+//! The relay's moving parts: one reader per socket, one writer per socket, the watchdog.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use fastwebsockets::{Frame, OpCode, Payload, WebSocketError, WebSocketRead, WebSocketWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
+use tokio::sync::mpsc::{Receiver, Sender};
+use tokio::time::Instant;
+
+use super::{CloseReason, Leg, MAX_STATUS_BYTES, MISSED_PINGS, RelayConfig, Shared};
+use crate::protocol::{self, FrameError, Status};
+
+/// A frame on its way to a socket, owned. It carries no mask: the writer of a client-role
+/// socket masks with a fresh key, a server-role writer sends it as is.
+pub(super) struct Outgoing {
+    fin: bool,
+    opcode: OpCode,
+    payload: BytesMut,
+}
+
+impl Outgoing {
+    fn from_frame(frame: Frame<'_>) -> Outgoing {
+        Outgoing {
+            fin: frame.fin,
+            opcode: frame.opcode,
+            payload: match frame.payload {
+                Payload::Bytes(bytes) => bytes,
+                other => BytesMut::from(&other[..]),
+            },
+        }
+    }
+
+    fn pong(payload: BytesMut) -> Outgoing {
+        Outgoing {
+            fin: true,
+            opcode: OpCode::Pong,
+            payload,
+        }
+    }
+
+    fn ping() -> Outgoing {
+        Outgoing {
+            fin: true,
+            opcode: OpCode::Ping,
+            payload: BytesMut::new(),
+        }
+    }
+
+    fn into_frame(self) -> Frame<'static> {
+        Frame::new(self.fin, self.opcode, None, Payload::Bytes(self.payload))
+    }
+}
+
+/// Reader settings: podterm answers pings and closes itself (through the writer's queue).
+pub(super) fn configure<S>(rx: &mut WebSocketRead<ReadHalf<S>>, max_frame_bytes: usize) {
+    rx.set_auto_close(false);
+    rx.set_auto_pong(false);
+    // fastwebsockets refuses payloads of at least this many bytes.
+    rx.set_max_message_size(max_frame_bytes.saturating_add(1));
+}
+
+/// Reads one frame; no obligated sends happen with auto close and auto pong off.
+async fn read<S: AsyncRead>(
+    rx: &mut WebSocketRead<ReadHalf<S>>,
+) -> Result<Outgoing, WebSocketError> {
+    let mut no_obligations = |_: Frame<'_>| async { Ok::<(), std::convert::Infallible>(()) };
+    rx.read_frame(&mut no_obligations)
+        .await
+        .map(Outgoing::from_frame)
+}
+
+/// Queues `out` toward the other socket, waiting for room; the wait marks the leg as not
+/// being read so that the watchdog does not take backpressure for a dead peer.
+async fn forward(queue: &Sender<Outgoing>, out: Outgoing, leg: &Leg) -> Result<(), ()> {
+    match queue.try_send(out) {
+        Ok(()) => Ok(()),
+        Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => Err(()),
+        Err(tokio::sync::mpsc::error::TrySendError::Full(out)) => {
+            leg.blocked.store(true, Ordering::Relaxed);
+            let sent = queue.send(out).await.map_err(|_| ());
+            leg.blocked.store(false, Ordering::Relaxed);
+            sent
+        }
+    }
+}
+
+fn close_code(payload: &[u8]) -> u16 {
+    match payload {
+        [a, b, ..] => u16::from_be_bytes([*a, *b]),
+        _ => 1000,
+    }
+}
+
+/// The message a fragmented client frame belongs to.
+enum ClientMessage {
+    None,
+    Stdin,
+    /// A resize or close message arriving in pieces, reassembled (bounded) to be checked.
+    Small(BytesMut),
+}
+
+/// Client → cluster: only stdin, checked resizes and (v5) close pass; anything else ends the
+/// session with 1008, a frame over the limit with 1009.
+pub(super) async fn from_client<S: AsyncRead>(
+    mut rx: WebSocketRead<ReadHalf<S>>,
+    to_upstream: Sender<Outgoing>,
+    to_client_ctrl: Sender<Outgoing>,
+    shared: &Shared,
+    v5: bool,
+) -> CloseReason {
+    let mut message = ClientMessage::None;
+    loop {
+        let out = match read(&mut rx).await {
+            Ok(out) => out,
+            Err(e) => return client_read_error(e),
+        };
+        shared.heard(&shared.client);
+        let out = match out.opcode {
+            OpCode::Close => return CloseReason::ClientClosed(close_code(&out.payload)),
+            OpCode::Ping => {
+                let _ = to_client_ctrl.try_send(Outgoing::pong(out.payload));
+                continue;
+            }
+            OpCode::Pong => continue,
+            OpCode::Text => return protocol_error("text frames are not part of the exec protocol"),
+            OpCode::Binary => {
+                if !matches!(message, ClientMessage::None) {
+                    return protocol_error("a new message inside a fragmented one");
+                }
+                match out.payload.first() {
+                    Some(&protocol::STDIN) => {
+                        if !out.fin {
+                            message = ClientMessage::Stdin;
+                        }
+                        out
+                    }
+                    Some(&protocol::RESIZE | &protocol::CLOSE) if !out.fin => {
+                        message = ClientMessage::Small(out.payload);
+                        continue;
+                    }
+                    _ => match protocol::check_client_frame(&out.payload, v5) {
+                        Ok(_) => out,
+                        Err(e) => return frame_error(e),
+                    },
+                }
+            }
+            OpCode::Continuation => match &mut message {
+                ClientMessage::None => return protocol_error("continuation without a message"),
+                ClientMessage::Stdin => {
+                    if out.fin {
+                        message = ClientMessage::None;
+                    }
+                    out
+                }
+                ClientMessage::Small(buf) => {
+                    buf.extend_from_slice(&out.payload);
+                    if buf.len() > protocol::MAX_RESIZE_BYTES + 1 {
+                        return protocol_error("control message too large");
+                    }
+                    if !out.fin {
+                        continue;
+                    }
+                    let whole = std::mem::take(buf);
+                    message = ClientMessage::None;
+                    if let Err(e) = protocol::check_client_frame(&whole, v5) {
+                        return frame_error(e);
+                    }
+                    Outgoing {
+                        fin: true,
+                        opcode: OpCode::Binary,
+                        payload: whole,
+                    }
+                }
+            },
+        };
+        shared
+            .bytes_from_client
+            .fetch_add(out.payload.len() as u64, Ordering::Relaxed);
+        shared.data();
+        if forward(&to_upstream, out, &shared.client).await.is_err() {
+            return CloseReason::Upstream("stopped writing".into());
+        }
+    }
+}
+
+fn protocol_error(why: &str) -> CloseReason {
+    CloseReason::Protocol(why.into())
+}
+
+fn frame_error(e: FrameError) -> CloseReason {
+    CloseReason::Protocol(e.to_string())
+}
+
+fn client_read_error(e: WebSocketError) -> CloseReason {
+    match e {
+        WebSocketError::FrameTooLarge => CloseReason::FrameTooLarge,
+        WebSocketError::UnexpectedEOF | WebSocketError::IoError(_) => {
+            CloseReason::ClientGone(e.to_string())
+        }
+        other => CloseReason::Protocol(other.to_string()),
+    }
+}
+
+/// Cluster → client: everything passes; channel 3 is also read for the exit status.
+pub(super) async fn from_upstream<S: AsyncRead>(
+    mut rx: WebSocketRead<ReadHalf<S>>,
+    to_client: Sender<Outgoing>,
+    to_upstream_ctrl: Sender<Outgoing>,
+    shared: &Shared,
+) -> CloseReason {
+    // The channel-3 message being collected, while it stays within MAX_STATUS_BYTES.
+    let mut status: Option<BytesMut> = None;
+    let mut in_message = false;
+    loop {
+        let out = match read(&mut rx).await {
+            Ok(out) => out,
+            Err(WebSocketError::FrameTooLarge) => {
+                return CloseReason::Upstream("sent a frame over the limit".into());
+            }
+            Err(e) => return CloseReason::Upstream(format!("connection lost ({e})")),
+        };
+        shared.heard(&shared.upstream);
+        match out.opcode {
+            OpCode::Close => {
+                return match close_code(&out.payload) {
+                    1000 | 1005 => CloseReason::Exited,
+                    code => CloseReason::Upstream(format!("closed with {code}")),
+                };
+            }
+            OpCode::Ping => {
+                let _ = to_upstream_ctrl.try_send(Outgoing::pong(out.payload));
+                continue;
+            }
+            OpCode::Pong => continue,
+            OpCode::Binary | OpCode::Text => {
+                in_message = !out.fin;
+                status = (out.payload.first() == Some(&protocol::ERROR))
+                    .then(|| BytesMut::from(&out.payload[1..]));
+            }
+            OpCode::Continuation => {
+                if !in_message {
+                    return CloseReason::Upstream("continuation without a message".into());
+                }
+                in_message = !out.fin;
+                if let Some(buf) = &mut status {
+                    buf.extend_from_slice(&out.payload);
+                }
+            }
+        }
+        if status.as_ref().is_some_and(|b| b.len() > MAX_STATUS_BYTES) {
+            status = None;
+        }
+        if out.fin {
+            if let Some(json) = status.take() {
+                if let Ok(parsed) = serde_json::from_slice::<Status>(&json) {
+                    if let Ok(mut seen) = shared.status.lock() {
+                        *seen = Some(parsed);
+                    }
+                }
+            }
+        }
+        shared
+            .bytes_to_client
+            .fetch_add(out.payload.len() as u64, Ordering::Relaxed);
+        shared.data();
+        if forward(&to_client, out, &shared.upstream).await.is_err() {
+            return CloseReason::ClientGone("stopped reading".into());
+        }
+    }
+}
+
+/// Writes what the queues bring, pings and pongs first; ends (returning the socket's write
+/// half) when the data queue closes. Flushes whenever both queues are empty.
+pub(super) async fn writer<S: AsyncWrite>(
+    mut tx: WebSocketWrite<WriteHalf<S>>,
+    mut data: Receiver<Outgoing>,
+    mut control: Receiver<Outgoing>,
+) -> Result<WebSocketWrite<WriteHalf<S>>, WebSocketError> {
+    loop {
+        let out = tokio::select! {
+            biased;
+            Some(out) = control.recv() => out,
+            out = data.recv() => match out {
+                Some(out) => out,
+                None => break,
+            },
+        };
+        tx.write_frame(out.into_frame()).await?;
+        if data.is_empty() && control.is_empty() {
+            tx.flush().await?;
+        }
+    }
+    tx.flush().await?;
+    Ok(tx)
+}
+
+/// Pings both sockets every `ping_interval`; ends the session when a socket stopped
+/// answering, after the idle timeout, or at the maximum duration.
+pub(super) async fn watchdog(
+    shared: &Shared,
+    config: &RelayConfig,
+    to_client_ctrl: Sender<Outgoing>,
+    to_upstream_ctrl: Sender<Outgoing>,
+) -> CloseReason {
+    let start = Instant::from_std(shared.start);
+    let deadline = start + config.max_duration;
+    let silence = config.ping_interval * MISSED_PINGS;
+    let mut pings = tokio::time::interval_at(start + config.ping_interval, config.ping_interval);
+    pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let last_data = Duration::from_millis(shared.last_data_ms.load(Ordering::Relaxed));
+        let idle_deadline = start + last_data + config.idle_timeout;
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => return CloseReason::MaxDuration,
+            () = tokio::time::sleep_until(idle_deadline) => {
+                let last = shared.last_data_ms.load(Ordering::Relaxed);
+                if Duration::from_millis(last) == last_data {
+                    return CloseReason::Idle;
+                }
+            }
+            _ = pings.tick() => {
+                if shared.silent(&shared.client, silence) {
+                    return CloseReason::ClientGone("stopped answering pings".into());
+                }
+                if shared.silent(&shared.upstream, silence) {
+                    return CloseReason::Upstream("stopped answering pings".into());
+                }
+                let _ = to_client_ctrl.try_send(Outgoing::ping());
+                let _ = to_upstream_ctrl.try_send(Outgoing::ping());
+            }
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! Path → handler, and the one place errors become HTTP responses (Kubernetes `Status` JSON).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+
+use crate::cluster::{ActAs, Cluster, UpstreamError};
+use crate::identity::{Identity, IdentityError};
+use crate::protocol::Status;
+use crate::server::Gateway;
+use crate::session::{self, ExecError, ExecTarget};
+
+/// Every response body the gateway sends.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a request got no answer from a cluster; mapped to a `Status` here and nowhere else.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error("the server could not find the requested resource")]
+    NotFound,
+    #[error("cluster \"{0}\" not found")]
+    UnknownCluster(String),
+    #[error("the server does not allow this method on the requested resource")]
+    MethodNotAllowed,
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+}
+
+impl RouteError {
+    fn into_response(self) -> Response<Body> {
+        let status = match self {
+            RouteError::Identity(e) => Status::failure(e.http_code(), e.to_string()),
+            RouteError::NotFound => Status::failure(404, self.to_string()),
+            RouteError::UnknownCluster(ref name) => {
+                Status::failure(404, self.to_string()).with_details("clusters", name)
+            }
+            RouteError::MethodNotAllowed => Status::failure(405, self.to_string()),
+            RouteError::Upstream(e) => return upstream_error(e),
+            RouteError::Exec(ExecError::Upstream(e)) => return upstream_error(e),
+            RouteError::Exec(ExecError::Denied(d)) => Status::failure(403, d.message),
+            RouteError::Exec(e) => Status::failure(e.http_code(), e.to_string()),
+        };
+        status_response(&status)
+    }
+}
+
+/// A cluster's refusal passes as it came when it is a `Status`; anything else becomes one.
+fn upstream_error(e: UpstreamError) -> Response<Body> {
+    let code = e.http_code();
+    if let UpstreamError::Refused {
+        code: http,
+        content_type,
+        body,
+    } = &e
+    {
+        if serde_json::from_slice::<Status>(body).is_ok() {
+            let mut res = Response::new(full(body.clone()));
+            *res.status_mut() = *http;
+            let ct = content_type.clone();
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                ct.unwrap_or(HeaderValue::from_static("application/json")),
+            );
+            return res;
+        }
+    }
+    status_response(&Status::failure(code, e.reason()))
+}
+
+fn status_response(status: &Status) -> Response<Body> {
+    let mut res = Response::new(full(status.to_json()));
+    *res.status_mut() =
+        StatusCode::from_u16(status.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|e| match e {})
+        .boxed_unsync()
+}
+
+fn json(value: &serde_json::Value) -> Response<Body> {
+    let mut res = Response::new(full(serde_json::to_vec(value).unwrap_or_default()));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+fn text(code: StatusCode, body: &'static str) -> Response<Body> {
+    let mut res = Response::new(full(body));
+    *res.status_mut() = code;
+    res
+}
+
+/// Answers one request.
+pub async fn handle(
+    gateway: Arc<Gateway>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Response<Body>, Infallible> {
+    Ok(route(gateway, req, peer)
+        .await
+        .unwrap_or_else(RouteError::into_response))
+}
+
+async fn route(
+    gateway: Arc<Gateway>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Response<Body>, RouteError> {
+    let path = req.uri().path().to_string();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["healthz"] => Ok(text(StatusCode::OK, "ok\n")),
+        ["readyz"] if gateway.drain.is_draining() => {
+            Ok(text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"))
+        }
+        ["readyz"] => Ok(text(StatusCode::OK, "ok\n")),
+        ["api", "clusters"] => {
+            only_get(&req)?;
+            caller(&gateway, &req)?;
+            Ok(json(&serde_json::json!(gateway.clusters.names())))
+        }
+        ["clusters", name, rest @ ..] => {
+            let identity = caller(&gateway, &req)?;
+            let cluster = gateway
+                .clusters
+                .get(name)
+                .cloned()
+                .ok_or_else(|| RouteError::UnknownCluster(name.to_string()))?;
+            if !rest.iter().all(|s| is_name(s)) {
+                return Err(RouteError::NotFound);
+            }
+            let api_path = format!("/{}", rest.join("/"));
+            match rest {
+                ["version"]
+                | ["api"]
+                | ["api", "v1"]
+                | ["apis"]
+                | ["api", "v1", "namespaces"]
+                | ["api", "v1", "pods"]
+                | ["api", "v1", "namespaces", _, "pods"]
+                | ["api", "v1", "namespaces", _, "pods", _] => {
+                    only_get(&req)?;
+                    read(&gateway, &cluster, &req, &api_path, &identity).await
+                }
+                ["api", "v1", "namespaces", namespace, "pods", pod, "exec"] => {
+                    if req.method() != Method::GET && req.method() != Method::POST {
+                        return Err(RouteError::MethodNotAllowed);
+                    }
+                    let target = ExecTarget::from_query(
+                        cluster.name(),
+                        namespace,
+                        pod,
+                        req.uri().query().unwrap_or(""),
+                    );
+                    exec(gateway.clone(), req, cluster, identity, target, peer).await
+                }
+                _ => Err(RouteError::NotFound),
+            }
+        }
+        [""] | ["assets", ..] => Err(RouteError::NotFound),
+        _ => Err(RouteError::NotFound),
+    }
+}
+
+/// The caller: proxy secret, trusted headers, and (for browsers) the `Origin` check.
+fn caller(gateway: &Gateway, req: &Request<Incoming>) -> Result<Identity, RouteError> {
+    let identity = gateway.auth.authenticate(req.headers())?;
+    gateway.auth.check_origin(req.headers())?;
+    Ok(identity)
+}
+
+fn only_get(req: &Request<Incoming>) -> Result<(), RouteError> {
+    match *req.method() {
+        Method::GET => Ok(()),
+        _ => Err(RouteError::MethodNotAllowed),
+    }
+}
+
+/// A path segment that can be a Kubernetes name or path word (no `..`, no escapes).
+fn is_name(segment: &str) -> bool {
+    !segment.is_empty()
+        && segment != "."
+        && segment != ".."
+        && segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+}
+
+fn act_as<'a>(gateway: &Gateway, identity: &'a Identity) -> ActAs<'a> {
+    if gateway.auth.impersonates() {
+        ActAs::User(identity)
+    } else {
+        ActAs::Podterm
+    }
+}
+
+/// A read passed to the cluster as the caller; its answer streams back with the same code.
+async fn read(
+    gateway: &Gateway,
+    cluster: &Cluster,
+    req: &Request<Incoming>,
+    api_path: &str,
+    identity: &Identity,
+) -> Result<Response<Body>, RouteError> {
+    let path_and_query = match req.uri().query() {
+        Some(q) => format!("{api_path}?{q}"),
+        None => api_path.to_string(),
+    };
+    let res = cluster
+        .get(&path_and_query, req.headers(), act_as(gateway, identity))
+        .await?;
+    Ok(res.map(|body| body.map_err(|e| Box::new(e) as BoxError).boxed_unsync()))
+}
+
+/// An exec: a WebSocket session; without an upgrade (e.g. kubectl's SPDY fallback) the
+/// cluster is asked the same, plainly, so its answer (403, 400 "Upgrade request required")
+/// reaches the client after the same policy check.
+async fn exec(
+    gateway: Arc<Gateway>,
+    req: Request<Incoming>,
+    cluster: Arc<Cluster>,
+    identity: Identity,
+    target: ExecTarget,
+    peer: SocketAddr,
+) -> Result<Response<Body>, RouteError> {
+    if !fastwebsockets::upgrade::is_upgrade_request(&req) {
+        gateway
+            .hooks
+            .policy
+            .decide(&identity, &target)
+            .map_err(ExecError::from)?;
+        let path = target.upstream_path(req.uri().query().unwrap_or(""));
+        let res = cluster
+            .plain_exec(req.method().clone(), &path, act_as(&gateway, &identity))
+            .await?;
+        return Ok(res.map(|body| body.map_err(|e| Box::new(e) as BoxError).boxed_unsync()));
+    }
+    let res = session::exec(gateway, req, cluster, identity, target, peer).await?;
+    Ok(res.map(|body| body.map_err(|e| match e {}).boxed_unsync()))
+}
