@@ -107,6 +107,8 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_MAX_SESSION_DURATION: Duration = Duration::from_secs(12 * 3600);
 /// `PODTERM_MAX_FRAME_BYTES` default, in bytes (channel byte included).
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 256 * 1024;
+/// `PODTERM_DRAIN_TIMEOUT` default: how long open sessions go on after SIGTERM.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// Smallest accepted `PODTERM_MAX_FRAME_BYTES`: a resize frame must fit.
 pub const MIN_MAX_FRAME_BYTES: usize = 512;
 
@@ -195,6 +197,11 @@ pub struct Config {
     /// [`DEFAULT_MAX_FRAME_BYTES`] (256 KiB).
     #[serde(default = "default_max_frame_bytes")]
     pub max_frame_bytes: usize,
+    /// `PODTERM_DRAIN_TIMEOUT`: after SIGTERM, how long open sessions may go on before they
+    /// are closed with 1001 (new sessions are refused at once). Default
+    /// [`DEFAULT_DRAIN_TIMEOUT`] (5m).
+    #[serde(default = "default_drain_timeout", deserialize_with = "duration")]
+    pub drain_timeout: Duration,
 }
 
 fn default_listen() -> SocketAddr {
@@ -221,6 +228,9 @@ fn default_max_session_duration() -> Duration {
 fn default_max_frame_bytes() -> usize {
     DEFAULT_MAX_FRAME_BYTES
 }
+fn default_drain_timeout() -> Duration {
+    DEFAULT_DRAIN_TIMEOUT
+}
 
 impl Default for Config {
     fn default() -> Config {
@@ -237,6 +247,7 @@ impl Default for Config {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_session_duration: DEFAULT_MAX_SESSION_DURATION,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
     }
 }
@@ -381,6 +392,7 @@ mod tests {
         assert_eq!(c.idle_timeout, DEFAULT_IDLE_TIMEOUT);
         assert_eq!(c.max_session_duration, DEFAULT_MAX_SESSION_DURATION);
         assert_eq!(c.max_frame_bytes, DEFAULT_MAX_FRAME_BYTES);
+        assert_eq!(c.drain_timeout, DEFAULT_DRAIN_TIMEOUT);
     }
 
     #[test]
@@ -401,6 +413,7 @@ mod tests {
             ("PODTERM_IDLE_TIMEOUT", "10m"),
             ("PODTERM_MAX_SESSION_DURATION", "1h"),
             ("PODTERM_MAX_FRAME_BYTES", "4096"),
+            ("PODTERM_DRAIN_TIMEOUT", "90s"),
         ]))
         .unwrap();
         assert_eq!(c.listen.port(), 9000);
@@ -418,6 +431,7 @@ mod tests {
         assert_eq!(c.idle_timeout, Duration::from_secs(600));
         assert_eq!(c.max_session_duration, Duration::from_secs(3600));
         assert_eq!(c.max_frame_bytes, 4096);
+        assert_eq!(c.drain_timeout, Duration::from_secs(90));
     }
 
     #[test]
@@ -428,6 +442,7 @@ mod tests {
             ("PODTERM_PING_INTERVAL", "often"),
             ("PODTERM_IDLE_TIMEOUT", "0s"),
             ("PODTERM_MAX_SESSION_DURATION", "5d"),
+            ("PODTERM_DRAIN_TIMEOUT", "soon"),
             ("PODTERM_MAX_FRAME_BYTES", "lots"),
             ("PODTERM_MAX_FRAME_BYTES", "10"),
             ("PODTERM_ALLOWED_ORIGINS", "example.com"),

@@ -45,6 +45,15 @@ pub enum IdentityError {
 }
 
 impl IdentityError {
+    /// A fixed label for the refusal metric.
+    pub fn label(&self) -> &'static str {
+        match self {
+            IdentityError::ProxySecret => "proxy_secret",
+            IdentityError::NoUser(_) => "no_user",
+            IdentityError::Origin(_) => "origin",
+        }
+    }
+
     /// The HTTP status for this refusal.
     pub fn http_code(&self) -> u16 {
         match self {

@@ -20,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
 use crate::protocol::Status;
+use crate::telemetry::metrics::RelayBytes;
 
 /// Frames queued toward each socket; when full, the reader of the other socket waits.
 pub const QUEUE_FRAMES: usize = 8;
@@ -50,11 +51,13 @@ pub struct RelayConfig {
     pub max_client_frame_bytes: usize,
     /// Largest frame payload accepted from the cluster, in bytes.
     pub max_upstream_frame_bytes: usize,
+    /// Process-wide byte counters (metrics), added to as frames pass.
+    pub bytes: RelayBytes,
 }
 
 impl RelayConfig {
     /// Limits from the gateway's configuration.
-    pub fn new(config: &crate::config::Config, v5: bool) -> RelayConfig {
+    pub fn new(config: &crate::config::Config, v5: bool, bytes: RelayBytes) -> RelayConfig {
         RelayConfig {
             v5,
             ping_interval: config.ping_interval,
@@ -62,6 +65,7 @@ impl RelayConfig {
             max_duration: config.max_session_duration,
             max_client_frame_bytes: config.max_frame_bytes,
             max_upstream_frame_bytes: config.max_frame_bytes.max(MIN_UPSTREAM_FRAME_BYTES),
+            bytes,
         }
     }
 }
@@ -108,6 +112,21 @@ impl CloseReason {
         match self {
             CloseReason::Shutdown | CloseReason::ClientGone(_) => 1001,
             _ => 1000,
+        }
+    }
+
+    /// A fixed label for metrics (`outcome`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            CloseReason::Exited => "exited",
+            CloseReason::ClientClosed(_) => "client_closed",
+            CloseReason::ClientGone(_) => "client_gone",
+            CloseReason::Protocol(_) => "protocol_error",
+            CloseReason::FrameTooLarge => "frame_too_large",
+            CloseReason::Upstream(_) => "cluster_failed",
+            CloseReason::Idle => "idle_timeout",
+            CloseReason::MaxDuration => "max_duration",
+            CloseReason::Shutdown => "shutdown",
         }
     }
 
@@ -247,10 +266,15 @@ where
             to_upstream,
             to_client_ctrl.clone(),
             &shared,
-            config.v5,
+            config,
         );
-        let from_upstream =
-            pump::from_upstream(upstream_rx, to_client, to_upstream_ctrl.clone(), &shared);
+        let from_upstream = pump::from_upstream(
+            upstream_rx,
+            to_client,
+            to_upstream_ctrl.clone(),
+            &shared,
+            config,
+        );
         let watchdog = pump::watchdog(&shared, config, to_client_ctrl, to_upstream_ctrl);
         tokio::pin!(from_client, from_upstream, watchdog);
         // Readers first: a writer only ends on its own after its reader ended.

@@ -32,6 +32,8 @@ pub enum RouteError {
     UnknownCluster(String),
     #[error("the server does not allow this method on the requested resource")]
     MethodNotAllowed,
+    #[error("podterm is draining: open a new session on another replica")]
+    Draining,
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
@@ -47,6 +49,7 @@ impl RouteError {
                 Status::failure(404, self.to_string()).with_details("clusters", name)
             }
             RouteError::MethodNotAllowed => Status::failure(405, self.to_string()),
+            RouteError::Draining => Status::failure(503, self.to_string()),
             RouteError::Upstream(e) => return upstream_error(e),
             RouteError::Exec(ExecError::Upstream(e)) => return upstream_error(e),
             RouteError::Exec(ExecError::Denied(d)) => Status::failure(403, d.message),
@@ -135,6 +138,15 @@ async fn route(
             Ok(text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"))
         }
         ["readyz"] => Ok(text(StatusCode::OK, "ok\n")),
+        ["metrics"] => {
+            only_get(&req)?;
+            let mut res = Response::new(full(gateway.metrics.encode()));
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(crate::telemetry::metrics::CONTENT_TYPE),
+            );
+            Ok(res)
+        }
         ["api", "clusters"] => {
             only_get(&req)?;
             caller(&gateway, &req)?;
@@ -167,6 +179,10 @@ async fn route(
                     if req.method() != Method::GET && req.method() != Method::POST {
                         return Err(RouteError::MethodNotAllowed);
                     }
+                    if gateway.drain.is_draining() {
+                        gateway.metrics.denied("draining");
+                        return Err(RouteError::Draining);
+                    }
                     let target = ExecTarget::from_query(
                         cluster.name(),
                         namespace,
@@ -178,16 +194,52 @@ async fn route(
                 _ => Err(RouteError::NotFound),
             }
         }
-        [""] | ["assets", ..] => Err(RouteError::NotFound),
-        _ => Err(RouteError::NotFound),
+        _ => page(&req, &path),
     }
+}
+
+/// The web page's files (`/`, `/assets/…`), with `ETag` revalidation.
+fn page(req: &Request<Incoming>, path: &str) -> Result<Response<Body>, RouteError> {
+    let asset = crate::web::asset(path).ok_or(RouteError::NotFound)?;
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Err(RouteError::MethodNotAllowed);
+    }
+    let fresh = asset.is_fresh(
+        req.headers()
+            .get(header::IF_NONE_MATCH)
+            .map(HeaderValue::as_bytes),
+    );
+    let mut res = if fresh {
+        let mut res = Response::new(full(Bytes::new()));
+        *res.status_mut() = StatusCode::NOT_MODIFIED;
+        res
+    } else {
+        let mut res = Response::new(full(Bytes::from_static(asset.bytes)));
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(asset.content_type),
+        );
+        res
+    };
+    let headers = res.headers_mut();
+    headers.insert(header::ETAG, HeaderValue::from_static(asset.etag));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(asset.cache_control),
+    );
+    Ok(res)
 }
 
 /// The caller: proxy secret, trusted headers, and (for browsers) the `Origin` check.
 fn caller(gateway: &Gateway, req: &Request<Incoming>) -> Result<Identity, RouteError> {
-    let identity = gateway.auth.authenticate(req.headers())?;
-    gateway.auth.check_origin(req.headers())?;
-    Ok(identity)
+    let checked = gateway
+        .auth
+        .authenticate(req.headers())
+        .and_then(|identity| gateway.auth.check_origin(req.headers()).map(|()| identity));
+    checked.map_err(|e| {
+        gateway.metrics.denied(e.label());
+        RouteError::Identity(e)
+    })
 }
 
 fn only_get(req: &Request<Incoming>) -> Result<(), RouteError> {

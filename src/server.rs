@@ -1,23 +1,19 @@
-//! The gateway's accept loop: shared state, hyper connections (HTTP/1.1 with upgrades,
-//! HTTP/2), and the drain that ends every session with 1001 on shutdown.
+//! The gateway's accept loop: shared state and hyper connections (HTTP/1.1 with upgrades,
+//! HTTP/2), served until the drain (crate::drain) says stop.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::cluster::Clusters;
 use crate::config::{Config, ConfigError, StartError};
+use crate::drain::{Drain, Stopped};
 use crate::identity::Authenticator;
 use crate::session::Hooks;
-
-/// How long shutdown waits for sessions to close after telling them to (1001).
-pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
+use crate::telemetry::metrics::Metrics;
 
 /// Everything a request handler needs; one per process, shared by all connections.
 pub struct Gateway {
@@ -27,6 +23,7 @@ pub struct Gateway {
     /// The policy and session observers (audit, metrics).
     pub hooks: Hooks,
     pub drain: Drain,
+    pub metrics: Metrics,
 }
 
 impl Gateway {
@@ -38,91 +35,21 @@ impl Gateway {
     pub fn with_hooks(config: Config, clusters: Clusters, hooks: Hooks) -> Gateway {
         Gateway {
             auth: Authenticator::new(&config),
-            config,
             clusters,
             hooks,
-            drain: Drain::new(),
+            drain: Drain::new(config.drain_timeout),
+            metrics: Metrics::new(),
+            config,
         }
     }
 }
 
-/// Shutdown coordination: a draining flag sessions watch, and a count of live sessions.
-#[derive(Clone)]
-pub struct Drain {
-    draining: watch::Sender<bool>,
-    live: watch::Sender<usize>,
-}
-
-impl Default for Drain {
-    fn default() -> Drain {
-        Drain::new()
-    }
-}
-
-impl Drain {
-    pub fn new() -> Drain {
-        Drain {
-            draining: watch::Sender::new(false),
-            live: watch::Sender::new(0),
-        }
-    }
-
-    /// Starts draining: every session closes with 1001, `/readyz` says 503.
-    pub fn start(&self) {
-        self.draining.send_replace(true);
-    }
-
-    pub fn is_draining(&self) -> bool {
-        *self.draining.borrow()
-    }
-
-    /// Resolves once draining has started.
-    pub fn signaled(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut rx = self.draining.subscribe();
-        async move {
-            let _ = rx.wait_for(|draining| *draining).await;
-        }
-    }
-
-    /// Counts a live session until the guard is dropped.
-    pub fn session(&self) -> SessionGuard {
-        self.live.send_modify(|n| *n += 1);
-        SessionGuard {
-            live: self.live.clone(),
-        }
-    }
-
-    /// Sessions running now.
-    pub fn live(&self) -> usize {
-        *self.live.borrow()
-    }
-
-    /// Resolves when no session is running.
-    pub async fn idle(&self) {
-        let mut rx = self.live.subscribe();
-        let _ = rx.wait_for(|n| *n == 0).await;
-    }
-}
-
-/// A live session; dropping it counts the session as ended.
-pub struct SessionGuard {
-    live: watch::Sender<usize>,
-}
-
-impl Drop for SessionGuard {
-    fn drop(&mut self) {
-        self.live.send_modify(|n| *n -= 1);
-    }
-}
-
-/// Serves `listener` until `shutdown` resolves, then drains: stops accepting, closes every
-/// session with 1001 and waits for them (at most [`DRAIN_GRACE`]).
-pub async fn run(
-    listener: TcpListener,
-    gateway: Arc<Gateway>,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), StartError> {
-    tokio::pin!(shutdown);
+/// Serves `listener` until the gateway's drain stops (every session gone after
+/// [`Drain::begin`], or [`Drain::close_now`]); new connections are taken while draining so
+/// that probes see `/readyz` 503.
+pub async fn run(listener: TcpListener, gateway: Arc<Gateway>) -> Stopped {
+    let stopped = gateway.drain.stopped();
+    tokio::pin!(stopped);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -133,16 +60,11 @@ pub async fn run(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            how = &mut stopped => return how,
         };
         let _ = stream.set_nodelay(true);
         tokio::spawn(serve_connection(gateway.clone(), stream, peer));
     }
-    drop(listener);
-    tracing::info!(sessions = gateway.drain.live(), "draining");
-    gateway.drain.start();
-    let _ = tokio::time::timeout(DRAIN_GRACE, gateway.drain.idle()).await;
-    Ok(())
 }
 
 async fn serve_connection(gateway: Arc<Gateway>, stream: tokio::net::TcpStream, peer: SocketAddr) {
@@ -153,7 +75,7 @@ async fn serve_connection(gateway: Arc<Gateway>, stream: tokio::net::TcpStream, 
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(conn);
-    let draining = gateway.drain.signaled();
+    let closing = gateway.drain.session_deadline();
     tokio::select! {
         result = conn.as_mut() => {
             if let Err(e) = result {
@@ -161,13 +83,13 @@ async fn serve_connection(gateway: Arc<Gateway>, stream: tokio::net::TcpStream, 
             }
             return;
         }
-        () = draining => conn.as_mut().graceful_shutdown(),
+        () = closing => conn.as_mut().graceful_shutdown(),
     }
     let _ = conn.await;
 }
 
 /// `podterm serve`: configuration from the environment, clusters from the kubeconfig, then
-/// serve until SIGTERM or Ctrl-C.
+/// serve until drained (first SIGTERM/SIGINT) or forced (second).
 pub async fn main() -> Result<(), StartError> {
     let config = Config::from_env()?;
     let clusters = Clusters::load(&config).await.map_err(ConfigError::from)?;
@@ -178,12 +100,21 @@ pub async fn main() -> Result<(), StartError> {
         auth = ?config.auth,
         "podterm serving"
     );
-    run(
-        listener,
-        Arc::new(Gateway::new(config, clusters)),
-        shutdown_signal(),
-    )
-    .await
+    let gateway = Arc::new(Gateway::new(config, clusters));
+    serve_until_signalled(listener, gateway).await;
+    Ok(())
+}
+
+/// Serves until SIGTERM/SIGINT drain the gateway (a second signal forces it).
+pub async fn serve_until_signalled(listener: TcpListener, gateway: Arc<Gateway>) {
+    let drain = gateway.drain.clone();
+    tokio::spawn(async move {
+        if let Err(e) = crate::drain::on_signals(drain).await {
+            tracing::error!(error = %e, "cannot install signal handlers");
+        }
+    });
+    let how = run(listener, gateway).await;
+    tracing::info!(?how, "stopped");
 }
 
 /// Binds `addr`, naming it in the error.
@@ -194,26 +125,4 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
             addr: addr.to_string(),
             source,
         })
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
 }

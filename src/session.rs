@@ -202,6 +202,20 @@ impl ExecError {
         }
     }
 
+    /// A fixed label for the refusal metric.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ExecError::NoSubprotocol => "no_subprotocol",
+            ExecError::Upgrade(_) => "bad_upgrade",
+            ExecError::Denied(_) => "policy",
+            ExecError::Upstream(UpstreamError::Refused { code, .. }) if code.as_u16() == 403 => {
+                "cluster_forbidden"
+            }
+            ExecError::Upstream(UpstreamError::Refused { .. }) => "cluster_refused",
+            ExecError::Upstream(_) => "cluster_unreachable",
+        }
+    }
+
     /// A one-line reason, for observers.
     pub fn reason(&self) -> String {
         match self {
@@ -273,7 +287,9 @@ pub async fn exec(
             ActAs::Podterm
         };
         let path = info.target.upstream_path(query);
+        let connecting = std::time::Instant::now();
         let upstream = cluster.exec(&path, &protocols, act_as).await?;
+        gateway.metrics.upstream_connected(connecting.elapsed());
         let (mut response, client_upgrade) = fastwebsockets::upgrade::upgrade(&mut req)?;
         response.headers_mut().insert(
             header::SEC_WEBSOCKET_PROTOCOL,
@@ -289,6 +305,7 @@ pub async fn exec(
         Err(e) => {
             let _enter = span.enter();
             let (code, reason) = (e.http_code(), e.reason());
+            gateway.metrics.denied(e.label());
             for o in &gateway.hooks.observers {
                 o.denied(&info, code, &reason);
             }
@@ -296,8 +313,13 @@ pub async fn exec(
         }
     };
     info.protocol = Some(upstream.protocol);
-    let relay_config = RelayConfig::new(&gateway.config, upstream.protocol == protocol::V5);
+    let relay_config = RelayConfig::new(
+        &gateway.config,
+        upstream.protocol == protocol::V5,
+        gateway.metrics.relay_bytes(),
+    );
     let live = gateway.drain.session();
+    let counted = gateway.metrics.session_started(&info.target.cluster);
     tokio::spawn(
         async move {
             let _live = live;
@@ -315,9 +337,10 @@ pub async fn exec(
                 client,
                 upstream.socket,
                 &relay_config,
-                gateway.drain.signaled(),
+                gateway.drain.session_deadline(),
             )
             .await;
+            counted.finish(summary.close.label());
             for o in &gateway.hooks.observers {
                 o.ended(&info, &summary);
             }

@@ -21,6 +21,7 @@ fn config() -> RelayConfig {
         max_duration: Duration::from_secs(60),
         max_client_frame_bytes: 4096,
         max_upstream_frame_bytes: 1 << 20,
+        bytes: Default::default(),
     }
 }
 

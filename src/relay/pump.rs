@@ -108,8 +108,9 @@ pub(super) async fn from_client<S: AsyncRead>(
     to_upstream: Sender<Outgoing>,
     to_client_ctrl: Sender<Outgoing>,
     shared: &Shared,
-    v5: bool,
+    config: &RelayConfig,
 ) -> CloseReason {
+    let v5 = config.v5;
     let mut message = ClientMessage::None;
     loop {
         let out = match read(&mut rx).await {
@@ -175,9 +176,9 @@ pub(super) async fn from_client<S: AsyncRead>(
                 }
             },
         };
-        shared
-            .bytes_from_client
-            .fetch_add(out.payload.len() as u64, Ordering::Relaxed);
+        let n = out.payload.len() as u64;
+        shared.bytes_from_client.fetch_add(n, Ordering::Relaxed);
+        config.bytes.client_to_cluster.inc_by(n);
         shared.data();
         if forward(&to_upstream, out, &shared.client).await.is_err() {
             return CloseReason::Upstream("stopped writing".into());
@@ -209,6 +210,7 @@ pub(super) async fn from_upstream<S: AsyncRead>(
     to_client: Sender<Outgoing>,
     to_upstream_ctrl: Sender<Outgoing>,
     shared: &Shared,
+    config: &RelayConfig,
 ) -> CloseReason {
     // The channel-3 message being collected, while it stays within MAX_STATUS_BYTES.
     let mut status: Option<BytesMut> = None;
@@ -261,9 +263,9 @@ pub(super) async fn from_upstream<S: AsyncRead>(
                 }
             }
         }
-        shared
-            .bytes_to_client
-            .fetch_add(out.payload.len() as u64, Ordering::Relaxed);
+        let n = out.payload.len() as u64;
+        shared.bytes_to_client.fetch_add(n, Ordering::Relaxed);
+        config.bytes.cluster_to_client.inc_by(n);
         shared.data();
         if forward(&to_client, out, &shared.upstream).await.is_err() {
             return CloseReason::ClientGone("stopped reading".into());
