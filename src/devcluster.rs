@@ -1,8 +1,421 @@
-//! The embedded dev cluster (placeholder).
+//! The embedded dev cluster: a small Kubernetes API server that real kubectl can exec into.
+//!
+//! ```text
+//! TcpListener ─ tls ─ hyper ─ api (authn, impersonation, RBAC, discovery, pods) ─ exec ─┬─ process (PTY or pipes)
+//!                                                                                        └─ builtin (echo, flood)
+//! ```
+//!
+//! - [`manifest`]: namespaces, pods, containers and RBAC rules (YAML; a built-in default).
+//! - [`tls`]: the CA and server certificate made at start-up.
+//! - [`auth`]: bearer token, impersonation headers, RBAC checks and 403 messages.
+//! - [`objects`]: v1 Pod/Namespace JSON, lists and tables.
+//! - [`api`]: routes, one place where errors become `Status` responses.
+//! - [`messages`]: client frames (fragments included) → exec inputs.
+//! - [`exec`]: the `pods/exec` WebSocket session (v5/v4), container-agnostic.
+//! - [`process`]: process-backed containers; [`builtin`]: in-process ones.
+//! - [`kubeconfig`]: the kubeconfig file it writes.
 
-use crate::config::StartError;
+pub mod api;
+pub mod auth;
+pub mod builtin;
+pub mod exec;
+pub mod kubeconfig;
+pub mod manifest;
+pub mod messages;
+pub mod objects;
+pub mod process;
+pub mod tls;
 
-/// `podterm dev-cluster`.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde::Deserialize;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::{ConfigError, StartError};
+use manifest::Manifest;
+use objects::Objects;
+
+/// Default listen address of `podterm dev-cluster`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:6443";
+/// Default kubeconfig path (relative to the working directory).
+pub const DEFAULT_KUBECONFIG: &str = "podterm-dev.kubeconfig";
+/// How long a TLS handshake may take before the connection is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `shutdown` waits for connections and sessions to end.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Configuration of the dev cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevClusterConfig {
+    /// Address to listen on (`PODTERM_DEV_CLUSTER_LISTEN`, default `127.0.0.1:6443`; port 0
+    /// picks a free port).
+    pub listen: SocketAddr,
+    /// Kubeconfig file written at start-up (`PODTERM_DEV_KUBECONFIG`, default
+    /// `podterm-dev.kubeconfig`).
+    pub kubeconfig: PathBuf,
+    /// YAML manifest replacing the built-in pods (`PODTERM_DEV_CLUSTER_MANIFEST`).
+    pub manifest: Option<PathBuf>,
+    /// Serve HTTPS with a CA made at start-up (`PODTERM_DEV_CLUSTER_TLS`, default true).
+    pub tls: bool,
+}
+
+#[derive(Deserialize)]
+struct Env {
+    dev_cluster_listen: Option<String>,
+    dev_kubeconfig: Option<PathBuf>,
+    dev_cluster_manifest: Option<PathBuf>,
+    dev_cluster_tls: Option<String>,
+}
+
+impl DevClusterConfig {
+    /// Reads the `PODTERM_DEV_*` variables.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Reads the `PODTERM_DEV_*` variables from `vars` (name, value) pairs.
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let env: Env = envy::prefixed("PODTERM_").from_iter(vars)?;
+        let listen = match env.dev_cluster_listen.as_deref() {
+            None => DEFAULT_LISTEN.parse().expect("valid default"),
+            Some(text) => text.trim().parse().map_err(|_| {
+                ConfigError(format!(
+                    "PODTERM_DEV_CLUSTER_LISTEN: `{text}` is not an address such as 127.0.0.1:6443"
+                ))
+            })?,
+        };
+        let tls = match env.dev_cluster_tls.as_deref().map(str::trim) {
+            None | Some("true" | "1" | "yes") => true,
+            Some("false" | "0" | "no") => false,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "PODTERM_DEV_CLUSTER_TLS: `{other}` is not true or false"
+                )));
+            }
+        };
+        let kubeconfig = env
+            .dev_kubeconfig
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_KUBECONFIG));
+        if kubeconfig.as_os_str().is_empty() {
+            return Err(ConfigError(
+                "PODTERM_DEV_KUBECONFIG must not be empty".into(),
+            ));
+        }
+        let manifest = env
+            .dev_cluster_manifest
+            .filter(|p| !p.as_os_str().is_empty());
+        Ok(DevClusterConfig {
+            listen,
+            kubeconfig,
+            manifest,
+            tls,
+        })
+    }
+
+    /// 127.0.0.1 on a free port, TLS, the built-in manifest: for tests and `podterm dev`.
+    pub fn ephemeral(kubeconfig: PathBuf) -> Self {
+        DevClusterConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            kubeconfig,
+            manifest: None,
+            tls: true,
+        }
+    }
+}
+
+/// State shared by the accept loop, connections and sessions. When the last clone is dropped,
+/// `_done` is dropped too, which tells `shutdown` that everything has ended.
+pub(crate) struct Shared {
+    pub(crate) objects: Objects,
+    pub(crate) token: String,
+    /// Per-start directory holding each process-backed container's working directory.
+    pub(crate) workdir: PathBuf,
+    pub(crate) shutdown: watch::Receiver<bool>,
+    _done: mpsc::Sender<()>,
+}
+
+/// A running dev cluster.
+pub struct DevCluster {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// `https://127.0.0.1:PORT` (or `http://…` without TLS).
+    pub url: String,
+    /// The kubeconfig it wrote.
+    pub kubeconfig: PathBuf,
+    /// The bearer token in that kubeconfig.
+    pub token: String,
+    /// The CA certificate (PEM) clients must trust, when serving TLS.
+    pub ca_pem: Option<String>,
+    stop: watch::Sender<bool>,
+    done: mpsc::Receiver<()>,
+    accept: JoinHandle<()>,
+    workdir: PathBuf,
+}
+
+impl DevCluster {
+    /// Binds, writes the kubeconfig and serves in background tasks; returns once it accepts
+    /// connections.
+    pub async fn start(config: DevClusterConfig) -> Result<DevCluster, StartError> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let manifest = match &config.manifest {
+            None => Manifest::builtin(),
+            Some(path) => Manifest::load(path)
+                .map_err(|e| ConfigError(format!("PODTERM_DEV_CLUSTER_MANIFEST: {e}")))?,
+        };
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen.to_string(),
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen.to_string(),
+            source,
+        })?;
+        let host_ip = if addr.ip().is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            addr.ip()
+        };
+        let host = SocketAddr::new(host_ip, addr.port());
+        let tls = if config.tls {
+            Some(
+                tls::DevTls::generate(host_ip)
+                    .map_err(|e| StartError::Fatal(format!("dev cluster TLS: {e}")))?,
+            )
+        } else {
+            None
+        };
+        let url = format!("{}://{host}", if tls.is_some() { "https" } else { "http" });
+        let token = random_hex(32);
+        let workdir = std::env::temp_dir().join(format!(
+            "podterm-dev-cluster-{}-{}",
+            std::process::id(),
+            random_hex(4)
+        ));
+        process::prepare_base_dir(&workdir)
+            .map_err(|e| StartError::Fatal(format!("cannot create {}: {e}", workdir.display())))?;
+        let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
+        kubeconfig::write(&config.kubeconfig, &url, &token, ca_pem.as_deref()).map_err(|e| {
+            StartError::Fatal(format!(
+                "cannot write the kubeconfig {}: {e}",
+                config.kubeconfig.display()
+            ))
+        })?;
+
+        let (stop, shutdown) = watch::channel(false);
+        let (done_tx, done) = mpsc::channel(1);
+        let shared = Arc::new(Shared {
+            objects: Objects {
+                manifest,
+                created: SystemTime::now(),
+                instance: rand::random(),
+                node_ip: host_ip.to_string(),
+            },
+            token: token.clone(),
+            workdir: workdir.clone(),
+            shutdown: shutdown.clone(),
+            _done: done_tx,
+        });
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            tls.map(|t| t.acceptor),
+            shared,
+            shutdown,
+        ));
+        tracing::info!(%url, kubeconfig = %config.kubeconfig.display(), "dev cluster listening");
+        Ok(DevCluster {
+            addr,
+            url,
+            kubeconfig: config.kubeconfig,
+            token,
+            ca_pem,
+            stop,
+            done,
+            accept,
+            workdir,
+        })
+    }
+
+    /// Stops accepting, ends every session (killing its processes) and waits for them.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        let _ = (&mut self.accept).await;
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.done.recv())
+            .await
+            .is_err()
+        {
+            tracing::warn!("dev cluster sessions did not end within the grace period");
+        }
+        let _ = std::fs::remove_dir_all(&self.workdir);
+        tracing::info!(url = %self.url, "dev cluster stopped");
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = stopped(&mut shutdown) => return,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // EMFILE and friends: log and keep serving the connections we have.
+                    tracing::warn!(error = %e, "dev cluster accept failed");
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(connection(stream, peer, tls.clone(), shared.clone()));
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+) {
+    match tls {
+        None => serve_http(TokioIo::new(stream), peer, shared).await,
+        Some(acceptor) => {
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => serve_http(TokioIo::new(stream), peer, shared).await,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+async fn serve_http<I>(io: I, peer: SocketAddr, shared: Arc<Shared>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let mut shutdown = shared.shutdown.clone();
+    let service = {
+        let shared = shared.clone();
+        hyper::service::service_fn(move |req| {
+            let shared = shared.clone();
+            async move { Ok::<_, std::convert::Infallible>(api::handle(req, peer, shared).await) }
+        })
+    };
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        }
+        () = stopped(&mut shutdown) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
+        }
+    }
+}
+
+/// `podterm dev-cluster`: serve until SIGTERM or SIGINT.
 pub async fn main() -> Result<(), StartError> {
-    Err(StartError::Fatal("`dev-cluster` is not built yet".into()))
+    let config = DevClusterConfig::from_env()?;
+    let cluster = DevCluster::start(config).await?;
+    println!("dev cluster: {}", cluster.url);
+    println!("kubeconfig: {}", cluster.kubeconfig.display());
+    println!(
+        "try: kubectl --kubeconfig {} get pods -A",
+        cluster.kubeconfig.display()
+    );
+    wait_for_signal().await?;
+    cluster.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<(), StartError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| StartError::Fatal(format!("cannot handle SIGTERM: {e}")))?;
+    let mut int = signal(SignalKind::interrupt())
+        .map_err(|e| StartError::Fatal(format!("cannot handle SIGINT: {e}")))?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+    Ok(())
+}
+
+/// Resolves once shutdown has been asked for (at once if it already has).
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not Send: drop it here, not in the caller's select.
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+fn random_hex(bytes: usize) -> String {
+    (0..bytes)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn config_defaults() {
+        let c = DevClusterConfig::from_vars(vars(&[])).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:6443".parse().unwrap());
+        assert_eq!(c.kubeconfig, PathBuf::from("podterm-dev.kubeconfig"));
+        assert_eq!(c.manifest, None);
+        assert!(c.tls);
+    }
+
+    #[test]
+    fn config_values() {
+        let c = DevClusterConfig::from_vars(vars(&[
+            ("PODTERM_DEV_CLUSTER_LISTEN", "127.0.0.1:0"),
+            ("PODTERM_DEV_KUBECONFIG", "/tmp/k"),
+            ("PODTERM_DEV_CLUSTER_MANIFEST", "/tmp/m.yaml"),
+            ("PODTERM_DEV_CLUSTER_TLS", "false"),
+            ("PODTERM_OTHER", "ignored"),
+        ]))
+        .unwrap();
+        assert_eq!(c.listen.port(), 0);
+        assert_eq!(c.kubeconfig, PathBuf::from("/tmp/k"));
+        assert_eq!(c.manifest, Some(PathBuf::from("/tmp/m.yaml")));
+        assert!(!c.tls);
+    }
+
+    #[test]
+    fn bad_config_names_the_variable() {
+        for (name, value) in [
+            ("PODTERM_DEV_CLUSTER_LISTEN", "localhost"),
+            ("PODTERM_DEV_CLUSTER_TLS", "maybe"),
+            ("PODTERM_DEV_KUBECONFIG", ""),
+        ] {
+            let e = DevClusterConfig::from_vars(vars(&[(name, value)])).unwrap_err();
+            assert!(e.0.contains(name), "{e}");
+        }
+    }
 }

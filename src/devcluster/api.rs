@@ -1,0 +1,351 @@
+//! The dev cluster's routes: discovery, namespaces, pods, exec; the one place where errors
+//! become `Status` responses, and the one log line per request.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Value, json};
+
+use super::Shared;
+use super::auth::{Action, Caller, authenticate};
+use super::exec;
+use super::objects::wants_table;
+use crate::protocol::Status;
+
+/// The version `/version` reports.
+pub const GIT_VERSION: &str = "v1.33.0-podterm-dev";
+
+pub type Body = Full<Bytes>;
+
+/// A request refused before any upgrade: the API server's `Status`, sent with its HTTP code.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{} ({})", .0.message, .0.code)]
+pub struct Refusal(pub Box<Status>);
+
+impl From<Status> for Refusal {
+    fn from(status: Status) -> Self {
+        Refusal(Box::new(status))
+    }
+}
+
+/// A `Failure` refusal with the standard reason for `code`.
+pub fn refuse(code: u16, message: impl Into<String>) -> Refusal {
+    Status::failure(code, message).into()
+}
+
+/// What a request asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Route<'a> {
+    Version,
+    Health,
+    Api,
+    ApiV1,
+    Apis,
+    Namespaces,
+    Namespace(&'a str),
+    AllPods,
+    Pods(&'a str),
+    Pod(&'a str, &'a str),
+    Exec(&'a str, &'a str),
+}
+
+fn route(path: &str) -> Option<Route<'_>> {
+    let segments: Vec<&str> = path
+        .trim_start_matches('/')
+        .trim_end_matches('/')
+        .split('/')
+        .collect();
+    Some(match segments.as_slice() {
+        ["version"] => Route::Version,
+        ["healthz" | "readyz" | "livez"] => Route::Health,
+        ["api"] => Route::Api,
+        ["api", "v1"] => Route::ApiV1,
+        ["apis"] => Route::Apis,
+        ["api", "v1", "namespaces"] => Route::Namespaces,
+        ["api", "v1", "namespaces", ns] => Route::Namespace(ns),
+        ["api", "v1", "pods"] => Route::AllPods,
+        ["api", "v1", "namespaces", ns, "pods"] => Route::Pods(ns),
+        ["api", "v1", "namespaces", ns, "pods", pod] => Route::Pod(ns, pod),
+        ["api", "v1", "namespaces", ns, "pods", pod, "exec"] => Route::Exec(ns, pod),
+        _ => return None,
+    })
+}
+
+/// Serves one request and logs it (method, path, user, status).
+pub(crate) async fn handle(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+) -> Response<Body> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let mut user = String::new();
+    let response = match serve(req, &shared, &mut user) {
+        Ok(response) => response,
+        Err(Refusal(status)) => status_response(&status),
+    };
+    tracing::info!(
+        %method,
+        %path,
+        user = %if user.is_empty() { "-" } else { &user },
+        status = response.status().as_u16(),
+        %peer,
+        "dev cluster request"
+    );
+    response
+}
+
+fn serve(
+    req: Request<Incoming>,
+    shared: &Arc<Shared>,
+    user: &mut String,
+) -> Result<Response<Body>, Refusal> {
+    let path = req.uri().path().to_owned();
+    let Some(route) = route(&path) else {
+        authenticate(req.headers(), &shared.token)?;
+        return Err(not_found_path().into());
+    };
+    let allowed: &[Method] = match route {
+        Route::Exec(..) => &[Method::GET, Method::POST],
+        _ => &[Method::GET],
+    };
+    match route {
+        Route::Version => return Ok(json_response(StatusCode::OK, &version())),
+        Route::Health => return Ok(text_response(StatusCode::OK, "ok")),
+        _ => {}
+    }
+    let caller = authenticate(req.headers(), &shared.token)?;
+    user.clone_from(&caller.user);
+    if !allowed.contains(req.method()) {
+        return Err(refuse(
+            405,
+            "the server does not allow this method on the requested resource",
+        ));
+    }
+    let objects = &shared.objects;
+    let rules = &objects.manifest.rules;
+    let table = wants_table(
+        req.headers()
+            .get(hyper::header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let value = match route {
+        Route::Version | Route::Health => unreachable!("answered above"),
+        Route::Api => json!({
+            "kind": "APIVersions",
+            "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": objects.node_ip}],
+        }),
+        Route::Apis => json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}),
+        Route::ApiV1 => resource_list(),
+        Route::Namespaces => {
+            caller.check(rules, action("list", "namespaces", None, None))?;
+            if table {
+                let names: Vec<&str> = objects
+                    .manifest
+                    .namespaces
+                    .iter()
+                    .map(String::as_str)
+                    .collect();
+                objects.namespace_table(&names)
+            } else {
+                objects.namespace_list()
+            }
+        }
+        Route::Namespace(ns) => {
+            caller.check(rules, action("get", "namespaces", Some(ns), None))?;
+            if !objects.manifest.has_namespace(ns) {
+                return Err(not_found("namespaces", ns).into());
+            }
+            if table {
+                objects.namespace_table(&[ns])
+            } else {
+                objects.namespace(ns)
+            }
+        }
+        Route::AllPods => {
+            caller.check(rules, action("list", "pods", None, None))?;
+            let pods = objects.manifest.pods.iter();
+            if table {
+                objects.pod_table(pods)
+            } else {
+                objects.pod_list(pods)
+            }
+        }
+        Route::Pods(ns) => {
+            caller.check(rules, action("list", "pods", None, Some(ns)))?;
+            let pods = objects.manifest.pods.iter().filter(|p| p.namespace == ns);
+            if table {
+                objects.pod_table(pods)
+            } else {
+                objects.pod_list(pods)
+            }
+        }
+        Route::Pod(ns, name) => {
+            caller.check(rules, action("get", "pods", Some(name), Some(ns)))?;
+            let pod = objects
+                .manifest
+                .pod(ns, name)
+                .ok_or_else(|| not_found("pods", name))?;
+            if table {
+                objects.pod_table(std::iter::once(pod))
+            } else {
+                objects.pod(pod)
+            }
+        }
+        Route::Exec(ns, name) => return exec_route(req, shared, &caller, ns, name),
+    };
+    Ok(json_response(StatusCode::OK, &value))
+}
+
+fn exec_route(
+    req: Request<Incoming>,
+    shared: &Arc<Shared>,
+    caller: &Caller,
+    ns: &str,
+    name: &str,
+) -> Result<Response<Body>, Refusal> {
+    let rules = &shared.objects.manifest.rules;
+    // Exec needs both verbs on pods/exec (the API server checks both since 1.35).
+    for verb in ["create", "get"] {
+        caller.check(rules, action(verb, "pods/exec", Some(name), Some(ns)))?;
+    }
+    let pod = shared
+        .objects
+        .manifest
+        .pod(ns, name)
+        .ok_or_else(|| not_found("pods", name))?;
+    let options = exec::ExecOptions::from_query(req.uri().query().unwrap_or(""), pod)?;
+    let container = pod
+        .container(&options.container)
+        .expect("from_query checked the container")
+        .clone();
+    exec::upgrade(req, shared.clone(), pod, container, options)
+}
+
+fn action<'a>(
+    verb: &'a str,
+    resource: &'a str,
+    name: Option<&'a str>,
+    namespace: Option<&'a str>,
+) -> Action<'a> {
+    Action {
+        verb,
+        resource,
+        name,
+        namespace,
+    }
+}
+
+fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "33",
+        "gitVersion": GIT_VERSION,
+        "gitCommit": "0000000000000000000000000000000000000000",
+        "gitTreeState": "clean",
+        "buildDate": "2025-01-01T00:00:00Z",
+        "goVersion": "go1.24.0",
+        "compiler": "gc",
+        "platform": format!("{}/{}", std::env::consts::OS, if cfg!(target_arch = "x86_64") { "amd64" } else { std::env::consts::ARCH }),
+    })
+}
+
+fn resource_list() -> Value {
+    let resource = |name: &str, kind: &str, namespaced: bool, verbs: &[&str], short: &[&str]| {
+        let mut v = json!({
+            "name": name,
+            "singularName": if name.contains('/') { "" } else { name.trim_end_matches('s') },
+            "namespaced": namespaced,
+            "kind": kind,
+            "verbs": verbs,
+        });
+        if !short.is_empty() {
+            v["shortNames"] = json!(short);
+        }
+        v
+    };
+    json!({
+        "kind": "APIResourceList",
+        "groupVersion": "v1",
+        "resources": [
+            resource("namespaces", "Namespace", false, &["get", "list"], &["ns"]),
+            resource("pods", "Pod", true, &["get", "list"], &["po"]),
+            resource("pods/exec", "PodExecOptions", true, &["create", "get"], &[]),
+        ],
+    })
+}
+
+/// `pods "x" not found`, as the API server says it.
+pub fn not_found(resource: &str, name: &str) -> Status {
+    Status::failure(404, format!("{resource} \"{name}\" not found")).with_details(resource, name)
+}
+
+fn not_found_path() -> Status {
+    let mut s = Status::failure(404, "the server could not find the requested resource");
+    s.details = Some(Default::default());
+    s
+}
+
+/// A `Status` as an HTTP response with its code.
+pub fn status_response(status: &Status) -> Response<Body> {
+    let code = StatusCode::from_u16(status.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    bytes_response(code, "application/json", status.to_json())
+}
+
+fn json_response(code: StatusCode, value: &Value) -> Response<Body> {
+    let body = serde_json::to_vec(value).expect("serializing JSON cannot fail");
+    bytes_response(code, "application/json", body)
+}
+
+fn text_response(code: StatusCode, text: &'static str) -> Response<Body> {
+    bytes_response(code, "text/plain; charset=utf-8", text.as_bytes().to_vec())
+}
+
+fn bytes_response(code: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Body> {
+    Response::builder()
+        .status(code)
+        .header(hyper::header::CONTENT_TYPE, content_type)
+        .header("Cache-Control", "no-cache, private")
+        .body(Full::new(Bytes::from(body)))
+        .expect("a valid response")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("/version"), Some(Route::Version));
+        assert_eq!(route("/api"), Some(Route::Api));
+        assert_eq!(route("/api/v1/"), Some(Route::ApiV1));
+        assert_eq!(route("/api/v1/pods"), Some(Route::AllPods));
+        assert_eq!(route("/api/v1/namespaces"), Some(Route::Namespaces));
+        assert_eq!(route("/api/v1/namespaces/a"), Some(Route::Namespace("a")));
+        assert_eq!(route("/api/v1/namespaces/a/pods"), Some(Route::Pods("a")));
+        assert_eq!(
+            route("/api/v1/namespaces/a/pods/p"),
+            Some(Route::Pod("a", "p"))
+        );
+        assert_eq!(
+            route("/api/v1/namespaces/a/pods/p/exec"),
+            Some(Route::Exec("a", "p"))
+        );
+        assert_eq!(route("/api/v1/namespaces/a/pods/p/log"), None);
+        assert_eq!(route("/apis/apps/v1"), None);
+        assert_eq!(route("/"), None);
+    }
+
+    #[test]
+    fn not_found_shape() {
+        let s = not_found("pods", "x");
+        assert_eq!(s.code, 404);
+        assert_eq!(s.message, "pods \"x\" not found");
+        assert_eq!(s.details.unwrap().kind, "pods");
+    }
+}

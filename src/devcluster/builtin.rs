@@ -1,0 +1,114 @@
+//! In-process containers: `echo` (stdin back as stdout) and `flood` (N bytes of stdout). No
+//! process, thread or buffer of their own per session, so thousands of sessions stay cheap.
+
+use fastwebsockets::Payload;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{oneshot, watch};
+
+use super::exec::{ExecOptions, Out, Outcome, Reader, Sink, drive};
+use crate::protocol::{self, Status};
+
+/// Bytes of stdout per flood frame.
+pub const FLOOD_CHUNK_BYTES: usize = 64 * 1024;
+
+/// One flood frame: the stdout channel byte, then lines of 63 printable bytes and a newline.
+static FLOOD_FRAME: [u8; FLOOD_CHUNK_BYTES + 1] = flood_frame();
+
+const fn flood_frame() -> [u8; FLOOD_CHUNK_BYTES + 1] {
+    let mut frame = [0u8; FLOOD_CHUNK_BYTES + 1];
+    frame[0] = protocol::STDOUT;
+    let mut i = 0;
+    while i < FLOOD_CHUNK_BYTES {
+        frame[i + 1] = if i % 64 == 63 {
+            b'\n'
+        } else {
+            b'!' + (i % 64) as u8
+        };
+        i += 1;
+    }
+    frame
+}
+
+/// `echo`: each stdin frame goes back as a stdout frame (the same buffer, channel byte
+/// rewritten); exit 0 at stdin EOF, or at once without stdin. Backpressure is the socket's:
+/// while the client does not read, its stdin is not read either.
+pub(crate) async fn echo<R, W>(
+    reader: &mut Reader<R>,
+    out: &Out<W>,
+    options: &ExecOptions,
+    shutdown: watch::Receiver<bool>,
+) -> Outcome
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let (eof, eof_rx) = oneshot::channel::<()>();
+    let sink = Sink::Echo {
+        stdout: options.stdout,
+        // Without stdin, stdin is at EOF from the start.
+        eof: options.stdin.then_some(eof),
+    };
+    let produce = async move {
+        let _ = eof_rx.await;
+        Ok(Status::exit(0))
+    };
+    drive(reader, out, sink, produce, shutdown).await
+}
+
+/// `flood N`: writes N bytes to stdout in [`FLOOD_CHUNK_BYTES`] frames (one static buffer, no
+/// copies), each written only when the socket took the previous one; exits 0. A command that
+/// is not one byte count exits 2 with a message on stderr.
+pub(crate) async fn flood<R, W>(
+    reader: &mut Reader<R>,
+    out: &Out<W>,
+    options: &ExecOptions,
+    shutdown: watch::Receiver<bool>,
+) -> Outcome
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let count = match options.command.as_slice() {
+        [n] => n.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    let produce = async {
+        let Some(mut left) = count else {
+            if options.stderr || options.tty {
+                let channel = if options.tty {
+                    protocol::STDOUT
+                } else {
+                    protocol::STDERR
+                };
+                let mut frame = vec![channel];
+                frame.extend_from_slice(
+                    format!("flood: usage: flood BYTES (got {:?})\n", options.command).as_bytes(),
+                );
+                out.send(Payload::Owned(frame)).await?;
+            }
+            return Ok(Status::exit(2));
+        };
+        while left > 0 {
+            let n = left.min(FLOOD_CHUNK_BYTES as u64) as usize;
+            if options.stdout {
+                out.send(Payload::Borrowed(&FLOOD_FRAME[..n + 1])).await?;
+            }
+            left -= n as u64;
+        }
+        Ok(Status::exit(0))
+    };
+    drive(reader, out, Sink::Discard, produce, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flood_frame_is_stdout_lines() {
+        assert_eq!(FLOOD_FRAME[0], protocol::STDOUT);
+        assert_eq!(FLOOD_FRAME[64], b'\n');
+        assert!(FLOOD_FRAME[1..64].iter().all(|b| b.is_ascii_graphic()));
+        assert_eq!(FLOOD_FRAME.len(), FLOOD_CHUNK_BYTES + 1);
+    }
+}

@@ -1,0 +1,359 @@
+//! The dev cluster's manifest: namespaces, pods and their containers, RBAC rules (YAML).
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The built-in manifest, used unless `PODTERM_DEV_CLUSTER_MANIFEST` names another.
+pub const DEFAULT_MANIFEST: &str = include_str!("default-manifest.yaml");
+
+/// Image shown for process-backed containers that name none.
+pub const DEFAULT_IMAGE: &str = "podterm.dev/process:latest";
+/// Image shown for in-process containers that name none.
+pub const BUILTIN_IMAGE: &str = "podterm.dev/builtin:latest";
+
+/// Everything the dev cluster serves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub namespaces: Vec<String>,
+    #[serde(default)]
+    pub pods: Vec<Pod>,
+    /// Who may do what when impersonated; anything not allowed is forbidden.
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pod {
+    pub namespace: String,
+    pub name: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub containers: Vec<Container>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Container {
+    pub name: String,
+    /// Shown in the pod's JSON only.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// An in-process container instead of a local process.
+    #[serde(default)]
+    pub builtin: Option<Builtin>,
+    #[serde(default)]
+    pub security_context: Option<SecurityContext>,
+}
+
+/// In-process containers: cheap enough for thousands of sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Builtin {
+    /// Copies stdin to stdout; exits 0 at stdin EOF.
+    Echo,
+    /// Its command is a byte count N: writes N bytes to stdout and exits 0.
+    Flood,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecurityContext {
+    #[serde(default)]
+    pub run_as_user: Option<u32>,
+    #[serde(default)]
+    pub run_as_group: Option<u32>,
+}
+
+/// One RBAC grant: subjects (users or groups) × namespaces × resources × verbs. `*` matches
+/// anything; no `namespaces` means cluster-wide (all namespaces and cluster-scoped resources).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub namespaces: Option<Vec<String>>,
+    pub resources: Vec<String>,
+    pub verbs: Vec<String>,
+}
+
+/// Why a manifest could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("not a valid manifest: {0}")]
+    Parse(#[from] serde_yaml::Error),
+    #[error("invalid manifest: {0}")]
+    Invalid(String),
+}
+
+impl Manifest {
+    /// The built-in manifest.
+    pub fn builtin() -> Manifest {
+        Manifest::parse(DEFAULT_MANIFEST).expect("the built-in manifest is valid")
+    }
+
+    /// Reads and checks a manifest file.
+    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Manifest::parse(&text)
+    }
+
+    /// Parses and checks manifest text.
+    pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        let manifest: Manifest = serde_yaml::from_str(text)?;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    fn validate(&self) -> Result<(), ManifestError> {
+        let invalid = |m: String| Err(ManifestError::Invalid(m));
+        let mut namespaces = HashSet::new();
+        for ns in &self.namespaces {
+            if !is_dns_label(ns) {
+                return invalid(format!("namespace {ns:?} is not a DNS label"));
+            }
+            if !namespaces.insert(ns.as_str()) {
+                return invalid(format!("namespace {ns:?} listed twice"));
+            }
+        }
+        let mut pods = HashSet::new();
+        for pod in &self.pods {
+            let id = format!("{}/{}", pod.namespace, pod.name);
+            if !namespaces.contains(pod.namespace.as_str()) {
+                return invalid(format!(
+                    "pod {id}: namespace {:?} is not listed",
+                    pod.namespace
+                ));
+            }
+            if !is_dns_subdomain(&pod.name) {
+                return invalid(format!("pod {id}: name is not a DNS subdomain"));
+            }
+            if !pods.insert(id.clone()) {
+                return invalid(format!("pod {id} listed twice"));
+            }
+            if pod.containers.is_empty() {
+                return invalid(format!("pod {id} has no containers"));
+            }
+            let mut names = HashSet::new();
+            for c in &pod.containers {
+                if !is_dns_label(&c.name) {
+                    return invalid(format!(
+                        "pod {id}: container {:?} is not a DNS label",
+                        c.name
+                    ));
+                }
+                if !names.insert(c.name.as_str()) {
+                    return invalid(format!("pod {id}: container {:?} listed twice", c.name));
+                }
+            }
+        }
+        for (i, rule) in self.rules.iter().enumerate() {
+            if rule.users.is_empty() && rule.groups.is_empty() {
+                return invalid(format!("rule {i} names no users or groups"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The pod `namespace/name`, if listed.
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<&Pod> {
+        self.pods
+            .iter()
+            .find(|p| p.namespace == namespace && p.name == name)
+    }
+
+    pub fn has_namespace(&self, namespace: &str) -> bool {
+        self.namespaces.iter().any(|n| n == namespace)
+    }
+}
+
+impl Pod {
+    pub fn container(&self, name: &str) -> Option<&Container> {
+        self.containers.iter().find(|c| c.name == name)
+    }
+
+    pub fn container_names(&self) -> Vec<&str> {
+        self.containers.iter().map(|c| c.name.as_str()).collect()
+    }
+}
+
+impl Container {
+    pub fn image(&self) -> &str {
+        match (&self.image, self.builtin) {
+            (Some(image), _) => image,
+            (None, Some(_)) => BUILTIN_IMAGE,
+            (None, None) => DEFAULT_IMAGE,
+        }
+    }
+
+    pub fn run_as_user(&self) -> Option<u32> {
+        self.security_context.as_ref()?.run_as_user
+    }
+
+    pub fn run_as_group(&self) -> Option<u32> {
+        self.security_context.as_ref()?.run_as_group
+    }
+}
+
+impl Rule {
+    /// Whether this rule grants `verb` on `resource` in `namespace` (`None`: cluster scope).
+    pub fn allows(
+        &self,
+        user: &str,
+        groups: &[String],
+        verb: &str,
+        resource: &str,
+        namespace: Option<&str>,
+    ) -> bool {
+        let any = |list: &[String], want: &str| list.iter().any(|v| v == "*" || v == want);
+        let subject = any(&self.users, user) || groups.iter().any(|g| any(&self.groups, g));
+        let scope = match (&self.namespaces, namespace) {
+            (None, _) => true,
+            (Some(list), Some(ns)) => any(list, ns),
+            (Some(_), None) => false,
+        };
+        subject && scope && any(&self.resources, resource) && any(&self.verbs, verb)
+    }
+}
+
+/// RFC 1123 label: lower-case alphanumerics and `-`, at most 63, alphanumeric at both ends.
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// RFC 1123 subdomain: dot-separated labels, at most 253.
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_manifest_has_the_documented_pods() {
+        let m = Manifest::builtin();
+        assert_eq!(m.namespaces, ["default", "team-a"]);
+        let web = m.pod("default", "web-0").unwrap();
+        assert_eq!(web.container_names(), ["app", "sidecar"]);
+        assert_eq!(
+            m.pod("default", "tools").unwrap().container_names(),
+            ["shell"]
+        );
+        assert_eq!(m.pod("team-a", "api-0").unwrap().container_names(), ["app"]);
+        let echo = m.pod("default", "echo-0").unwrap();
+        assert_eq!(echo.containers[0].builtin, Some(Builtin::Echo));
+        let flood = m.pod("default", "flood-0").unwrap();
+        assert_eq!(flood.containers[0].builtin, Some(Builtin::Flood));
+        assert!(m.pod("team-a", "web-0").is_none());
+    }
+
+    #[test]
+    fn builtin_rules() {
+        let m = Manifest::builtin();
+        let allowed = |user: &str, groups: &[&str], verb, resource, ns| {
+            let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+            m.rules
+                .iter()
+                .any(|r| r.allows(user, &groups, verb, resource, ns))
+        };
+        assert!(allowed(
+            "alice",
+            &["devs"],
+            "create",
+            "pods/exec",
+            Some("default")
+        ));
+        assert!(allowed("alice", &["devs"], "list", "pods", Some("default")));
+        assert!(allowed("alice", &["devs"], "list", "namespaces", None));
+        assert!(!allowed(
+            "alice",
+            &["devs"],
+            "create",
+            "pods/exec",
+            Some("team-a")
+        ));
+        assert!(!allowed("alice", &["devs"], "list", "pods", None));
+        assert!(allowed(
+            "bob",
+            &["team-a"],
+            "get",
+            "pods/exec",
+            Some("team-a")
+        ));
+        assert!(!allowed("bob", &["team-a"], "get", "pods", Some("default")));
+        assert!(!allowed("eve", &[], "get", "pods", Some("default")));
+        assert!(!allowed(
+            "eve",
+            &["devs"],
+            "delete",
+            "pods",
+            Some("default")
+        ));
+    }
+
+    #[test]
+    fn security_context_and_builtins_parse() {
+        let m = Manifest::parse(
+            "namespaces: [x]\npods:\n- {namespace: x, name: p, containers: [{name: c, \
+             securityContext: {runAsUser: 1000, runAsGroup: 100}}, {name: e, builtin: echo}]}\n",
+        )
+        .unwrap();
+        let pod = m.pod("x", "p").unwrap();
+        assert_eq!(pod.containers[0].run_as_user(), Some(1000));
+        assert_eq!(pod.containers[0].run_as_group(), Some(100));
+        assert_eq!(pod.containers[0].image(), DEFAULT_IMAGE);
+        assert_eq!(pod.containers[1].image(), BUILTIN_IMAGE);
+    }
+
+    #[test]
+    fn invalid_manifests_are_refused() {
+        for (text, needle) in [
+            (
+                "namespaces: [x]\npods: [{namespace: y, name: p, containers: [{name: c}]}]",
+                "not listed",
+            ),
+            (
+                "namespaces: [x]\npods: [{namespace: x, name: p, containers: []}]",
+                "no containers",
+            ),
+            (
+                "namespaces: [x]\npods: [{namespace: x, name: p, containers: [{name: c}, {name: c}]}]",
+                "twice",
+            ),
+            ("namespaces: [X]", "DNS label"),
+            ("namespaces: [x, x]", "twice"),
+            (
+                "namespaces: [x]\nrules: [{resources: [pods], verbs: [get]}]",
+                "no users or groups",
+            ),
+            ("namespaces: [x]\nbogus: 1", "unknown field"),
+            (
+                "namespaces: [x]\npods: [{namespace: x, name: p, containers: [{name: c, builtin: nope}]}]",
+                "unknown variant",
+            ),
+        ] {
+            let err = Manifest::parse(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+}

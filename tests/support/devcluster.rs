@@ -1,0 +1,95 @@
+//! Test support: an in-process dev cluster on 127.0.0.1:0 and the real kubectl binaries.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+
+use podterm::devcluster::{DevCluster, DevClusterConfig};
+use tokio::io::AsyncWriteExt;
+
+/// kubectl versions the suite drives (`kubectl.1.NN` beside the `kubectl` on PATH).
+pub const KUBECTL_VERSIONS: [&str; 2] = ["1.30", "1.33"];
+
+/// A dev cluster with its own temporary directory (kubeconfig, kubectl's HOME and cache).
+pub struct Dev {
+    pub cluster: DevCluster,
+    pub dir: tempfile::TempDir,
+}
+
+impl Dev {
+    pub async fn start() -> Dev {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = DevClusterConfig::ephemeral(dir.path().join("dev.kubeconfig"));
+        let cluster = DevCluster::start(config).await.expect("dev cluster starts");
+        Dev { cluster, dir }
+    }
+
+    /// Runs `kubectl.<version>` with the written kubeconfig, feeding `stdin` (or none).
+    pub async fn kubectl(&self, version: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut cmd = tokio::process::Command::new(kubectl_bin(version));
+        cmd.arg("--kubeconfig")
+            .arg(&self.cluster.kubeconfig)
+            .args(args);
+        self.env(&mut cmd);
+        run(cmd, stdin).await
+    }
+
+    /// Runs `command` under `script` so that kubectl has a terminal.
+    pub async fn in_terminal(&self, command: &str) -> Output {
+        let mut cmd = tokio::process::Command::new("script");
+        cmd.args(["-qec", command, "/dev/null"]);
+        self.env(&mut cmd);
+        run(cmd, None).await
+    }
+
+    fn env(&self, cmd: &mut tokio::process::Command) {
+        // kubectl's discovery cache and config stay inside this test's directory.
+        cmd.env("HOME", self.dir.path())
+            .env("KUBECACHEDIR", self.dir.path().join("cache"))
+            .env_remove("KUBECONFIG");
+    }
+
+    pub fn kubeconfig(&self) -> &Path {
+        &self.cluster.kubeconfig
+    }
+}
+
+async fn run(mut cmd: tokio::process::Command, stdin: Option<&[u8]>) -> Output {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("spawn");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin pipe");
+        let input = input.to_vec();
+        tokio::spawn(async move {
+            let _ = pipe.write_all(&input).await;
+        });
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("command finished within 60 s")
+        .expect("command ran")
+}
+
+/// The path of `kubectl.<version>`, beside the real kubectl on PATH.
+pub fn kubectl_bin(version: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").expect("PATH");
+    let kubectl = std::env::split_paths(&path)
+        .map(|d| d.join("kubectl"))
+        .find(|p| p.is_file())
+        .expect("kubectl on PATH");
+    let real = std::fs::canonicalize(&kubectl).expect("resolve kubectl");
+    let bin = real.parent().unwrap().join(format!("kubectl.{version}"));
+    assert!(bin.is_file(), "{} missing", bin.display());
+    bin
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
