@@ -304,6 +304,12 @@ impl Config {
                 return bad(var, "must be more than zero");
             }
         }
+        if self.auth == AuthMode::None && !self.listen.ip().is_loopback() {
+            return bad(
+                "PODTERM_AUTH",
+                "is `none`, which serves only loopback addresses (PODTERM_LISTEN)",
+            );
+        }
         if self.max_frame_bytes < MIN_MAX_FRAME_BYTES {
             return bad(
                 "PODTERM_MAX_FRAME_BYTES",
@@ -448,6 +454,7 @@ mod tests {
             ("PODTERM_ALLOWED_ORIGINS", "example.com"),
             ("PODTERM_USER_HEADER", "bad header"),
             ("PODTERM_PROXY_SECRET", ""),
+            ("PODTERM_AUTH", "none"),
         ] {
             let e = Config::from_vars(vars(&[(var, value)])).unwrap_err();
             assert!(e.0.contains(var), "{var}={value}: {e}");

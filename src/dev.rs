@@ -1,8 +1,68 @@
-//! `podterm dev`: the dev cluster plus the gateway on loopback (placeholder).
+//! `podterm dev`: the embedded dev cluster on an ephemeral port plus the gateway on loopback,
+//! every caller being the local dev user; prints the page's URL and the kubeconfig path.
 
-use crate::config::StartError;
+use std::sync::Arc;
+
+use crate::cluster::{Clusters, install_crypto_provider};
+use crate::config::{Config, ConfigError, StartError};
+use crate::devcluster::{DevCluster, DevClusterConfig};
+use crate::server::{Gateway, bind, serve_until_signalled};
+
+/// `PODTERM_LISTEN` default for `podterm dev`.
+pub const DEV_LISTEN: &str = "127.0.0.1:8080";
+/// The one cluster's name (the dev cluster's kubeconfig context).
+pub const DEV_CLUSTER: &str = "dev";
+
+/// The gateway's configuration for `dev`: as `serve`'s, but listening on [`DEV_LISTEN`] and
+/// with `PODTERM_AUTH=none` unless the environment says otherwise.
+pub fn dev_config(vars: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+    let mut vars: Vec<(String, String)> = vars.into_iter().collect();
+    for (name, default) in [("PODTERM_LISTEN", DEV_LISTEN), ("PODTERM_AUTH", "none")] {
+        if !vars.iter().any(|(k, _)| k == name) {
+            vars.push((name.into(), default.into()));
+        }
+    }
+    Config::from_vars(vars)
+}
 
 /// `podterm dev`.
 pub async fn main() -> Result<(), StartError> {
-    Err(StartError::Fatal("`dev` is not built yet".into()))
+    install_crypto_provider();
+    let config = dev_config(std::env::vars())?;
+    let mut cluster_config = DevClusterConfig::from_env()?;
+    if std::env::var_os("PODTERM_DEV_CLUSTER_LISTEN").is_none() {
+        cluster_config.listen = "127.0.0.1:0".parse().expect("valid address");
+    }
+    let cluster = DevCluster::start(cluster_config).await?;
+    let clusters = Clusters::from_kubeconfig_file(&cluster.kubeconfig, &[DEV_CLUSTER.into()])
+        .await
+        .map_err(ConfigError::from)?;
+    let listener = bind(config.listen).await?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Fatal(e.to_string()))?;
+    println!("podterm dev: open http://{addr}/");
+    println!("dev cluster kubeconfig: {}", cluster.kubeconfig.display());
+    println!(
+        "kubectl through podterm: kubectl --server http://{addr}/clusters/{DEV_CLUSTER} get pods"
+    );
+    let gateway = Arc::new(Gateway::new(config, clusters));
+    serve_until_signalled(listener, gateway).await;
+    cluster.shutdown().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AuthMode;
+
+    #[test]
+    fn dev_defaults_to_loopback_and_no_auth() {
+        let c = dev_config([]).unwrap();
+        assert_eq!(c.listen, DEV_LISTEN.parse().unwrap());
+        assert_eq!(c.auth, AuthMode::None);
+        let c = dev_config([("PODTERM_AUTH".to_string(), "headers".to_string())]).unwrap();
+        assert_eq!(c.auth, AuthMode::Headers);
+    }
 }

@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn auth_none_is_the_local_dev_user() {
-        let a = auth(&[("PODTERM_AUTH", "none")]);
+        let a = auth(&[("PODTERM_AUTH", "none"), ("PODTERM_LISTEN", "127.0.0.1:0")]);
         assert_eq!(a.authenticate(&HeaderMap::new()), Ok(Identity::local_dev()));
         assert!(!a.impersonates());
     }

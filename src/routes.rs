@@ -169,6 +169,7 @@ async fn route(
                 | ["api", "v1"]
                 | ["apis"]
                 | ["api", "v1", "namespaces"]
+                | ["api", "v1", "namespaces", _]
                 | ["api", "v1", "pods"]
                 | ["api", "v1", "namespaces", _, "pods"]
                 | ["api", "v1", "namespaces", _, "pods", _] => {

@@ -129,7 +129,7 @@ async fn a_client_may_not_send_output_channels() {
         b"\x03{}",
         b"\x09x",
         b"",
-        b"\x04{\"Width\":0,\"Height\":1}",
+        b"\x04{\"Width\":10001,\"Height\":1}",
         b"\x04not json",
     ] {
         let mut s = start(config());
@@ -138,6 +138,19 @@ async fn a_client_may_not_send_output_channels() {
         assert_eq!(next(&mut s.cluster).await, Err(1000), "{bad:?}");
         assert!(matches!(summary(s).await.close, CloseReason::Protocol(_)));
     }
+}
+
+/// Regression: kubectl under `script` (no terminal size) sends a 0x0 resize; it must not end
+/// the session (the kubelet ignores it), so the relay drops it.
+#[tokio::test]
+async fn zero_sized_resizes_are_dropped_not_fatal() {
+    let mut s = start(config());
+    s.client
+        .write_frame(binary(b"\x04{\"Width\":0,\"Height\":0}"))
+        .await
+        .unwrap();
+    s.client.write_frame(binary(b"\0after")).await.unwrap();
+    assert_eq!(next(&mut s.cluster).await, Ok(b"\0after".to_vec()));
 }
 
 #[tokio::test]

@@ -143,6 +143,7 @@ pub(super) async fn from_client<S: AsyncRead>(
                     }
                     _ => match protocol::check_client_frame(&out.payload, v5) {
                         Ok(_) => out,
+                        Err(e) if unknown_size(&e) => continue,
                         Err(e) => return frame_error(e),
                     },
                 }
@@ -165,8 +166,10 @@ pub(super) async fn from_client<S: AsyncRead>(
                     }
                     let whole = std::mem::take(buf);
                     message = ClientMessage::None;
-                    if let Err(e) = protocol::check_client_frame(&whole, v5) {
-                        return frame_error(e);
+                    match protocol::check_client_frame(&whole, v5) {
+                        Ok(_) => {}
+                        Err(e) if unknown_size(&e) => continue,
+                        Err(e) => return frame_error(e),
                     }
                     Outgoing {
                         fin: true,
@@ -184,6 +187,15 @@ pub(super) async fn from_client<S: AsyncRead>(
             return CloseReason::Upstream("stopped writing".into());
         }
     }
+}
+
+/// kubectl sends a 0x0 resize when its terminal has no size (e.g. under `script`); the
+/// kubelet ignores such resizes, so the relay drops them rather than ending the session.
+fn unknown_size(e: &FrameError) -> bool {
+    matches!(
+        e,
+        FrameError::BadResize(protocol::ResizeError::OutOfRange(w, h)) if *w == 0 || *h == 0
+    )
 }
 
 fn protocol_error(why: &str) -> CloseReason {
