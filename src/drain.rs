@@ -158,27 +158,29 @@ impl Drop for SessionGuard {
 }
 
 /// Turns SIGTERM and SIGINT into drain steps: the first begins the drain, the second closes
-/// everything. Returns after the second signal, or with the error of installing the handlers.
-pub async fn on_signals(drain: Drain) -> std::io::Result<()> {
+/// everything. The handlers are installed before this returns (so a signal that comes at any
+/// later time is seen); the returned future acts on them and ends after the second signal.
+pub fn on_signals(drain: Drain) -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let first = next_signal(&mut term, &mut int).await;
-    drain.begin();
-    tracing::info!(
-        signal = first,
-        open_sessions = drain.open_sessions(),
-        drain_timeout_s = drain.0.timeout.as_secs_f64(),
-        "draining: readiness 503, new sessions refused; a second signal exits at once"
-    );
-    let second = next_signal(&mut term, &mut int).await;
-    tracing::warn!(
-        signal = second,
-        open_sessions = drain.open_sessions(),
-        "second signal: closing every session now"
-    );
-    drain.close_now();
-    Ok(())
+    Ok(async move {
+        let first = next_signal(&mut term, &mut int).await;
+        drain.begin();
+        tracing::info!(
+            signal = first,
+            open_sessions = drain.open_sessions(),
+            drain_timeout_s = drain.0.timeout.as_secs_f64(),
+            "draining: readiness 503, new sessions refused; a second signal exits at once"
+        );
+        let second = next_signal(&mut term, &mut int).await;
+        tracing::warn!(
+            signal = second,
+            open_sessions = drain.open_sessions(),
+            "second signal: closing every session now"
+        );
+        drain.close_now();
+    })
 }
 
 async fn next_signal(

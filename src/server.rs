@@ -94,27 +94,41 @@ pub async fn main() -> Result<(), StartError> {
     let config = Config::from_env()?;
     let clusters = Clusters::load(&config).await.map_err(ConfigError::from)?;
     let listener = bind(config.listen).await?;
+    let listen = listener
+        .local_addr()
+        .map_err(|e| StartError::Fatal(e.to_string()))?;
+    let gateway = Arc::new(Gateway::new(config, clusters));
+    // Signals are handled from here on, so "serving" means a SIGTERM drains.
+    tokio::spawn(signal_handler(&gateway)?);
     tracing::info!(
-        listen = %listener.local_addr().map_err(|e| StartError::Fatal(e.to_string()))?,
-        clusters = ?clusters.names(),
-        auth = ?config.auth,
+        %listen,
+        clusters = ?gateway.clusters.names(),
+        auth = ?gateway.config.auth,
         "podterm serving"
     );
-    let gateway = Arc::new(Gateway::new(config, clusters));
-    serve_until_signalled(listener, gateway).await;
+    let how = run(listener, gateway).await;
+    tracing::info!(?how, "stopped");
     Ok(())
 }
 
 /// Serves until SIGTERM/SIGINT drain the gateway (a second signal forces it).
 pub async fn serve_until_signalled(listener: TcpListener, gateway: Arc<Gateway>) {
-    let drain = gateway.drain.clone();
-    tokio::spawn(async move {
-        if let Err(e) = crate::drain::on_signals(drain).await {
-            tracing::error!(error = %e, "cannot install signal handlers");
+    match signal_handler(&gateway) {
+        Ok(signals) => {
+            tokio::spawn(signals);
         }
-    });
+        Err(e) => tracing::error!(error = %e, "signals will not drain the gateway"),
+    }
     let how = run(listener, gateway).await;
     tracing::info!(?how, "stopped");
+}
+
+/// Installs the SIGTERM/SIGINT handlers now; the future acts on them (crate::drain).
+fn signal_handler(
+    gateway: &Gateway,
+) -> Result<impl std::future::Future<Output = ()> + Send + 'static, StartError> {
+    crate::drain::on_signals(gateway.drain.clone())
+        .map_err(|e| StartError::Fatal(format!("cannot install signal handlers: {e}")))
 }
 
 /// Binds `addr`, naming it in the error.
