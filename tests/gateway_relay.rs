@@ -163,11 +163,22 @@ async fn close_channel_needs_v5() {
     assert_eq!(next(&mut s.client).await, Err(1008));
 }
 
+/// Regression: Python's `kubernetes` client sends `str` stdin as text frames, which the API
+/// server accepts; the relay passes them (channels checked as for binary frames).
 #[tokio::test]
-async fn text_frames_are_refused() {
+async fn text_frames_pass_as_text_and_are_checked_the_same() {
     let mut s = start(config());
     s.client
-        .write_frame(Frame::text(Payload::Owned(b"0aGk=".to_vec())))
+        .write_frame(Frame::text(Payload::Owned(b"\0ping\n".to_vec())))
+        .await
+        .unwrap();
+    let frame = s.cluster.read_frame().await.unwrap();
+    assert_eq!(
+        (frame.opcode, &frame.payload[..]),
+        (OpCode::Text, &b"\0ping\n"[..])
+    );
+    s.client
+        .write_frame(Frame::text(Payload::Owned(b"\x01out".to_vec())))
         .await
         .unwrap();
     assert_eq!(next(&mut s.client).await, Err(1008));

@@ -125,8 +125,8 @@ pub(super) async fn from_client<S: AsyncRead>(
                 continue;
             }
             OpCode::Pong => continue,
-            OpCode::Text => return protocol_error("text frames are not part of the exec protocol"),
-            OpCode::Binary => {
+            // Python's client sends str stdin as text frames; the API server takes both.
+            OpCode::Binary | OpCode::Text => {
                 if !matches!(message, ClientMessage::None) {
                     return protocol_error("a new message inside a fragmented one");
                 }
