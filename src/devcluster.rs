@@ -165,6 +165,7 @@ impl DevCluster {
     /// connections.
     pub async fn start(config: DevClusterConfig) -> Result<DevCluster, StartError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        process::adopt_orphans();
         let manifest = match &config.manifest {
             None => Manifest::builtin(),
             Some(path) => Manifest::load(path)

@@ -130,8 +130,33 @@ where
         kill_group(pid);
         // Reap it now: a zombie would outlive the session.
         let _ = child.wait().await;
+        reap_group(pid).await;
     }
     outcome
+}
+
+/// Makes this process the reaper of orphans from its sessions' process trees (a killed
+/// shell's children are reparented here rather than to PID 1, which in a container may never
+/// reap them), so that [`reap_group`] can collect them.
+pub fn adopt_orphans() {
+    if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
+        tracing::warn!(error = %e, "cannot become a child subreaper; orphaned processes may linger as zombies");
+    }
+}
+
+/// Reaps what is left of the (killed) process group `pgid` once its leader has been reaped:
+/// members that were reparented here. Blocks a pool thread until none is left; SIGKILL makes
+/// that quick. Only this group's members are waited for, never another child of the process.
+async fn reap_group(pgid: i32) {
+    let Some(pgid) = rustix::process::Pid::from_raw(pgid) else {
+        return;
+    };
+    let _ = tokio::task::spawn_blocking(move || {
+        while let Ok(Some(_)) =
+            rustix::process::waitpgid(pgid, rustix::process::WaitOptions::empty())
+        {}
+    })
+    .await;
 }
 
 /// The shell-style exit code: the status, or 128 + the signal that killed it.

@@ -1,0 +1,7 @@
+//! Fuzz target: `checks::client_frame` (see checks.rs).
+#![no_main]
+
+#[path = "../checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::client_frame(data));
