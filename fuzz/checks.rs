@@ -1,5 +1,7 @@
 //! The properties the fuzz targets check, as plain functions: `fuzz_targets/*` call them under
 //! libFuzzer, and `tests/protocol_fuzz.rs` calls them on random inputs in the normal suite.
+// Each fuzz target uses one of these.
+#![allow(dead_code)]
 
 use bytes::BytesMut;
 use fastwebsockets::OpCode;

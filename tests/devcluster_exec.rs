@@ -207,7 +207,7 @@ async fn tty_stdin_eof_ends_a_reading_program() {
     send(&mut ws, 0, b"typed\n").await;
     send(&mut ws, 255, &[0]).await;
     let t = read_all(&mut ws).await;
-    assert!(t.stdout_text().contains("typed"), "{:?}", t.stdout_text());
+    assert!(t.stdout_text().contains("typed"), "{t:?}");
     assert_eq!(t.exit_code(), Some(0));
     dev.cluster.shutdown().await;
 }
