@@ -26,6 +26,9 @@ const ui = {
   searchInput: /** @type {HTMLInputElement} */ ($('search-input')),
 };
 
+/** How long a note such as "copied" stays in the status line, in milliseconds. */
+const FLASH_MS = 1500;
+
 /** @typedef {{target: route.Target, session: ShellSession | RestrictedSession, tab: HTMLElement, pane: HTMLElement, status: any}} Tab */
 /** @type {Tab[]} */
 const tabs = [];
@@ -74,6 +77,7 @@ async function loadPods(wanted) {
   podsByName = new Map();
   const ns = ui.namespace.value.trim();
   if (!ns) return fillContainers();
+  whoami(ui.cluster.value, ns);
   try {
     const list = await api.pods(ui.cluster.value, ns);
     podsByName = new Map(list.map((p) => [p.metadata.name, p]));
@@ -130,24 +134,41 @@ const same = (a, b) =>
 /** Fills in the container of a multi-container pod when the target names none. */
 async function withContainer(t) {
   if (t.container) return t;
+  const listed = t.cluster === ui.cluster.value && t.namespace === ui.namespace.value.trim();
   try {
-    const { names, preferred } = api.containersOf(await api.pod(t.cluster, t.namespace, t.pod));
+    const p = listed && podsByName.has(t.pod) ? podsByName.get(t.pod) : await api.pod(t.cluster, t.namespace, t.pod);
+    const { names, preferred } = api.containersOf(p);
     return names.length > 1 ? { ...t, container: preferred } : t;
   } catch {
     return t; // the exec will say what is wrong
   }
 }
 
-/** @param {route.Target} target */
+/** whoami answers by cluster and namespace, asked once each (the pickers ask ahead). */
+const whoamiCache = new Map();
+
+function whoami(cluster, namespace) {
+  const key = JSON.stringify([cluster, namespace]);
+  if (!whoamiCache.has(key)) {
+    const asked = api.whoami(cluster, namespace).catch((e) => {
+      whoamiCache.delete(key);
+      notice(`Cannot ask the gateway who you are: ${e.message}`);
+      return { mode: 'shell' };
+    });
+    whoamiCache.set(key, asked);
+  }
+  return whoamiCache.get(key);
+}
+
+/**
+ * Opens a terminal tab. From the pickers every answer it needs is already here, so the tab
+ * and its focused terminal appear at once and no keystroke typed after the click is lost.
+ * @param {route.Target} target
+ */
 async function openTab(target) {
   notice('');
   target = await withContainer(target);
-  let who = { mode: 'shell' };
-  try {
-    who = await api.whoami(target.cluster, target.namespace);
-  } catch (e) {
-    notice(`Cannot ask the gateway who you are: ${e.message}`);
-  }
+  const who = await whoami(target.cluster, target.namespace);
   if (who.user) ui.user.textContent = who.user;
   const pane = document.createElement('div');
   pane.className = 'pane';
@@ -170,10 +191,16 @@ async function openTab(target) {
 
   /** @type {Tab} */
   const entry = { target, tab, pane, status: { text: '' }, session: /** @type {any} */ (null) };
+  let flashTimer;
   const onStatus = (s) => {
     entry.status = s;
     tab.dataset.state = s.state;
     if (entry === active) showStatus();
+    if (s.flash) {
+      // A note such as "copied" stays for a moment only.
+      clearTimeout(flashTimer);
+      flashTimer = setTimeout(() => onStatus({ ...entry.status, flash: undefined }), FLASH_MS);
+    }
   };
   entry.session =
     who.mode === 'restricted'

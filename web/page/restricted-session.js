@@ -22,7 +22,9 @@ export class RestrictedSession {
    */
   constructor(o) {
     this.o = o;
-    this.view = createTerminal(o.pane);
+    this.view = createTerminal(o.pane, {
+      onCopy: () => this.o.onStatus({ ...this.status, flash: 'copied' }),
+    });
     this.term = this.view.term;
     this.editor = new LineEditor();
     /** @type {ExecSession | null} */

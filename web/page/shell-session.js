@@ -74,6 +74,7 @@ export class ShellSession {
     this.o.onStatus(s);
   }
 
+  /** Shows a note beside the status for a moment. */
   #flash(text) {
     this.o.onStatus({ ...this.status, flash: text });
   }

@@ -59,10 +59,11 @@ export function createTerminal(pane, o = {}) {
   };
   darkScheme.addEventListener('change', theme);
 
-  // Copy on selection, like a desktop terminal's primary selection.
-  term.onSelectionChange(() => {
+  // Copy on selection, like a desktop terminal: when the mouse lets go of a selection (not
+  // when a search selects its match).
+  pane.addEventListener('mouseup', () => {
     const text = term.getSelection();
-    if (text) copy(text).then(() => o.onCopy?.(text));
+    if (text) copy(text).then((ok) => ok && o.onCopy?.(text));
   });
 
   // Platform keys: on macOS Cmd+C/Cmd+V are the browser's own and never reach the shell.
@@ -74,16 +75,25 @@ export function createTerminal(pane, o = {}) {
     if (isMac) return true;
     if (ev.ctrlKey && !ev.altKey && key === 'c' && (ev.shiftKey || term.hasSelection())) {
       const text = term.getSelection();
-      if (text) copy(text).then(() => o.onCopy?.(text));
+      if (text) copy(text).then((ok) => ok && o.onCopy?.(text));
       term.clearSelection();
       ev.preventDefault();
       return false;
     }
     // Returning false leaves the key to the browser, which fires the paste event xterm reads.
     if (ev.ctrlKey && !ev.altKey && key === 'v') return false;
+    if (ev.ctrlKey && ev.shiftKey && key === 'f') return false; // the page's search
     if (ev.shiftKey && key === 'insert') return false;
     return true;
   });
+
+  // The size the shell is told, on the pane for anyone (tests included) to read.
+  const showSize = () => {
+    pane.dataset.cols = String(term.cols);
+    pane.dataset.rows = String(term.rows);
+  };
+  term.onResize(showSize);
+  showSize();
 
   const resize = new ResizeObserver(() => {
     if (pane.offsetParent !== null) fit.fit(); // skip hidden tabs
@@ -103,11 +113,16 @@ export function createTerminal(pane, o = {}) {
   };
 }
 
-/** @param {string} text */
+/**
+ * @param {string} text
+ * @returns {Promise<boolean>} whether the clipboard took it (it needs a secure context, i.e.
+ *   https or loopback, and a focused page)
+ */
 async function copy(text) {
   try {
     await navigator.clipboard.writeText(text);
+    return true;
   } catch {
-    // Clipboard access needs a secure context and focus; copying is best effort.
+    return false;
   }
 }

@@ -1,0 +1,190 @@
+// End to end in headless Chromium against `podterm dev`: pick a pod, type, resize, exit,
+// restart, deep links; a screenshot of a working terminal goes to test-artifacts/.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { launch, screenLines, waitForLine } from '../test-support/browser.js';
+import { ROOT, startDev } from '../test-support/podterm.js';
+
+let dev;
+let browser;
+
+before(async () => {
+  dev = await startDev();
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await dev?.stop();
+});
+
+/** @param {import('playwright-core').Page} page */
+const status = (page) => page.locator('#status');
+const activePane = (page) => page.locator('.pane:not([hidden])');
+
+/** Waits until the active terminal has keyboard focus. */
+async function terminalFocused(page) {
+  await page.waitForFunction(() =>
+    document.activeElement?.classList.contains('xterm-helper-textarea') &&
+    !document.activeElement.closest('.pane').hidden,
+  );
+}
+
+test('pick default/web-0 container app, type, resize, exit 3, start again', async () => {
+  const page = await browser.context.newPage();
+  await page.goto(dev.url);
+  await page.locator('#cluster option[value="dev"]').waitFor({ state: 'attached' });
+  await page.locator('#namespace').fill('default');
+  await page.locator('#namespace').dispatchEvent('change');
+  await page.locator('#pod option[value="web-0"]').waitFor({ state: 'attached' });
+  assert.match(await page.locator('#pod option[value="web-0"]').innerText(), /web-0 — \w+/, 'pods show their phase');
+  await page.locator('#pod').selectOption('web-0');
+  // web-0 has more than one container, so the container picker shows.
+  await page.locator('#container-field').waitFor({ state: 'visible' });
+  await page.locator('#container').selectOption('app');
+  await page.locator('#open').click();
+
+  // Type as soon as the terminal has focus, before the socket is known to be open: the first
+  // keystrokes must not be lost.
+  await terminalFocused(page);
+  await page.keyboard.type('echo hello-$RANDOM\n');
+  const [hello] = await waitForLine(page, /^hello-\d+$/);
+  assert.equal(await status(page).innerText(), 'connected');
+  assert.equal(await page.locator('.tab[aria-selected="true"] .tab-label').innerText(), 'default/web-0/app');
+  assert.equal(new URL(page.url()).hash, '#/dev/default/web-0/app');
+
+  fs.mkdirSync(path.join(ROOT, 'test-artifacts'), { recursive: true });
+  await page.screenshot({ path: path.join(ROOT, 'test-artifacts/web-terminal.png') });
+
+  // Copy on selection (a double-click selects a word), paste with the platform's keys.
+  await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], {
+    origin: new URL(dev.url).origin,
+  });
+  const row = page.locator('.pane:not([hidden]) .xterm-rows > div', { hasText: new RegExp(`^${hello}\\s*$`) });
+  const box = await row.boundingBox();
+  await page.mouse.dblclick(box.x + 12, box.y + box.height / 2);
+  await page.locator('#status', { hasText: 'copied' }).waitFor();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), hello);
+  await page.keyboard.type('echo pasted-');
+  await page.keyboard.press('Control+Shift+V');
+  await page.keyboard.press('Enter');
+  await waitForLine(page, new RegExp(`^pasted-${hello}$`));
+
+  // A UTF-8 character cut between two output frames arrives whole.
+  await page.keyboard.type(`printf 'utf8-\\342\\202'; sleep 0.2; printf '\\254\\n'\n`);
+  await waitForLine(page, /^utf8-€$/);
+
+  // The shell's size follows the window.
+  for (const viewport of [{ width: 1100, height: 700 }, { width: 700, height: 420 }, { width: 1300, height: 800 }]) {
+    await page.setViewportSize(viewport);
+    const pane = activePane(page);
+    await page.waitForFunction(
+      ([w]) => {
+        const p = document.querySelector('.pane:not([hidden])');
+        return p && Math.abs(p.getBoundingClientRect().width - (w - 0)) < 20;
+      },
+      [viewport.width],
+    );
+    const cols = await pane.getAttribute('data-cols');
+    const rows = await pane.getAttribute('data-rows');
+    await page.keyboard.type(`clear; stty size | sed 's/^/size: /'\n`);
+    await waitForLine(page, new RegExp(`^size: ${rows} ${cols}$`));
+  }
+
+  await page.keyboard.type('exit 3\n');
+  await page.locator('#status', { hasText: 'exited with code 3' }).waitFor();
+  await page.locator('#restart').waitFor({ state: 'visible' });
+
+  // Enter starts a new session in the same tab.
+  await page.keyboard.press('Enter');
+  await page.locator('#status', { hasText: /^connected$/ }).waitFor();
+  await page.keyboard.type('echo again-$((40+2))\n');
+  await waitForLine(page, /^again-42$/);
+  assert.equal(await page.locator('.tab').count(), 1);
+  await page.close();
+});
+
+test('a deep link opens straight into default/tools, and a second one into a new tab', async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`${dev.url}#/dev/default/tools`);
+  await page.locator('#status', { hasText: /^connected$/ }).waitFor();
+  await terminalFocused(page);
+  assert.equal(await page.locator('.tab-label').innerText(), 'default/tools');
+  assert.equal(await page.locator('#pod').inputValue(), 'tools');
+  await page.keyboard.type('echo deep-$((6*7))\n');
+  await waitForLine(page, /^deep-42$/);
+
+  // The theme follows the system's light or dark setting, live.
+  const background = () =>
+    page.evaluate(() => getComputedStyle(document.querySelector('.pane:not([hidden]) .xterm-scrollable-element')).backgroundColor);
+  await page.emulateMedia({ colorScheme: 'light' });
+  const light = await background();
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.waitForFunction(
+    ([before]) => getComputedStyle(document.querySelector('.pane:not([hidden]) .xterm-scrollable-element')).backgroundColor !== before,
+    [light],
+  );
+  assert.equal(await background(), 'rgb(30, 31, 34)');
+  await page.screenshot({ path: path.join(ROOT, 'test-artifacts/web-terminal-dark.png') });
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.waitForFunction(
+    ([want]) => getComputedStyle(document.querySelector('.pane:not([hidden]) .xterm-scrollable-element')).backgroundColor === want,
+    [light],
+  );
+
+  // Changing the link opens another tab; the first keeps its session.
+  await page.evaluate(() => {
+    location.hash = '#/dev/default/web-0/app';
+  });
+  await page.locator('.tab').nth(1).waitFor();
+  await page.locator('#status', { hasText: /^connected$/ }).waitFor();
+  await page.keyboard.type('echo second-tab\n');
+  await waitForLine(page, /^second-tab$/);
+  await page.locator('.tab-label', { hasText: 'default/tools' }).click();
+  await waitForLine(page, /^deep-42$/);
+  assert.equal(new URL(page.url()).hash, '#/dev/default/tools');
+  await page.close();
+});
+
+test('search finds text in the scrollback', async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`${dev.url}#/dev/default/tools`);
+  await page.locator('#status', { hasText: /^connected$/ }).waitFor();
+  await terminalFocused(page);
+  await page.keyboard.type('for i in $(seq 1 300); do echo line-$i; done; echo needle-$((1+1))\n');
+  await waitForLine(page, /^needle-2$/);
+  // line-42 has scrolled out of view, into the scrollback.
+  assert.ok(!(await screenLines(page)).includes('line-42'));
+  await page.keyboard.press('Control+Shift+F');
+  await page.locator('#search-input').waitFor({ state: 'visible' });
+  await page.keyboard.type('line-42');
+  await page.keyboard.press('Enter');
+  // The match is selected and scrolled into view.
+  await waitForLine(page, /^line-42$/);
+  await page.keyboard.press('Escape');
+  await terminalFocused(page);
+  await page.close();
+});
+
+test('a dropped connection says so, and Enter tries again', async () => {
+  // A draining gateway lets sessions go on for PODTERM_DRAIN_TIMEOUT, then closes them (1001).
+  const own = await startDev({ PODTERM_DRAIN_TIMEOUT: '1s' });
+  const page = await browser.context.newPage();
+  try {
+    await page.goto(`${own.url}#/dev/default/tools`);
+    await page.locator('#status', { hasText: /^connected$/ }).waitFor();
+    const stopped = own.stop();
+    // The status line shows the gateway's close reason.
+    await page.locator('#status', { hasText: /^connection lost: .*shutting down/ }).waitFor();
+    await stopped;
+    await waitForLine(page, /\[connection lost: .+\] press Enter for a new session$/);
+    await page.keyboard.press('Enter');
+    await page.locator('#status', { hasText: /^refused: the gateway cannot be reached$/ }).waitFor();
+  } finally {
+    await page.close();
+    await own.stop();
+  }
+});
