@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { launch, screenLines, waitForLine } from '../test-support/browser.js';
 import { ROOT, startDev } from '../test-support/podterm.js';
+import { subPathProxy } from '../test-support/subpath-proxy.js';
 
 let dev;
 let browser;
@@ -147,6 +148,42 @@ test('a deep link opens straight into default/tools, and a second one into a new
   await waitForLine(page, /^deep-42$/);
   assert.equal(new URL(page.url()).hash, '#/dev/default/tools');
   await page.close();
+});
+
+test('links in the output open in a new browser tab', async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`${dev.url}#/dev/default/tools`);
+  await page.locator('#status', { hasText: /^connected$/ }).waitFor();
+  await terminalFocused(page);
+  await page.keyboard.type(`echo link: ${dev.url}healthz\n`);
+  await waitForLine(page, /^link: http:\S+healthz$/);
+  const row = page.locator('.pane:not([hidden]) .xterm-rows > div', { hasText: /^link: http/ });
+  const box = await row.boundingBox();
+  // Over the URL (after "link: "), hover first: the link provider underlines on hover.
+  await page.mouse.move(box.x + 120, box.y + box.height / 2);
+  const popup = browser.context.waitForEvent('page');
+  await page.mouse.click(box.x + 120, box.y + box.height / 2);
+  const opened = await popup;
+  await opened.waitForLoadState();
+  assert.equal(opened.url(), `${dev.url}healthz`);
+  await opened.close();
+  await page.close();
+});
+
+test('behind a gateway on a sub-path, the page and its sockets use relative URLs', async () => {
+  const proxy = await subPathProxy(dev.url, '/tools/term/');
+  const page = await browser.context.newPage();
+  try {
+    await page.goto(`${proxy.url}#/dev/default/tools`);
+    await page.locator('#status', { hasText: /^connected$/ }).waitFor();
+    await terminalFocused(page);
+    await page.keyboard.type('echo via-$((2+3))\n');
+    await waitForLine(page, /^via-5$/);
+    assert.equal(await page.locator('#cluster').inputValue(), 'dev');
+  } finally {
+    await page.close();
+    await proxy.close();
+  }
 });
 
 test('search finds text in the scrollback', async () => {
