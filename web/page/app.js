@@ -113,15 +113,15 @@ function picked() {
 }
 
 /** Shows a target in the pickers (after a deep link or a tab switch). */
-async function showInPickers(t) {
-  if (ui.cluster.value !== t.cluster) {
+async function showInPickers(t, firstTime = false) {
+  if (firstTime || ui.cluster.value !== t.cluster) {
     if (![...ui.cluster.options].some((o) => o.value === t.cluster)) ui.cluster.append(option(t.cluster));
     ui.cluster.value = t.cluster;
     await loadNamespaces(t.namespace);
-  } else if (ui.namespace.value !== t.namespace) {
-    ui.namespace.value = t.namespace;
   }
-  if (ui.pod.value !== t.pod || podsByName.size === 0) await loadPods(t.pod);
+  const namespaceChanged = ui.namespace.value !== t.namespace;
+  ui.namespace.value = t.namespace;
+  if (namespaceChanged || ui.pod.value !== t.pod || podsByName.size === 0) await loadPods(t.pod);
   fillContainers(t.container);
 }
 
@@ -337,7 +337,7 @@ async function main() {
   if (deepLink) {
     // Open the terminal first: the pickers can fill in while the shell starts.
     const opening = openTab(deepLink);
-    await showInPickers(deepLink);
+    await showInPickers(deepLink, true);
     await opening;
   } else {
     await loadNamespaces();

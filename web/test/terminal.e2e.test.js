@@ -114,6 +114,9 @@ test('a deep link opens straight into default/tools, and a second one into a new
   await page.locator('#status', { hasText: /^connected$/ }).waitFor();
   await terminalFocused(page);
   assert.equal(await page.locator('.tab-label').innerText(), 'default/tools');
+  // The pickers show where the link led, ready for another tab.
+  await page.locator('#namespaces option[value="default"]').waitFor({ state: 'attached' });
+  assert.equal(await page.locator('#namespace').inputValue(), 'default');
   assert.equal(await page.locator('#pod').inputValue(), 'tools');
   await page.keyboard.type('echo deep-$((6*7))\n');
   await waitForLine(page, /^deep-42$/);
