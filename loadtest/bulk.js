@@ -1,0 +1,92 @@
+// bulk: SESSIONS sessions into flood-0 started together, each streaming BYTES bytes of stdout
+// and exiting 0: throughput through one session (SESSIONS=1) and through many.
+//
+// Metrics: bulk_bytes (stdout bytes received), stream_ms (new socket -> closed, per session),
+// wall_ms (t0 -> closed; its max is the run's wall time), sessions_ok, session_errors{reason}.
+import { Counter, Trend } from 'k6/metrics';
+import { CLOSE, ERROR, STDOUT, TARGET, envInt, execUrl, exitCode, openExec, parseFrame } from './lib/exec.js';
+
+const SESSIONS = envInt('SESSIONS', 1);
+const BYTES = envInt('BYTES', 256 * 1024 * 1024);
+const SESSIONS_PER_VU = envInt('SESSIONS_PER_VU', 10);
+const VUS = Math.ceil(SESSIONS / SESSIONS_PER_VU);
+const SESSION_TIMEOUT_MS = envInt('TIMEOUT', 300) * 1000;
+
+const bulkBytes = new Counter('bulk_bytes');
+const streamMs = new Trend('stream_ms', true);
+const wallMs = new Trend('wall_ms', true);
+const sessionsOk = new Counter('sessions_ok');
+const sessionErrors = new Counter('session_errors');
+
+export const options = {
+  insecureSkipTLSVerify: true,
+  scenarios: {
+    bulk: {
+      executor: 'per-vu-iterations',
+      vus: VUS,
+      iterations: 1,
+      maxDuration: `${SESSION_TIMEOUT_MS / 1000 + 30}s`,
+      gracefulStop: '0s',
+    },
+  },
+  thresholds: {
+    session_errors: ['count==0'],
+    sessions_ok: [`count>=${SESSIONS}`],
+  },
+  summaryTrendStats: ['avg', 'min', 'med', 'p(90)', 'p(99)', 'max', 'count'],
+};
+
+export function setup() {
+  return { t0: Date.now() + 1000 };
+}
+
+export default function (data) {
+  for (let index = __VU - 1; index < SESSIONS; index += VUS) {
+    setTimeout(() => session(data.t0), Math.max(0, data.t0 - Date.now()));
+  }
+}
+
+function session(t0) {
+  const started = Date.now();
+  const ws = openExec(execUrl('flood-0', [String(BYTES)], { stdin: false }));
+  let received = 0;
+  let exit = null;
+  let failed = false;
+  const stuck = setTimeout(() => fail('stuck'), SESSION_TIMEOUT_MS);
+
+  const fail = (reason) => {
+    if (failed) return;
+    failed = true;
+    clearTimeout(stuck);
+    sessionErrors.add(1, { reason, target: TARGET });
+    console.warn(`${TARGET} session failed: ${reason}`);
+    ws.close();
+  };
+
+  ws.onmessage = (event) => {
+    const { channel, payload } = parseFrame(event.data);
+    if (channel === STDOUT) {
+      received += payload.length;
+    } else if (channel === ERROR) {
+      exit = exitCode(payload);
+      if (exit !== 0) fail('exit');
+    } else if (channel !== CLOSE && payload.length > 0) {
+      fail(`channel ${channel}`);
+    }
+  };
+  ws.onerror = (event) => fail(`error: ${event.error}`);
+  ws.onclose = (event) => {
+    if (failed) return;
+    clearTimeout(stuck);
+    if (exit !== 0) return fail('closed before exit');
+    if (received !== BYTES) return fail(`received ${received} of ${BYTES} bytes`);
+    bulkBytes.add(received, { target: TARGET });
+    streamMs.add(event.timestamp - started, { target: TARGET });
+    wallMs.add(event.timestamp - t0, { target: TARGET });
+    sessionsOk.add(1);
+  };
+}
+
+export function handleSummary(data) {
+  return { [__ENV.SUMMARY_OUT || 'summary.json']: JSON.stringify(data, null, 1) };
+}

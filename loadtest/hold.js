@@ -1,0 +1,134 @@
+// hold: SESSIONS concurrent interactive sessions into echo-0, opened evenly over RAMP seconds and
+// held DURATION seconds more, each typing one keystroke a second and timing its echo.
+//
+// Metrics: echo_ms (keystroke -> echo, sent after the ramp), echo_ramp_ms (sent during the
+// ramp), sessions_ok, session_errors{reason}. Thresholds fail the run on any error, never on speed.
+import { Counter, Trend } from 'k6/metrics';
+import {
+  CLOSE, ERROR, STDIN, STDIN_EOF, STDOUT, SUBPROTOCOL, TARGET,
+  envInt, execUrl, exitCode, frame, openExec, parseFrame,
+} from './lib/exec.js';
+
+const SESSIONS = envInt('SESSIONS', 200);
+const RAMP_S = envInt('RAMP', 10);
+const DURATION_S = envInt('DURATION', 10);
+// k6/experimental/websockets runs one event loop per VU that can hold many sockets: far fewer VUs (each a
+// JavaScript runtime) than sessions keeps k6's own memory and CPU down.
+const SESSIONS_PER_VU = envInt('SESSIONS_PER_VU', 100);
+const VUS = Math.ceil(SESSIONS / SESSIONS_PER_VU);
+const KEYSTROKE_MS = 1000;
+// How long after the hold a session may take to exit and close before it counts as stuck.
+const CLOSE_GRACE_MS = 30000;
+
+const echoMs = new Trend('echo_ms', true);
+const echoRampMs = new Trend('echo_ramp_ms', true);
+const sessionsOk = new Counter('sessions_ok');
+const sessionErrors = new Counter('session_errors');
+const keystrokes = new Counter('keystrokes');
+
+export const options = {
+  insecureSkipTLSVerify: true,
+  scenarios: {
+    hold: {
+      executor: 'per-vu-iterations',
+      vus: VUS,
+      iterations: 1,
+      maxDuration: `${RAMP_S + DURATION_S + CLOSE_GRACE_MS / 1000 + 30}s`,
+      gracefulStop: '0s',
+    },
+  },
+  thresholds: {
+    session_errors: ['count==0'],
+    sessions_ok: [`count>=${SESSIONS}`],
+  },
+  summaryTrendStats: ['avg', 'min', 'med', 'p(90)', 'p(99)', 'max', 'count'],
+};
+
+export function setup() {
+  // One clock for every VU: sessions open at evenly spaced offsets from t0.
+  return { t0: Date.now() + 1000 };
+}
+
+export default function (data) {
+  const vu = __VU - 1;
+  for (let index = vu; index < SESSIONS; index += VUS) {
+    const openAt = data.t0 + (index * RAMP_S * 1000) / SESSIONS;
+    setTimeout(() => session(data.t0), Math.max(0, openAt - Date.now()));
+  }
+}
+
+function session(t0) {
+  const rampEnd = t0 + RAMP_S * 1000;
+  const holdEnd = rampEnd + DURATION_S * 1000;
+  const ws = openExec(execUrl('echo-0', ['cat'], { stdin: true }));
+  const pending = []; // [sentAt, byte] per keystroke not yet echoed, oldest first
+  let next = 0;
+  let typing = null;
+  let stopping = null;
+  let stuck = null;
+  let exit = null;
+  let failed = false;
+
+  const stopTimers = () => {
+    for (const timer of [typing, stopping, stuck]) if (timer !== null) clearTimeout(timer);
+    typing = stopping = stuck = null;
+  };
+  const fail = (reason) => {
+    if (failed) return;
+    failed = true;
+    sessionErrors.add(1, { reason, target: TARGET });
+    console.warn(`${TARGET} session failed: ${reason}`);
+    stopTimers();
+    ws.close();
+  };
+  const type = () => {
+    const byte = 97 + (next++ % 26); // a..z, so a lost or reordered echo is seen
+    pending.push([Date.now(), byte]);
+    keystrokes.add(1);
+    ws.send(frame(STDIN, [byte]));
+  };
+
+  ws.onopen = () => {
+    if (ws.protocol !== SUBPROTOCOL) return fail('subprotocol');
+    type();
+    typing = setInterval(type, KEYSTROKE_MS);
+    stopping = setTimeout(() => {
+      clearInterval(typing);
+      typing = null;
+      ws.send(STDIN_EOF);
+    }, Math.max(0, holdEnd - Date.now()));
+    stuck = setTimeout(() => fail('stuck'), Math.max(0, holdEnd + CLOSE_GRACE_MS - Date.now()));
+  };
+  ws.onmessage = (event) => {
+    const { channel, payload } = parseFrame(event.data);
+    if (channel === STDOUT) {
+      // The event's timestamp is taken when k6 read the frame (sub-millisecond), so the
+      // JavaScript event loop's lag is not counted; Date.now() at send is whole milliseconds.
+      const now = event.timestamp;
+      for (const byte of payload) {
+        const sent = pending.shift();
+        if (sent === undefined || sent[1] !== byte) return fail('echo');
+        (sent[0] >= rampEnd ? echoMs : echoRampMs).add(now - sent[0], { target: TARGET });
+      }
+    } else if (channel === ERROR) {
+      exit = exitCode(payload);
+      if (exit !== 0) fail('exit');
+    } else if (channel !== CLOSE && payload.length > 0) {
+      fail(`channel ${channel}`);
+    }
+  };
+  ws.onerror = (event) => fail(`error: ${event.error}`);
+  // k6 1.1's close event carries no close code: a session is good when the exit status came
+  // first, every keystroke was echoed and no error event fired.
+  ws.onclose = () => {
+    if (failed) return;
+    stopTimers();
+    if (exit !== 0) return fail('closed before exit');
+    if (pending.length > 0) return fail('echo missing');
+    sessionsOk.add(1);
+  };
+}
+
+export function handleSummary(data) {
+  return { [__ENV.SUMMARY_OUT || 'summary.json']: JSON.stringify(data, null, 1) };
+}

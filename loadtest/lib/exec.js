@@ -1,0 +1,80 @@
+// Shared by the load-test scenarios: the target, exec URLs, channel frames and session checks.
+//
+// Configuration (k6 `-e` variables, set by loadtest/run):
+//   TARGET     "podterm" or "direct" (a tag on every metric, and the name in the results)
+//   EXEC_BASE  the pods URL, e.g. ws://127.0.0.1:PORT/clusters/dev/api/v1/namespaces/default/pods
+//              (through podterm) or wss://127.0.0.1:PORT/api/v1/namespaces/default/pods (direct)
+//   HEADERS    JSON object of extra upgrade headers (Authorization for the dev cluster, the
+//              identity headers for podterm)
+// k6 1.1 ships the global-event-loop WebSocket API under its experimental name.
+import { WebSocket } from 'k6/experimental/websockets';
+
+// The exec channel protocol (src/protocol.rs): frame = [channel byte][payload].
+export const STDIN = 0;
+export const STDOUT = 1;
+export const STDERR = 2;
+export const ERROR = 3;
+export const CLOSE = 255;
+export const SUBPROTOCOL = 'v5.channel.k8s.io';
+
+export const TARGET = __ENV.TARGET || 'direct';
+const EXEC_BASE = __ENV.EXEC_BASE;
+const HEADERS = JSON.parse(__ENV.HEADERS || '{}');
+
+/** Reads a positive integer from the environment, or `fallback`. */
+export function envInt(name, fallback) {
+  const value = __ENV[name];
+  if (value === undefined || value === '') return fallback;
+  const n = parseInt(value, 10);
+  if (!(n > 0)) throw new Error(`${name} must be a positive integer, got ${value}`);
+  return n;
+}
+
+/** The exec URL for `pod` running `argv`: one `command` parameter per argv element. */
+export function execUrl(pod, argv, { stdin }) {
+  if (!EXEC_BASE) throw new Error('EXEC_BASE is not set (run through loadtest/run)');
+  const query = argv.map((a) => `command=${encodeURIComponent(a)}`);
+  query.push(`stdin=${stdin}`, 'stdout=true', 'stderr=true', 'tty=false');
+  return `${EXEC_BASE}/${pod}/exec?${query.join('&')}`;
+}
+
+/** Opens an exec WebSocket with the v5 subprotocol and binary frames as ArrayBuffers. */
+export function openExec(url) {
+  const ws = new WebSocket(url, [SUBPROTOCOL], { headers: HEADERS, tags: { target: TARGET } });
+  ws.binaryType = 'arraybuffer';
+  return ws;
+}
+
+/** One frame: the channel byte, then `payload` (an array of byte values). */
+export function frame(channel, payload) {
+  const bytes = new Uint8Array(1 + payload.length);
+  bytes[0] = channel;
+  bytes.set(payload, 1);
+  return bytes.buffer;
+}
+
+/** v5 stdin EOF: `[255, 0]`. */
+export const STDIN_EOF = frame(CLOSE, [STDIN]);
+
+/** Splits a received message into its channel and payload. */
+export function parseFrame(data) {
+  const bytes = new Uint8Array(data);
+  return { channel: bytes.length > 0 ? bytes[0] : -1, payload: bytes.subarray(1) };
+}
+
+/**
+ * The exit code carried by an error-channel `Status`: 0 for `Success`, the `ExitCode` cause
+ * for `NonZeroExitCode`, or null when the payload is not such a Status.
+ */
+export function exitCode(payload) {
+  let status;
+  try {
+    status = JSON.parse(String.fromCharCode.apply(null, payload));
+  } catch (_) {
+    return null;
+  }
+  if (status.status === 'Success') return 0;
+  const causes = (status.details && status.details.causes) || [];
+  const cause = causes.find((c) => c.reason === 'ExitCode');
+  return cause ? parseInt(cause.message, 10) : null;
+}
