@@ -1,0 +1,135 @@
+//! Micro-benchmarks of the relay's frame path over in-memory pipes, each beside the same traffic without the relay.
+//!
+//! `cargo bench --bench relay` (release profile, one-thread runtime, so the figures are the
+//! CPU cost of one session's frames): keystroke round trips (`[0, b]` in, `[1, b]` back) and
+//! bulk stdout in 64 KiB frames. Nothing here touches a network.
+
+use std::time::{Duration, Instant};
+
+use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocket};
+use podterm::relay::{RelayConfig, relay};
+use tokio::io::DuplexStream;
+
+/// Bytes each in-memory pipe buffers (one socket's kernel buffer, roughly).
+const PIPE_BYTES: usize = 64 * 1024;
+/// Keystroke round trips per measurement.
+const KEYSTROKES: u32 = 50_000;
+/// Bulk stdout frame payload, in bytes (the dev cluster's flood frame).
+const BULK_FRAME_BYTES: usize = 64 * 1024;
+/// Bulk bytes per measurement.
+const BULK_BYTES: usize = 512 << 20;
+
+fn config() -> RelayConfig {
+    RelayConfig {
+        v5: true,
+        ping_interval: Duration::from_secs(30),
+        idle_timeout: Duration::from_secs(600),
+        max_duration: Duration::from_secs(600),
+        max_client_frame_bytes: 256 * 1024,
+        max_upstream_frame_bytes: 4 << 20,
+        bytes: Default::default(),
+    }
+}
+
+/// A client socket and a cluster socket, joined through the relay or directly.
+fn pair(through_relay: bool) -> (WebSocket<DuplexStream>, WebSocket<DuplexStream>) {
+    if !through_relay {
+        let (client, cluster) = tokio::io::duplex(PIPE_BYTES);
+        return (
+            WebSocket::after_handshake(client, Role::Client),
+            WebSocket::after_handshake(cluster, Role::Server),
+        );
+    }
+    let (client, gateway_client) = tokio::io::duplex(PIPE_BYTES);
+    let (gateway_cluster, cluster) = tokio::io::duplex(PIPE_BYTES);
+    tokio::spawn(async move {
+        let client = WebSocket::after_handshake(gateway_client, Role::Server);
+        let upstream = WebSocket::after_handshake(gateway_cluster, Role::Client);
+        relay(client, upstream, &config(), std::future::pending()).await;
+    });
+    (
+        WebSocket::after_handshake(client, Role::Client),
+        WebSocket::after_handshake(cluster, Role::Server),
+    )
+}
+
+async fn next_binary(ws: &mut WebSocket<DuplexStream>) -> Vec<u8> {
+    loop {
+        let frame = ws.read_frame().await.expect("a frame");
+        match frame.opcode {
+            OpCode::Binary => return frame.payload.to_vec(),
+            OpCode::Ping | OpCode::Pong => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// Mean time of one keystroke round trip.
+async fn keystrokes(through_relay: bool) -> Duration {
+    let (mut client, mut cluster) = pair(through_relay);
+    let echo = tokio::spawn(async move {
+        for _ in 0..KEYSTROKES {
+            let mut frame = next_binary(&mut cluster).await;
+            frame[0] = 1;
+            let out = Frame::binary(Payload::Owned(frame));
+            cluster.write_frame(out).await.expect("echo");
+        }
+    });
+    let started = Instant::now();
+    for i in 0..KEYSTROKES {
+        let byte = b'a' + (i % 26) as u8;
+        let frame = Frame::binary(Payload::Owned(vec![0, byte]));
+        client.write_frame(frame).await.expect("keystroke");
+        assert_eq!(next_binary(&mut client).await, [1, byte]);
+    }
+    let took = started.elapsed();
+    echo.await.expect("echo task");
+    took / KEYSTROKES
+}
+
+/// Throughput of stdout in `BULK_FRAME_BYTES` frames, in MiB/s.
+async fn bulk(through_relay: bool) -> f64 {
+    let (mut client, mut cluster) = pair(through_relay);
+    let mut frame = vec![b'x'; BULK_FRAME_BYTES + 1];
+    frame[0] = 1;
+    let flood = tokio::spawn(async move {
+        for _ in 0..BULK_BYTES / BULK_FRAME_BYTES {
+            let out = Frame::binary(Payload::Borrowed(&frame));
+            cluster.write_frame(out).await.expect("stdout");
+        }
+    });
+    let started = Instant::now();
+    let mut received = 0;
+    while received < BULK_BYTES {
+        received += next_binary(&mut client).await.len() - 1;
+    }
+    let took = started.elapsed();
+    flood.await.expect("flood task");
+    received as f64 / (1 << 20) as f64 / took.as_secs_f64()
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        // Warm-up: allocator, page faults, branch predictors.
+        keystrokes(true).await;
+        let direct = keystrokes(false).await;
+        let relayed = keystrokes(true).await;
+        println!(
+            "keystroke round trip: direct {:>7.2} µs, through the relay {:>7.2} µs (+{:.2} µs)",
+            direct.as_secs_f64() * 1e6,
+            relayed.as_secs_f64() * 1e6,
+            (relayed.as_secs_f64() - direct.as_secs_f64()) * 1e6,
+        );
+        let direct = bulk(false).await;
+        let relayed = bulk(true).await;
+        println!(
+            "bulk stdout, 64 KiB frames: direct {direct:>7.0} MiB/s, through the relay \
+             {relayed:>7.0} MiB/s ({:.0} %)",
+            100.0 * relayed / direct
+        );
+    });
+}
