@@ -20,6 +20,7 @@
 //! - [`telemetry`]: logging and metrics.
 //! - [`web`]: the web terminal page, embedded in the binary at build time.
 //! - [`dev`]: `podterm dev`, the dev cluster plus the gateway on loopback.
+//! - [`policy`]: what an identity may run where (policy file, restricted mode, deny_root, limits).
 //! - [`devcluster`]: the embedded Kubernetes API used by `podterm dev`, tests and load tests.
 
 pub mod cluster;
@@ -28,6 +29,7 @@ pub mod dev;
 pub mod devcluster;
 pub mod drain;
 pub mod identity;
+pub mod policy;
 pub mod protocol;
 pub mod relay;
 pub mod routes;

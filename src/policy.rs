@@ -1,0 +1,337 @@
+//! What an identity may run where: the policy file (`PODTERM_POLICY_FILE`) and its decisions.
+//!
+//! ```yaml
+//! rules:                         # first rule matching identity, cluster and namespace wins
+//!   - name: devs                 # optional; default "rule N" (1-based)
+//!     groups: [devs]             # and/or users: [...]; neither = everyone
+//!     clusters: ["*"]            # name globs; omitted = any
+//!     namespaces: [default]      # name globs; omitted = any
+//!     mode: shell                # shell | restricted (required)
+//!   - groups: [support]
+//!     mode: restricted           # only argv matching `allow`; no tty, no default shell
+//!     allow:
+//!       - [jstack, "*"]          # see `policy::argv` for the pattern rules
+//!       - [cat, "/proc/*/status"]
+//!     deny_root: true            # refuse containers whose user is uid 0 (see `policy::root`)
+//! ```
+//!
+//! No file: everyone gets `shell` and the cluster's RBAC alone decides. A file with no rule
+//! matching the request: refused. The file is read once, at start-up; a bad file is a
+//! [`ConfigError`] (exit 64) naming the file and the problem.
+
+pub mod argv;
+pub mod glob;
+pub mod limits;
+pub mod root;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+use crate::identity::Identity;
+use crate::protocol::Status;
+use argv::{ArgvPattern, ArgvProblem, check_restricted_argv, display_argv};
+use glob::{Flavor, Glob};
+
+/// What kind of exec a rule grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Any command, the default shell and a tty included.
+    Shell,
+    /// Only commands matching the rule's allow list; no tty; no default shell.
+    Restricted,
+}
+
+/// The loaded policy.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// `None`: no policy file, everyone gets `shell`.
+    rules: Option<Vec<Rule>>,
+}
+
+/// One compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    name: String,
+    users: Option<Vec<Glob>>,
+    groups: Option<Vec<Glob>>,
+    clusters: Vec<Glob>,
+    namespaces: Vec<Glob>,
+    mode: Mode,
+    allow: Vec<ArgvPattern>,
+    deny_root: bool,
+}
+
+/// What the matching rule grants in a cluster and namespace (see [`Policy::grant`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Grant<'a> {
+    pub mode: Mode,
+    /// The rule's name; `None` when there is no policy file.
+    pub rule: Option<&'a str>,
+    pub deny_root: bool,
+    /// Restricted mode's allow list (empty in shell mode).
+    pub allow: &'a [ArgvPattern],
+}
+
+/// An exec the policy lets through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub mode: Mode,
+    /// The matching rule's name; `None` when there is no policy file.
+    pub rule: Option<String>,
+    /// The container's user must be checked not to be root before the exec (see [`root`]).
+    pub deny_root: bool,
+}
+
+/// Why the policy refuses an exec; each becomes a 403 `Status` carrying this message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denial {
+    #[error(
+        "no policy rule lets user {user:?} (groups: {groups}) exec in cluster {cluster:?}, namespace {namespace:?}"
+    )]
+    NoRule {
+        user: String,
+        groups: String,
+        cluster: String,
+        namespace: String,
+    },
+    #[error(
+        "restricted by rule {rule:?}: an interactive terminal (tty) is not allowed; run the command without a tty"
+    )]
+    Tty { rule: String },
+    #[error(
+        "restricted by rule {rule:?}: the default shell is not allowed; run one of the allowed commands"
+    )]
+    DefaultShell { rule: String },
+    #[error("restricted by rule {rule:?}: command {argv} is not in the allow list")]
+    NotAllowed { rule: String, argv: String },
+    #[error("restricted by rule {rule:?}: {problem}")]
+    BadArgv { rule: String, problem: ArgvProblem },
+    #[error("denied by rule {rule:?}: the container runs as root (uid 0)")]
+    Root { rule: String },
+    #[error(
+        "denied by rule {rule:?}: cannot check that the container does not run as root: {detail}"
+    )]
+    RootCheck { rule: String, detail: String },
+}
+
+impl Denial {
+    /// The HTTP status code for every denial.
+    pub const CODE: u16 = 403;
+
+    /// The `Status` answered before the upgrade.
+    pub fn status(&self) -> Status {
+        Status::failure(Self::CODE, self.to_string())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    rules: Vec<RuleFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    name: Option<String>,
+    users: Option<Vec<String>>,
+    groups: Option<Vec<String>>,
+    clusters: Option<Vec<String>>,
+    namespaces: Option<Vec<String>>,
+    mode: Mode,
+    #[serde(default)]
+    allow: Vec<Vec<String>>,
+    #[serde(default)]
+    deny_root: bool,
+}
+
+impl Policy {
+    /// No policy file: everyone gets `shell`.
+    pub fn open() -> Policy {
+        Policy { rules: None }
+    }
+
+    /// Reads `PODTERM_POLICY_FILE` when set (`None`: [`Policy::open`]).
+    pub fn load(path: Option<&Path>) -> Result<Policy, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Policy::open());
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(format!(
+                "PODTERM_POLICY_FILE {}: cannot read it: {e}",
+                path.display()
+            ))
+        })?;
+        Policy::parse(&text).map_err(|problem| {
+            ConfigError(format!("PODTERM_POLICY_FILE {}: {problem}", path.display()))
+        })
+    }
+
+    /// Parses and validates policy YAML; the error says what is wrong and where.
+    pub fn parse(text: &str) -> Result<Policy, String> {
+        let file: PolicyFile = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+        if file.rules.is_empty() {
+            return Err("`rules` is empty: every exec would be refused; \
+                 remove the file to let everyone have a shell"
+                .into());
+        }
+        let rules = file
+            .rules
+            .into_iter()
+            .enumerate()
+            .map(|(i, rule)| {
+                let default_name = format!("rule {}", i + 1);
+                let label = match &rule.name {
+                    Some(name) => format!("rules[{i}] ({name:?})"),
+                    None => format!("rules[{i}]"),
+                };
+                compile_rule(rule, default_name).map_err(|e| format!("{label}: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Policy { rules: Some(rules) })
+    }
+
+    /// Whether a policy file is in force.
+    pub fn is_open(&self) -> bool {
+        self.rules.is_none()
+    }
+
+    /// What `identity` may do in `cluster`/`namespace`: the first matching rule.
+    pub fn grant<'a>(
+        &'a self,
+        identity: &Identity,
+        cluster: &str,
+        namespace: &str,
+    ) -> Result<Grant<'a>, Denial> {
+        let Some(rules) = &self.rules else {
+            return Ok(Grant {
+                mode: Mode::Shell,
+                rule: None,
+                deny_root: false,
+                allow: &[],
+            });
+        };
+        rules
+            .iter()
+            .find(|rule| rule.applies(identity, cluster, namespace))
+            .map(|rule| Grant {
+                mode: rule.mode,
+                rule: Some(&rule.name),
+                deny_root: rule.deny_root,
+                allow: &rule.allow,
+            })
+            .ok_or_else(|| Denial::NoRule {
+                user: identity.user.clone(),
+                groups: if identity.groups.is_empty() {
+                    "none".into()
+                } else {
+                    identity.groups.join(", ")
+                },
+                cluster: cluster.into(),
+                namespace: namespace.into(),
+            })
+    }
+
+    /// Decides an exec of `argv` (empty: the default shell) with or without a tty.
+    pub fn decide(
+        &self,
+        identity: &Identity,
+        cluster: &str,
+        namespace: &str,
+        argv: &[String],
+        tty: bool,
+    ) -> Result<Decision, Denial> {
+        let grant = self.grant(identity, cluster, namespace)?;
+        let rule = grant.rule.unwrap_or_default();
+        if grant.mode == Mode::Restricted {
+            if tty {
+                return Err(Denial::Tty { rule: rule.into() });
+            }
+            if argv.is_empty() {
+                return Err(Denial::DefaultShell { rule: rule.into() });
+            }
+            check_restricted_argv(argv).map_err(|problem| Denial::BadArgv {
+                rule: rule.into(),
+                problem,
+            })?;
+            if !grant.allow.iter().any(|pattern| pattern.matches(argv)) {
+                return Err(Denial::NotAllowed {
+                    rule: rule.into(),
+                    argv: display_argv(argv),
+                });
+            }
+        }
+        Ok(Decision {
+            mode: grant.mode,
+            rule: grant.rule.map(str::to_string),
+            deny_root: grant.deny_root,
+        })
+    }
+}
+
+impl Rule {
+    fn applies(&self, identity: &Identity, cluster: &str, namespace: &str) -> bool {
+        let any = |globs: &[Glob], name: &str| globs.iter().any(|g| g.matches(name));
+        let who = match (&self.users, &self.groups) {
+            (None, None) => true,
+            (users, groups) => {
+                users.as_deref().is_some_and(|u| any(u, &identity.user))
+                    || groups
+                        .as_deref()
+                        .is_some_and(|g| identity.groups.iter().any(|name| any(g, name)))
+            }
+        };
+        who && any(&self.clusters, cluster) && any(&self.namespaces, namespace)
+    }
+}
+
+fn compile_rule(rule: RuleFile, default_name: String) -> Result<Rule, String> {
+    let names = |field: &str, list: Option<Vec<String>>| -> Result<Option<Vec<Glob>>, String> {
+        let Some(list) = list else { return Ok(None) };
+        if list.is_empty() {
+            return Err(format!("`{field}` is empty and would match nothing"));
+        }
+        list.iter()
+            .map(|p| Glob::new(p, Flavor::Name).map_err(|e| format!("{field}: {e}")))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    };
+    let any = || vec![Glob::new("*", Flavor::Name).expect("`*` is a valid glob")];
+    let name = match rule.name {
+        Some(name) if name.trim().is_empty() => return Err("`name` is empty".into()),
+        Some(name) => name,
+        None => default_name,
+    };
+    let allow = rule
+        .allow
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| ArgvPattern::new(entry).map_err(|e| format!("allow[{i}]: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    match rule.mode {
+        Mode::Shell if !allow.is_empty() => {
+            return Err("`allow` applies only to `mode: restricted`".into());
+        }
+        Mode::Restricted if allow.is_empty() => {
+            return Err("`mode: restricted` needs a non-empty `allow` list".into());
+        }
+        _ => {}
+    }
+    Ok(Rule {
+        name,
+        users: names("users", rule.users)?,
+        groups: names("groups", rule.groups)?,
+        clusters: names("clusters", rule.clusters)?.unwrap_or_else(any),
+        namespaces: names("namespaces", rule.namespaces)?.unwrap_or_else(any),
+        mode: rule.mode,
+        allow,
+        deny_root: rule.deny_root,
+    })
+}
+
+#[cfg(test)]
+#[path = "policy/tests.rs"]
+mod tests;
