@@ -21,8 +21,10 @@
 //! - [`web`]: the web terminal page, embedded in the binary at build time.
 //! - [`dev`]: `podterm dev`, the dev cluster plus the gateway on loopback.
 //! - [`policy`]: what an identity may run where (policy file, restricted mode, deny_root, limits).
+//! - [`audit`]: the audit trail (JSON lines) and session recordings (asciicast v2).
 //! - [`devcluster`]: the embedded Kubernetes API used by `podterm dev`, tests and load tests.
 
+pub mod audit;
 pub mod cluster;
 pub mod config;
 pub mod dev;

@@ -333,5 +333,4 @@ fn compile_rule(rule: RuleFile, default_name: String) -> Result<Rule, String> {
 }
 
 #[cfg(test)]
-#[path = "policy/tests.rs"]
 mod tests;

@@ -1,0 +1,389 @@
+//! The audit trail: one JSON line per session event, written off the hot path by one task.
+//!
+//! Every exec that reaches podterm leaves exactly two lines: `session.start` then
+//! `session.end` when it ran, `session.denied` then `session.end` when it was refused (the end
+//! line of a refused exec has `close_reason: "denied"`, zero bytes and no exit code), so a
+//! reader can always pair lines by `session`. A recording that fails adds `recording.failed`.
+//! Every line carries every field (`null` when not known):
+//!
+//! | field | meaning |
+//! |---|---|
+//! | `event` | `session.start`, `session.denied`, `session.end`, `recording.failed` |
+//! | `time` | when the line was written, RFC 3339 UTC |
+//! | `session` | the session id (also the recording's file name) |
+//! | `user`, `groups` | the identity the exec runs as (impersonated) |
+//! | `cluster`, `namespace`, `pod`, `container` | where |
+//! | `argv`, `tty` | what was asked (`[]` = the default shell) |
+//! | `mode`, `rule` | the policy decision (`null` without a matching rule or policy file) |
+//! | `peer` | the client's socket address |
+//! | `start`, `end` | when the exec arrived and ended, RFC 3339 UTC (`end` only on `session.end`) |
+//! | `bytes_in`, `bytes_out` | payload bytes client → container (stdin) and container → client (stdout, stderr) |
+//! | `exit_code`, `close_reason` | how it ended (`session.end`) |
+//! | `reason` | why it was refused (`session.denied`), or the error (`recording.failed`) |
+//! | `recording` | the recording file, if any |
+//!
+//! Nothing else goes in: no header, no token, no secret. The writer task is fed by a bounded
+//! queue so no session ever waits on the disk; when the queue is full the line goes to the
+//! error log instead, is counted ([`AuditLog::dropped`]), and the trail itself gets an
+//! `audit.dropped` line with the count as soon as it can be written — nothing is lost silently.
+
+pub mod recording;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::sync::mpsc;
+
+use crate::config::ConfigError;
+use crate::policy::Mode;
+
+/// Lines the audit queue holds before new ones are diverted to the error log.
+pub const AUDIT_QUEUE_LINES: usize = 4096;
+/// Size of the audit writer's buffer, in bytes; it is flushed whenever the queue runs empty.
+const AUDIT_BUFFER_BYTES: usize = 64 * 1024;
+
+/// A session's id: 128 random bits in hex.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct SessionId(String);
+
+impl SessionId {
+    pub fn new() -> SessionId {
+        SessionId(format!("{:032x}", rand::random::<u128>()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for SessionId {
+    fn default() -> Self {
+        SessionId::new()
+    }
+}
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A point in time, written as RFC 3339 UTC with milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Time(jiff::Timestamp);
+
+impl Time {
+    pub fn now() -> Time {
+        Time(jiff::Timestamp::now())
+    }
+
+    /// Seconds since the Unix epoch.
+    pub fn unix_seconds(self) -> i64 {
+        self.0.as_second()
+    }
+}
+
+impl std::fmt::Display for Time {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"))
+    }
+}
+
+impl Serialize for Time {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// What an exec asked for and what the policy said: the fields every line of a session shares.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecRecord {
+    pub session: SessionId,
+    pub user: String,
+    pub groups: Vec<String>,
+    pub cluster: String,
+    pub namespace: String,
+    pub pod: String,
+    pub container: Option<String>,
+    /// As requested; empty = the default shell.
+    pub argv: Vec<String>,
+    pub tty: bool,
+    pub mode: Option<Mode>,
+    pub rule: Option<String>,
+    pub peer: Option<SocketAddr>,
+    pub start: Time,
+    pub recording: Option<PathBuf>,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionEnd {
+    /// Payload bytes client → container (stdin).
+    pub bytes_in: u64,
+    /// Payload bytes container → client (stdout and stderr).
+    pub bytes_out: u64,
+    /// From the `Status` on channel 3, when the command's exit was reported.
+    pub exit_code: Option<i32>,
+    /// Short reason: `exit`, `client closed`, `upstream closed`, `denied`, `idle timeout`, …
+    pub close_reason: String,
+}
+
+/// The `close_reason` of the end line of a refused exec.
+pub const CLOSE_REASON_DENIED: &str = "denied";
+
+#[derive(Serialize)]
+struct Line<'a> {
+    event: &'static str,
+    time: Time,
+    #[serde(flatten)]
+    exec: &'a ExecRecord,
+    end: Option<Time>,
+    bytes_in: u64,
+    bytes_out: u64,
+    exit_code: Option<i32>,
+    close_reason: Option<&'a str>,
+    reason: Option<&'a str>,
+}
+
+impl<'a> Line<'a> {
+    fn new(event: &'static str, exec: &'a ExecRecord) -> Line<'a> {
+        Line {
+            event,
+            time: Time::now(),
+            exec,
+            end: None,
+            bytes_in: 0,
+            bytes_out: 0,
+            exit_code: None,
+            close_reason: None,
+            reason: None,
+        }
+    }
+}
+
+/// Where audit lines go, opened (and checked) at start-up.
+pub enum AuditSink {
+    Stdout(tokio::fs::File),
+    File {
+        path: PathBuf,
+        file: tokio::fs::File,
+    },
+}
+
+impl AuditSink {
+    /// `PODTERM_AUDIT_FILE` when set (opened for append, created 0600), else stdout.
+    pub fn open(path: Option<&Path>) -> Result<AuditSink, ConfigError> {
+        let Some(path) = path else {
+            use std::os::fd::AsFd;
+            let stdout = std::io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| ConfigError(format!("cannot use stdout for audit lines: {e}")))?;
+            return Ok(AuditSink::Stdout(tokio::fs::File::from_std(stdout.into())));
+        };
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| {
+                ConfigError(format!(
+                    "PODTERM_AUDIT_FILE {}: cannot open it for appending: {e}",
+                    path.display()
+                ))
+            })?;
+        Ok(AuditSink::File {
+            path: path.to_path_buf(),
+            file: tokio::fs::File::from_std(file),
+        })
+    }
+
+    /// Starts the writer task (needs a Tokio runtime). The task ends, flushed, once every
+    /// [`AuditLog`] clone is dropped; await the handle at shutdown.
+    pub fn spawn(self) -> (AuditLog, tokio::task::JoinHandle<()>) {
+        match self {
+            AuditSink::Stdout(stdout) => AuditLog::to_writer(stdout, AUDIT_QUEUE_LINES),
+            AuditSink::File { path, file } => {
+                tracing::info!(path = %path.display(), "audit lines go to a file");
+                AuditLog::to_writer(file, AUDIT_QUEUE_LINES)
+            }
+        }
+    }
+}
+
+/// The sending side of the audit trail; cheap to clone, never blocks.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    tx: mpsc::Sender<String>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl AuditLog {
+    /// An audit log writing to `out` through a queue of `capacity` lines.
+    pub fn to_writer<W>(out: W, capacity: usize) -> (AuditLog, tokio::task::JoinHandle<()>)
+    where
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel(capacity);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(write_lines(rx, out, dropped.clone()));
+        (AuditLog { tx, dropped }, task)
+    }
+
+    /// Lines that could not be written to the trail (sent to the error log instead).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// A reader of [`AuditLog::dropped`] that does not keep the writer open (for metrics).
+    pub fn dropped_counter(&self) -> DroppedCounter {
+        DroppedCounter(self.dropped.clone())
+    }
+
+    /// `session.start`: the exec was allowed and is being connected.
+    pub fn session_start(&self, exec: &ExecRecord) {
+        self.send(&Line::new("session.start", exec));
+    }
+
+    /// `session.denied`: the exec was refused (policy, limits, …) with `reason`.
+    pub fn session_denied(&self, exec: &ExecRecord, reason: &str) {
+        self.send(&Line {
+            reason: Some(reason),
+            ..Line::new("session.denied", exec)
+        });
+    }
+
+    /// `session.end`: the exec is over, whatever happened.
+    pub fn session_end(&self, exec: &ExecRecord, end: &SessionEnd) {
+        self.send(&Line {
+            end: Some(Time::now()),
+            bytes_in: end.bytes_in,
+            bytes_out: end.bytes_out,
+            exit_code: end.exit_code,
+            close_reason: Some(&end.close_reason),
+            ..Line::new("session.end", exec)
+        });
+    }
+
+    /// Both lines of a refused exec, in order: `session.denied` then `session.end`.
+    pub fn exec_denied(&self, exec: &ExecRecord, reason: &str) {
+        self.session_denied(exec, reason);
+        self.session_end(
+            exec,
+            &SessionEnd {
+                close_reason: CLOSE_REASON_DENIED.into(),
+                ..SessionEnd::default()
+            },
+        );
+    }
+
+    /// `recording.failed`: the session's recording stopped because of `error`.
+    pub fn recording_failed(&self, exec: &ExecRecord, error: &str) {
+        self.send(&Line {
+            reason: Some(error),
+            ..Line::new("recording.failed", exec)
+        });
+    }
+
+    fn send(&self, line: &Line<'_>) {
+        let mut text = serde_json::to_string(line).expect("audit lines always serialize");
+        text.push('\n');
+        if let Err(e) = self.tx.try_send(text) {
+            let total = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            let (why, text) = match e {
+                mpsc::error::TrySendError::Full(t) => ("the audit queue is full", t),
+                mpsc::error::TrySendError::Closed(t) => ("the audit writer has stopped", t),
+            };
+            tracing::error!(
+                dropped_total = total,
+                audit_line = text.trim_end(),
+                "{why}: audit line diverted to the error log"
+            );
+        }
+    }
+}
+
+/// Reads the count of audit lines that could not be written.
+#[derive(Debug, Clone)]
+pub struct DroppedCounter(Arc<AtomicU64>);
+
+impl DroppedCounter {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Serialize)]
+struct DroppedLine {
+    event: &'static str,
+    time: Time,
+    count: u64,
+    total: u64,
+}
+
+/// The writer task: drains the queue into a buffer, flushes whenever the queue runs empty.
+async fn write_lines<W>(mut rx: mpsc::Receiver<String>, out: W, dropped: Arc<AtomicU64>)
+where
+    W: AsyncWrite + Unpin,
+{
+    let mut out = BufWriter::with_capacity(AUDIT_BUFFER_BYTES, out);
+    // Lines already reported as dropped by an `audit.dropped` line.
+    let mut reported = 0u64;
+    let mut batch: Vec<String> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+        }
+        let total = dropped.load(Ordering::Relaxed);
+        let notice = (total > reported).then(|| {
+            let line = DroppedLine {
+                event: "audit.dropped",
+                time: Time::now(),
+                count: total - reported,
+                total,
+            };
+            let mut text = serde_json::to_string(&line).expect("serializes");
+            text.push('\n');
+            text
+        });
+        match write_batch(&mut out, notice.iter().chain(&batch)).await {
+            Ok(()) => reported = total,
+            Err(e) => {
+                // What reached the file is unknown: count every line of the batch as lost and
+                // log each, so the gap is visible in the trail later and nothing vanishes.
+                for line in &batch {
+                    let total = dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                    tracing::error!(
+                        dropped_total = total,
+                        audit_line = line.trim_end(),
+                        error = %e,
+                        "cannot write the audit trail: audit line diverted to the error log"
+                    );
+                }
+                out = BufWriter::with_capacity(AUDIT_BUFFER_BYTES, out.into_inner());
+            }
+        }
+        batch.clear();
+    }
+    let _ = out.flush().await;
+}
+
+async fn write_batch<W: AsyncWrite + Unpin>(
+    out: &mut BufWriter<W>,
+    lines: impl Iterator<Item = &String>,
+) -> std::io::Result<()> {
+    for line in lines {
+        out.write_all(line.as_bytes()).await?;
+    }
+    out.flush().await
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,353 @@
+//! Unit tests for recordings: format, UTF-8 carry, write errors.
+
+use super::*;
+use crate::audit::{AuditLog, SessionId, Time};
+
+fn exec() -> ExecRecord {
+    ExecRecord {
+        session: SessionId::new(),
+        user: "alice".into(),
+        groups: vec![],
+        cluster: "dev".into(),
+        namespace: "default".into(),
+        pod: "web-1".into(),
+        container: None,
+        argv: vec![],
+        tty: true,
+        mode: None,
+        rule: None,
+        peer: None,
+        start: Time::now(),
+        recording: None,
+    }
+}
+
+fn config(dir: &Path, input: bool, required: bool) -> RecordingConfig {
+    RecordingConfig {
+        dir: dir.to_path_buf(),
+        input,
+        required,
+    }
+}
+
+/// An audit log whose lines end up in the returned buffer once the log is dropped.
+fn audit() -> (
+    AuditLog,
+    tokio::task::JoinHandle<()>,
+    tokio::io::DuplexStream,
+) {
+    let (ours, theirs) = tokio::io::duplex(1 << 20);
+    let (log, task) = AuditLog::to_writer(ours, 64);
+    (log, task, theirs)
+}
+
+async fn audit_lines(
+    log: AuditLog,
+    task: tokio::task::JoinHandle<()>,
+    mut theirs: tokio::io::DuplexStream,
+) -> Vec<serde_json::Value> {
+    drop(log);
+    task.await.unwrap();
+    let mut text = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut theirs, &mut text)
+        .await
+        .unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn parse(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+        .collect()
+}
+
+#[tokio::test]
+async fn writes_an_asciicast_v2_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, task, theirs) = audit();
+    let e = exec();
+    let mut rec = Recording::create(&config(dir.path(), false, false), &e, &log)
+        .unwrap()
+        .unwrap();
+    rec.resize(TerminalSize {
+        width: 120,
+        height: 40,
+    })
+    .await
+    .unwrap();
+    rec.output(1, b"hello ").await.unwrap();
+    rec.input(b"secret typed").await.unwrap();
+    rec.output(2, b"\x1b[31mwarn\x1b[0m\r\n").await.unwrap();
+    rec.resize(TerminalSize {
+        width: 100,
+        height: 30,
+    })
+    .await
+    .unwrap();
+    rec.output(1, b"").await.unwrap();
+    rec.finish().await.unwrap();
+    let path = dir.path().join(format!("{}.cast", e.session));
+    let lines = parse(&std::fs::read_to_string(&path).unwrap());
+    let header = &lines[0];
+    assert_eq!(header["version"], 2);
+    assert_eq!(
+        (header["width"].clone(), header["height"].clone()),
+        (120.into(), 40.into())
+    );
+    assert_eq!(header["env"]["TERM"], "xterm-256color");
+    assert_eq!(header["timestamp"], e.start.unix_seconds());
+    let events: Vec<(&str, &str)> = lines[1..]
+        .iter()
+        .map(|l| (l[1].as_str().unwrap(), l[2].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("o", "hello "),
+            ("o", "\x1b[31mwarn\x1b[0m\r\n"),
+            ("r", "100x30")
+        ],
+        "input is not recorded by default"
+    );
+    let times: Vec<f64> = lines[1..].iter().map(|l| l[0].as_f64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]) && times[0] >= 0.0);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(audit_lines(log, task, theirs).await.is_empty());
+}
+
+#[tokio::test]
+async fn input_only_when_configured_and_default_size_without_resize() {
+    let (log, task, theirs) = audit();
+    let (ours, mut file) = tokio::io::duplex(1 << 16);
+    let mut rec = Recording::to_writer(ours, &config(Path::new("/"), true, false), &exec(), &log);
+    rec.output(1, b"$ ").await.unwrap();
+    rec.input(b"ls\r").await.unwrap();
+    rec.finish().await.unwrap();
+    let mut text = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut file, &mut text)
+        .await
+        .unwrap();
+    let lines = parse(&text);
+    assert_eq!(lines[0]["width"], DEFAULT_SIZE.width);
+    assert_eq!(lines[0]["height"], DEFAULT_SIZE.height);
+    assert_eq!(lines[1][1], "o");
+    assert_eq!(lines[2][1], "i");
+    assert_eq!(lines[2][2], "ls\r");
+    drop(audit_lines(log, task, theirs).await);
+}
+
+#[test]
+fn utf8_split_anywhere_is_carried() {
+    let text = "aé€😀 z\u{10FFFF}";
+    let bytes = text.as_bytes();
+    for cut in 0..=bytes.len() {
+        let mut carry = Utf8Carry::default();
+        let mut out = carry.decode(&bytes[..cut]);
+        out += &carry.decode(&bytes[cut..]);
+        out += &carry.finish();
+        assert_eq!(out, text, "cut at {cut}");
+    }
+    // One byte at a time.
+    let mut carry = Utf8Carry::default();
+    let out: String = bytes.iter().map(|b| carry.decode(&[*b])).collect();
+    assert_eq!(out, text);
+}
+
+#[test]
+fn invalid_utf8_becomes_replacement_characters() {
+    let mut carry = Utf8Carry::default();
+    assert_eq!(carry.decode(b"a\xffb"), "a\u{FFFD}b");
+    assert_eq!(carry.decode(b"\xc3"), "");
+    assert_eq!(
+        carry.decode(b"("),
+        "\u{FFFD}(",
+        "a broken sequence is not carried forever"
+    );
+    assert_eq!(carry.decode(b"\xf0\x9f"), "");
+    assert_eq!(carry.finish(), "\u{FFFD}");
+    assert_eq!(carry.decode(b"ok"), "ok");
+}
+
+#[tokio::test]
+async fn streams_carry_separately() {
+    let (log, task, theirs) = audit();
+    let (ours, mut file) = tokio::io::duplex(1 << 16);
+    let mut rec = Recording::to_writer(ours, &config(Path::new("/"), false, false), &exec(), &log);
+    let euro = "€".as_bytes();
+    rec.output(1, &euro[..1]).await.unwrap();
+    rec.output(2, b"err").await.unwrap();
+    rec.output(1, &euro[1..]).await.unwrap();
+    rec.finish().await.unwrap();
+    let mut text = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut file, &mut text)
+        .await
+        .unwrap();
+    let data: Vec<String> = parse(&text)[1..]
+        .iter()
+        .map(|l| l[2].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(data, ["err", "€"]);
+    drop(audit_lines(log, task, theirs).await);
+}
+
+async fn dev_full() -> tokio::fs::File {
+    tokio::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_full_disk_ends_the_recording_not_the_session() {
+    let (log, task, theirs) = audit();
+    let e = exec();
+    let mut rec = Recording::to_writer(
+        dev_full().await,
+        &config(Path::new("/"), false, false),
+        &e,
+        &log,
+    );
+    for _ in 0..1000 {
+        rec.output(1, b"output that goes nowhere\r\n")
+            .await
+            .unwrap();
+    }
+    rec.finish().await.unwrap();
+    let lines = audit_lines(log, task, theirs).await;
+    assert_eq!(
+        lines.len(),
+        1,
+        "one audit line, not one per event: {lines:?}"
+    );
+    assert_eq!(lines[0]["event"], "recording.failed");
+    assert_eq!(lines[0]["session"], e.session.as_str());
+    assert!(
+        lines[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cannot write the recording")
+    );
+}
+
+#[tokio::test]
+async fn a_full_disk_ends_the_session_when_recording_is_required() {
+    let (log, task, theirs) = audit();
+    let mut rec = Recording::to_writer(
+        dev_full().await,
+        &config(Path::new("/"), false, true),
+        &exec(),
+        &log,
+    );
+    let mut failed = None;
+    for i in 0..10_000 {
+        if let Err(e) = rec.output(1, b"output\r\n").await {
+            failed = Some((i, e));
+            break;
+        }
+    }
+    let (_, e) = failed.expect("the write error reaches the session");
+    assert!(matches!(e, RecordingError::Write(_)), "{e}");
+    assert!(rec.output(1, b"more").await.is_err(), "and stays");
+    assert!(rec.finish().await.is_err());
+    assert_eq!(
+        audit_lines(log, task, theirs).await[0]["event"],
+        "recording.failed"
+    );
+}
+
+/// Accepts `budget` bytes, then fails every write: a disk that fills mid-session.
+struct FillingDisk {
+    budget: usize,
+    written: Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl AsyncWrite for FillingDisk {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.budget == 0 {
+            return std::task::Poll::Ready(Err(std::io::Error::from_raw_os_error(28)));
+        }
+        let n = buf.len().min(self.budget);
+        self.budget -= n;
+        self.written.lock().unwrap().extend_from_slice(&buf[..n]);
+        std::task::Poll::Ready(Ok(n))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn what_was_flushed_before_the_disk_filled_stays_readable() {
+    let (log, task, theirs) = audit();
+    let written = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let disk = FillingDisk {
+        budget: 4096,
+        written: written.clone(),
+    };
+    let mut rec = Recording::to_writer(disk, &config(Path::new("/"), false, false), &exec(), &log);
+    rec.output(1, b"first\r\n").await.unwrap();
+    // Let the writer flush the first event before the flood.
+    tokio::task::yield_now().await;
+    for _ in 0..2000 {
+        rec.output(1, b"0123456789abcdef\r\n").await.unwrap();
+    }
+    rec.finish().await.unwrap();
+    let text = String::from_utf8_lossy(&written.lock().unwrap()).into_owned();
+    let complete: Vec<&str> = text
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .collect();
+    assert!(complete.len() >= 2, "{text}");
+    for line in &complete {
+        serde_json::from_str::<serde_json::Value>(line).expect("complete lines are JSON");
+    }
+    assert_eq!(
+        audit_lines(log, task, theirs).await[0]["event"],
+        "recording.failed"
+    );
+}
+
+#[tokio::test]
+async fn creation_failures() {
+    let (log, task, theirs) = audit();
+    let e = exec();
+    let missing = Path::new("/nonexistent/recordings");
+    assert!(
+        Recording::create(&config(missing, false, false), &e, &log)
+            .unwrap()
+            .is_none()
+    );
+    let err = Recording::create(&config(missing, false, true), &e, &log).unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/recordings"), "{err}");
+    // Never overwrites an existing file.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(Recording::path_for(dir.path(), &e), "keep").unwrap();
+    assert!(Recording::create(&config(dir.path(), false, true), &e, &log).is_err());
+    assert_eq!(
+        std::fs::read_to_string(Recording::path_for(dir.path(), &e)).unwrap(),
+        "keep"
+    );
+    let lines = audit_lines(log, task, theirs).await;
+    assert_eq!(lines.len(), 3);
+    assert!(lines.iter().all(|l| l["event"] == "recording.failed"));
+}

@@ -1,0 +1,234 @@
+//! Unit tests for audit lines and the writer task.
+
+use super::*;
+use crate::identity::Identity;
+
+fn exec() -> ExecRecord {
+    let who = Identity {
+        user: "alice@example.com".into(),
+        groups: vec!["devs".into(), "support".into()],
+    };
+    ExecRecord {
+        session: SessionId::new(),
+        user: who.user,
+        groups: who.groups,
+        cluster: "dev".into(),
+        namespace: "default".into(),
+        pod: "web-1".into(),
+        container: Some("app".into()),
+        argv: vec!["jstack".into(), "1".into()],
+        tty: false,
+        mode: Some(Mode::Restricted),
+        rule: Some("support".into()),
+        peer: Some("127.0.0.1:5555".parse().unwrap()),
+        start: Time::now(),
+        recording: None,
+    }
+}
+
+/// Every field of the table in the module doc, and nothing else.
+const FIELDS: [&str; 22] = [
+    "event",
+    "time",
+    "session",
+    "user",
+    "groups",
+    "cluster",
+    "namespace",
+    "pod",
+    "container",
+    "argv",
+    "tty",
+    "mode",
+    "rule",
+    "peer",
+    "start",
+    "end",
+    "bytes_in",
+    "bytes_out",
+    "exit_code",
+    "close_reason",
+    "reason",
+    "recording",
+];
+
+async fn lines_of(emit: impl FnOnce(&AuditLog)) -> Vec<serde_json::Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let (log, task) = AuditSink::open(Some(&path)).unwrap().spawn();
+    emit(&log);
+    drop(log);
+    task.await.unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect()
+}
+
+fn keys(line: &serde_json::Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = line
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
+#[tokio::test]
+async fn every_line_has_every_field() {
+    let e = exec();
+    let lines = lines_of(|log| {
+        log.session_start(&e);
+        log.session_end(
+            &e,
+            &SessionEnd {
+                bytes_in: 12,
+                bytes_out: 3456,
+                exit_code: Some(0),
+                close_reason: "exit".into(),
+            },
+        );
+        log.recording_failed(&e, "disk full");
+    })
+    .await;
+    let mut expected = FIELDS.to_vec();
+    expected.sort_unstable();
+    for line in &lines {
+        assert_eq!(keys(line), expected, "{line}");
+        assert_eq!(line["session"], e.session.as_str());
+    }
+    let [start, end, failed] = &lines[..] else {
+        panic!("{lines:?}")
+    };
+    assert_eq!(start["event"], "session.start");
+    assert_eq!(start["user"], "alice@example.com");
+    assert_eq!(start["groups"], serde_json::json!(["devs", "support"]));
+    assert_eq!(start["argv"], serde_json::json!(["jstack", "1"]));
+    assert_eq!(start["mode"], "restricted");
+    assert_eq!(start["rule"], "support");
+    assert_eq!(start["peer"], "127.0.0.1:5555");
+    assert_eq!(start["container"], "app");
+    assert_eq!(start["tty"], false);
+    assert!(start["end"].is_null() && start["exit_code"].is_null());
+    assert_eq!(end["event"], "session.end");
+    assert_eq!(end["bytes_in"], 12);
+    assert_eq!(end["bytes_out"], 3456);
+    assert_eq!(end["exit_code"], 0);
+    assert_eq!(end["close_reason"], "exit");
+    assert_eq!(failed["event"], "recording.failed");
+    assert_eq!(failed["reason"], "disk full");
+    for field in ["time", "start"] {
+        let t: jiff::Timestamp = start[field].as_str().unwrap().parse().expect("RFC 3339");
+        assert!(start[field].as_str().unwrap().ends_with('Z'));
+        assert!(t.as_second() > 1_700_000_000);
+    }
+    let started: jiff::Timestamp = end["start"].as_str().unwrap().parse().unwrap();
+    let ended: jiff::Timestamp = end["end"].as_str().unwrap().parse().unwrap();
+    assert!(started <= ended);
+}
+
+#[tokio::test]
+async fn a_refused_exec_leaves_denied_then_end() {
+    let mut e = exec();
+    e.mode = None;
+    e.rule = None;
+    let reason = "no policy rule lets user \"alice@example.com\" exec here";
+    let lines = lines_of(|log| log.exec_denied(&e, reason)).await;
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["event"], "session.denied");
+    assert_eq!(lines[0]["reason"], reason);
+    assert_eq!(lines[1]["event"], "session.end");
+    assert_eq!(lines[1]["close_reason"], CLOSE_REASON_DENIED);
+    assert_eq!(lines[1]["bytes_in"], 0);
+    assert!(lines[1]["exit_code"].is_null());
+    assert!(lines[1]["mode"].is_null());
+    assert_eq!(lines[0]["session"], lines[1]["session"]);
+}
+
+#[tokio::test]
+async fn the_file_is_appended_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    std::fs::write(&path, "{\"earlier\":true}\n").unwrap();
+    let (log, task) = AuditSink::open(Some(&path)).unwrap().spawn();
+    log.session_start(&exec());
+    drop(log);
+    task.await.unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.starts_with("{\"earlier\":true}\n{\"event\":\"session.start\""),
+        "{text}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let fresh = dir.path().join("new.jsonl");
+    drop(AuditSink::open(Some(&fresh)).unwrap());
+    let mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn an_unusable_file_is_a_config_error_naming_it() {
+    let e = AuditSink::open(Some(Path::new("/nonexistent/dir/audit.jsonl")))
+        .err()
+        .unwrap();
+    assert!(
+        e.0.starts_with("PODTERM_AUDIT_FILE /nonexistent/dir/audit.jsonl: cannot open"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_full_queue_is_counted_and_reported_in_the_trail() {
+    // The writer cannot run before this test yields: 2 lines fit the queue, 8 do not.
+    let (ours, mut theirs) = tokio::io::duplex(1 << 16);
+    let (log, task) = AuditLog::to_writer(ours, 2);
+    let e = exec();
+    for _ in 0..10 {
+        log.session_start(&e);
+    }
+    assert_eq!(log.dropped(), 8);
+    drop(log);
+    task.await.unwrap();
+    let mut text = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut theirs, &mut text)
+        .await
+        .unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines[0]["event"], "audit.dropped");
+    assert_eq!(lines[0]["count"], 8);
+    assert_eq!(lines[0]["total"], 8);
+    assert!(lines[1..].iter().all(|l| l["event"] == "session.start"));
+}
+
+#[tokio::test]
+async fn write_errors_are_counted_not_silent() {
+    let full = tokio::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .await
+        .unwrap();
+    let (log, task) = AuditLog::to_writer(full, 16);
+    let e = exec();
+    log.session_start(&e);
+    log.exec_denied(&e, "x");
+    let counter = log.dropped_counter();
+    drop(log);
+    task.await.unwrap();
+    assert_eq!(counter.get(), 3);
+}
+
+#[test]
+fn session_ids_are_random_hex() {
+    let a = SessionId::new();
+    let b = SessionId::new();
+    assert_ne!(a, b);
+    assert_eq!(a.as_str().len(), 32);
+    assert!(a.as_str().chars().all(|c| c.is_ascii_hexdigit()));
+    assert_eq!(serde_json::to_string(&a).unwrap(), format!("\"{a}\""));
+}
