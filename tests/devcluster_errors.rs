@@ -104,6 +104,20 @@ async fn unknown_things_are_404_and_wrong_methods_405() {
         "the server could not find the requested resource"
     );
     let s = client
+        .status("GET", "/api/v1/pods?labelSelector=app%20in%20(web)", &[])
+        .await;
+    assert_eq!((s.code, s.reason.as_str()), (400, "BadRequest"));
+    let s = client
+        .status("GET", "/api/v1/namespaces/default/pods?watch=true", &[])
+        .await;
+    assert_eq!(s.code, 405);
+    let (code, body) = client
+        .get("/api/v1/namespaces/default/pods?labelSelector=app%3Dweb&watch=false")
+        .await;
+    assert_eq!(code, 200);
+    let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    let s = client
         .status("DELETE", "/api/v1/namespaces/default/pods/tools", &[])
         .await;
     assert_eq!((s.code, s.reason.as_str()), (405, "MethodNotAllowed"));

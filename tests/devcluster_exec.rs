@@ -24,6 +24,8 @@ async fn echo_copies_stdin_to_stdout_and_exits_0_at_stdin_eof() {
         send(&mut ws, 0, b"hello ").await;
         send(&mut ws, 0, b"").await; // a "ready" frame: ignored
         send(&mut ws, 4, br#"{"Width":80,"Height":24}"#).await;
+        // A terminal of unknown size sends 0x0: skipped, as the kubelet does, not fatal.
+        send(&mut ws, 4, br#"{"Width":0,"Height":0}"#).await;
         send(&mut ws, 0, b"world").await;
         send(&mut ws, 255, &[0]).await;
         let t = read_all(&mut ws).await;
@@ -242,7 +244,7 @@ async fn refused_client_frames_close_with_1008() {
         (&[1u8, b'x'][..], "channel 1"),
         (&[3u8, b'{'][..], "channel 3"),
         (&[9u8][..], "unknown channel"),
-        (&b"\x04{\"Width\":0,\"Height\":1}"[..], "resize"),
+        (&[&[4u8][..], &[b' '; 300]].concat()[..], "resize"),
         (&[255u8, 0, 0][..], "close"),
     ] {
         let mut ws = client

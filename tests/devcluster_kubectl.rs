@@ -26,6 +26,15 @@ async fn get_pods_all_namespaces_lists_every_pod() {
             let cols: Vec<&str> = line.split_whitespace().collect();
             assert_eq!(&cols[..4], &[ns, pod, ready, "Running"], "{v}: {line}");
         }
+        let out = dev
+            .kubectl(v, &["get", "pods", "-A", "-l", "app=web"], None)
+            .await;
+        let names: Vec<String> = support::text(&out.stdout)
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+            .collect();
+        assert_eq!(names, ["web-0"], "{v}: {}", text(&out.stderr));
         let out = dev.kubectl(v, &["get", "namespaces"], None).await;
         assert!(
             text(&out.stdout).contains("team-a"),

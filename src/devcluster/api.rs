@@ -14,6 +14,7 @@ use super::Shared;
 use super::auth::{Action, Caller, authenticate};
 use super::exec;
 use super::objects::wants_table;
+use super::selector::Selector;
 use crate::protocol::Status;
 
 /// The version `/version` reports.
@@ -144,16 +145,18 @@ fn serve(
         Route::ApiV1 => resource_list(),
         Route::Namespaces => {
             caller.check(rules, action("list", "namespaces", None, None))?;
+            let selector = list_query(req.uri().query())?;
+            let names: Vec<&str> = objects
+                .manifest
+                .namespaces
+                .iter()
+                .map(String::as_str)
+                .filter(|n| selector.matches(&namespace_labels(n)))
+                .collect();
             if table {
-                let names: Vec<&str> = objects
-                    .manifest
-                    .namespaces
-                    .iter()
-                    .map(String::as_str)
-                    .collect();
                 objects.namespace_table(&names)
             } else {
-                objects.namespace_list()
+                objects.namespace_list(&names)
             }
         }
         Route::Namespace(ns) => {
@@ -169,7 +172,12 @@ fn serve(
         }
         Route::AllPods => {
             caller.check(rules, action("list", "pods", None, None))?;
-            let pods = objects.manifest.pods.iter();
+            let selector = list_query(req.uri().query())?;
+            let pods = objects
+                .manifest
+                .pods
+                .iter()
+                .filter(|p| selector.matches(&p.labels));
             if table {
                 objects.pod_table(pods)
             } else {
@@ -178,7 +186,12 @@ fn serve(
         }
         Route::Pods(ns) => {
             caller.check(rules, action("list", "pods", None, Some(ns)))?;
-            let pods = objects.manifest.pods.iter().filter(|p| p.namespace == ns);
+            let selector = list_query(req.uri().query())?;
+            let pods = objects
+                .manifest
+                .pods
+                .iter()
+                .filter(|p| p.namespace == ns && selector.matches(&p.labels));
             if table {
                 objects.pod_table(pods)
             } else {
@@ -225,6 +238,27 @@ fn exec_route(
         .expect("from_query checked the container")
         .clone();
     exec::upgrade(req, shared.clone(), pod, container, options)
+}
+
+/// The query of a list request: its label selector; `watch` is refused (405).
+fn list_query(query: Option<&str>) -> Result<Selector, Refusal> {
+    let mut selector = Selector::default();
+    for pair in exec::query_pairs(query.unwrap_or("")) {
+        let (key, value) = pair?;
+        match key.as_str() {
+            "labelSelector" => selector = Selector::parse(&value).map_err(|e| refuse(400, e))?,
+            "watch" if exec::parse_go_bool(&value) != Some(false) => {
+                return Err(refuse(405, "watch is not supported by the dev cluster"));
+            }
+            _ => {}
+        }
+    }
+    Ok(selector)
+}
+
+/// The labels every namespace carries.
+fn namespace_labels(name: &str) -> std::collections::BTreeMap<String, String> {
+    [("kubernetes.io/metadata.name".to_string(), name.to_string())].into()
 }
 
 fn action<'a>(

@@ -6,7 +6,7 @@
 use bytes::BytesMut;
 use fastwebsockets::OpCode;
 
-use crate::protocol::{self, ClientFrame, FrameError, MAX_RESIZE_BYTES, TerminalSize};
+use crate::protocol::{self, ClientFrame, FrameError, MAX_RESIZE_BYTES, ResizeError, TerminalSize};
 
 /// What a client message asks of the container.
 #[derive(Debug, PartialEq, Eq)]
@@ -115,7 +115,19 @@ impl Assembler {
     }
 
     fn message(&self, payload: BytesMut) -> Result<Input, MessageError> {
-        Ok(match protocol::check_client_frame(&payload, self.v5)? {
+        let frame = match protocol::check_client_frame(&payload, self.v5) {
+            Err(FrameError::BadResize(ResizeError::TooLarge(n))) => {
+                return Err(FrameError::BadResize(ResizeError::TooLarge(n)).into());
+            }
+            // As the kubelet does, a resize it cannot use (0x0 from a terminal of unknown
+            // size, bad JSON) is skipped, not fatal.
+            Err(FrameError::BadResize(e)) => {
+                tracing::debug!(error = %e, "resize ignored");
+                return Ok(Input::Nothing);
+            }
+            other => other?,
+        };
+        Ok(match frame {
             ClientFrame::Stdin(_) => stdin_input(payload),
             ClientFrame::Resize(size) => Input::Resize(size),
             ClientFrame::CloseStream(protocol::STDIN) => Input::StdinEof,
@@ -134,7 +146,7 @@ fn stdin_input(payload: BytesMut) -> Input {
 
 fn check_small(len: usize) -> Result<(), MessageError> {
     if len > MAX_RESIZE_BYTES + 1 {
-        return Err(FrameError::BadResize(protocol::ResizeError::TooLarge(len - 1)).into());
+        return Err(FrameError::BadResize(ResizeError::TooLarge(len - 1)).into());
     }
     Ok(())
 }
@@ -197,9 +209,21 @@ mod tests {
             a.push(OpCode::Binary, true, b(b"\x07x")),
             Err(MessageError::Frame(FrameError::UnknownChannel(7)))
         );
-        assert!(matches!(
+        assert_eq!(
             a.push(OpCode::Binary, true, b(b"\x04{bad")),
-            Err(MessageError::Frame(FrameError::BadResize(_)))
+            Ok(Input::Nothing)
+        );
+        assert_eq!(
+            a.push(OpCode::Binary, true, b(b"\x04{\"Width\":0,\"Height\":0}")),
+            Ok(Input::Nothing)
+        );
+        let mut huge = b"\x04".to_vec();
+        huge.extend_from_slice(&[b' '; 300]);
+        assert!(matches!(
+            a.push(OpCode::Binary, true, b(&huge)),
+            Err(MessageError::Frame(FrameError::BadResize(
+                ResizeError::TooLarge(300)
+            )))
         ));
         assert_eq!(
             a.push(OpCode::Continuation, true, b(b"x")),

@@ -150,13 +150,8 @@ impl Objects {
         })
     }
 
-    pub fn namespace_list(&self) -> Value {
-        let items: Vec<Value> = self
-            .manifest
-            .namespaces
-            .iter()
-            .map(|n| self.namespace(n))
-            .collect();
+    pub fn namespace_list(&self, names: &[&str]) -> Value {
+        let items: Vec<Value> = names.iter().map(|n| self.namespace(n)).collect();
         json!({
             "kind": "NamespaceList",
             "apiVersion": "v1",

@@ -1,0 +1,211 @@
+//! One exec session's socket: the reader (frames → inputs), the shared writer, where inputs go
+//! ([`Sink`]) and [`drive`], which every container kind runs under.
+
+use bytes::BytesMut;
+use fastwebsockets::{Frame, Payload, WebSocketError, WebSocketRead, WebSocketWrite};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{Mutex, watch};
+
+use super::{CLOSE_WAIT, Outcome, SessionError};
+use crate::devcluster::messages::{Assembler, Input};
+use crate::protocol::{self, Status};
+
+/// The read half of the client's socket with its message state.
+pub(crate) struct Reader<R> {
+    ws: WebSocketRead<R>,
+    assembler: Assembler,
+}
+
+impl<R: AsyncRead + Unpin> Reader<R> {
+    pub(crate) fn new(ws: WebSocketRead<R>, v5: bool) -> Self {
+        Reader {
+            ws,
+            assembler: Assembler::new(v5),
+        }
+    }
+
+    /// The next input. Not cancel-safe: keep polling the same future (see [`drive`]).
+    pub(crate) async fn next<W: AsyncWrite + Unpin>(
+        &mut self,
+        out: &Out<W>,
+    ) -> Result<Input, SessionError> {
+        let frame = self
+            .ws
+            .read_frame(&mut |frame| out.obligated(frame))
+            .await
+            .map_err(SessionError::ReadClient)?;
+        let (opcode, fin) = (frame.opcode, frame.fin);
+        let payload = match frame.payload {
+            Payload::Bytes(bytes) => bytes,
+            other => BytesMut::from(&other[..]),
+        };
+        Ok(self.assembler.push(opcode, fin, payload)?)
+    }
+}
+
+/// The write half of the client's socket, shared by the output pumps and the reader's
+/// obligatory replies (pong, close).
+pub(crate) struct Out<W> {
+    ws: Mutex<WebSocketWrite<W>>,
+}
+
+impl<W: AsyncWrite + Unpin> Out<W> {
+    pub(crate) fn new(ws: WebSocketWrite<W>) -> Self {
+        Out { ws: Mutex::new(ws) }
+    }
+
+    /// Sends one binary frame (`[channel][payload]`) and flushes it.
+    pub(crate) async fn send(&self, frame: Payload<'_>) -> Result<(), SessionError> {
+        let mut ws = self.ws.lock().await;
+        ws.write_frame(Frame::binary(frame))
+            .await
+            .map_err(SessionError::WriteClient)?;
+        ws.flush().await.map_err(SessionError::WriteClient)
+    }
+
+    async fn obligated(&self, frame: Frame<'_>) -> Result<(), WebSocketError> {
+        let mut ws = self.ws.lock().await;
+        if ws.is_closed() {
+            return Ok(());
+        }
+        ws.write_frame(frame).await?;
+        ws.flush().await
+    }
+
+    pub(crate) async fn close(&self, code: u16, reason: &str) -> Result<(), SessionError> {
+        let mut ws = self.ws.lock().await;
+        if ws.is_closed() {
+            return Ok(());
+        }
+        ws.write_frame(Frame::close(code, reason.as_bytes()))
+            .await
+            .map_err(SessionError::WriteClient)?;
+        ws.flush().await.map_err(SessionError::WriteClient)
+    }
+}
+
+/// Where a session's client inputs go.
+pub(crate) enum Sink {
+    /// `echo`: stdin goes back as stdout (when `stdout`); stdin EOF drops `eof`.
+    Echo {
+        stdout: bool,
+        eof: Option<tokio::sync::oneshot::Sender<()>>,
+    },
+    /// Inputs are read (for pings and Close) and dropped.
+    Discard,
+    /// Inputs are queued for the process's feeder; a full queue stops the reading.
+    Queue(tokio::sync::mpsc::Sender<Input>),
+}
+
+impl Sink {
+    async fn take<W: AsyncWrite + Unpin>(
+        &mut self,
+        input: Input,
+        out: &Out<W>,
+    ) -> Result<(), SessionError> {
+        match (self, input) {
+            (Sink::Echo { stdout: true, .. }, Input::Stdin(mut frame)) => {
+                // The stdin frame's own buffer goes back out: no copy.
+                frame[0] = protocol::STDOUT;
+                out.send(Payload::Bytes(frame)).await
+            }
+            (Sink::Echo { eof, .. }, Input::StdinEof) => {
+                eof.take();
+                Ok(())
+            }
+            (Sink::Queue(queue), input) => {
+                // The feeder drains the queue for the whole session; a closed queue means
+                // the session is ending anyway.
+                let _ = queue.send(input).await;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Runs a session: feeds client inputs to `sink` while `produce` runs the container's
+/// output side to its exit status. Then sends the status on channel 3, closes with 1000 and
+/// waits (bounded) for the client's Close. Ends early when the client leaves, on a protocol
+/// error (1008) or on shutdown (1001).
+pub(crate) async fn drive<R, W>(
+    reader: &mut Reader<R>,
+    out: &Out<W>,
+    mut sink: Sink,
+    produce: impl Future<Output = Result<Status, SessionError>>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Outcome
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let reading = async {
+        loop {
+            match reader.next(out).await? {
+                Input::Closed => return Ok::<(), SessionError>(()),
+                input => sink.take(input, out).await?,
+            }
+        }
+    };
+    tokio::pin!(reading, produce);
+    let outcome = tokio::select! {
+        ended = &mut reading => return match ended {
+            Ok(()) => Outcome::ClientLeft,
+            Err(e) => broken(out, e).await,
+        },
+        status = &mut produce => match status {
+            Ok(status) => {
+                if let Err(e) = out.send(Payload::Owned(status.to_error_frame())).await {
+                    return Outcome::Broken(e);
+                }
+                match status.exit_code() {
+                    Some(code) => Outcome::Exited(code),
+                    None => Outcome::Failed(Box::new(status)),
+                }
+            }
+            Err(e) => return broken(out, e).await,
+        },
+        () = crate::devcluster::stopped(&mut shutdown) => {
+            let _ = out.close(1001, "the dev cluster is shutting down").await;
+            Outcome::ShuttingDown
+        }
+    };
+    if matches!(outcome, Outcome::Exited(_) | Outcome::Failed(_)) {
+        let _ = out.close(1000, "").await;
+    }
+    let _ = tokio::time::timeout(CLOSE_WAIT, &mut reading).await;
+    outcome
+}
+
+async fn broken<W: AsyncWrite + Unpin>(out: &Out<W>, e: SessionError) -> Outcome {
+    if let Some(code) = e.close_code() {
+        let reason = e.to_string();
+        // A close reason must fit a control frame (125 bytes, 2 of them for the code).
+        let reason = truncate_utf8(&reason, 123);
+        let _ = out.close(code, reason).await;
+    }
+    Outcome::Broken(e)
+}
+
+fn truncate_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_reasons_fit_a_control_frame() {
+        assert_eq!(truncate_utf8("abc", 2), "ab");
+        assert_eq!(truncate_utf8("é", 1), "");
+        assert_eq!(truncate_utf8("abc", 10), "abc");
+    }
+}
