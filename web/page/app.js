@@ -167,8 +167,8 @@ function whoami(cluster, namespace) {
  */
 async function openTab(target) {
   notice('');
-  target = await withContainer(target);
-  const who = await whoami(target.cluster, target.namespace);
+  const [full, who] = await Promise.all([withContainer(target), whoami(target.cluster, target.namespace)]);
+  target = full;
   if (who.user) ui.user.textContent = who.user;
   const pane = document.createElement('div');
   pane.className = 'pane';
