@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use podterm::config::{AuthMode, Config};
+use podterm::policy::Policy;
 use serde_yaml::Value;
 
 /// `config.<key>` in values.yaml → the variable chart/podterm/templates/deployment.yaml sets.
@@ -95,4 +96,14 @@ fn all_on_values_are_accepted() {
     assert_eq!(parsed.allowed_origins, ["https://term.example.com"]);
     assert_eq!(parsed.max_frame_bytes, 1 << 20);
     assert_eq!(parsed.drain_timeout, std::time::Duration::from_secs(90));
+}
+
+#[test]
+fn the_example_policy_parses() {
+    let values = chart_file("ci/all-on-values.yaml");
+    let content = values["policy"]["content"]
+        .as_str()
+        .expect("policy.content");
+    let policy = Policy::parse(content).expect("the chart's example policy is valid");
+    assert!(!policy.is_open());
 }
