@@ -27,6 +27,7 @@
 //! error log instead, is counted ([`AuditLog::dropped`]), and the trail itself gets an
 //! `audit.dropped` line with the count as soon as it can be written — nothing is lost silently.
 
+pub mod observer;
 pub mod recording;
 
 use std::net::SocketAddr;
@@ -58,6 +59,13 @@ impl SessionId {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl From<String> for SessionId {
+    /// Adopts an id made elsewhere (the gateway's session id).
+    fn from(id: String) -> SessionId {
+        SessionId(id)
     }
 }
 
@@ -220,7 +228,7 @@ impl AuditSink {
 /// The sending side of the audit trail; cheap to clone, never blocks.
 #[derive(Debug, Clone)]
 pub struct AuditLog {
-    tx: mpsc::Sender<String>,
+    tx: mpsc::Sender<Msg>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -291,14 +299,25 @@ impl AuditLog {
         });
     }
 
+    /// Waits until every line sent before is written and flushed (at shutdown).
+    pub async fn sync(&self) {
+        let (done, flushed) = tokio::sync::oneshot::channel();
+        if self.tx.send(Msg::Sync(done)).await.is_ok() {
+            let _ = flushed.await;
+        }
+    }
+
     fn send(&self, line: &Line<'_>) {
         let mut text = serde_json::to_string(line).expect("audit lines always serialize");
         text.push('\n');
-        if let Err(e) = self.tx.try_send(text) {
+        if let Err(e) = self.tx.try_send(Msg::Line(text)) {
             let total = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            let (why, text) = match e {
-                mpsc::error::TrySendError::Full(t) => ("the audit queue is full", t),
-                mpsc::error::TrySendError::Closed(t) => ("the audit writer has stopped", t),
+            let (why, msg) = match e {
+                mpsc::error::TrySendError::Full(m) => ("the audit queue is full", m),
+                mpsc::error::TrySendError::Closed(m) => ("the audit writer has stopped", m),
+            };
+            let Msg::Line(text) = msg else {
+                unreachable!("only lines are sent here")
             };
             tracing::error!(
                 dropped_total = total,
@@ -319,6 +338,21 @@ impl DroppedCounter {
     }
 }
 
+enum Msg {
+    Line(String),
+    /// Answered once everything queued before it is written and flushed.
+    Sync(tokio::sync::oneshot::Sender<()>),
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Msg::Line(line) => f.debug_tuple("Line").field(line).finish(),
+            Msg::Sync(_) => f.write_str("Sync"),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct DroppedLine {
     event: &'static str,
@@ -328,7 +362,7 @@ struct DroppedLine {
 }
 
 /// The writer task: drains the queue into a buffer, flushes whenever the queue runs empty.
-async fn write_lines<W>(mut rx: mpsc::Receiver<String>, out: W, dropped: Arc<AtomicU64>)
+async fn write_lines<W>(mut rx: mpsc::Receiver<Msg>, out: W, dropped: Arc<AtomicU64>)
 where
     W: AsyncWrite + Unpin,
 {
@@ -336,10 +370,14 @@ where
     // Lines already reported as dropped by an `audit.dropped` line.
     let mut reported = 0u64;
     let mut batch: Vec<String> = Vec::new();
+    let mut syncs = Vec::new();
     while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while let Ok(more) = rx.try_recv() {
-            batch.push(more);
+        let mut next = Some(first);
+        while let Some(msg) = next.take().or_else(|| rx.try_recv().ok()) {
+            match msg {
+                Msg::Line(line) => batch.push(line),
+                Msg::Sync(done) => syncs.push(done),
+            }
         }
         let total = dropped.load(Ordering::Relaxed);
         let notice = (total > reported).then(|| {
@@ -371,6 +409,9 @@ where
             }
         }
         batch.clear();
+        for done in syncs.drain(..) {
+            let _ = done.send(());
+        }
     }
     let _ = out.flush().await;
 }

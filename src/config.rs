@@ -120,6 +120,34 @@ pub struct Config {
     /// [`DEFAULT_DRAIN_TIMEOUT`] (5m).
     #[serde(default = "default_drain_timeout", deserialize_with = "duration")]
     pub drain_timeout: Duration,
+    /// `PODTERM_POLICY_FILE`: the policy file (YAML, see crate::policy), read at start-up.
+    /// Default: none, every user gets `shell` and the cluster's RBAC alone decides.
+    #[serde(default)]
+    pub policy_file: Option<PathBuf>,
+    /// `PODTERM_MAX_SESSIONS_PER_USER`: open sessions one user may hold on this replica; more
+    /// get 429. Default: no limit.
+    #[serde(default)]
+    pub max_sessions_per_user: Option<usize>,
+    /// `PODTERM_MAX_SESSIONS`: open sessions this replica holds at most; more get 503.
+    /// Default: no limit.
+    #[serde(default)]
+    pub max_sessions: Option<usize>,
+    /// `PODTERM_AUDIT_FILE`: append audit lines (JSON) to this file, created 0600. Default:
+    /// stdout.
+    #[serde(default)]
+    pub audit_file: Option<PathBuf>,
+    /// `PODTERM_RECORD_DIR`: record every session as `<dir>/<session id>.cast` (asciicast v2).
+    /// Default: no recordings.
+    #[serde(default)]
+    pub record_dir: Option<PathBuf>,
+    /// `PODTERM_RECORD_INPUT`: also record what users type (may capture secrets they type).
+    /// Default false.
+    #[serde(default)]
+    pub record_input: bool,
+    /// `PODTERM_RECORD_REQUIRED`: a recording that cannot be created or written ends (or
+    /// refuses) the session. Default false: the recording stops, with an audit line.
+    #[serde(default)]
+    pub record_required: bool,
 }
 
 fn default_listen() -> SocketAddr {
@@ -166,6 +194,13 @@ impl Default for Config {
             max_session_duration: DEFAULT_MAX_SESSION_DURATION,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            policy_file: None,
+            max_sessions_per_user: None,
+            max_sessions: None,
+            audit_file: None,
+            record_dir: None,
+            record_input: false,
+            record_required: false,
         }
     }
 }
@@ -228,6 +263,27 @@ impl Config {
                 "is `none`, which serves only loopback addresses (PODTERM_LISTEN)",
             );
         }
+        for (var, limit) in [
+            ("PODTERM_MAX_SESSIONS_PER_USER", self.max_sessions_per_user),
+            ("PODTERM_MAX_SESSIONS", self.max_sessions),
+        ] {
+            if limit == Some(0) {
+                return bad(var, "must be at least 1 (unset it for no limit)");
+            }
+        }
+        if let Some(dir) = &self.record_dir {
+            if !dir.is_dir() {
+                return bad(
+                    "PODTERM_RECORD_DIR",
+                    &format!("`{}` is not a directory", dir.display()),
+                );
+            }
+        } else if self.record_required || self.record_input {
+            return bad(
+                "PODTERM_RECORD_REQUIRED and PODTERM_RECORD_INPUT",
+                "need PODTERM_RECORD_DIR",
+            );
+        }
         if self.max_frame_bytes < MIN_MAX_FRAME_BYTES {
             return bad(
                 "PODTERM_MAX_FRAME_BYTES",
@@ -249,6 +305,46 @@ fn clean_list(items: Vec<String>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn policy_audit_and_recording_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        let c = Config::from_vars(vars(&[
+            ("PODTERM_POLICY_FILE", "/etc/podterm/policy.yaml"),
+            ("PODTERM_MAX_SESSIONS_PER_USER", "16"),
+            ("PODTERM_MAX_SESSIONS", "2000"),
+            ("PODTERM_AUDIT_FILE", "/var/log/podterm/audit.jsonl"),
+            ("PODTERM_RECORD_DIR", &d),
+            ("PODTERM_RECORD_INPUT", "true"),
+            ("PODTERM_RECORD_REQUIRED", "true"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.policy_file,
+            Some(PathBuf::from("/etc/podterm/policy.yaml"))
+        );
+        assert_eq!(
+            (c.max_sessions_per_user, c.max_sessions),
+            (Some(16), Some(2000))
+        );
+        assert_eq!(
+            c.audit_file,
+            Some(PathBuf::from("/var/log/podterm/audit.jsonl"))
+        );
+        assert_eq!(c.record_dir.as_deref(), Some(dir.path()));
+        assert!(c.record_input && c.record_required);
+        let c = Config::from_vars(vars(&[])).unwrap();
+        assert!(c.policy_file.is_none() && c.max_sessions.is_none() && c.record_dir.is_none());
+        let bad = |pairs: &[(&str, &str)]| Config::from_vars(vars(pairs)).unwrap_err().0;
+        assert!(bad(&[("PODTERM_MAX_SESSIONS", "0")]).contains("PODTERM_MAX_SESSIONS must"));
+        assert!(
+            bad(&[("PODTERM_MAX_SESSIONS_PER_USER", "x")])
+                .contains("PODTERM_MAX_SESSIONS_PER_USER")
+        );
+        assert!(bad(&[("PODTERM_RECORD_DIR", "/nonexistent")]).contains("not a directory"));
+        assert!(bad(&[("PODTERM_RECORD_REQUIRED", "true")]).contains("need PODTERM_RECORD_DIR"));
+    }
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

@@ -7,6 +7,7 @@ use crate::cluster::{Clusters, install_crypto_provider};
 use crate::config::{Config, ConfigError, StartError};
 use crate::devcluster::{DevCluster, DevClusterConfig};
 use crate::server::{Gateway, bind, serve_until_signalled};
+use crate::session::Hooks;
 
 /// `PODTERM_LISTEN` default for `podterm dev`.
 pub const DEV_LISTEN: &str = "127.0.0.1:8080";
@@ -46,7 +47,8 @@ pub async fn main() -> Result<(), StartError> {
     println!(
         "kubectl through podterm: kubectl --server http://{addr}/clusters/{DEV_CLUSTER} get pods"
     );
-    let gateway = Arc::new(Gateway::new(config, clusters));
+    let hooks = Hooks::from_config(&config)?;
+    let gateway = Arc::new(Gateway::with_hooks(config, clusters, hooks));
     serve_until_signalled(listener, gateway).await;
     cluster.shutdown().await;
     Ok(())

@@ -19,6 +19,7 @@ use fastwebsockets::{Frame, WebSocket, WebSocketError, WebSocketWrite};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
+use crate::audit::recording::RecordingTap;
 use crate::protocol::Status;
 use crate::telemetry::metrics::RelayBytes;
 
@@ -53,6 +54,8 @@ pub struct RelayConfig {
     pub max_upstream_frame_bytes: usize,
     /// Process-wide byte counters (metrics), added to as frames pass.
     pub bytes: RelayBytes,
+    /// The session's recording, fed output, resizes and (if configured) input as they pass.
+    pub recording: Option<RecordingTap>,
 }
 
 impl RelayConfig {
@@ -66,6 +69,7 @@ impl RelayConfig {
             max_client_frame_bytes: config.max_frame_bytes,
             max_upstream_frame_bytes: config.max_frame_bytes.max(MIN_UPSTREAM_FRAME_BYTES),
             bytes,
+            recording: None,
         }
     }
 }
@@ -91,6 +95,8 @@ pub enum CloseReason {
     MaxDuration,
     /// The gateway is shutting down.
     Shutdown,
+    /// The session's recording failed and `PODTERM_RECORD_REQUIRED` is on.
+    Recording(String),
 }
 
 impl CloseReason {
@@ -103,7 +109,7 @@ impl CloseReason {
             CloseReason::ClientGone(_) | CloseReason::Shutdown => 1001,
             CloseReason::Protocol(_) | CloseReason::Idle | CloseReason::MaxDuration => 1008,
             CloseReason::FrameTooLarge => 1009,
-            CloseReason::Upstream(_) => 1011,
+            CloseReason::Upstream(_) | CloseReason::Recording(_) => 1011,
         }
     }
 
@@ -127,6 +133,7 @@ impl CloseReason {
             CloseReason::Idle => "idle_timeout",
             CloseReason::MaxDuration => "max_duration",
             CloseReason::Shutdown => "shutdown",
+            CloseReason::Recording(_) => "recording_failed",
         }
     }
 
@@ -142,6 +149,7 @@ impl CloseReason {
             CloseReason::Idle => "idle timeout".to_string(),
             CloseReason::MaxDuration => "maximum session duration".to_string(),
             CloseReason::Shutdown => "podterm is shutting down".to_string(),
+            CloseReason::Recording(why) => format!("recording failed: {why}"),
         };
         truncate_utf8(text, 120)
     }

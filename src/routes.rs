@@ -34,6 +34,8 @@ pub enum RouteError {
     MethodNotAllowed,
     #[error("podterm is draining: open a new session on another replica")]
     Draining,
+    #[error("{0}")]
+    BadRequest(&'static str),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
@@ -50,10 +52,10 @@ impl RouteError {
             }
             RouteError::MethodNotAllowed => Status::failure(405, self.to_string()),
             RouteError::Draining => Status::failure(503, self.to_string()),
+            RouteError::BadRequest(why) => Status::failure(400, why),
             RouteError::Upstream(e) => return upstream_error(e),
             RouteError::Exec(ExecError::Upstream(e)) => return upstream_error(e),
-            RouteError::Exec(ExecError::Denied(d)) => Status::failure(403, d.message),
-            RouteError::Exec(e) => Status::failure(e.http_code(), e.to_string()),
+            RouteError::Exec(e) => e.status(),
         };
         status_response(&status)
     }
@@ -147,6 +149,11 @@ async fn route(
             );
             Ok(res)
         }
+        ["api", "whoami"] => {
+            only_get(&req)?;
+            let identity = caller(&gateway, &req)?;
+            whoami(&gateway, &identity, req.uri().query().unwrap_or(""))
+        }
         ["api", "clusters"] => {
             only_get(&req)?;
             caller(&gateway, &req)?;
@@ -197,6 +204,55 @@ async fn route(
         }
         _ => page(&req, &path),
     }
+}
+
+/// `GET /api/whoami?cluster=C&namespace=N`: who the caller is and what the policy lets them
+/// do there — `{"user","groups","mode","rule","deny_root","allow","denied"}`; `mode` and
+/// `rule` are `null` (and `denied` says why) when no rule lets them exec there.
+fn whoami(
+    gateway: &Gateway,
+    identity: &Identity,
+    query: &str,
+) -> Result<Response<Body>, RouteError> {
+    let mut cluster = None;
+    let mut namespace = None;
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match &*key {
+            "cluster" => cluster = Some(value.into_owned()),
+            "namespace" => namespace = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    let (Some(cluster), Some(namespace)) = (cluster, namespace) else {
+        return Err(RouteError::BadRequest(
+            "whoami needs the query parameters `cluster` and `namespace`",
+        ));
+    };
+    if gateway.clusters.get(&cluster).is_none() {
+        return Err(RouteError::UnknownCluster(cluster));
+    }
+    let grant = gateway.hooks.policy.grant(identity, &cluster, &namespace);
+    let body = match grant {
+        Ok(grant) => serde_json::json!({
+            "user": identity.user,
+            "groups": identity.groups,
+            "mode": grant.mode,
+            "rule": grant.rule,
+            "deny_root": grant.deny_root,
+            "allow": grant.allow.iter().map(|a| a.written()).collect::<Vec<_>>(),
+            "denied": null,
+        }),
+        Err(denial) => serde_json::json!({
+            "user": identity.user,
+            "groups": identity.groups,
+            "mode": null,
+            "rule": null,
+            "deny_root": false,
+            "allow": [],
+            "denied": denial.to_string(),
+        }),
+    };
+    Ok(json(&body))
 }
 
 /// The web page's files (`/`, `/assets/…`), with `ETag` revalidation.
@@ -298,10 +354,8 @@ async fn exec(
     peer: SocketAddr,
 ) -> Result<Response<Body>, RouteError> {
     if !fastwebsockets::upgrade::is_upgrade_request(&req) {
-        gateway
-            .hooks
-            .policy
-            .decide(&identity, &target)
+        target
+            .decide(&gateway.hooks.policy, &identity)
             .map_err(ExecError::from)?;
         let path = target.upstream_path(req.uri().query().unwrap_or(""));
         let res = cluster

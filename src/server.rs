@@ -97,7 +97,8 @@ pub async fn main() -> Result<(), StartError> {
     let listen = listener
         .local_addr()
         .map_err(|e| StartError::Fatal(e.to_string()))?;
-    let gateway = Arc::new(Gateway::new(config, clusters));
+    let hooks = Hooks::from_config(&config)?;
+    let gateway = Arc::new(Gateway::with_hooks(config, clusters, hooks));
     // Signals are handled from here on, so "serving" means a SIGTERM drains.
     tokio::spawn(signal_handler(&gateway)?);
     tracing::info!(
@@ -106,8 +107,11 @@ pub async fn main() -> Result<(), StartError> {
         auth = ?gateway.config.auth,
         "podterm serving"
     );
-    let how = run(listener, gateway).await;
+    let how = run(listener, gateway.clone()).await;
     tracing::info!(?how, "stopped");
+    if let Some(audit) = &gateway.hooks.audit {
+        audit.sync().await;
+    }
     Ok(())
 }
 
@@ -119,8 +123,11 @@ pub async fn serve_until_signalled(listener: TcpListener, gateway: Arc<Gateway>)
         }
         Err(e) => tracing::error!(error = %e, "signals will not drain the gateway"),
     }
-    let how = run(listener, gateway).await;
+    let how = run(listener, gateway.clone()).await;
     tracing::info!(?how, "stopped");
+    if let Some(audit) = &gateway.hooks.audit {
+        audit.sync().await;
+    }
 }
 
 /// Installs the SIGTERM/SIGINT handlers now; the future acts on them (crate::drain).

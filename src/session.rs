@@ -2,18 +2,28 @@
 //! stream, the client's upgrade, the relay, and the observers (audit, metrics) it reports to.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response};
 use tracing::Instrument as _;
 
+use crate::audit::recording::{Recording, RecordingConfig, RecordingError};
+use crate::audit::{AuditLog, AuditSink, ExecRecord, observer::AuditObserver};
 use crate::cluster::{ActAs, Cluster, UpstreamError};
+use crate::config::{Config, ConfigError};
 use crate::identity::Identity;
-use crate::protocol;
-use crate::relay::{self, RelayConfig, Summary};
+use crate::policy::limits::{LimitError, SessionLimits};
+use crate::policy::root::{MAX_ROOT_CHECK_OUTPUT, root_check_argv, root_check_verdict};
+use crate::policy::{Decision, Denial, Mode, Policy};
+use crate::protocol::{self, Status};
+use crate::relay::{self, CloseReason, RelayConfig, Summary};
 use crate::server::Gateway;
+
+/// How long the `deny_root` check exec may take.
+pub const ROOT_CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What a client asked to run, from the exec request's path and query.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,33 +92,21 @@ impl ExecTarget {
     }
 }
 
-/// What the policy allowed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Admission {
-    /// The mode the session runs in, for the audit trail (e.g. `shell`, `restricted`).
-    pub mode: String,
-}
+impl ExecTarget {
+    /// The argv the policy judges: empty for the default shell.
+    pub fn requested_argv(&self) -> &[String] {
+        if self.default_shell { &[] } else { &self.argv }
+    }
 
-/// Why the policy refused (a `Status` 403 with this message).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct Denial {
-    pub message: String,
-}
-
-/// The policy hook, asked before anything reaches the cluster.
-pub trait Policy: Send + Sync + 'static {
-    fn decide(&self, identity: &Identity, target: &ExecTarget) -> Result<Admission, Denial>;
-}
-
-/// The default policy: the cluster's RBAC alone decides.
-pub struct AllowAll;
-
-impl Policy for AllowAll {
-    fn decide(&self, _: &Identity, target: &ExecTarget) -> Result<Admission, Denial> {
-        Ok(Admission {
-            mode: if target.tty { "shell" } else { "command" }.into(),
-        })
+    /// The policy's decision on this exec for `identity`.
+    pub fn decide(&self, policy: &Policy, identity: &Identity) -> Result<Decision, Denial> {
+        policy.decide(
+            identity,
+            &self.cluster,
+            &self.namespace,
+            self.requested_argv(),
+            self.tty,
+        )
     }
 }
 
@@ -119,12 +117,16 @@ pub struct SessionInfo {
     pub id: String,
     pub identity: Identity,
     pub target: ExecTarget,
-    /// The policy's mode; empty when denied.
-    pub mode: String,
+    /// The policy's mode; `None` when refused before a rule matched.
+    pub mode: Option<Mode>,
+    /// The policy rule that matched; `None` without a policy file or a matching rule.
+    pub rule: Option<String>,
     pub peer: SocketAddr,
     /// The subprotocol in use; `None` before the cluster accepted.
     pub protocol: Option<&'static str>,
     pub started: SystemTime,
+    /// The session's recording file, if it is recorded.
+    pub recording: Option<PathBuf>,
 }
 
 /// Hears about every session: the audit trail and metrics plug in here.
@@ -159,19 +161,52 @@ impl SessionObserver for LogObserver {
     }
 }
 
-/// The policy and observers the gateway consults.
+/// The policy, limits, audit trail, recording and observers the gateway consults.
 #[derive(Clone)]
 pub struct Hooks {
-    pub policy: Arc<dyn Policy>,
+    /// `PODTERM_POLICY_FILE`; default: everyone gets `shell`.
+    pub policy: Arc<Policy>,
+    /// `PODTERM_MAX_SESSIONS`, `PODTERM_MAX_SESSIONS_PER_USER`; default: unlimited.
+    pub limits: SessionLimits,
+    /// The audit trail (also among `observers`), for recording failures and the final sync.
+    pub audit: Option<AuditLog>,
+    /// `PODTERM_RECORD_*`; default: no recordings.
+    pub recording: Option<RecordingConfig>,
     pub observers: Vec<Arc<dyn SessionObserver>>,
 }
 
 impl Default for Hooks {
     fn default() -> Hooks {
         Hooks {
-            policy: Arc::new(AllowAll),
+            policy: Arc::new(Policy::open()),
+            limits: SessionLimits::default(),
+            audit: None,
+            recording: None,
             observers: vec![Arc::new(LogObserver)],
         }
+    }
+}
+
+impl Hooks {
+    /// The hooks `serve` and `dev` run with: policy file, limits, audit trail (stdout or
+    /// `PODTERM_AUDIT_FILE`) and recordings, from `config`. Needs a Tokio runtime (the audit
+    /// writer task). A bad policy file or an unusable audit file is a [`ConfigError`].
+    pub fn from_config(config: &Config) -> Result<Hooks, ConfigError> {
+        let policy = Policy::load(config.policy_file.as_deref())?;
+        let (audit, _writer) = AuditSink::open(config.audit_file.as_deref())?.spawn();
+        let mut hooks = Hooks {
+            policy: Arc::new(policy),
+            limits: SessionLimits::new(config.max_sessions, config.max_sessions_per_user),
+            audit: Some(audit.clone()),
+            recording: config.record_dir.clone().map(|dir| RecordingConfig {
+                dir,
+                input: config.record_input,
+                required: config.record_required,
+            }),
+            ..Hooks::default()
+        };
+        hooks.observers.push(Arc::new(AuditObserver::new(audit)));
+        Ok(hooks)
     }
 }
 
@@ -186,6 +221,10 @@ pub enum ExecError {
     NoSubprotocol,
     #[error("{0}")]
     Denied(#[from] Denial),
+    #[error("{0}")]
+    Limit(#[from] LimitError),
+    #[error(transparent)]
+    Recording(#[from] RecordingError),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error("WebSocket upgrade failed: {0}")]
@@ -197,7 +236,9 @@ impl ExecError {
     pub fn http_code(&self) -> u16 {
         match self {
             ExecError::NoSubprotocol | ExecError::Upgrade(_) => 400,
-            ExecError::Denied(_) => 403,
+            ExecError::Denied(_) => Denial::CODE,
+            ExecError::Limit(e) => e.status().code,
+            ExecError::Recording(_) => 500,
             ExecError::Upstream(e) => e.http_code(),
         }
     }
@@ -208,11 +249,23 @@ impl ExecError {
             ExecError::NoSubprotocol => "no_subprotocol",
             ExecError::Upgrade(_) => "bad_upgrade",
             ExecError::Denied(_) => "policy",
+            ExecError::Limit(LimitError::PerUser { .. }) => "limit_per_user",
+            ExecError::Limit(LimitError::Total { .. }) => "limit_total",
+            ExecError::Recording(_) => "recording",
             ExecError::Upstream(UpstreamError::Refused { code, .. }) if code.as_u16() == 403 => {
                 "cluster_forbidden"
             }
             ExecError::Upstream(UpstreamError::Refused { .. }) => "cluster_refused",
             ExecError::Upstream(_) => "cluster_unreachable",
+        }
+    }
+
+    /// The `Status` answered before the upgrade, unless the cluster's own answer passes.
+    pub fn status(&self) -> Status {
+        match self {
+            ExecError::Denied(d) => d.status(),
+            ExecError::Limit(e) => e.status(),
+            other => Status::failure(other.http_code(), other.to_string()),
         }
     }
 
@@ -259,10 +312,12 @@ pub async fn exec(
         id: session_id(),
         identity,
         target,
-        mode: String::new(),
+        mode: None,
+        rule: None,
         peer,
         protocol: None,
         started: SystemTime::now(),
+        recording: None,
     };
     let span = tracing::info_span!(
         "session",
@@ -278,29 +333,53 @@ pub async fn exec(
         if protocols.is_empty() {
             return Err(ExecError::NoSubprotocol);
         }
-        let admission = gateway.hooks.policy.decide(&info.identity, &info.target)?;
-        info.mode = admission.mode;
+        let hooks = &gateway.hooks;
+        if let Ok(grant) =
+            hooks
+                .policy
+                .grant(&info.identity, &info.target.cluster, &info.target.namespace)
+        {
+            info.mode = Some(grant.mode);
+            info.rule = grant.rule.map(str::to_string);
+        }
+        let decision = info.target.decide(&hooks.policy, &info.identity)?;
+        let place = hooks.limits.acquire(&info.identity.user)?;
         let query = req.uri().query().unwrap_or("");
         let act_as = if gateway.auth.impersonates() {
             ActAs::User(&info.identity)
         } else {
             ActAs::Podterm
         };
+        if decision.deny_root {
+            let rule = decision.rule.as_deref().unwrap_or_default();
+            check_not_root(&cluster, &info.target, &protocols, act_as, rule).await?;
+        }
         let path = info.target.upstream_path(query);
         let connecting = std::time::Instant::now();
         let upstream = cluster.exec(&path, &protocols, act_as).await?;
         gateway.metrics.upstream_connected(connecting.elapsed());
+        let recording = match (&hooks.recording, &hooks.audit) {
+            (Some(config), Some(audit)) => {
+                let exec = ExecRecord::from_session(&info);
+                let recording = Recording::create(config, &exec, audit)?;
+                if recording.is_some() {
+                    info.recording = Some(Recording::path_for(&config.dir, &exec));
+                }
+                recording
+            }
+            _ => None,
+        };
         let (mut response, client_upgrade) = fastwebsockets::upgrade::upgrade(&mut req)?;
         response.headers_mut().insert(
             header::SEC_WEBSOCKET_PROTOCOL,
             HeaderValue::from_static(upstream.protocol),
         );
-        Ok((response, client_upgrade, upstream))
+        Ok((response, client_upgrade, upstream, place, recording))
     }
     .instrument(span.clone())
     .await;
 
-    let (response, client_upgrade, upstream) = match result {
+    let (response, client_upgrade, upstream, place, recording) = match result {
         Ok(parts) => parts,
         Err(e) => {
             let _enter = span.enter();
@@ -313,33 +392,48 @@ pub async fn exec(
         }
     };
     info.protocol = Some(upstream.protocol);
-    let relay_config = RelayConfig::new(
+    let mut relay_config = RelayConfig::new(
         &gateway.config,
         upstream.protocol == protocol::V5,
         gateway.metrics.relay_bytes(),
     );
+    relay_config.recording = recording.as_ref().map(Recording::tap);
     let live = gateway.drain.session();
     let counted = gateway.metrics.session_started(&info.target.cluster);
     tokio::spawn(
         async move {
             let _live = live;
-            let client = match client_upgrade.await {
-                Ok(client) => client,
-                Err(e) => {
-                    tracing::warn!(error = %e, "client upgrade failed; closing the exec");
-                    return;
-                }
-            };
+            let _place = place;
             for o in &gateway.hooks.observers {
                 o.started(&info);
             }
-            let summary = relay::relay(
-                client,
-                upstream.socket,
-                &relay_config,
-                gateway.drain.session_deadline(),
-            )
-            .await;
+            let summary = match client_upgrade.await {
+                Ok(client) => {
+                    relay::relay(
+                        client,
+                        upstream.socket,
+                        &relay_config,
+                        gateway.drain.session_deadline(),
+                    )
+                    .await
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "client upgrade failed; closing the exec");
+                    Summary {
+                        bytes_from_client: 0,
+                        bytes_to_client: 0,
+                        exit_code: None,
+                        status_message: None,
+                        close: CloseReason::ClientGone(format!("upgrade failed: {e}")),
+                        duration: Duration::ZERO,
+                    }
+                }
+            };
+            drop(relay_config);
+            if let Some(recording) = recording {
+                // Failures were audited as they happened; the session is over either way.
+                let _ = recording.finish().await;
+            }
             counted.finish(summary.close.label());
             for o in &gateway.hooks.observers {
                 o.ended(&info, &summary);
@@ -348,6 +442,65 @@ pub async fn exec(
         .instrument(span),
     );
     Ok(response)
+}
+
+/// `deny_root`: runs the constant check exec in the target container (as the caller, no stdin,
+/// no tty) and refuses the session if it reports uid 0 or cannot tell (see crate::policy::root).
+async fn check_not_root(
+    cluster: &Cluster,
+    target: &ExecTarget,
+    protocols: &[&'static str],
+    act_as: ActAs<'_>,
+    rule: &str,
+) -> Result<(), ExecError> {
+    let query = {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        if let Some(container) = &target.container {
+            query.append_pair("container", container);
+        }
+        for arg in root_check_argv() {
+            query.append_pair("command", &arg);
+        }
+        query.append_pair("stdout", "true");
+        query.append_pair("stderr", "true");
+        query.finish()
+    };
+    let path = format!(
+        "/api/v1/namespaces/{}/pods/{}/exec?{query}",
+        target.namespace, target.pod,
+    );
+    let upstream = cluster.exec(&path, protocols, act_as).await?;
+    let mut socket = fastwebsockets::FragmentCollector::new(upstream.socket);
+    let mut stdout = Vec::new();
+    let mut status = None;
+    let read = async {
+        while let Ok(frame) = socket.read_frame().await {
+            match (frame.opcode, frame.payload.split_first()) {
+                (fastwebsockets::OpCode::Close, _) => break,
+                (_, Some((&protocol::STDOUT, data))) => {
+                    let room = (MAX_ROOT_CHECK_OUTPUT + 1).saturating_sub(stdout.len());
+                    stdout.extend_from_slice(&data[..data.len().min(room)]);
+                }
+                (_, Some((&protocol::ERROR, json))) => {
+                    status = serde_json::from_slice::<Status>(json).ok();
+                }
+                _ => {}
+            }
+        }
+    };
+    if tokio::time::timeout(ROOT_CHECK_TIMEOUT, read)
+        .await
+        .is_err()
+    {
+        return Err(Denial::RootCheck {
+            rule: rule.into(),
+            detail: format!("the check did not finish within {ROOT_CHECK_TIMEOUT:?}"),
+        }
+        .into());
+    }
+    let uid = root_check_verdict(rule, &stdout, status.as_ref())?;
+    tracing::debug!(uid, "deny_root: the container does not run as root");
+    Ok(())
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ fn config() -> RelayConfig {
         max_client_frame_bytes: 4096,
         max_upstream_frame_bytes: 1 << 20,
         bytes: Default::default(),
+        recording: None,
     }
 }
 

@@ -56,15 +56,21 @@ pub enum RecordingError {
     Write(String),
 }
 
-/// The relay's handle on a session's recording.
+/// A session's recording: the writer task and a [`RecordingTap`] for each side of the relay.
 #[derive(Debug)]
 pub struct Recording {
+    tap: RecordingTap,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// What the relay holds to feed a recording; clones feed the same file.
+#[derive(Debug, Clone)]
+pub struct RecordingTap {
     tx: Option<mpsc::Sender<Event>>,
     started: Instant,
     input: bool,
     required: bool,
     error: Arc<OnceLock<String>>,
-    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 #[derive(Debug)]
@@ -144,18 +150,53 @@ impl Recording {
             header: Some(header),
             carries: Default::default(),
             line: Vec::new(),
+            last: Duration::ZERO,
         };
         let task = tokio::spawn(writer.run(rx, error.clone(), audit.clone(), exec.clone()));
         Recording {
-            tx: Some(tx),
-            started: Instant::now(),
-            input: config.input,
-            required: config.required,
-            error,
+            tap: RecordingTap {
+                tx: Some(tx),
+                started: Instant::now(),
+                input: config.input,
+                required: config.required,
+                error,
+            },
             task: Some(task),
         }
     }
 
+    /// A tap for one side of the relay.
+    pub fn tap(&self) -> RecordingTap {
+        self.tap.clone()
+    }
+
+    /// Output on `stream` (1 stdout, 2 stderr).
+    pub async fn output(&mut self, stream: u8, data: &[u8]) -> Result<(), RecordingError> {
+        self.tap.output(stream, data).await
+    }
+
+    /// Input typed by the client; recorded only when configured.
+    pub async fn input(&mut self, data: &[u8]) -> Result<(), RecordingError> {
+        self.tap.input(data).await
+    }
+
+    /// The terminal was resized.
+    pub async fn resize(&mut self, size: TerminalSize) -> Result<(), RecordingError> {
+        self.tap.resize(size).await
+    }
+
+    /// Ends the recording once every tap is dropped: the writer flushes and stops. Returns the
+    /// first write error when recording is required.
+    pub async fn finish(mut self) -> Result<(), RecordingError> {
+        self.tap.tx = None;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        self.tap.verdict()
+    }
+}
+
+impl RecordingTap {
     /// Output on `stream` (1 stdout, 2 stderr).
     pub async fn output(&mut self, stream: u8, data: &[u8]) -> Result<(), RecordingError> {
         if data.is_empty() {
@@ -177,16 +218,6 @@ impl Recording {
     /// The terminal was resized.
     pub async fn resize(&mut self, size: TerminalSize) -> Result<(), RecordingError> {
         self.send(EventKind::Resize(size)).await
-    }
-
-    /// Ends the recording: the writer flushes and stops. Returns the first write error when
-    /// recording is required.
-    pub async fn finish(mut self) -> Result<(), RecordingError> {
-        self.tx = None;
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-        self.verdict()
     }
 
     async fn send(&mut self, kind: EventKind) -> Result<(), RecordingError> {
@@ -245,6 +276,9 @@ struct Writer<W> {
     /// Incomplete UTF-8 carried per stream: stdout, stderr, input.
     carries: [Utf8Carry; 3],
     line: Vec<u8>,
+    /// The latest event time written: taps on both sides of the relay race by microseconds,
+    /// and asciicast times must not go backwards.
+    last: Duration,
 }
 
 impl<W: AsyncWrite + Unpin> Writer<W> {
@@ -255,18 +289,15 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         audit: AuditLog,
         exec: ExecRecord,
     ) {
-        let mut last = Duration::ZERO;
         let result = async {
             while let Some(first) = rx.recv().await {
-                last = first.at;
                 self.event(first).await?;
                 while let Ok(more) = rx.try_recv() {
-                    last = more.at;
                     self.event(more).await?;
                 }
                 self.out.flush().await?;
             }
-            self.finish(last).await
+            self.finish().await
         }
         .await;
         if let Err(e) = result {
@@ -286,8 +317,8 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             }
             self.write_json(&header).await?;
         }
-        let t = event.at.as_secs_f64();
-        let t = (t * 1e6).round() / 1e6;
+        self.last = self.last.max(event.at);
+        let t = (self.last.as_secs_f64() * 1e6).round() / 1e6;
         match event.kind {
             EventKind::Output { stream, data } => {
                 let carry = if stream == crate::protocol::STDERR {
@@ -315,8 +346,8 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
     }
 
     /// Writes what the carries still hold (as U+FFFD) and flushes.
-    async fn finish(&mut self, last: Duration) -> std::io::Result<()> {
-        let t = (last.as_secs_f64() * 1e6).round() / 1e6;
+    async fn finish(&mut self) -> std::io::Result<()> {
+        let t = (self.last.as_secs_f64() * 1e6).round() / 1e6;
         for (i, kind) in [(0, "o"), (1, "o"), (2, "i")] {
             let rest = self.carries[i].finish();
             if !rest.is_empty() {

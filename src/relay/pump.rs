@@ -10,6 +10,7 @@ use tokio::sync::mpsc::{Receiver, Sender};
 use tokio::time::Instant;
 
 use super::{CloseReason, Leg, MAX_STATUS_BYTES, MISSED_PINGS, RelayConfig, Shared};
+use crate::audit::recording::RecordingTap;
 use crate::protocol::{self, FrameError, Status};
 
 /// A frame on its way to a socket, owned. It carries no mask: the writer of a client-role
@@ -112,6 +113,7 @@ pub(super) async fn from_client<S: AsyncRead>(
 ) -> CloseReason {
     let v5 = config.v5;
     let mut message = ClientMessage::None;
+    let mut tap = config.recording.clone();
     loop {
         let out = match read(&mut rx).await {
             Ok(out) => out,
@@ -179,6 +181,11 @@ pub(super) async fn from_client<S: AsyncRead>(
                 }
             },
         };
+        if let Some(tap) = &mut tap {
+            if let Err(e) = record_client_frame(tap, &out).await {
+                return CloseReason::Recording(e.to_string());
+            }
+        }
         let n = out.payload.len() as u64;
         shared.bytes_from_client.fetch_add(n, Ordering::Relaxed);
         config.bytes.client_to_cluster.inc_by(n);
@@ -186,6 +193,25 @@ pub(super) async fn from_client<S: AsyncRead>(
         if forward(&to_upstream, out, &shared.client).await.is_err() {
             return CloseReason::Upstream("stopped writing".into());
         }
+    }
+}
+
+/// Feeds the recording with a client frame about to be forwarded: stdin (continuations only
+/// occur inside stdin messages; resize and close messages arrive reassembled) and resizes.
+async fn record_client_frame(
+    tap: &mut RecordingTap,
+    out: &Outgoing,
+) -> Result<(), crate::audit::recording::RecordingError> {
+    if out.opcode == OpCode::Continuation {
+        return tap.input(&out.payload).await;
+    }
+    match out.payload.split_first() {
+        Some((&protocol::STDIN, data)) => tap.input(data).await,
+        Some((&protocol::RESIZE, json)) => match protocol::parse_resize(json) {
+            Ok(size) => tap.resize(size).await,
+            Err(_) => Ok(()),
+        },
+        _ => Ok(()),
     }
 }
 
@@ -227,6 +253,9 @@ pub(super) async fn from_upstream<S: AsyncRead>(
     // The channel-3 message being collected, while it stays within MAX_STATUS_BYTES.
     let mut status: Option<BytesMut> = None;
     let mut in_message = false;
+    let mut tap = config.recording.clone();
+    // The channel of the message being relayed, for the recording of its continuations.
+    let mut channel = None;
     loop {
         let out = match read(&mut rx).await {
             Ok(out) => out,
@@ -272,6 +301,19 @@ pub(super) async fn from_upstream<S: AsyncRead>(
                     if let Ok(mut seen) = shared.status.lock() {
                         *seen = Some(parsed);
                     }
+                }
+            }
+        }
+        if let Some(tap) = &mut tap {
+            let data = if out.opcode == OpCode::Continuation {
+                &out.payload[..]
+            } else {
+                channel = out.payload.first().copied();
+                out.payload.get(1..).unwrap_or_default()
+            };
+            if let Some(stream @ (protocol::STDOUT | protocol::STDERR)) = channel {
+                if let Err(e) = tap.output(stream, data).await {
+                    return CloseReason::Recording(e.to_string());
                 }
             }
         }
