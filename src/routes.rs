@@ -354,9 +354,15 @@ async fn exec(
     peer: SocketAddr,
 ) -> Result<Response<Body>, RouteError> {
     if !fastwebsockets::upgrade::is_upgrade_request(&req) {
-        target
-            .decide(&gateway.hooks.policy, &identity)
-            .map_err(ExecError::from)?;
+        let place = session::admit(
+            &gateway,
+            &cluster,
+            &identity,
+            &target,
+            &crate::protocol::SUBPROTOCOLS,
+        )
+        .await?;
+        drop(place);
         let path = target.upstream_path(req.uri().query().unwrap_or(""));
         let res = cluster
             .plain_exec(req.method().clone(), &path, act_as(&gateway, &identity))

@@ -15,7 +15,7 @@ use crate::audit::{AuditLog, AuditSink, ExecRecord, observer::AuditObserver};
 use crate::cluster::{ActAs, Cluster, UpstreamError};
 use crate::config::{Config, ConfigError};
 use crate::identity::Identity;
-use crate::policy::limits::{LimitError, SessionLimits};
+use crate::policy::limits::{LimitError, SessionGuard as LimitGuard, SessionLimits};
 use crate::policy::root::{MAX_ROOT_CHECK_OUTPUT, root_check_argv, root_check_verdict};
 use crate::policy::{Decision, Denial, Mode, Policy};
 use crate::protocol::{self, Status};
@@ -342,18 +342,9 @@ pub async fn exec(
             info.mode = Some(grant.mode);
             info.rule = grant.rule.map(str::to_string);
         }
-        let decision = info.target.decide(&hooks.policy, &info.identity)?;
-        let place = hooks.limits.acquire(&info.identity.user)?;
+        let place = admit(&gateway, &cluster, &info.identity, &info.target, &protocols).await?;
         let query = req.uri().query().unwrap_or("");
-        let act_as = if gateway.auth.impersonates() {
-            ActAs::User(&info.identity)
-        } else {
-            ActAs::Podterm
-        };
-        if decision.deny_root {
-            let rule = decision.rule.as_deref().unwrap_or_default();
-            check_not_root(&cluster, &info.target, &protocols, act_as, rule).await?;
-        }
+        let act_as = act_as(&gateway, &info.identity);
         let path = info.target.upstream_path(query);
         let connecting = std::time::Instant::now();
         let upstream = cluster.exec(&path, &protocols, act_as).await?;
@@ -442,6 +433,36 @@ pub async fn exec(
         .instrument(span),
     );
     Ok(response)
+}
+
+fn act_as<'a>(gateway: &Gateway, identity: &'a Identity) -> ActAs<'a> {
+    if gateway.auth.impersonates() {
+        ActAs::User(identity)
+    } else {
+        ActAs::Podterm
+    }
+}
+
+/// Everything checked before the cluster's exec stream opens — the policy, the session limits
+/// and `deny_root` — in that order; the session's place under the limits on success. The
+/// plain (non-upgrade) exec request goes through the same checks, so that a client falling
+/// back from WebSocket (kubectl tries SPDY after any refused upgrade) gets the same answer.
+pub async fn admit(
+    gateway: &Gateway,
+    cluster: &Cluster,
+    identity: &Identity,
+    target: &ExecTarget,
+    protocols: &[&'static str],
+) -> Result<LimitGuard, ExecError> {
+    let hooks = &gateway.hooks;
+    let decision = target.decide(&hooks.policy, identity)?;
+    let place = hooks.limits.acquire(&identity.user)?;
+    if decision.deny_root {
+        let rule = decision.rule.as_deref().unwrap_or_default();
+        let act_as = act_as(gateway, identity);
+        check_not_root(cluster, target, protocols, act_as, rule).await?;
+    }
+    Ok(place)
 }
 
 /// `deny_root`: runs the constant check exec in the target container (as the caller, no stdin,
