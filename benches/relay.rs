@@ -28,6 +28,7 @@ fn config() -> RelayConfig {
         max_client_frame_bytes: 256 * 1024,
         max_upstream_frame_bytes: 4 << 20,
         bytes: Default::default(),
+        recording: None,
     }
 }
 

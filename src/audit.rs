@@ -4,6 +4,9 @@
 //! `session.end` when it ran, `session.denied` then `session.end` when it was refused (the end
 //! line of a refused exec has `close_reason: "denied"`, zero bytes and no exit code), so a
 //! reader can always pair lines by `session`. A recording that fails adds `recording.failed`.
+//! (A plain, non-upgrade exec request runs nothing — the cluster answers it 400 — and leaves
+//! no line: it is how kubectl reads a refusal after falling back from WebSocket to SPDY, and
+//! auditing it would count one refused kubectl exec twice.)
 //! Every line carries every field (`null` when not known):
 //!
 //! | field | meaning |
@@ -13,11 +16,11 @@
 //! | `session` | the session id (also the recording's file name) |
 //! | `user`, `groups` | the identity the exec runs as (impersonated) |
 //! | `cluster`, `namespace`, `pod`, `container` | where |
-//! | `argv`, `tty` | what was asked (`[]` = the default shell) |
+//! | `argv`, `tty` | the command run (the default shell's argv when the client named none) |
 //! | `mode`, `rule` | the policy decision (`null` without a matching rule or policy file) |
 //! | `peer` | the client's socket address |
 //! | `start`, `end` | when the exec arrived and ended, RFC 3339 UTC (`end` only on `session.end`) |
-//! | `bytes_in`, `bytes_out` | payload bytes client → container (stdin) and container → client (stdout, stderr) |
+//! | `bytes_in`, `bytes_out` | frame payload bytes client → container and container → client |
 //! | `exit_code`, `close_reason` | how it ended (`session.end`) |
 //! | `reason` | why it was refused (`session.denied`), or the error (`recording.failed`) |
 //! | `recording` | the recording file, if any |
@@ -118,7 +121,7 @@ pub struct ExecRecord {
     pub namespace: String,
     pub pod: String,
     pub container: Option<String>,
-    /// As requested; empty = the default shell.
+    /// The command run (the default shell's argv when the client named none).
     pub argv: Vec<String>,
     pub tty: bool,
     pub mode: Option<Mode>,
@@ -131,9 +134,9 @@ pub struct ExecRecord {
 /// How a session ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionEnd {
-    /// Payload bytes client → container (stdin).
+    /// Frame payload bytes client → container (stdin, resizes).
     pub bytes_in: u64,
-    /// Payload bytes container → client (stdout and stderr).
+    /// Frame payload bytes container → client (stdout, stderr, the exit status).
     pub bytes_out: u64,
     /// From the `Status` on channel 3, when the command's exit was reported.
     pub exit_code: Option<i32>,
