@@ -71,8 +71,10 @@ export function phaseOf(p) {
 
 /**
  * Who the gateway says the user is, and the mode the policy gives them in that namespace.
- * A gateway without a policy endpoint (404) means a full shell.
- * @returns {Promise<{user?: string, groups?: string[], mode: 'shell' | 'restricted', rule?: string}>}
+ * `mode` is null (and `denied` says why) where no policy rule lets them exec. A gateway
+ * without a policy endpoint (404) means a full shell.
+ * @returns {Promise<{user?: string, groups?: string[], mode: 'shell' | 'restricted' | null,
+ *   rule?: string | null, allow?: string[][], denied?: string | null}>}
  */
 export async function whoami(cluster, namespace) {
   try {

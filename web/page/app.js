@@ -170,6 +170,7 @@ async function openTab(target) {
   const [full, who] = await Promise.all([withContainer(target), whoami(target.cluster, target.namespace)]);
   target = full;
   if (who.user) ui.user.textContent = who.user;
+  if (who.denied) notice(who.denied); // the exec will be refused with the same words
   const pane = document.createElement('div');
   pane.className = 'pane';
   ui.panes.append(pane);

@@ -18,7 +18,7 @@ export class RestrictedSession {
    * @param {import('./exec.js').Target} o.target
    * @param {HTMLElement} o.pane
    * @param {(s: import('./shell-session.js').TabStatus) => void} o.onStatus
-   * @param {{user?: string, rule?: string}} o.whoami
+   * @param {{user?: string, rule?: string, allow?: string[][]}} o.whoami
    */
   constructor(o) {
     this.o = o;
@@ -42,6 +42,11 @@ export class RestrictedSession {
       `${DIM}restricted mode${rule}: each line runs as its own command, without a shell;` +
         ` quotes and backslashes work, $VARS, globs and pipes do not.${RESET}\r\n`,
     );
+    const allow = this.o.whoami.allow ?? [];
+    if (allow.length > 0) {
+      const patterns = allow.map((argv) => argv.join(' ')).join(', ');
+      this.term.write(`${DIM}allowed: ${patterns}${RESET}\r\n`);
+    }
     this.#ready('ready');
     this.term.focus();
   }
