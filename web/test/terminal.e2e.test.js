@@ -78,22 +78,36 @@ test('pick default/web-0 container app, type, resize, exit 3, start again', asyn
   await page.keyboard.type(`printf 'utf8-\\342\\202'; sleep 0.2; printf '\\254\\n'\n`);
   await waitForLine(page, /^utf8-€$/);
 
-  // The shell's size follows the window.
+  // The shell's size follows the window. The terminal fits itself to its pane a moment after
+  // the window changes, so ask again until the size it shows has settled; the resize frame
+  // goes out on the same socket before the next keystroke, so then `stty size` must agree.
+  const seen = [];
   for (const viewport of [{ width: 1100, height: 700 }, { width: 700, height: 420 }, { width: 1300, height: 800 }]) {
     await page.setViewportSize(viewport);
-    const pane = activePane(page);
-    await page.waitForFunction(
-      ([w]) => {
-        const p = document.querySelector('.pane:not([hidden])');
-        return p && Math.abs(p.getBoundingClientRect().width - (w - 0)) < 20;
-      },
-      [viewport.width],
-    );
-    const cols = await pane.getAttribute('data-cols');
-    const rows = await pane.getAttribute('data-rows');
-    await page.keyboard.type(`clear; stty size | sed 's/^/size: /'\n`);
-    await waitForLine(page, new RegExp(`^size: ${rows} ${cols}$`));
+    if (seen.length > 0) {
+      // Wait for the fit to the new pane (it happens in the page's next rendering step).
+      await page.waitForFunction(
+        ([rows, cols]) => {
+          const p = document.querySelector('.pane:not([hidden])');
+          return p.dataset.rows !== String(rows) && p.dataset.cols !== String(cols);
+        },
+        seen.at(-1),
+      );
+    }
+    let agreed = null;
+    for (let attempt = 0; attempt < 5 && !agreed; attempt += 1) {
+      const pane = activePane(page);
+      const size = `${await pane.getAttribute('data-rows')} ${await pane.getAttribute('data-cols')}`;
+      await page.keyboard.type(`clear; stty size | sed 's/^/size-${attempt}: /'\n`);
+      const [, stty] = await waitForLine(page, new RegExp(`^size-${attempt}: (\\d+ \\d+)$`));
+      if (stty === size) agreed = size;
+    }
+    assert.ok(agreed, `stty size never matched the terminal at ${viewport.width}x${viewport.height}`);
+    seen.push(agreed.split(' ').map(Number));
   }
+  // ...and the sizes are those of the windows: fewer cells in the small one, more in the big one.
+  assert.ok(seen[1][0] < seen[0][0] && seen[1][1] < seen[0][1], JSON.stringify(seen));
+  assert.ok(seen[2][0] > seen[0][0] && seen[2][1] > seen[0][1], JSON.stringify(seen));
 
   await page.keyboard.type('exit 3\n');
   await page.locator('#status', { hasText: 'exited with code 3' }).waitFor();
