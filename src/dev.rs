@@ -30,6 +30,7 @@ pub fn dev_config(vars: impl IntoIterator<Item = (String, String)>) -> Result<Co
 pub async fn main() -> Result<(), StartError> {
     install_crypto_provider();
     let config = dev_config(std::env::vars())?;
+    let hooks = Hooks::from_config(&config)?;
     let mut cluster_config = DevClusterConfig::from_env()?;
     if std::env::var_os("PODTERM_DEV_CLUSTER_LISTEN").is_none() {
         cluster_config.listen = "127.0.0.1:0".parse().expect("valid address");
@@ -47,7 +48,6 @@ pub async fn main() -> Result<(), StartError> {
     println!(
         "kubectl through podterm: kubectl --server http://{addr}/clusters/{DEV_CLUSTER} get pods"
     );
-    let hooks = Hooks::from_config(&config)?;
     let gateway = Arc::new(Gateway::with_hooks(config, clusters, hooks));
     serve_until_signalled(listener, gateway).await;
     cluster.shutdown().await;

@@ -92,12 +92,13 @@ async fn serve_connection(gateway: Arc<Gateway>, stream: tokio::net::TcpStream, 
 /// serve until drained (first SIGTERM/SIGINT) or forced (second).
 pub async fn main() -> Result<(), StartError> {
     let config = Config::from_env()?;
+    // The policy file and the audit file first: configuration errors before any connection.
+    let hooks = Hooks::from_config(&config)?;
     let clusters = Clusters::load(&config).await.map_err(ConfigError::from)?;
     let listener = bind(config.listen).await?;
     let listen = listener
         .local_addr()
         .map_err(|e| StartError::Fatal(e.to_string()))?;
-    let hooks = Hooks::from_config(&config)?;
     let gateway = Arc::new(Gateway::with_hooks(config, clusters, hooks));
     // Signals are handled from here on, so "serving" means a SIGTERM drains.
     tokio::spawn(signal_handler(&gateway)?);
