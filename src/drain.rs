@@ -25,7 +25,7 @@ pub enum Phase {
     Serving,
     /// Refusing new sessions; open sessions go on until `deadline`.
     Draining { deadline: Instant },
-    /// Closing every session now (the drain deadline passed or a second signal came).
+    /// Closing every session now (a second signal).
     Closing,
 }
 
