@@ -11,6 +11,7 @@ use std::sync::Arc;
 use hyper::StatusCode;
 use podterm::cluster::Clusters;
 use podterm::config::Config;
+use podterm::policy::limits::SessionLimits;
 use podterm::relay::Summary;
 use podterm::server::{self, Gateway};
 use podterm::session::{Hooks, SessionInfo, SessionObserver};
@@ -34,6 +35,10 @@ struct Running {
 }
 
 async fn start() -> Running {
+    start_with(Hooks::default()).await
+}
+
+async fn start_with(mut hooks: Hooks) -> Running {
     let dev = Dev::start().await;
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -42,7 +47,6 @@ async fn start() -> Running {
     };
     let clusters = Clusters::load(&config).await.expect("clusters");
     let (tx, ended) = mpsc::unbounded_channel();
-    let mut hooks = Hooks::default();
     hooks.observers.push(Arc::new(Ended(tx)));
     let listener = server::bind(config.listen).await.expect("bind");
     let addr = listener.local_addr().unwrap();
@@ -154,4 +158,46 @@ async fn refusals_are_counted_by_reason() {
     // No session was counted for either.
     let (_, text) = client::get(addr, "/metrics", &[]).await;
     assert!(!text.contains("podterm_sessions_total{"), "{text}");
+}
+
+#[tokio::test]
+async fn session_limits_are_counted_as_refusals() {
+    let hooks = Hooks {
+        limits: SessionLimits::new(None, Some(1)),
+        ..Hooks::default()
+    };
+    let mut gw = start_with(hooks).await;
+    let addr = gw.addr;
+    let path = exec_path("dev", "default", "echo-0", "container=echo&stdin=true");
+    let mut first = step("exec", client::exec(addr, &path, &DEV_USER))
+        .await
+        .expect("first session");
+    let refused = client::exec(addr, &path, &DEV_USER)
+        .await
+        .err()
+        .expect("a second session of the same user is refused");
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        metric(addr, r#"podterm_denied_total{reason="limit_per_user"}"#).await,
+        1.0
+    );
+    assert_eq!(
+        metric(addr, r#"podterm_sessions_active{cluster="dev"}"#).await,
+        1.0
+    );
+    first.send(255, &[0]).await;
+    assert_eq!(first.until_close().await.0, 1000);
+    assert_eq!(
+        step("session end", gw.ended.recv()).await.unwrap(),
+        "exited"
+    );
+    assert_eq!(
+        metric(addr, r#"podterm_sessions_active{cluster="dev"}"#).await,
+        0.0
+    );
 }
