@@ -33,10 +33,9 @@
 pub mod observer;
 pub mod recording;
 
+use prometheus_client::metrics::counter::Counter;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
@@ -232,7 +231,8 @@ impl AuditSink {
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<Msg>,
-    dropped: Arc<AtomicU64>,
+    /// Lines that could not be written to the trail (also `podterm_audit_dropped_total`).
+    dropped: Counter,
 }
 
 impl AuditLog {
@@ -242,19 +242,19 @@ impl AuditLog {
         W: AsyncWrite + Unpin + Send + 'static,
     {
         let (tx, rx) = mpsc::channel(capacity);
-        let dropped = Arc::new(AtomicU64::new(0));
+        let dropped = Counter::default();
         let task = tokio::spawn(write_lines(rx, out, dropped.clone()));
         (AuditLog { tx, dropped }, task)
     }
 
     /// Lines that could not be written to the trail (sent to the error log instead).
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.dropped.get()
     }
 
-    /// A reader of [`AuditLog::dropped`] that does not keep the writer open (for metrics).
-    pub fn dropped_counter(&self) -> DroppedCounter {
-        DroppedCounter(self.dropped.clone())
+    /// The counter behind [`AuditLog::dropped`], for metrics; it does not keep the writer open.
+    pub fn dropped_counter(&self) -> Counter {
+        self.dropped.clone()
     }
 
     /// `session.start`: the exec was allowed and is being connected.
@@ -314,7 +314,7 @@ impl AuditLog {
         let mut text = serde_json::to_string(line).expect("audit lines always serialize");
         text.push('\n');
         if let Err(e) = self.tx.try_send(Msg::Line(text)) {
-            let total = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            let total = self.dropped.inc() + 1;
             let (why, msg) = match e {
                 mpsc::error::TrySendError::Full(m) => ("the audit queue is full", m),
                 mpsc::error::TrySendError::Closed(m) => ("the audit writer has stopped", m),
@@ -328,16 +328,6 @@ impl AuditLog {
                 "{why}: audit line diverted to the error log"
             );
         }
-    }
-}
-
-/// Reads the count of audit lines that could not be written.
-#[derive(Debug, Clone)]
-pub struct DroppedCounter(Arc<AtomicU64>);
-
-impl DroppedCounter {
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
     }
 }
 
@@ -365,7 +355,7 @@ struct DroppedLine {
 }
 
 /// The writer task: drains the queue into a buffer, flushes whenever the queue runs empty.
-async fn write_lines<W>(mut rx: mpsc::Receiver<Msg>, out: W, dropped: Arc<AtomicU64>)
+async fn write_lines<W>(mut rx: mpsc::Receiver<Msg>, out: W, dropped: Counter)
 where
     W: AsyncWrite + Unpin,
 {
@@ -382,7 +372,7 @@ where
                 Msg::Sync(done) => syncs.push(done),
             }
         }
-        let total = dropped.load(Ordering::Relaxed);
+        let total = dropped.get();
         let notice = (total > reported).then(|| {
             let line = DroppedLine {
                 event: "audit.dropped",
@@ -400,7 +390,7 @@ where
                 // What reached the file is unknown: count every line of the batch as lost and
                 // log each, so the gap is visible in the trail later and nothing vanishes.
                 for line in &batch {
-                    let total = dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                    let total = dropped.inc() + 1;
                     tracing::error!(
                         dropped_total = total,
                         audit_line = line.trim_end(),

@@ -33,12 +33,13 @@ impl Gateway {
     }
 
     pub fn with_hooks(config: Config, clusters: Clusters, hooks: Hooks) -> Gateway {
+        let metrics = Metrics::with_audit(hooks.audit.as_ref().map(|a| a.dropped_counter()));
         Gateway {
             auth: Authenticator::new(&config),
             clusters,
             hooks,
             drain: Drain::new(config.drain_timeout),
-            metrics: Metrics::new(),
+            metrics,
             config,
         }
     }

@@ -100,6 +100,17 @@ async fn one_pair_of_lines_per_exec_allowed_or_refused() {
     front.next_end().await;
 
     let lines = front.audit_lines().await;
+    let metrics = support::get(
+        front.addr,
+        "/metrics",
+        &[("x-podterm-proxy-secret", SECRET)],
+    )
+    .await;
+    assert!(
+        support::text(&metrics.body).contains("\npodterm_audit_dropped_total 0\n"),
+        "{}",
+        support::text(&metrics.body)
+    );
     let raw = std::fs::read_to_string(&front.audit).unwrap();
     assert!(
         !raw.contains(SECRET) && !raw.contains("t0ken"),

@@ -8,6 +8,7 @@
 //! | `podterm_relay_bytes_total` | counter | `direction` (`client_to_cluster`, `cluster_to_client`) |
 //! | `podterm_upstream_connect_seconds` | histogram | |
 //! | `podterm_denied_total` | counter | `reason` |
+//! | `podterm_audit_dropped_total` | counter | (only with an audit trail: lines not written) |
 //! | `process_*` | gauges, counter | read from `/proc` at each scrape ([`super::process`]) |
 
 use std::sync::Arc;
@@ -91,7 +92,19 @@ impl Default for Metrics {
 impl Metrics {
     /// A fresh registry with every podterm metric and the process figures.
     pub fn new() -> Metrics {
+        Metrics::with_audit(None)
+    }
+
+    /// As [`Metrics::new`], plus the audit trail's count of lines it could not write.
+    pub fn with_audit(audit_dropped: Option<Counter>) -> Metrics {
         let mut registry = Registry::default();
+        if let Some(dropped) = audit_dropped {
+            registry.register(
+                "podterm_audit_dropped",
+                "Audit lines that could not be written to the trail (sent to the error log)",
+                dropped,
+            );
+        }
         let sessions_active = Family::<ClusterLabels, Gauge>::default();
         registry.register(
             "podterm_sessions_active",
