@@ -48,9 +48,9 @@ test('pick default/web-0 container app, type, resize, exit 3, start again', asyn
   await page.locator('#container').selectOption('app');
   await page.locator('#open').click();
 
-  // Type as soon as the terminal has focus, before the socket is known to be open: the first
-  // keystrokes must not be lost.
-  await terminalFocused(page);
+  // Type right after the click, before the socket is open: the first keystrokes must not be
+  // lost (the tab and its focused terminal appear within the click; the input waits for the
+  // socket).
   await page.keyboard.type('echo hello-$RANDOM\n');
   const [hello] = await waitForLine(page, /^hello-\d+$/);
   assert.equal(await status(page).innerText(), 'connected');
