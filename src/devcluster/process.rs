@@ -3,9 +3,10 @@
 //! is killed and the process reaped when the session ends, however it ends.
 //!
 //! `securityContext.runAsUser`/`runAsGroup`: when the dev cluster runs as root, the process
-//! really runs as that uid/gid (its working directory is chowned to it). Otherwise a process
-//! can only run as the dev cluster's own user, and a differing `runAsUser` is refused with a
-//! failure status naming the reason.
+//! really runs as that uid/gid (its working directory is chowned to it). Otherwise it runs in a
+//! user namespace (`unshare --user --map-user=U --map-group=G`) that maps the dev cluster's own
+//! uid/gid to the wanted ones, so `id -u` inside shows the configured user (root included)
+//! while the kernel still treats it as the dev cluster's user.
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
@@ -199,26 +200,37 @@ fn spawn(
         .mode(0o755)
         .create(&dir)?;
     let root = rustix::process::geteuid().is_root();
-    let own_uid = rustix::process::geteuid().as_raw();
     let user = target.container.run_as_user();
     let group = target.container.run_as_group().or(user);
-    match user {
+    let own_uid = rustix::process::geteuid().as_raw();
+    let own_gid = rustix::process::getegid().as_raw();
+    let argv = &options.command;
+    // Not root, another user is only an appearance: a user namespace mapping our own uid/gid
+    // to the wanted ones (`unshare` execs the command in place, keeping its pid).
+    let wrapped: Vec<String>;
+    let argv = match user {
         Some(uid) if root => {
             std::os::unix::fs::chown(&dir, Some(uid), group)?;
+            argv
         }
-        Some(uid) if uid != own_uid => {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::PermissionDenied,
-                format!(
-                    "runAsUser {uid} needs the dev cluster to run as root (it runs as uid {own_uid})"
-                ),
-            ));
+        Some(uid) if uid != own_uid || group.is_some_and(|g| g != own_gid) => {
+            wrapped = [
+                "unshare".to_string(),
+                "--user".into(),
+                format!("--map-user={uid}"),
+                format!("--map-group={}", group.unwrap_or(own_gid)),
+                "--".into(),
+            ]
+            .into_iter()
+            .chain(argv.iter().cloned())
+            .collect();
+            &wrapped
         }
-        _ => {}
-    }
+        _ => argv,
+    };
 
-    let mut cmd = tokio::process::Command::new(&options.command[0]);
-    cmd.args(&options.command[1..])
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
         .current_dir(&dir)
         .env_clear()
         .env(

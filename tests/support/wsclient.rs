@@ -41,9 +41,28 @@ where
 
 impl Client {
     pub fn new(cluster: &DevCluster) -> Client {
+        let ca = cluster.ca_pem.as_ref().expect("the dev cluster serves TLS");
+        Client::with(cluster.addr, &cluster.token, ca)
+    }
+
+    /// A client for the dev cluster a kubeconfig file describes (one started elsewhere).
+    pub fn from_kubeconfig(path: &std::path::Path) -> Client {
+        use base64::Engine;
+        let config: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(path).expect("kubeconfig")).unwrap();
+        let cluster = &config["clusters"][0]["cluster"];
+        let server = cluster["server"].as_str().unwrap();
+        let addr = server.strip_prefix("https://").unwrap().parse().unwrap();
+        let ca = base64::engine::general_purpose::STANDARD
+            .decode(cluster["certificate-authority-data"].as_str().unwrap())
+            .unwrap();
+        let token = config["users"][0]["user"]["token"].as_str().unwrap();
+        Client::with(addr, token, std::str::from_utf8(&ca).unwrap())
+    }
+
+    fn with(addr: SocketAddr, token: &str, ca: &str) -> Client {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut roots = rustls::RootCertStore::empty();
-        let ca = cluster.ca_pem.as_ref().expect("the dev cluster serves TLS");
         roots
             .add(CertificateDer::from_pem_slice(ca.as_bytes()).expect("CA PEM"))
             .expect("CA accepted");
@@ -52,8 +71,8 @@ impl Client {
             .with_no_client_auth();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Client {
-            addr: cluster.addr,
-            token: cluster.token.clone(),
+            addr,
+            token: token.to_string(),
             connector: TlsConnector::from(Arc::new(config)),
         }
     }
