@@ -100,11 +100,15 @@ where
             }
         };
         *slot.lock().await = Some((spawned.pid, spawned.child));
+        // The outputs outlive the pumps until the process is reaped: closing a PTY's master
+        // while the process still runs (it may close its stdio before it exits) would hang
+        // the terminal up and kill it with SIGHUP.
+        let (mut stdout, mut stderr) = (spawned.stdout, spawned.stderr);
         let feed = feed(&mut rx, early, spawned.input);
         let outputs = async {
             let (stdout, stderr, status) = tokio::join!(
-                pump(out, spawned.stdout, protocol::STDOUT, options.stdout),
-                pump(out, spawned.stderr, protocol::STDERR, options.stderr),
+                pump(out, stdout.as_deref_mut(), protocol::STDOUT, options.stdout),
+                pump(out, stderr.as_deref_mut(), protocol::STDERR, options.stderr),
                 async {
                     let mut guard = slot.lock().await;
                     let (pid, child) = guard.as_mut().expect("stored above");
@@ -341,13 +345,13 @@ async fn apply(input: &mut ProcessInput, event: Input) {
 
 /// Copies one process output to the client as `[channel][bytes]` frames until EOF (a PTY
 /// reports EIO once the process side is closed). Without `forward` the output is drained.
-async fn pump<W: AsyncWrite + Unpin>(
+async fn pump<W: AsyncWrite + Unpin, S: AsyncRead + Unpin + ?Sized>(
     out: &Out<W>,
-    source: Option<Box<dyn AsyncRead + Send + Unpin>>,
+    source: Option<&mut S>,
     channel: u8,
     forward: bool,
 ) -> Result<(), SessionError> {
-    let Some(mut source) = source else {
+    let Some(source) = source else {
         return Ok(());
     };
     let mut frame = vec![0u8; OUTPUT_CHUNK_BYTES + 1];
