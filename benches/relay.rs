@@ -2,13 +2,18 @@
 //!
 //! `cargo bench --bench relay` (release profile, one-thread runtime, so the figures are the
 //! CPU cost of one session's frames): keystroke round trips (`[0, b]` in, `[1, b]` back) and
-//! bulk stdout in 64 KiB frames. Nothing here touches a network.
+//! bulk stdout in 64 KiB frames over `tokio::io::duplex`; then the resident memory of idle
+//! sessions over loopback TCP, each count in a fresh process (mimalloc, as in podterm).
 
 use std::time::{Duration, Instant};
 
 use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocket};
 use podterm::relay::{RelayConfig, relay};
-use tokio::io::DuplexStream;
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
+use tokio::net::{TcpListener, TcpStream};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Bytes each in-memory pipe buffers (one socket's kernel buffer, roughly).
 const PIPE_BYTES: usize = 64 * 1024;
@@ -18,6 +23,8 @@ const KEYSTROKES: u32 = 50_000;
 const BULK_FRAME_BYTES: usize = 64 * 1024;
 /// Bulk bytes per measurement.
 const BULK_BYTES: usize = 512 << 20;
+/// Idle sessions per memory measurement (four loopback sockets each through the relay).
+const IDLE_SESSIONS: usize = 2000;
 
 fn config() -> RelayConfig {
     RelayConfig {
@@ -54,7 +61,7 @@ fn pair(through_relay: bool) -> (WebSocket<DuplexStream>, WebSocket<DuplexStream
     )
 }
 
-async fn next_binary(ws: &mut WebSocket<DuplexStream>) -> Vec<u8> {
+async fn next_binary<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocket<S>) -> Vec<u8> {
     loop {
         let frame = ws.read_frame().await.expect("a frame");
         match frame.opcode {
@@ -109,7 +116,78 @@ async fn bulk(through_relay: bool) -> f64 {
     received as f64 / (1 << 20) as f64 / took.as_secs_f64()
 }
 
+/// Resident bytes of this process.
+fn rss_bytes() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kib: usize = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS");
+    kib * 1024
+}
+
+/// Opens `IDLE_SESSIONS` sessions over loopback TCP (client ↔ [relay ↔] cluster echo), types
+/// one keystroke in each, and returns the resident bytes they added, per session.
+async fn idle_memory(through_relay: bool) -> usize {
+    let cluster_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let cluster_addr = cluster_listener.local_addr().expect("address");
+    let gateway_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let gateway_addr = gateway_listener.local_addr().expect("address");
+    let connect = |addr| async move {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        stream
+    };
+    let before = rss_bytes();
+    let mut clients = Vec::with_capacity(IDLE_SESSIONS);
+    for _ in 0..IDLE_SESSIONS {
+        let client_addr = if through_relay {
+            gateway_addr
+        } else {
+            cluster_addr
+        };
+        let client = connect(client_addr).await;
+        if through_relay {
+            let (accepted, _) = gateway_listener.accept().await.expect("accept");
+            let upstream = connect(cluster_addr).await;
+            tokio::spawn(async move {
+                let client = WebSocket::after_handshake(accepted, Role::Server);
+                let upstream = WebSocket::after_handshake(upstream, Role::Client);
+                relay(client, upstream, &config(), std::future::pending()).await;
+            });
+        }
+        let (cluster, _) = cluster_listener.accept().await.expect("accept");
+        tokio::spawn(async move {
+            let mut cluster = WebSocket::after_handshake(cluster, Role::Server);
+            loop {
+                let mut frame = next_binary(&mut cluster).await;
+                frame[0] = 1;
+                let echo = Frame::binary(Payload::Owned(frame));
+                cluster.write_frame(echo).await.expect("echo");
+            }
+        });
+        let mut client = WebSocket::after_handshake(client, Role::Client);
+        let keystroke = Frame::binary(Payload::Owned(vec![0, b'k']));
+        client.write_frame(keystroke).await.expect("keystroke");
+        assert_eq!(next_binary(&mut client).await, [1, b'k']);
+        clients.push(client);
+    }
+    (rss_bytes() - before) / IDLE_SESSIONS
+}
+
 fn main() {
+    // `relay --idle-memory direct|relay`: one memory measurement, in a process of its own.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--idle-memory") {
+        let through_relay = args.get(i + 1).is_some_and(|m| m == "relay");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        println!("{}", runtime.block_on(idle_memory(through_relay)));
+        return;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -133,4 +211,27 @@ fn main() {
             100.0 * relayed / direct
         );
     });
+    let measure = |mode: &str| -> f64 {
+        let exe = std::env::current_exe().expect("own path");
+        let out = std::process::Command::new(exe)
+            .args(["--idle-memory", mode])
+            .output()
+            .expect("memory run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bytes: f64 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("bytes");
+        bytes / 1024.0
+    };
+    let (direct, relayed) = (measure("direct"), measure("relay"));
+    println!(
+        "idle session, resident memory ({IDLE_SESSIONS} sessions, loopback TCP): direct \
+         {direct:.1} KiB, through the relay {relayed:.1} KiB (relay adds {:.1} KiB)",
+        relayed - direct
+    );
 }
