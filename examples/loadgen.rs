@@ -185,8 +185,9 @@ async fn next_frame(ws: &mut Socket) -> Result<(u8, Vec<u8>), SessionError> {
     }
 }
 
-/// After stdin EOF (or for a command without stdin): reads to the exit status and the close.
-async fn finish(ws: &mut Socket, mut on_stdout: impl FnMut(&[u8])) -> Result<(), SessionError> {
+/// After stdin EOF (or for a command without stdin): reads to the exit status and the close;
+/// false when the connection broke after the exit status, before the closing handshake ended.
+async fn finish(ws: &mut Socket, mut on_stdout: impl FnMut(&[u8])) -> Result<bool, SessionError> {
     loop {
         let (channel, payload) = next_frame(ws).await?;
         match channel {
@@ -202,12 +203,19 @@ async fn finish(ws: &mut Socket, mut on_stdout: impl FnMut(&[u8])) -> Result<(),
             other => return Err(SessionError::Protocol(format!("channel {other}"))),
         }
     }
+    // The exit status came: the session is complete. Its close frame is answered when the
+    // socket still takes it; a peer that drops the connection right after its close frame
+    // (before our reply) is not counted against the session.
+    ws.set_auto_close(false);
     loop {
-        let frame = timeout(STEP_TIMEOUT, ws.read_frame())
-            .await
-            .map_err(|_| SessionError::Stuck)??;
+        let frame = match timeout(STEP_TIMEOUT, ws.read_frame()).await {
+            Err(_) => return Err(SessionError::Stuck),
+            Ok(Err(_)) => return Ok(false),
+            Ok(Ok(frame)) => frame,
+        };
         if frame.opcode == OpCode::Close {
-            return Ok(());
+            let reply = Frame::close_raw(frame.payload.to_vec().into());
+            return Ok(ws.write_frame(reply).await.is_ok());
         }
     }
 }
@@ -217,6 +225,8 @@ async fn finish(ws: &mut Socket, mut on_stdout: impl FnMut(&[u8])) -> Result<(),
 struct Stats {
     ok: u64,
     errors: u64,
+    /// Sessions whose connection broke after the exit status, during the closing handshake.
+    after_close: u64,
     in_window: u64,
     bytes: u64,
     trends: std::collections::BTreeMap<&'static str, Vec<f64>>,
@@ -242,6 +252,7 @@ impl Stats {
             ("sessions_ok", self.ok),
             ("session_errors", self.errors),
             ("sessions_in_window", self.in_window),
+            ("errors_after_close", self.after_close),
             ("bulk_bytes", self.bytes),
         ] {
             metrics.insert(name.into(), serde_json::json!({"values": {"count": count}}));
@@ -308,8 +319,9 @@ async fn hold(
         .push(took);
     }
     send(&mut ws, vec![CLOSE, STDIN]).await?;
-    finish(&mut ws, |_| {}).await?;
+    let clean = finish(&mut ws, |_| {}).await?;
     record(&stats, |s| {
+        s.after_close += u64::from(!clean);
         echo.iter().for_each(|d| s.add("echo_ms", *d));
         echo_ramp.iter().for_each(|d| s.add("echo_ramp_ms", *d));
     });
@@ -329,12 +341,13 @@ async fn churn(target: Arc<Target>, stats: Shared, deadline: Instant) {
             }
             let setup = started.elapsed();
             send(&mut ws, vec![CLOSE, STDIN]).await?;
-            finish(&mut ws, |_| {}).await?;
-            Ok((handshake, setup))
+            let clean = finish(&mut ws, |_| {}).await?;
+            Ok((handshake, setup, clean))
         };
         match timeout(STEP_TIMEOUT, session).await {
-            Ok(Ok((handshake, setup))) => record(&stats, |s| {
+            Ok(Ok((handshake, setup, clean))) => record(&stats, |s| {
                 s.ok += 1;
+                s.after_close += u64::from(!clean);
                 s.in_window += u64::from(Instant::now() <= deadline);
                 s.add("handshake_ms", handshake);
                 s.add("setup_ms", setup);
@@ -358,13 +371,14 @@ async fn bulk(
     let count = bytes.to_string();
     let mut ws = target.open("flood-0", &[&count], false).await?;
     let mut received = 0u64;
-    finish(&mut ws, |payload| received += payload.len() as u64).await?;
+    let clean = finish(&mut ws, |payload| received += payload.len() as u64).await?;
     if received != bytes {
         return Err(SessionError::Protocol(format!(
             "received {received} of {bytes} bytes"
         )));
     }
     record(&stats, |s| {
+        s.after_close += u64::from(!clean);
         s.bytes += received;
         s.add("stream_ms", started.elapsed());
         s.add("wall_ms", t0.elapsed());
