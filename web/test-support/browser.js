@@ -53,19 +53,22 @@ export async function screenLines(page) {
 }
 
 /**
- * Waits until a row of the active terminal matches `re`; returns that row's match.
+ * Waits until a row of the active terminal matches `re`; returns that row's match. The row is
+ * taken from the very read that satisfied the wait (a second read could find the screen
+ * already changed, e.g. cleared by the next command).
  * @param {import('playwright-core').Page} page
  * @param {RegExp} re
  */
 export async function waitForLine(page, re, timeout = 15_000) {
-  const find = (lines) => lines.map((l) => l.match(re)).find((m) => m);
+  let handle;
   try {
-    await page.waitForFunction(
+    handle = await page.waitForFunction(
       ([source, flags]) => {
         const rows = document.querySelector('.pane:not([hidden]) .xterm-rows');
         const lines = (rows?.innerText ?? '').replaceAll('\u00a0', ' ').split('\n');
         const re = new RegExp(source, flags);
-        return lines.some((l) => re.test(l.trimEnd()));
+        const line = lines.map((l) => l.trimEnd()).find((l) => re.test(l));
+        return line === undefined ? false : { line }; // an object: an empty row is an answer too
       },
       [re.source, re.flags],
       { timeout },
@@ -73,5 +76,7 @@ export async function waitForLine(page, re, timeout = 15_000) {
   } catch (e) {
     throw new Error(`no terminal row matches ${re}; the screen:\n${(await screenLines(page)).join('\n')}`, { cause: e });
   }
-  return find(await screenLines(page));
+  const { line } = await handle.jsonValue();
+  await handle.dispose();
+  return /** @type {RegExpMatchArray} */ (line.match(re));
 }

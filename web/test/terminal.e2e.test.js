@@ -98,8 +98,11 @@ test('pick default/web-0 container app, type, resize, exit 3, start again', asyn
     for (let attempt = 0; attempt < 5 && !agreed; attempt += 1) {
       const pane = activePane(page);
       const size = `${await pane.getAttribute('data-rows')} ${await pane.getAttribute('data-cols')}`;
-      await page.keyboard.type(`clear; stty size | sed 's/^/size-${attempt}: /'\n`);
-      const [, stty] = await waitForLine(page, new RegExp(`^size-${attempt}: (\\d+ \\d+)$`));
+      // A marker never used before: the answer to an earlier window's question is still on the
+      // screen until `clear` runs, and must not be taken for this one's.
+      const marker = `size-${seen.length}-${attempt}`;
+      await page.keyboard.type(`clear; stty size | sed 's/^/${marker}: /'\n`);
+      const [, stty] = await waitForLine(page, new RegExp(`^${marker}: (\\d+ \\d+)$`));
       if (stty === size) agreed = size;
     }
     assert.ok(agreed, `stty size never matched the terminal at ${viewport.width}x${viewport.height}`);
