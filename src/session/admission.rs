@@ -1,0 +1,105 @@
+//! Admission: what is checked before a cluster's exec stream opens — the policy, the session
+//! limits and `deny_root` (a constant check exec in the container).
+
+use std::time::Duration;
+
+use super::{ExecError, ExecTarget};
+use crate::cluster::{ActAs, Cluster};
+use crate::identity::Identity;
+use crate::policy::Denial;
+use crate::policy::limits::SessionGuard as LimitGuard;
+use crate::policy::root::{MAX_ROOT_CHECK_OUTPUT, root_check_argv, root_check_verdict};
+use crate::protocol::{self, Status};
+use crate::server::Gateway;
+
+/// How long the `deny_root` check exec may take.
+pub const ROOT_CHECK_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub(super) fn act_as<'a>(gateway: &Gateway, identity: &'a Identity) -> ActAs<'a> {
+    if gateway.auth.impersonates() {
+        ActAs::User(identity)
+    } else {
+        ActAs::Podterm
+    }
+}
+
+/// Everything checked before the cluster's exec stream opens — the policy, the session limits
+/// and `deny_root` — in that order; the session's place under the limits on success. The
+/// plain (non-upgrade) exec request goes through the same checks, so that a client falling
+/// back from WebSocket (kubectl tries SPDY after any refused upgrade) gets the same answer.
+pub async fn admit(
+    gateway: &Gateway,
+    cluster: &Cluster,
+    identity: &Identity,
+    target: &ExecTarget,
+    protocols: &[&'static str],
+) -> Result<LimitGuard, ExecError> {
+    let hooks = &gateway.hooks;
+    let decision = target.decide(&hooks.policy, identity)?;
+    let place = hooks.limits.acquire(&identity.user)?;
+    if decision.deny_root {
+        let rule = decision.rule.as_deref().unwrap_or_default();
+        let act_as = act_as(gateway, identity);
+        check_not_root(cluster, target, protocols, act_as, rule).await?;
+    }
+    Ok(place)
+}
+
+/// `deny_root`: runs the constant check exec in the target container (as the caller, no stdin,
+/// no tty) and refuses the session if it reports uid 0 or cannot tell (see crate::policy::root).
+async fn check_not_root(
+    cluster: &Cluster,
+    target: &ExecTarget,
+    protocols: &[&'static str],
+    act_as: ActAs<'_>,
+    rule: &str,
+) -> Result<(), ExecError> {
+    let query = {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        if let Some(container) = &target.container {
+            query.append_pair("container", container);
+        }
+        for arg in root_check_argv() {
+            query.append_pair("command", &arg);
+        }
+        query.append_pair("stdout", "true");
+        query.append_pair("stderr", "true");
+        query.finish()
+    };
+    let path = format!(
+        "/api/v1/namespaces/{}/pods/{}/exec?{query}",
+        target.namespace, target.pod,
+    );
+    let upstream = cluster.exec(&path, protocols, act_as).await?;
+    let mut socket = fastwebsockets::FragmentCollector::new(upstream.socket);
+    let mut stdout = Vec::new();
+    let mut status = None;
+    let read = async {
+        while let Ok(frame) = socket.read_frame().await {
+            match (frame.opcode, frame.payload.split_first()) {
+                (fastwebsockets::OpCode::Close, _) => break,
+                (_, Some((&protocol::STDOUT, data))) => {
+                    let room = (MAX_ROOT_CHECK_OUTPUT + 1).saturating_sub(stdout.len());
+                    stdout.extend_from_slice(&data[..data.len().min(room)]);
+                }
+                (_, Some((&protocol::ERROR, json))) => {
+                    status = serde_json::from_slice::<Status>(json).ok();
+                }
+                _ => {}
+            }
+        }
+    };
+    if tokio::time::timeout(ROOT_CHECK_TIMEOUT, read)
+        .await
+        .is_err()
+    {
+        return Err(Denial::RootCheck {
+            rule: rule.into(),
+            detail: format!("the check did not finish within {ROOT_CHECK_TIMEOUT:?}"),
+        }
+        .into());
+    }
+    let uid = root_check_verdict(rule, &stdout, status.as_ref())?;
+    tracing::debug!(uid, "deny_root: the container does not run as root");
+    Ok(())
+}
