@@ -10,7 +10,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use governed::{Governed, query, refusal, running_as_root};
+use governed::{Governed, query, refusal};
 use support::{exec, exec_path, read_to_end};
 
 const V5: &str = "v5.channel.k8s.io";
@@ -90,12 +90,10 @@ async fn one_pair_of_lines_per_exec_allowed_or_refused() {
     let q = query("app", &["id"], "stdout=true");
     let refused = refusal(open("default", "ghost-0", q, headers("dana", "devs")).await);
     assert_eq!(refused.code, 404);
-    // 5. Refused by deny_root (where the suite can run a root container).
-    if running_as_root() {
-        let q = query("app", &["id", "-u"], "stdout=true");
-        let refused = refusal(open("default", "app-0", q, headers("al", "auditors")).await);
-        assert_eq!(refused.code, 403);
-    }
+    // 5. Refused by deny_root.
+    let q = query("root", &["id", "-u"], "stdout=true");
+    let refused = refusal(open("default", "app-0", q, headers("al", "auditors")).await);
+    assert_eq!(refused.code, 403);
     front.next_end().await;
     front.next_end().await;
 
@@ -133,8 +131,7 @@ async fn one_pair_of_lines_per_exec_allowed_or_refused() {
             .or_default()
             .push(line);
     }
-    let expected = if running_as_root() { 5 } else { 4 };
-    assert_eq!(sessions.len(), expected, "{lines:#?}");
+    assert_eq!(sessions.len(), 5, "{lines:#?}");
     let mut by_argv = BTreeMap::new();
     for (id, pair) in &sessions {
         let events: Vec<&str> = pair.iter().map(|l| l["event"].as_str().unwrap()).collect();
@@ -204,12 +201,11 @@ async fn one_pair_of_lines_per_exec_allowed_or_refused() {
         ghost[0]
     );
 
-    if running_as_root() {
-        let root = &by_argv[r#"["id","-u"]"#];
-        assert_eq!(root[0]["event"], "session.denied");
-        assert!(root[0]["reason"].as_str().unwrap().contains("runs as root"));
-        assert_eq!(root[0]["rule"], "auditors");
-    }
+    let root = &by_argv[r#"["id","-u"]"#];
+    assert_eq!(root[0]["event"], "session.denied");
+    assert!(root[0]["reason"].as_str().unwrap().contains("runs as root"));
+    assert_eq!(root[0]["rule"], "auditors");
+    assert_eq!(root[0]["container"], "root");
 }
 
 /// The real binary, `podterm dev` with a policy file and no `PODTERM_AUDIT_FILE`: the lines

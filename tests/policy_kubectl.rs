@@ -9,7 +9,7 @@ mod support;
 
 use std::process::Output;
 
-use governed::{Front, Governed, nonroot_uid, running_as_root};
+use governed::{Front, Governed, NONROOT_UID};
 use support::{KUBECTL_VERSIONS, kubectl_bin, run, text};
 
 async fn kubectl(front: &Front, home: &std::path::Path, version: &str, args: &[&str]) -> Output {
@@ -78,23 +78,21 @@ async fn kubectl_exec_under_the_policy() {
             text(&out.stderr),
             front.audit_lines().await
         );
-        assert_eq!(text(&out.stdout), format!("{}\n", nonroot_uid()));
+        assert_eq!(text(&out.stdout), format!("{NONROOT_UID}\n"));
         front.next_end().await;
-        if running_as_root() {
-            let out = kubectl(
-                &front,
-                home.path(),
-                version,
-                &["exec", "app-0", "-c", "app", "--", "id", "-u"],
-            )
-            .await;
-            assert!(!out.status.success(), "{version}");
-            assert!(out.stdout.is_empty());
-            assert!(
-                text(&out.stderr).contains("the container runs as root (uid 0)"),
-                "{version}: {}",
-                text(&out.stderr)
-            );
-        }
+        let out = kubectl(
+            &front,
+            home.path(),
+            version,
+            &["exec", "app-0", "-c", "root", "--", "id", "-u"],
+        )
+        .await;
+        assert!(!out.status.success(), "{version}");
+        assert!(out.stdout.is_empty());
+        assert!(
+            text(&out.stderr).contains("the container runs as root (uid 0)"),
+            "{version}: {}",
+            text(&out.stderr)
+        );
     }
 }

@@ -18,12 +18,9 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 /// Pods for policy tests: `app-0` has a container running as the dev cluster's own user
-/// (`app`; root where the suite runs as root) and one running as another user (`nonroot`).
-pub fn manifest() -> String {
-    let own = rustix_uid();
-    let other = if own == 0 { 1000 } else { own };
-    format!(
-        r#"
+/// (`app`), one as uid 1000 (`nonroot`) and one as uid 0 (`root`; without root privileges the
+/// dev cluster shows these users through a user namespace).
+pub const MANIFEST: &str = r#"
 namespaces: [default, prod]
 pods:
   - namespace: default
@@ -31,7 +28,9 @@ pods:
     containers:
       - name: app
       - name: nonroot
-        securityContext: {{runAsUser: {other}}}
+        securityContext: {runAsUser: 1000}
+      - name: root
+        securityContext: {runAsUser: 0}
   - namespace: prod
     name: api-0
     containers:
@@ -40,31 +39,10 @@ rules:
   - groups: [devs, support, auditors]
     resources: [pods, pods/exec, namespaces]
     verbs: [get, list, create]
-"#
-    )
-}
+"#;
 
-/// The uid the nonroot container runs as.
-pub fn nonroot_uid() -> u32 {
-    let own = rustix_uid();
-    if own == 0 { 1000 } else { own }
-}
-
-/// Whether the suite runs as root (so the `app` container runs as uid 0).
-pub fn running_as_root() -> bool {
-    rustix_uid() == 0
-}
-
-fn rustix_uid() -> u32 {
-    let out = std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .expect("id -u");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("a uid")
-}
+/// The uid the `nonroot` container runs as.
+pub const NONROOT_UID: u32 = 1000;
 
 /// The policy the tests run under.
 pub const POLICY: &str = r#"
@@ -104,7 +82,7 @@ impl Governed {
     pub async fn start() -> Governed {
         let dir = tempfile::tempdir().expect("temp dir");
         let manifest_file = dir.path().join("manifest.yaml");
-        std::fs::write(&manifest_file, manifest()).unwrap();
+        std::fs::write(&manifest_file, MANIFEST).unwrap();
         std::fs::write(dir.path().join("policy.yaml"), POLICY).unwrap();
         let mut config = DevClusterConfig::ephemeral(dir.path().join("dev.kubeconfig"));
         config.manifest = Some(manifest_file);
