@@ -5,6 +5,7 @@ import * as api from './api.js';
 import * as route from './route.js';
 import { RestrictedSession } from './restricted-session.js';
 import { ShellSession } from './shell-session.js';
+import { createTerminal } from './terminal.js';
 
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const ui = {
@@ -29,7 +30,11 @@ const ui = {
 /** How long a note such as "copied" stays in the status line, in milliseconds. */
 const FLASH_MS = 1500;
 
-/** @typedef {{target: route.Target, session: ShellSession | RestrictedSession, tab: HTMLElement, pane: HTMLElement, status: any}} Tab */
+/**
+ * @typedef {{target: route.Target, view: import('./terminal.js').View,
+ *   session: ShellSession | RestrictedSession | null, tab: HTMLElement, pane: HTMLElement,
+ *   status: any, closed: boolean}} Tab
+ */
 /** @type {Tab[]} */
 const tabs = [];
 /** @type {Tab | null} */
@@ -160,17 +165,18 @@ function whoami(cluster, namespace) {
   return whoamiCache.get(key);
 }
 
+/** The label of a tab for a target. */
+const nameOf = (t) => `${t.namespace}/${t.pod}${t.container ? `/${t.container}` : ''}`;
+
 /**
- * Opens a terminal tab. From the pickers every answer it needs is already here, so the tab
- * and its focused terminal appear at once and no keystroke typed after the click is lost.
+ * Opens a terminal tab. The tab and its focused terminal appear at once, before the gateway has
+ * said which container and mode apply; what is typed meanwhile (and `early`, typed before the
+ * page's script ran) goes to the session, in order, once it starts, so no keystroke is lost.
  * @param {route.Target} target
+ * @param {string} [early]
  */
-async function openTab(target) {
+async function openTab(target, early = '') {
   notice('');
-  const [full, who] = await Promise.all([withContainer(target), whoami(target.cluster, target.namespace)]);
-  target = full;
-  if (who.user) ui.user.textContent = who.user;
-  if (who.denied) notice(who.denied); // the exec will be refused with the same words
   const pane = document.createElement('div');
   pane.className = 'pane';
   ui.panes.append(pane);
@@ -180,18 +186,24 @@ async function openTab(target) {
   tab.setAttribute('role', 'tab');
   const label = document.createElement('button');
   label.className = 'tab-label';
-  label.textContent = `${target.namespace}/${target.pod}${target.container ? `/${target.container}` : ''}`;
-  label.title = `${target.cluster}: ${label.textContent}${who.mode === 'restricted' ? ' (restricted)' : ''}`;
+  label.textContent = nameOf(target);
   const close = document.createElement('button');
   close.className = 'tab-close';
   close.textContent = '×';
   close.title = 'Close this terminal';
   tab.append(label, close);
-  if (who.mode === 'restricted') tab.classList.add('restricted');
   ui.tabs.append(tab);
 
   /** @type {Tab} */
-  const entry = { target, tab, pane, status: { text: '' }, session: /** @type {any} */ (null) };
+  const entry = {
+    target,
+    tab,
+    pane,
+    status: { text: 'connecting…', state: 'connecting', canRestart: false },
+    view: /** @type {any} */ (null),
+    session: null,
+    closed: false,
+  };
   let flashTimer;
   const onStatus = (s) => {
     entry.status = s;
@@ -203,15 +215,32 @@ async function openTab(target) {
       flashTimer = setTimeout(() => onStatus({ ...entry.status, flash: undefined }), FLASH_MS);
     }
   };
-  entry.session =
-    who.mode === 'restricted'
-      ? new RestrictedSession({ target, pane, onStatus, whoami: who })
-      : new ShellSession({ target, pane, onStatus });
+  entry.view = createTerminal(pane, { onCopy: () => onStatus({ ...entry.status, flash: 'copied' }) });
+  const typed = [early];
+  const typing = entry.view.term.onData((data) => typed.push(data));
   tabs.push(entry);
   label.addEventListener('click', () => activate(entry));
   close.addEventListener('click', () => closeTab(entry));
   activate(entry);
+
+  const [full, who] = await Promise.all([withContainer(target), whoami(target.cluster, target.namespace)]);
+  typing.dispose();
+  if (entry.closed) return;
+  entry.target = target = full;
+  label.textContent = nameOf(target);
+  label.title = `${target.cluster}: ${label.textContent}${who.mode === 'restricted' ? ' (restricted)' : ''}`;
+  if (who.mode === 'restricted') tab.classList.add('restricted');
+  if (entry === active) history.replaceState(null, '', route.format(target));
+  if (who.user) ui.user.textContent = who.user;
+  if (who.denied) notice(who.denied); // the exec will be refused with the same words
+  const view = entry.view;
+  entry.session =
+    who.mode === 'restricted'
+      ? new RestrictedSession({ target, view, onStatus, whoami: who })
+      : new ShellSession({ target, view, onStatus });
   entry.session.start();
+  const keys = typed.join('');
+  if (keys) entry.session.input(keys);
 }
 
 /** @param {Tab} entry */
@@ -223,8 +252,8 @@ function activate(entry) {
   }
   history.replaceState(null, '', route.format(entry.target));
   document.title = `${entry.target.pod} — podterm`;
-  entry.session.fit();
-  entry.session.focus();
+  entry.view.fit.fit();
+  entry.view.term.focus();
   showStatus();
 }
 
@@ -232,7 +261,9 @@ function activate(entry) {
 function closeTab(entry) {
   const i = tabs.indexOf(entry);
   tabs.splice(i, 1);
-  entry.session.dispose();
+  entry.closed = true;
+  entry.session?.dispose();
+  entry.view.dispose();
   entry.pane.remove();
   entry.tab.remove();
   if (active === entry) {
@@ -266,14 +297,14 @@ function openSearch() {
 
 function closeSearch() {
   ui.search.hidden = true;
-  active?.session.view.search.clearDecorations();
-  active?.session.focus();
+  active?.view.search.clearDecorations();
+  active?.view.term.focus();
 }
 
 function find(backwards = false) {
   const q = ui.searchInput.value;
   if (!active || !q) return;
-  const search = active.session.view.search;
+  const search = active.view.search;
   const opts = { incremental: !backwards, caseSensitive: false };
   const found = backwards ? search.findPrevious(q, opts) : search.findNext(q, opts);
   ui.searchInput.classList.toggle('not-found', !found);
@@ -296,7 +327,7 @@ ui.form.addEventListener('submit', (ev) => {
   const t = picked();
   if (t) openTab(t);
 });
-ui.restart.addEventListener('click', () => active?.session.start());
+ui.restart.addEventListener('click', () => active?.session?.start());
 ui.searchInput.addEventListener('input', () => find());
 ui.searchInput.addEventListener('keydown', (ev) => {
   if (ev.key === 'Enter') find(ev.shiftKey);
@@ -322,13 +353,31 @@ window.addEventListener('hashchange', async () => {
   const open = tabs.find((x) => same(x.target, t));
   if (open) activate(open);
   else {
+    // The tab first, so that keys typed from now on reach it; the pickers follow.
+    const opening = openTab(t);
     await showInPickers(t);
-    await openTab(t);
+    await opening;
   }
 });
 
+/**
+ * What was typed before this script ran: index.html focuses a hidden text field at once, so the
+ * browser keeps those keys (Enter as a newline) until the terminal exists.
+ */
+function keysTypedEarly() {
+  const field = /** @type {HTMLTextAreaElement | null} */ (document.getElementById('early-keys'));
+  if (!field) return '';
+  const text = field.value.replace(/\r?\n/g, '\r');
+  field.remove();
+  return text;
+}
+
 async function main() {
   const deepLink = route.parse(location.hash);
+  const early = keysTypedEarly();
+  // On a deep link the terminal opens now, before any answer from the gateway: the pickers fill
+  // in while the shell starts.
+  const opening = deepLink ? openTab(deepLink, early) : null;
   try {
     await loadClusters();
   } catch (e) {
@@ -336,8 +385,6 @@ async function main() {
     return;
   }
   if (deepLink) {
-    // Open the terminal first: the pickers can fill in while the shell starts.
-    const opening = openTab(deepLink);
     await showInPickers(deepLink, true);
     await opening;
   } else {

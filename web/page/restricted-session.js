@@ -4,7 +4,6 @@
 import { ExecSession, STDERR, describe, execPath, socketUrl } from './exec.js';
 import { LineEditor } from './line-editor.js';
 import { ShellWordsError, split } from './shellwords.js';
-import { createTerminal } from './terminal.js';
 import { Utf8Carry, lfToCrlf } from './utf8.js';
 
 const RED = '\x1b[31m';
@@ -16,15 +15,13 @@ export class RestrictedSession {
   /**
    * @param {object} o
    * @param {import('./exec.js').Target} o.target
-   * @param {HTMLElement} o.pane
+   * @param {import('./terminal.js').View} o.view the tab's terminal
    * @param {(s: import('./shell-session.js').TabStatus) => void} o.onStatus
    * @param {{user?: string, rule?: string, allow?: string[][]}} o.whoami
    */
   constructor(o) {
     this.o = o;
-    this.view = createTerminal(o.pane, {
-      onCopy: () => this.o.onStatus({ ...this.status, flash: 'copied' }),
-    });
+    this.view = o.view;
     this.term = this.view.term;
     this.editor = new LineEditor();
     /** @type {ExecSession | null} */
@@ -32,7 +29,7 @@ export class RestrictedSession {
     /** lines waiting while a command runs (a multi-line paste) */
     this.queue = [];
     this.prompt = `${o.target.namespace}/${o.target.pod}$ `;
-    this.term.onData((data) => this.#input(data));
+    this.subscription = this.term.onData((data) => this.input(data));
     this.status = { text: '', state: 'connected', canRestart: false };
   }
 
@@ -51,8 +48,11 @@ export class RestrictedSession {
     this.term.focus();
   }
 
-  /** @param {string} data */
-  #input(data) {
+  /**
+   * Keys typed into the terminal (or before it had a session).
+   * @param {string} data
+   */
+  input(data) {
     if (this.exec) {
       if (data.includes('\x03')) {
         this.term.write('^C');
@@ -150,8 +150,9 @@ export class RestrictedSession {
     this.view.fit.fit();
   }
 
+  /** Ends the session; the terminal stays the tab's. */
   dispose() {
+    this.subscription.dispose();
     if (this.exec && !this.exec.ended) this.exec.close('tab closed');
-    this.view.dispose();
   }
 }

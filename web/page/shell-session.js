@@ -8,7 +8,6 @@ import {
   socketUrl,
   stdinFrame,
 } from './exec.js';
-import { createTerminal } from './terminal.js';
 
 /**
  * @typedef {import('./exec.js').Target} Target
@@ -20,26 +19,34 @@ export class ShellSession {
   /**
    * @param {object} o
    * @param {Target} o.target
-   * @param {HTMLElement} o.pane
+   * @param {import('./terminal.js').View} o.view the tab's terminal
    * @param {(s: TabStatus) => void} o.onStatus
    */
   constructor(o) {
     this.o = o;
-    this.view = createTerminal(o.pane, { onCopy: () => this.#flash('copied') });
+    this.view = o.view;
     this.term = this.view.term;
     /** @type {ExecSession | null} */
     this.exec = null;
     /** @type {TabStatus} */
     this.status = { text: '', state: 'connecting', canRestart: false };
-    // Typed before the socket opens: ExecSession queues it and sends it after the first resize.
-    this.term.onData((data) => {
-      if (this.exec && !this.exec.ended) this.exec.send(stdinFrame(data));
-      else if (data.includes('\r')) this.start();
-    });
-    this.term.onBinary((data) => {
-      if (this.exec && !this.exec.ended) this.exec.send(binaryStdinFrame(data));
-    });
-    this.term.onResize(({ cols, rows }) => this.exec?.resize(cols, rows));
+    this.subscriptions = [
+      this.term.onData((data) => this.input(data)),
+      this.term.onBinary((data) => {
+        if (this.exec && !this.exec.ended) this.exec.send(binaryStdinFrame(data));
+      }),
+      this.term.onResize(({ cols, rows }) => this.exec?.resize(cols, rows)),
+    ];
+  }
+
+  /**
+   * Keys typed into the terminal (or before it had a session). Typed before the socket opens:
+   * ExecSession queues it and sends it after the first resize.
+   * @param {string} data
+   */
+  input(data) {
+    if (this.exec && !this.exec.ended) this.exec.send(stdinFrame(data));
+    else if (data.includes('\r')) this.start();
   }
 
   /** Starts a session (the first one, or a new one after an exit or a drop). */
@@ -74,11 +81,6 @@ export class ShellSession {
     this.o.onStatus(s);
   }
 
-  /** Shows a note beside the status for a moment. */
-  #flash(text) {
-    this.o.onStatus({ ...this.status, flash: text });
-  }
-
   focus() {
     this.term.focus();
   }
@@ -87,8 +89,9 @@ export class ShellSession {
     this.view.fit.fit();
   }
 
+  /** Ends the session; the terminal stays the tab's. */
   dispose() {
+    for (const s of this.subscriptions) s.dispose();
     if (this.exec && !this.exec.ended) this.exec.close('tab closed');
-    this.view.dispose();
   }
 }

@@ -29,6 +29,10 @@ const darkScheme = window.matchMedia('(prefers-color-scheme: dark)');
 export const isMac = /Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent);
 
 /**
+ * @typedef {ReturnType<typeof createTerminal>} View
+ */
+
+/**
  * @param {HTMLElement} pane
  * @param {{onCopy?: (text: string) => void}} [o]
  */

@@ -170,6 +170,58 @@ test('a deep link opens straight into default/tools, and a second one into a new
   await page.close();
 });
 
+test('on a deep link, keys typed before the page is ready all reach the shell, in order', async () => {
+  const page = await browser.context.newPage();
+  // Hold the page's script, then the whoami answer, so that typing happens before each is in.
+  const held = (pattern) => {
+    let release;
+    const released = new Promise((r) => {
+      release = r;
+    });
+    let requested;
+    const asked = new Promise((r) => {
+      requested = r;
+    });
+    return {
+      pattern,
+      asked,
+      release,
+      handler: async (route) => {
+        requested();
+        await released;
+        await route.continue();
+      },
+    };
+  };
+  const script = held(/\/assets\/app\.js$/);
+  const who = held(/\/api\/whoami\?/);
+  await page.route(script.pattern, script.handler);
+  await page.route(who.pattern, who.handler);
+  try {
+    await page.goto(`${dev.url}#/dev/default/tools`, { waitUntil: 'commit' });
+    await script.asked;
+    // Keys the browser takes before any of the page's script has run.
+    await page.waitForFunction(() => document.activeElement?.id === 'early-keys');
+    await page.keyboard.type('echo early-');
+    script.release();
+    // The page's script runs; whoami has not answered, so the shell has not started.
+    await who.asked;
+    await page.keyboard.type('$((6*7))-x');
+    await page.keyboard.press('Backspace');
+    await page.keyboard.press('Backspace');
+    await page.keyboard.type('\n');
+    assert.equal(await page.locator('.tab').count(), 1, 'the tab shows at once');
+    who.release();
+    await page.locator('#status', { hasText: /^connected$/ }).waitFor();
+    await waitForLine(page, /^early-42$/);
+    await terminalFocused(page);
+  } finally {
+    script.release();
+    who.release();
+    await page.close();
+  }
+});
+
 test('links in the output open in a new browser tab', async () => {
   const page = await browser.context.newPage();
   await page.goto(`${dev.url}#/dev/default/tools`);
