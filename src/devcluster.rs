@@ -47,6 +47,8 @@ use objects::Objects;
 
 /// How long a TLS handshake may take before the connection is dropped.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause after a failed accept (out of descriptors, say) before accepting again.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 /// How long `shutdown` waits for connections and sessions to end.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -201,9 +203,10 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
-                    // EMFILE and friends: log and keep serving the connections we have.
+                    // EMFILE and friends: keep serving the connections we have, and back off
+                    // rather than spin until a descriptor frees up.
                     tracing::warn!(error = %e, "dev cluster accept failed");
-                    tokio::task::yield_now().await;
+                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
                     continue;
                 }
             },
