@@ -14,6 +14,7 @@ const ui = {
   namespace: /** @type {HTMLInputElement} */ ($('namespace')),
   namespaces: $('namespaces'),
   pod: /** @type {HTMLSelectElement} */ ($('pod')),
+  podName: /** @type {HTMLInputElement} */ ($('pod-name')),
   container: /** @type {HTMLSelectElement} */ ($('container')),
   containerField: $('container-field'),
   notice: $('notice'),
@@ -81,6 +82,7 @@ async function loadPods(wanted) {
   ui.pod.replaceChildren();
   podsByName = new Map();
   const ns = ui.namespace.value.trim();
+  typePod(false);
   if (!ns) return fillContainers();
   whoami(ui.cluster.value, ns);
   try {
@@ -91,15 +93,42 @@ async function loadPods(wanted) {
     );
     if (list.length === 0) notice(`No pods in ${ns}.`);
   } catch (e) {
-    notice(`Cannot list pods in ${ns}: ${e.message}`);
+    // A pod the user cannot list may still be one they can exec into: let them type it.
+    notice(`Cannot list pods in ${ns} (${e.message}); type the pod's name.`);
+    typePod(true);
+    if (wanted) ui.podName.value = wanted;
+    if (wanted) await lookUpPod(wanted);
+    return fillContainers();
   }
   if (wanted && !podsByName.has(wanted)) ui.pod.append(option(wanted));
   if (wanted) ui.pod.value = wanted;
   fillContainers();
 }
 
+/** Shows a text field for the pod's name instead of the list (when pods cannot be listed). */
+function typePod(typed) {
+  ui.pod.hidden = typed;
+  ui.podName.hidden = !typed;
+  if (!typed) ui.podName.value = '';
+}
+
+/** The pod the pickers name, picked or typed. */
+function podPicked() {
+  return ui.pod.hidden ? ui.podName.value.trim() : ui.pod.value;
+}
+
+/** Reads a typed pod (getting one may be allowed where listing is not) for its containers. */
+async function lookUpPod(name) {
+  if (!name || podsByName.has(name)) return;
+  try {
+    podsByName.set(name, await api.pod(ui.cluster.value, ui.namespace.value.trim(), name));
+  } catch {
+    /* the exec will say what is wrong */
+  }
+}
+
 function fillContainers(wanted) {
-  const { names, preferred } = api.containersOf(podsByName.get(ui.pod.value));
+  const { names, preferred } = api.containersOf(podsByName.get(podPicked()));
   ui.container.replaceChildren(...names.map((n) => option(n)));
   ui.container.value = wanted && names.includes(wanted) ? wanted : (preferred ?? '');
   // A pod with one container needs no second pick.
@@ -110,7 +139,7 @@ function fillContainers(wanted) {
 function picked() {
   const cluster = ui.cluster.value;
   const namespace = ui.namespace.value.trim();
-  const pod = ui.pod.value;
+  const pod = podPicked();
   if (!cluster || !namespace || !pod) return null;
   const { names } = api.containersOf(podsByName.get(pod));
   const t = { cluster, namespace, pod };
@@ -126,7 +155,7 @@ async function showInPickers(t, firstTime = false) {
   }
   const namespaceChanged = ui.namespace.value !== t.namespace;
   ui.namespace.value = t.namespace;
-  if (namespaceChanged || ui.pod.value !== t.pod || podsByName.size === 0) await loadPods(t.pod);
+  if (namespaceChanged || podPicked() !== t.pod || podsByName.size === 0) await loadPods(t.pod);
   fillContainers(t.container);
 }
 
@@ -322,6 +351,10 @@ ui.namespace.addEventListener('change', () => {
   loadPods();
 });
 ui.pod.addEventListener('change', () => fillContainers());
+ui.podName.addEventListener('change', async () => {
+  await lookUpPod(podPicked());
+  fillContainers();
+});
 ui.form.addEventListener('submit', (ev) => {
   ev.preventDefault();
   const t = picked();

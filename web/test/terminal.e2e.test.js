@@ -222,6 +222,53 @@ test('on a deep link, keys typed before the page is ready all reach the shell, i
   }
 });
 
+test('where listing pods is forbidden, the pod can be typed', async () => {
+  const page = await browser.context.newPage();
+  // The pod list answers what the API server answers a user without `list pods` (getting one
+  // pod, and exec, stay allowed).
+  await page.route(/\/api\/v1\/namespaces\/default\/pods$/, (route) =>
+    route.fulfill({
+      status: 403,
+      contentType: 'application/json',
+      body: JSON.stringify({
+        kind: 'Status',
+        apiVersion: 'v1',
+        status: 'Failure',
+        message: 'pods is forbidden: User "dev" cannot list resource "pods" in API group "" in the namespace "default"',
+        reason: 'Forbidden',
+        code: 403,
+      }),
+    }),
+  );
+  try {
+    await page.goto(dev.url);
+    await page.locator('#cluster option[value="dev"]').waitFor({ state: 'attached' });
+    await page.locator('#namespace').fill('default');
+    await page.locator('#namespace').dispatchEvent('change');
+    await page.locator('#pod-name').waitFor({ state: 'visible' });
+    assert.ok(await page.locator('#pod').isHidden(), 'no empty pod list to pick from');
+    assert.match(await page.locator('#notice').innerText(), /Cannot list pods in default \(pods is forbidden: .*\); type the pod's name\./);
+    await page.locator('#pod-name').fill('web-0');
+    await page.locator('#pod-name').dispatchEvent('change');
+    // The pod itself can be read, so its containers can still be picked.
+    await page.locator('#container-field').waitFor({ state: 'visible' });
+    await page.locator('#container').selectOption('app');
+    await page.locator('#open').click();
+    await page.keyboard.type('echo typed-$((3*3))\n');
+    await waitForLine(page, /^typed-9$/);
+    assert.equal(await page.locator('.tab-label').innerText(), 'default/web-0/app');
+    assert.equal(new URL(page.url()).hash, '#/dev/default/web-0/app');
+
+    // A deep link into that namespace shows its pod in the typed field.
+    await page.goto(`${dev.url}#/dev/default/tools`);
+    await page.locator('#status', { hasText: /^connected$/ }).waitFor();
+    await page.locator('#pod-name').waitFor({ state: 'visible' });
+    assert.equal(await page.locator('#pod-name').inputValue(), 'tools');
+  } finally {
+    await page.close();
+  }
+});
+
 test('links in the output open in a new browser tab', async () => {
   const page = await browser.context.newPage();
   await page.goto(`${dev.url}#/dev/default/tools`);
