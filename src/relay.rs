@@ -6,8 +6,10 @@
 //! socket and queues frames for the other socket's writer on a bounded queue, so a side that
 //! cannot take more stops the reader of the other side (backpressure end to end). Pongs and
 //! pings go on a small second queue that the writer serves first. Frames keep their channel
-//! byte and payload; only the mask is renewed toward the cluster.
+//! byte and payload; only the mask is renewed toward the cluster. At the end each socket gets
+//! its close frame and is read until the peer's own (the closing handshake), then shut down.
 
+mod closing;
 mod pump;
 
 use std::future::Future;
@@ -15,8 +17,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use fastwebsockets::{Frame, WebSocket, WebSocketError, WebSocketWrite};
-use tokio::io::{AsyncRead, AsyncWrite};
+use fastwebsockets::{Frame, Role, WebSocket};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::audit::recording::RecordingTap;
@@ -207,6 +209,8 @@ struct Leg {
     heard_ms: AtomicU64,
     /// Whether the reader is waiting for room on the other side's queue (not reading).
     blocked: AtomicBool,
+    /// Whether the peer's close frame was read, or reading failed: nothing more to read.
+    ended: AtomicBool,
 }
 
 impl Shared {
@@ -252,77 +256,106 @@ where
         bytes_to_client: AtomicU64::new(0),
         status: Mutex::new(None),
     };
-    let (mut client_rx, client_tx) = client.split(tokio::io::split);
-    let (mut upstream_rx, upstream_tx) = upstream.split(tokio::io::split);
-    pump::configure(&mut client_rx, config.max_client_frame_bytes);
-    pump::configure(&mut upstream_rx, config.max_upstream_frame_bytes);
+    // The sockets come straight from the handshake (nothing read yet, so nothing buffered).
+    // podterm keeps each write half itself, to shut it down once the closing handshake is over.
+    let (client_read, mut client_write) = tokio::io::split(client.into_inner());
+    let (upstream_read, mut upstream_write) = tokio::io::split(upstream.into_inner());
+    tokio::pin!(shutdown);
+    let (close, aborted) = {
+        let (mut client_rx, client_tx) =
+            fastwebsockets::after_handshake_split(client_read, &mut client_write, Role::Server);
+        let (mut upstream_rx, upstream_tx) =
+            fastwebsockets::after_handshake_split(upstream_read, &mut upstream_write, Role::Client);
+        pump::configure(&mut client_rx, config.max_client_frame_bytes);
+        pump::configure(&mut upstream_rx, config.max_upstream_frame_bytes);
 
-    let (to_client, client_queue) = mpsc::channel(QUEUE_FRAMES);
-    let (to_client_ctrl, client_ctrl_queue) = mpsc::channel(CONTROL_QUEUE_FRAMES);
-    let (to_upstream, upstream_queue) = mpsc::channel(QUEUE_FRAMES);
-    let (to_upstream_ctrl, upstream_ctrl_queue) = mpsc::channel(CONTROL_QUEUE_FRAMES);
+        let (to_client, client_queue) = mpsc::channel(QUEUE_FRAMES);
+        let (to_client_ctrl, client_ctrl_queue) = mpsc::channel(CONTROL_QUEUE_FRAMES);
+        let (to_upstream, upstream_queue) = mpsc::channel(QUEUE_FRAMES);
+        let (to_upstream_ctrl, upstream_ctrl_queue) = mpsc::channel(CONTROL_QUEUE_FRAMES);
 
-    let client_writer = pump::writer(client_tx, client_queue, client_ctrl_queue);
-    let upstream_writer = pump::writer(upstream_tx, upstream_queue, upstream_ctrl_queue);
-    tokio::pin!(client_writer, upstream_writer, shutdown);
-    let mut client_written = None;
-    let mut upstream_written = None;
+        let client_writer = pump::writer(client_tx, client_queue, client_ctrl_queue);
+        let upstream_writer = pump::writer(upstream_tx, upstream_queue, upstream_ctrl_queue);
+        tokio::pin!(client_writer, upstream_writer);
+        let mut client_written = None;
+        let mut upstream_written = None;
 
-    let close = {
-        let from_client = pump::from_client(
-            client_rx,
-            to_upstream,
-            to_client_ctrl.clone(),
-            &shared,
-            config,
-        );
-        let from_upstream = pump::from_upstream(
-            upstream_rx,
-            to_client,
-            to_upstream_ctrl.clone(),
-            &shared,
-            config,
-        );
-        let watchdog = pump::watchdog(&shared, config, to_client_ctrl, to_upstream_ctrl);
-        tokio::pin!(from_client, from_upstream, watchdog);
-        // Readers first: a writer only ends on its own after its reader ended.
-        tokio::select! {
-            biased;
-            close = &mut from_client => close,
-            close = &mut from_upstream => close,
-            close = &mut watchdog => close,
-            () = &mut shutdown => CloseReason::Shutdown,
-            written = &mut client_writer => {
-                let why = written.as_ref().err().map_or("closed".into(), |e| e.to_string());
-                client_written = Some(written);
-                CloseReason::ClientGone(why)
+        let close = {
+            let from_client = pump::from_client(
+                &mut client_rx,
+                to_upstream,
+                to_client_ctrl.clone(),
+                &shared,
+                config,
+            );
+            let from_upstream = pump::from_upstream(
+                &mut upstream_rx,
+                to_client,
+                to_upstream_ctrl.clone(),
+                &shared,
+                config,
+            );
+            let watchdog = pump::watchdog(&shared, config, to_client_ctrl, to_upstream_ctrl);
+            tokio::pin!(from_client, from_upstream, watchdog);
+            // Readers first: a writer only ends on its own after its reader ended.
+            tokio::select! {
+                biased;
+                close = &mut from_client => close,
+                close = &mut from_upstream => close,
+                close = &mut watchdog => close,
+                () = &mut shutdown => CloseReason::Shutdown,
+                written = &mut client_writer => {
+                    let why = written.as_ref().err().map_or("closed".into(), |e| e.to_string());
+                    client_written = Some(written);
+                    CloseReason::ClientGone(why)
+                }
+                written = &mut upstream_writer => {
+                    let why = written.as_ref().err().map_or("closed".into(), |e| e.to_string());
+                    upstream_written = Some(written);
+                    CloseReason::Upstream(format!("cannot write: {why}"))
+                }
             }
-            written = &mut upstream_writer => {
-                let why = written.as_ref().err().map_or("closed".into(), |e| e.to_string());
-                upstream_written = Some(written);
-                CloseReason::Upstream(format!("cannot write: {why}"))
-            }
-        }
+        };
+        // The readers and the watchdog are gone, so the queues close: each writer sends what
+        // is queued, then the close frame. A session that exited normally lets a slow client
+        // take the rest of its output (up to the idle timeout); any other end is quick. Then
+        // each socket whose close frame has not come yet is read until it does (RFC 6455
+        // §7.1.1), so that closing it resets nothing.
+        let grace = match close {
+            CloseReason::Exited | CloseReason::ClientClosed(_) => config.idle_timeout,
+            _ => CLOSE_GRACE,
+        };
+        let client_leg = closing::Closing {
+            written: client_written,
+            close: Frame::close(close.client_code(), close.text().as_bytes()),
+            leg: &shared.client,
+            grace,
+        };
+        let upstream_leg = closing::Closing {
+            written: upstream_written,
+            close: Frame::close(close.upstream_code(), close.text().as_bytes()),
+            leg: &shared.upstream,
+            grace,
+        };
+        let finish = async {
+            tokio::join!(
+                client_leg.finish(client_writer, &mut client_rx),
+                upstream_leg.finish(upstream_writer, &mut upstream_rx),
+            );
+        };
+        let shut_down = close == CloseReason::Shutdown;
+        let aborted = tokio::select! {
+            () = finish => false,
+            () = &mut shutdown, if !shut_down => true,
+        };
+        (close, aborted)
     };
-    // The readers and the watchdog are gone, so the queues close: each writer sends what is
-    // queued, then the close frame. A session that exited normally lets a slow client take
-    // the rest of its output (up to the idle timeout); any other end is quick.
-    let grace = match close {
-        CloseReason::Exited | CloseReason::ClientClosed(_) => config.idle_timeout,
-        _ => CLOSE_GRACE,
-    };
-    let client_close = Frame::close(close.client_code(), close.text().as_bytes());
-    let upstream_close = Frame::close(close.upstream_code(), close.text().as_bytes());
-    let finish = async {
-        tokio::join!(
-            finish_leg(client_written, client_writer, client_close),
-            finish_leg(upstream_written, upstream_writer, upstream_close),
-        );
-    };
-    let shut_down = close == CloseReason::Shutdown;
-    tokio::select! {
-        _ = tokio::time::timeout(grace, finish) => {}
-        () = &mut shutdown, if !shut_down => {}
+    // Both closing handshakes are over: end both streams in order (FIN, TLS close_notify).
+    if !aborted {
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            tokio::join!(client_write.shutdown(), upstream_write.shutdown())
+        })
+        .await;
     }
 
     let status = shared.status.lock().ok().and_then(|mut s| s.take());
@@ -335,25 +368,5 @@ where
             .map(|s| s.message),
         close,
         duration: shared.start.elapsed(),
-    }
-}
-
-/// Lets a writer send what is queued, then sends `close` and shuts the socket's write side.
-async fn finish_leg<W, F>(
-    written: Option<Result<WebSocketWrite<W>, WebSocketError>>,
-    writer: std::pin::Pin<&mut F>,
-    close: Frame<'_>,
-) where
-    W: AsyncWrite + Unpin,
-    F: Future<Output = Result<WebSocketWrite<W>, WebSocketError>>,
-{
-    let written = match written {
-        Some(written) => written,
-        None => writer.await,
-    };
-    if let Ok(mut tx) = written {
-        if tx.write_frame(close).await.is_ok() {
-            let _ = tx.flush().await;
-        }
     }
 }

@@ -62,7 +62,8 @@ fn binary(bytes: &[u8]) -> Frame<'static> {
     Frame::binary(Payload::Owned(bytes.to_vec()))
 }
 
-/// The next data frame (binary), or the close code, skipping pings.
+/// The next data frame (binary), or the close code, skipping pings; a close frame is answered
+/// (when the socket is still open) as a real peer does.
 async fn next(ws: &mut WebSocket<DuplexStream>) -> Result<Vec<u8>, u16> {
     loop {
         let frame = tokio::time::timeout(Duration::from_secs(10), ws.read_frame())
@@ -72,7 +73,11 @@ async fn next(ws: &mut WebSocket<DuplexStream>) -> Result<Vec<u8>, u16> {
             .unwrap();
         match frame.opcode {
             OpCode::Binary => return Ok(frame.payload.to_vec()),
-            OpCode::Close => return Err(u16::from_be_bytes([frame.payload[0], frame.payload[1]])),
+            OpCode::Close => {
+                let code = u16::from_be_bytes([frame.payload[0], frame.payload[1]]);
+                let _ = ws.write_frame(Frame::close(code, b"")).await;
+                return Err(code);
+            }
             OpCode::Ping | OpCode::Pong => continue,
             other => panic!("unexpected {other:?}"),
         }

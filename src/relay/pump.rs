@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use fastwebsockets::{Frame, OpCode, Payload, WebSocketError, WebSocketRead, WebSocketWrite};
-use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadHalf};
 use tokio::sync::mpsc::{Receiver, Sender};
 use tokio::time::Instant;
 
@@ -62,14 +62,24 @@ pub(super) fn configure<S>(rx: &mut WebSocketRead<ReadHalf<S>>, max_frame_bytes:
     rx.set_max_message_size(max_frame_bytes.saturating_add(1));
 }
 
-/// Reads one frame; no obligated sends happen with auto close and auto pong off.
-async fn read<S: AsyncRead>(
+/// Reads one frame; no obligated sends happen with auto close and auto pong off. A close
+/// frame or a failed read marks `leg` as read to its end.
+pub(super) async fn read<S: AsyncRead>(
     rx: &mut WebSocketRead<ReadHalf<S>>,
+    leg: &Leg,
 ) -> Result<Outgoing, WebSocketError> {
     let mut no_obligations = |_: Frame<'_>| async { Ok::<(), std::convert::Infallible>(()) };
-    rx.read_frame(&mut no_obligations)
+    let read = rx
+        .read_frame(&mut no_obligations)
         .await
-        .map(Outgoing::from_frame)
+        .map(Outgoing::from_frame);
+    if read
+        .as_ref()
+        .map_or(true, |out| out.opcode == OpCode::Close)
+    {
+        leg.ended.store(true, Ordering::Relaxed);
+    }
+    read
 }
 
 /// Queues `out` toward the other socket, waiting for room; the wait marks the leg as not
@@ -105,7 +115,7 @@ enum ClientMessage {
 /// Client → cluster: only stdin, checked resizes and (v5) close pass; anything else ends the
 /// session with 1008, a frame over the limit with 1009.
 pub(super) async fn from_client<S: AsyncRead>(
-    mut rx: WebSocketRead<ReadHalf<S>>,
+    rx: &mut WebSocketRead<ReadHalf<S>>,
     to_upstream: Sender<Outgoing>,
     to_client_ctrl: Sender<Outgoing>,
     shared: &Shared,
@@ -115,7 +125,7 @@ pub(super) async fn from_client<S: AsyncRead>(
     let mut message = ClientMessage::None;
     let mut tap = config.recording.clone();
     loop {
-        let out = match read(&mut rx).await {
+        let out = match read(rx, &shared.client).await {
             Ok(out) => out,
             Err(e) => return client_read_error(e),
         };
@@ -244,7 +254,7 @@ fn client_read_error(e: WebSocketError) -> CloseReason {
 
 /// Cluster → client: everything passes; channel 3 is also read for the exit status.
 pub(super) async fn from_upstream<S: AsyncRead>(
-    mut rx: WebSocketRead<ReadHalf<S>>,
+    rx: &mut WebSocketRead<ReadHalf<S>>,
     to_client: Sender<Outgoing>,
     to_upstream_ctrl: Sender<Outgoing>,
     shared: &Shared,
@@ -257,7 +267,7 @@ pub(super) async fn from_upstream<S: AsyncRead>(
     // The channel of the message being relayed, for the recording of its continuations.
     let mut channel = None;
     loop {
-        let out = match read(&mut rx).await {
+        let out = match read(rx, &shared.upstream).await {
             Ok(out) => out,
             Err(WebSocketError::FrameTooLarge) => {
                 return CloseReason::Upstream("sent a frame over the limit".into());
@@ -329,11 +339,11 @@ pub(super) async fn from_upstream<S: AsyncRead>(
 
 /// Writes what the queues bring, pings and pongs first; ends (returning the socket's write
 /// half) when the data queue closes. Flushes whenever both queues are empty.
-pub(super) async fn writer<S: AsyncWrite>(
-    mut tx: WebSocketWrite<WriteHalf<S>>,
+pub(super) async fn writer<W: AsyncWrite + Unpin>(
+    mut tx: WebSocketWrite<W>,
     mut data: Receiver<Outgoing>,
     mut control: Receiver<Outgoing>,
-) -> Result<WebSocketWrite<WriteHalf<S>>, WebSocketError> {
+) -> Result<WebSocketWrite<W>, WebSocketError> {
     loop {
         let out = tokio::select! {
             biased;

@@ -1,0 +1,56 @@
+//! The closing handshake of one socket: queued output, the close frame, the peer's close.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use fastwebsockets::{Frame, WebSocketError, WebSocketRead, WebSocketWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadHalf};
+
+use super::pump::read;
+use super::{CLOSE_GRACE, Leg};
+
+/// The end of one socket's session: its writer's result if it already ended, the close frame
+/// it gets, its reader's liveness and how long its queued output may take.
+pub(super) struct Closing<'a, W> {
+    pub(super) written: Option<Result<WebSocketWrite<W>, WebSocketError>>,
+    pub(super) close: Frame<'static>,
+    pub(super) leg: &'a Leg,
+    pub(super) grace: Duration,
+}
+
+impl<W: AsyncWrite + Unpin> Closing<'_, W> {
+    /// Lets the writer send what is queued, sends the close frame, then reads the socket until
+    /// the peer's close frame (at most `CLOSE_GRACE`) unless it already came or reading failed.
+    pub(super) async fn finish<F, R>(self, writer: Pin<&mut F>, rx: &mut WebSocketRead<ReadHalf<R>>)
+    where
+        F: Future<Output = Result<WebSocketWrite<W>, WebSocketError>>,
+        R: AsyncRead,
+    {
+        let written = self.written;
+        let close = self.close;
+        let sent = tokio::time::timeout(self.grace, async {
+            let written = match written {
+                Some(written) => written,
+                None => writer.await,
+            };
+            match written {
+                Ok(mut tx) => tx.write_frame(close).await.is_ok() && tx.flush().await.is_ok(),
+                Err(_) => false,
+            }
+        })
+        .await;
+        if sent == Ok(true) {
+            let _ = tokio::time::timeout(CLOSE_GRACE, await_close(rx, self.leg)).await;
+        }
+    }
+}
+
+/// After podterm sent its close frame: reads (and drops) what the peer still sends until its
+/// close frame arrives or reading fails, so that the socket is closed with nothing unread.
+async fn await_close<S: AsyncRead>(rx: &mut WebSocketRead<ReadHalf<S>>, leg: &Leg) {
+    while !leg.ended.load(Ordering::Relaxed) {
+        let _ = read(rx, leg).await;
+    }
+}
