@@ -174,24 +174,7 @@ impl Cluster {
                 req.headers_mut().insert(name, v.clone());
             }
         }
-        act_as.apply(req.headers_mut())?;
-        let res = self
-            .client
-            .send(req)
-            .await
-            .map_err(|source| UpstreamError::Send {
-                cluster: self.name.clone(),
-                source,
-            })?;
-        let (parts, body) = res.into_parts();
-        let mut out = Response::new(body);
-        *out.status_mut() = parts.status;
-        for name in PASSED_RESPONSE_HEADERS {
-            if let Some(v) = parts.headers.get(&name) {
-                out.headers_mut().insert(name, v.clone());
-            }
-        }
-        Ok(out)
+        self.send_as(req, act_as, &PASSED_RESPONSE_HEADERS).await
     }
 
     /// An exec request without an upgrade, passed as is: the cluster's answer comes back.
@@ -201,11 +184,22 @@ impl Cluster {
         path_and_query: &str,
         act_as: ActAs<'_>,
     ) -> Result<Response<kube::client::Body>, UpstreamError> {
-        let mut req = Request::builder()
+        let req = Request::builder()
             .method(method)
             .uri(path_and_query)
             .body(kube::client::Body::empty())
             .map_err(|e| self.handshake(e.to_string()))?;
+        self.send_as(req, act_as, &[header::CONTENT_TYPE]).await
+    }
+
+    /// Sends `req` as `act_as`; the cluster's status and body come back, with those of its
+    /// response headers named in `passed`.
+    async fn send_as(
+        &self,
+        mut req: Request<kube::client::Body>,
+        act_as: ActAs<'_>,
+        passed: &[HeaderName],
+    ) -> Result<Response<kube::client::Body>, UpstreamError> {
         act_as.apply(req.headers_mut())?;
         let res = self
             .client
@@ -218,8 +212,10 @@ impl Cluster {
         let (parts, body) = res.into_parts();
         let mut out = Response::new(body);
         *out.status_mut() = parts.status;
-        if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
-            out.headers_mut().insert(header::CONTENT_TYPE, ct.clone());
+        for name in passed {
+            if let Some(v) = parts.headers.get(name) {
+                out.headers_mut().insert(name.clone(), v.clone());
+            }
         }
         Ok(out)
     }
