@@ -4,6 +4,7 @@
 import { ExecSession, STDERR, describe, execPath, socketUrl } from './exec.js';
 import { LineEditor } from './line-editor.js';
 import { ShellWordsError, split } from './shellwords.js';
+import { TabSession } from './tab-session.js';
 import { Utf8Carry, lfToCrlf } from './utf8.js';
 
 const RED = '\x1b[31m';
@@ -11,7 +12,7 @@ const GREEN = '\x1b[32m';
 const DIM = '\x1b[2m';
 const RESET = '\x1b[0m';
 
-export class RestrictedSession {
+export class RestrictedSession extends TabSession {
   /**
    * @param {object} o
    * @param {import('./exec.js').Target} o.target
@@ -20,17 +21,12 @@ export class RestrictedSession {
    * @param {{user?: string, rule?: string, allow?: string[][]}} o.whoami
    */
   constructor(o) {
-    this.o = o;
-    this.view = o.view;
-    this.term = this.view.term;
+    super(o, { text: '', state: 'connected', canRestart: false });
     this.editor = new LineEditor();
-    /** @type {ExecSession | null} */
-    this.exec = null;
     /** lines waiting while a command runs (a multi-line paste) */
     this.queue = [];
     this.prompt = `${o.target.namespace}/${o.target.pod}$ `;
-    this.subscription = this.term.onData((data) => this.input(data));
-    this.status = { text: '', state: 'connected', canRestart: false };
+    this.subscriptions = [this.term.onData((data) => this.input(data))];
   }
 
   start() {
@@ -79,7 +75,7 @@ export class RestrictedSession {
   }
 
   #ready(text) {
-    this.#setStatus({ text, state: 'connected', canRestart: false });
+    this.setStatus({ text, state: 'connected', canRestart: false });
     this.#redraw();
   }
 
@@ -111,7 +107,7 @@ export class RestrictedSession {
       this.term.write(text);
       if (colour) this.term.write(RESET);
     };
-    this.#setStatus({ text: `running ${argv[0]}`, state: 'connecting', canRestart: false });
+    this.setStatus({ text: `running ${argv[0]}`, state: 'connecting', canRestart: false });
     this.exec = new ExecSession({
       url: socketUrl(path, document.baseURI),
       dryRunUrl: new URL(path, document.baseURI).href,
@@ -135,24 +131,5 @@ export class RestrictedSession {
   #after(text = 'ready') {
     if (this.queue.length > 0) this.#next();
     else this.#ready(text);
-  }
-
-  #setStatus(s) {
-    this.status = s;
-    this.o.onStatus(s);
-  }
-
-  focus() {
-    this.term.focus();
-  }
-
-  fit() {
-    this.view.fit.fit();
-  }
-
-  /** Ends the session; the terminal stays the tab's. */
-  dispose() {
-    this.subscription.dispose();
-    if (this.exec && !this.exec.ended) this.exec.close('tab closed');
   }
 }

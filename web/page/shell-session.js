@@ -8,6 +8,7 @@ import {
   socketUrl,
   stdinFrame,
 } from './exec.js';
+import { TabSession } from './tab-session.js';
 
 /**
  * @typedef {import('./exec.js').Target} Target
@@ -15,7 +16,7 @@ import {
  * @typedef {{text: string, state: 'connecting' | 'connected' | 'ended', canRestart: boolean}} TabStatus
  */
 
-export class ShellSession {
+export class ShellSession extends TabSession {
   /**
    * @param {object} o
    * @param {Target} o.target
@@ -23,13 +24,7 @@ export class ShellSession {
    * @param {(s: TabStatus) => void} o.onStatus
    */
   constructor(o) {
-    this.o = o;
-    this.view = o.view;
-    this.term = this.view.term;
-    /** @type {ExecSession | null} */
-    this.exec = null;
-    /** @type {TabStatus} */
-    this.status = { text: '', state: 'connecting', canRestart: false };
+    super(o, { text: '', state: 'connecting', canRestart: false });
     this.subscriptions = [
       this.term.onData((data) => this.input(data)),
       this.term.onBinary((data) => {
@@ -53,13 +48,13 @@ export class ShellSession {
   start() {
     const path = execPath(this.o.target, { stdin: true, tty: true });
     if (this.exec) this.term.write('\x1b[!p'); // soft reset: modes left by the last session
-    this.#setStatus({ text: 'connecting…', state: 'connecting', canRestart: false });
+    this.setStatus({ text: 'connecting…', state: 'connecting', canRestart: false });
     this.exec = new ExecSession({
       url: socketUrl(path, document.baseURI),
       dryRunUrl: new URL(path, document.baseURI).href,
       size: () => ({ cols: this.term.cols, rows: this.term.rows }),
       onOpen: () => {
-        this.#setStatus({ text: 'connected', state: 'connected', canRestart: false });
+        this.setStatus({ text: 'connected', state: 'connected', canRestart: false });
         this.term.focus();
       },
       onOutput: (_channel, bytes) => this.term.write(bytes),
@@ -71,27 +66,8 @@ export class ShellSession {
   /** @param {Ending} ending */
   #ended(ending) {
     const text = describe(ending);
-    this.#setStatus({ text, state: 'ended', canRestart: true });
+    this.setStatus({ text, state: 'ended', canRestart: true });
     const colour = ending.kind === 'exited' && ending.code === 0 ? '2' : '31';
     this.term.write(`\r\n\x1b[${colour}m[${text}]\x1b[0m \x1b[2mpress Enter for a new session\x1b[0m\r\n`);
-  }
-
-  #setStatus(s) {
-    this.status = s;
-    this.o.onStatus(s);
-  }
-
-  focus() {
-    this.term.focus();
-  }
-
-  fit() {
-    this.view.fit.fit();
-  }
-
-  /** Ends the session; the terminal stays the tab's. */
-  dispose() {
-    for (const s of this.subscriptions) s.dispose();
-    if (this.exec && !this.exec.ended) this.exec.close('tab closed');
   }
 }
