@@ -2,10 +2,14 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use podterm::devcluster::{DevCluster, DevClusterConfig};
-use tokio::io::AsyncWriteExt;
+
+#[path = "command.rs"]
+mod command;
+#[allow(unused_imports)] // not every test binary runs commands
+pub use command::run;
 
 /// kubectl versions the suite drives (`kubectl.1.NN` beside the `kubectl` on PATH).
 pub const KUBECTL_VERSIONS: [&str; 2] = ["1.30", "1.33"];
@@ -52,29 +56,6 @@ impl Dev {
     pub fn kubeconfig(&self) -> &Path {
         &self.cluster.kubeconfig
     }
-}
-
-async fn run(mut cmd: tokio::process::Command, stdin: Option<&[u8]>) -> Output {
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .kill_on_drop(true);
-    let mut child = cmd.spawn().expect("spawn");
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin pipe");
-        let input = input.to_vec();
-        tokio::spawn(async move {
-            let _ = pipe.write_all(&input).await;
-        });
-    }
-    tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("command finished within 60 s")
-        .expect("command ran")
 }
 
 /// The path of `kubectl.<version>`, beside the real kubectl on PATH.

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,8 +18,13 @@ use podterm::config::Config;
 use podterm::devcluster::{DevCluster, DevClusterConfig};
 use podterm::protocol::Status;
 use podterm::server::{self, Gateway};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+
+#[path = "command.rs"]
+mod command;
+#[allow(unused_imports)] // not every test binary runs commands
+pub use command::run;
 
 /// kubectl versions the suite drives (`kubectl.1.NN` beside the `kubectl` on PATH).
 pub const KUBECTL_VERSIONS: [&str; 2] = ["1.30", "1.33"];
@@ -346,30 +351,6 @@ pub async fn podterm_dev(env: &[(&str, &str)]) -> (Child, SocketAddr, PathBuf) {
     .await;
     let kubeconfig = child.dir.path().join(kubeconfig);
     (child, addr.expect("address line first"), kubeconfig)
-}
-
-/// Runs `cmd` with `stdin`, within 60 s.
-pub async fn run(mut cmd: tokio::process::Command, stdin: Option<&[u8]>) -> Output {
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .kill_on_drop(true);
-    let mut child = cmd.spawn().expect("spawn");
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin pipe");
-        let input = input.to_vec();
-        tokio::spawn(async move {
-            let _ = pipe.write_all(&input).await;
-        });
-    }
-    tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("command finished within 60 s")
-        .expect("command ran")
 }
 
 pub fn text(bytes: &[u8]) -> String {
