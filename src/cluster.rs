@@ -201,14 +201,7 @@ impl Cluster {
         passed: &[HeaderName],
     ) -> Result<Response<kube::client::Body>, UpstreamError> {
         act_as.apply(req.headers_mut())?;
-        let res = self
-            .client
-            .send(req)
-            .await
-            .map_err(|source| UpstreamError::Send {
-                cluster: self.name.clone(),
-                source,
-            })?;
+        let res = self.send(req).await?;
         let (parts, body) = res.into_parts();
         let mut out = Response::new(body);
         *out.status_mut() = parts.status;
@@ -239,14 +232,7 @@ impl Cluster {
             .body(kube::client::Body::empty())
             .map_err(|e| self.handshake(e.to_string()))?;
         act_as.apply(req.headers_mut())?;
-        let mut res = self
-            .client
-            .send(req)
-            .await
-            .map_err(|source| UpstreamError::Send {
-                cluster: self.name.clone(),
-                source,
-            })?;
+        let mut res = self.send(req).await?;
         if res.status() != StatusCode::SWITCHING_PROTOCOLS {
             let code = res.status();
             let content_type = res.headers().get(header::CONTENT_TYPE).cloned();
@@ -278,6 +264,20 @@ impl Cluster {
             socket: WebSocket::after_handshake(TokioIo::new(upgraded), Role::Client),
             protocol,
         })
+    }
+
+    /// Sends `req` to the cluster as it is.
+    async fn send(
+        &self,
+        req: Request<kube::client::Body>,
+    ) -> Result<Response<kube::client::Body>, UpstreamError> {
+        self.client
+            .send(req)
+            .await
+            .map_err(|source| UpstreamError::Send {
+                cluster: self.name.clone(),
+                source,
+            })
     }
 
     fn handshake(&self, why: String) -> UpstreamError {
