@@ -1,18 +1,15 @@
 //! Test support: an in-process dev cluster on 127.0.0.1:0 and the real kubectl binaries.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use podterm::devcluster::{DevCluster, DevClusterConfig};
 
 #[path = "command.rs"]
 mod command;
-#[allow(unused_imports)] // not every test binary runs commands
-pub use command::run;
-
-/// kubectl versions the suite drives (`kubectl.1.NN` beside the `kubectl` on PATH).
-pub const KUBECTL_VERSIONS: [&str; 2] = ["1.30", "1.33"];
+#[allow(unused_imports)] // not every test binary uses each
+pub use command::{KUBECTL_VERSIONS, kubectl_bin, run, text};
 
 /// A dev cluster with its own temporary directory (kubeconfig, kubectl's HOME and cache).
 pub struct Dev {
@@ -56,21 +53,4 @@ impl Dev {
     pub fn kubeconfig(&self) -> &Path {
         &self.cluster.kubeconfig
     }
-}
-
-/// The path of `kubectl.<version>`, beside the real kubectl on PATH.
-pub fn kubectl_bin(version: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").expect("PATH");
-    let kubectl = std::env::split_paths(&path)
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
-        .expect("kubectl on PATH");
-    let real = std::fs::canonicalize(&kubectl).expect("resolve kubectl");
-    let bin = real.parent().unwrap().join(format!("kubectl.{version}"));
-    assert!(bin.is_file(), "{} missing", bin.display());
-    bin
-}
-
-pub fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }

@@ -23,11 +23,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 #[path = "command.rs"]
 mod command;
-#[allow(unused_imports)] // not every test binary runs commands
-pub use command::run;
-
-/// kubectl versions the suite drives (`kubectl.1.NN` beside the `kubectl` on PATH).
-pub const KUBECTL_VERSIONS: [&str; 2] = ["1.30", "1.33"];
+#[allow(unused_imports)] // not every test binary uses each
+pub use command::{KUBECTL_VERSIONS, kubectl_bin, run, text};
 
 pub type Socket = WebSocket<TokioIo<Upgraded>>;
 
@@ -219,19 +216,6 @@ pub async fn read_to_end(ws: &mut Socket, limit: Duration) -> Ended {
     ended
 }
 
-/// The path of `kubectl.<version>`, beside the real kubectl on PATH.
-pub fn kubectl_bin(version: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").expect("PATH");
-    let kubectl = std::env::split_paths(&path)
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
-        .expect("kubectl on PATH");
-    let real = std::fs::canonicalize(&kubectl).expect("resolve kubectl");
-    let bin = real.parent().unwrap().join(format!("kubectl.{version}"));
-    assert!(bin.is_file(), "{} missing", bin.display());
-    bin
-}
-
 /// The real `podterm` binary as a child process; SIGTERM and wait on drop.
 pub struct Child {
     pub child: tokio::process::Child,
@@ -351,8 +335,4 @@ pub async fn podterm_dev(env: &[(&str, &str)]) -> (Child, SocketAddr, PathBuf) {
     .await;
     let kubeconfig = child.dir.path().join(kubeconfig);
     (child, addr.expect("address line first"), kubeconfig)
-}
-
-pub fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
