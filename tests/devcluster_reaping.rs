@@ -13,18 +13,23 @@ use fastwebsockets::Frame;
 use support::Dev;
 use wsclient::{Client, Ws, exec_path};
 
-/// Reads stdout frames until `count` whitespace-separated pids have arrived.
+/// Reads stdout up to the first line, which holds `count` whitespace-separated pids.
 async fn read_pids(ws: &mut Ws, count: usize) -> Vec<u32> {
     let mut text = String::new();
     loop {
-        let pids: Vec<u32> = text
-            .split_whitespace()
-            .filter_map(|w| w.parse().ok())
-            .collect();
-        if pids.len() >= count && text.ends_with('\n') {
+        // Output may follow the first line in the same frame.
+        if let Some(end) = text.find('\n') {
+            let pids: Vec<u32> = text[..end]
+                .split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect();
+            assert_eq!(pids.len(), count, "{:?}", &text[..end]);
             return pids;
         }
-        let frame = ws.read_frame().await.expect("frame");
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.read_frame())
+            .await
+            .expect("first line within 10 s")
+            .expect("frame");
         assert_eq!(
             frame.payload[0],
             1,
@@ -126,4 +131,27 @@ async fn shutdown_ends_sessions_and_their_processes() {
         !workdir_parent.exists(),
         "the per-start directory is removed"
     );
+}
+
+#[tokio::test]
+async fn shutdown_is_not_held_up_by_a_client_that_reads_nothing() {
+    let dev = Dev::start().await;
+    let client = Client::new(&dev.cluster);
+    let mut ws = client
+        .exec(&exec_path(
+            "tools",
+            "command=sh&command=-c&command=echo%20%24%24;%20exec%20cat%20/dev/zero&stdout=true",
+        ))
+        .await;
+    let pids = read_pids(&mut ws, 1).await;
+    // From here on the client reads nothing: the output pump blocks on its full socket.
+    let started = Instant::now();
+    dev.cluster.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_gone_within(&pids, Duration::from_secs(1)).await;
+    drop(ws);
 }

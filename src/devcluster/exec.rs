@@ -28,7 +28,7 @@ use crate::protocol::{self, Status};
 /// Largest client frame accepted, in bytes (kubectl sends stdin in chunks of a few KiB).
 pub const MAX_CLIENT_FRAME_BYTES: usize = 4 << 20;
 /// How long to wait for the client's Close after sending ours.
-pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
+pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// Where a session runs: for logs and for the process's working directory.
 #[derive(Debug, Clone)]

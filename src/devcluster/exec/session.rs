@@ -72,15 +72,23 @@ impl<W: AsyncWrite + Unpin> Out<W> {
         ws.flush().await
     }
 
+    /// Sends a Close frame, giving up after [`CLOSE_WAIT`]: a client that reads nothing (its
+    /// socket full, or an output pump holding the writer while blocked on it) must not keep
+    /// the session, and its process, alive.
     pub(crate) async fn close(&self, code: u16, reason: &str) -> Result<(), SessionError> {
-        let mut ws = self.ws.lock().await;
-        if ws.is_closed() {
-            return Ok(());
-        }
-        ws.write_frame(Frame::close(code, reason.as_bytes()))
+        let send = async {
+            let mut ws = self.ws.lock().await;
+            if ws.is_closed() {
+                return Ok(());
+            }
+            ws.write_frame(Frame::close(code, reason.as_bytes()))
+                .await
+                .map_err(SessionError::WriteClient)?;
+            ws.flush().await.map_err(SessionError::WriteClient)
+        };
+        tokio::time::timeout(CLOSE_WAIT, send)
             .await
-            .map_err(SessionError::WriteClient)?;
-        ws.flush().await.map_err(SessionError::WriteClient)
+            .unwrap_or(Ok(()))
     }
 }
 
