@@ -3,13 +3,14 @@
 //!
 //! One session is six futures in one task: a reader and a writer per socket, a watchdog
 //! (pings, idle timeout, maximum duration) and the shutdown signal. Each reader reads one
-//! socket and queues frames for the other socket's writer on a bounded queue, so a side that
-//! cannot take more stops the reader of the other side (backpressure end to end). Pongs and
-//! pings go on a small second queue that the writer serves first. Frames keep their channel
+//! socket and hands frames, one at a time, to the other socket's writer, so a side that cannot
+//! take more stops the reader of the other side (backpressure end to end). Pongs and pings
+//! wait beside that frame and the writer serves them first. Frames keep their channel
 //! byte and payload; only the mask is renewed toward the cluster. At the end each socket gets
 //! its close frame and is read until the peer's own (the closing handshake), then shut down.
 
 mod closing;
+mod handoff;
 mod pump;
 
 use std::future::Future;
@@ -19,16 +20,12 @@ use std::time::{Duration, Instant};
 
 use fastwebsockets::{Frame, Role, WebSocket};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 
+use self::handoff::Handoff;
 use crate::audit::recording::RecordingTap;
 use crate::protocol::Status;
 use crate::telemetry::metrics::RelayBytes;
 
-/// Frames queued toward each socket; when full, the reader of the other socket waits.
-pub const QUEUE_FRAMES: usize = 8;
-/// Pings and pongs queued toward each socket (dropped, not waited for, when full).
-pub const CONTROL_QUEUE_FRAMES: usize = 4;
 /// How long the closing handshake may take once a session has ended abnormally.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Largest channel-3 `Status` read for the exit code, in bytes (it is forwarded whole anyway).
@@ -207,7 +204,7 @@ struct Shared {
 struct Leg {
     /// Milliseconds since `start` of the last frame read from this socket.
     heard_ms: AtomicU64,
-    /// Whether the reader is waiting for room on the other side's queue (not reading).
+    /// Whether the reader waits for the other side's writer to take its frame (not reading).
     blocked: AtomicBool,
     /// Whether the peer's close frame was read, or reading failed: nothing more to read.
     ended: AtomicBool,
@@ -269,33 +266,20 @@ where
         pump::configure(&mut client_rx, config.max_client_frame_bytes);
         pump::configure(&mut upstream_rx, config.max_upstream_frame_bytes);
 
-        let (to_client, client_queue) = mpsc::channel(QUEUE_FRAMES);
-        let (to_client_ctrl, client_ctrl_queue) = mpsc::channel(CONTROL_QUEUE_FRAMES);
-        let (to_upstream, upstream_queue) = mpsc::channel(QUEUE_FRAMES);
-        let (to_upstream_ctrl, upstream_ctrl_queue) = mpsc::channel(CONTROL_QUEUE_FRAMES);
-
-        let client_writer = pump::writer(client_tx, client_queue, client_ctrl_queue);
-        let upstream_writer = pump::writer(upstream_tx, upstream_queue, upstream_ctrl_queue);
+        let to_client = Handoff::default();
+        let to_upstream = Handoff::default();
+        let client_writer = pump::writer(client_tx, &to_client);
+        let upstream_writer = pump::writer(upstream_tx, &to_upstream);
         tokio::pin!(client_writer, upstream_writer);
         let mut client_written = None;
         let mut upstream_written = None;
 
         let close = {
-            let from_client = pump::from_client(
-                &mut client_rx,
-                to_upstream,
-                to_client_ctrl.clone(),
-                &shared,
-                config,
-            );
-            let from_upstream = pump::from_upstream(
-                &mut upstream_rx,
-                to_client,
-                to_upstream_ctrl.clone(),
-                &shared,
-                config,
-            );
-            let watchdog = pump::watchdog(&shared, config, to_client_ctrl, to_upstream_ctrl);
+            let from_client =
+                pump::from_client(&mut client_rx, &to_upstream, &to_client, &shared, config);
+            let from_upstream =
+                pump::from_upstream(&mut upstream_rx, &to_client, &to_upstream, &shared, config);
+            let watchdog = pump::watchdog(&shared, config, &to_client, &to_upstream);
             tokio::pin!(from_client, from_upstream, watchdog);
             // Readers first: a writer only ends on its own after its reader ended.
             tokio::select! {
@@ -316,8 +300,10 @@ where
                 }
             }
         };
-        // The readers and the watchdog are gone, so the queues close: each writer sends what
-        // is queued, then the close frame. A session that exited normally lets a slow client
+        to_client.close();
+        to_upstream.close();
+        // The readers and the watchdog are gone and the handoffs closed: each writer sends what
+        // is left, then the close frame. A session that exited normally lets a slow client
         // take the rest of its output (up to the idle timeout); any other end is quick. Then
         // each socket whose close frame has not come yet is read until it does (RFC 6455
         // §7.1.1), so that closing it resets nothing.

@@ -6,9 +6,9 @@ use std::time::Duration;
 use bytes::BytesMut;
 use fastwebsockets::{Frame, OpCode, Payload, WebSocketError, WebSocketRead, WebSocketWrite};
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf};
-use tokio::sync::mpsc::{Receiver, Sender};
 use tokio::time::Instant;
 
+use super::handoff::Handoff;
 use super::{CloseReason, Leg, MAX_STATUS_BYTES, MISSED_PINGS, RelayConfig, Shared};
 use crate::audit::recording::RecordingTap;
 use crate::protocol::{self, FrameError, Status};
@@ -33,7 +33,7 @@ impl Outgoing {
         }
     }
 
-    fn pong(payload: BytesMut) -> Outgoing {
+    pub(super) fn pong(payload: BytesMut) -> Outgoing {
         Outgoing {
             fin: true,
             opcode: OpCode::Pong,
@@ -41,7 +41,7 @@ impl Outgoing {
         }
     }
 
-    fn ping() -> Outgoing {
+    pub(super) fn ping() -> Outgoing {
         Outgoing {
             fin: true,
             opcode: OpCode::Ping,
@@ -54,7 +54,7 @@ impl Outgoing {
     }
 }
 
-/// Reader settings: podterm answers pings and closes itself (through the writer's queue).
+/// Reader settings: podterm answers pings and closes itself (through the writer).
 pub(super) fn configure<S>(rx: &mut WebSocketRead<ReadHalf<S>>, max_frame_bytes: usize) {
     rx.set_auto_close(false);
     rx.set_auto_pong(false);
@@ -82,21 +82,6 @@ pub(super) async fn read<S: AsyncRead>(
     read
 }
 
-/// Queues `out` toward the other socket, waiting for room; the wait marks the leg as not
-/// being read so that the watchdog does not take backpressure for a dead peer.
-async fn forward(queue: &Sender<Outgoing>, out: Outgoing, leg: &Leg) -> Result<(), ()> {
-    match queue.try_send(out) {
-        Ok(()) => Ok(()),
-        Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => Err(()),
-        Err(tokio::sync::mpsc::error::TrySendError::Full(out)) => {
-            leg.blocked.store(true, Ordering::Relaxed);
-            let sent = queue.send(out).await.map_err(|_| ());
-            leg.blocked.store(false, Ordering::Relaxed);
-            sent
-        }
-    }
-}
-
 fn close_code(payload: &[u8]) -> u16 {
     match payload {
         [a, b, ..] => u16::from_be_bytes([*a, *b]),
@@ -116,8 +101,8 @@ enum ClientMessage {
 /// session with 1008, a frame over the limit with 1009.
 pub(super) async fn from_client<S: AsyncRead>(
     rx: &mut WebSocketRead<ReadHalf<S>>,
-    to_upstream: Sender<Outgoing>,
-    to_client_ctrl: Sender<Outgoing>,
+    to_upstream: &Handoff,
+    to_client: &Handoff,
     shared: &Shared,
     config: &RelayConfig,
 ) -> CloseReason {
@@ -133,7 +118,7 @@ pub(super) async fn from_client<S: AsyncRead>(
         let out = match out.opcode {
             OpCode::Close => return CloseReason::ClientClosed(close_code(&out.payload)),
             OpCode::Ping => {
-                let _ = to_client_ctrl.try_send(Outgoing::pong(out.payload));
+                to_client.pong(out.payload);
                 continue;
             }
             OpCode::Pong => continue,
@@ -200,7 +185,7 @@ pub(super) async fn from_client<S: AsyncRead>(
         shared.bytes_from_client.fetch_add(n, Ordering::Relaxed);
         config.bytes.client_to_cluster.inc_by(n);
         shared.data();
-        if forward(&to_upstream, out, &shared.client).await.is_err() {
+        if to_upstream.send(out, &shared.client).await.is_err() {
             return CloseReason::Upstream("stopped writing".into());
         }
     }
@@ -255,8 +240,8 @@ fn client_read_error(e: WebSocketError) -> CloseReason {
 /// Cluster → client: everything passes; channel 3 is also read for the exit status.
 pub(super) async fn from_upstream<S: AsyncRead>(
     rx: &mut WebSocketRead<ReadHalf<S>>,
-    to_client: Sender<Outgoing>,
-    to_upstream_ctrl: Sender<Outgoing>,
+    to_client: &Handoff,
+    to_upstream: &Handoff,
     shared: &Shared,
     config: &RelayConfig,
 ) -> CloseReason {
@@ -283,7 +268,7 @@ pub(super) async fn from_upstream<S: AsyncRead>(
                 };
             }
             OpCode::Ping => {
-                let _ = to_upstream_ctrl.try_send(Outgoing::pong(out.payload));
+                to_upstream.pong(out.payload);
                 continue;
             }
             OpCode::Pong => continue,
@@ -331,30 +316,21 @@ pub(super) async fn from_upstream<S: AsyncRead>(
         shared.bytes_to_client.fetch_add(n, Ordering::Relaxed);
         config.bytes.cluster_to_client.inc_by(n);
         shared.data();
-        if forward(&to_client, out, &shared.upstream).await.is_err() {
+        if to_client.send(out, &shared.upstream).await.is_err() {
             return CloseReason::ClientGone("stopped reading".into());
         }
     }
 }
 
-/// Writes what the queues bring, pings and pongs first; ends (returning the socket's write
-/// half) when the data queue closes. Flushes whenever both queues are empty.
+/// Writes what the handoff brings, pings and pongs first; ends (returning the socket's write
+/// half) once the handoff is closed and empty. Flushes whenever nothing is waiting.
 pub(super) async fn writer<W: AsyncWrite + Unpin>(
     mut tx: WebSocketWrite<W>,
-    mut data: Receiver<Outgoing>,
-    mut control: Receiver<Outgoing>,
+    handoff: &Handoff,
 ) -> Result<WebSocketWrite<W>, WebSocketError> {
-    loop {
-        let out = tokio::select! {
-            biased;
-            Some(out) = control.recv() => out,
-            out = data.recv() => match out {
-                Some(out) => out,
-                None => break,
-            },
-        };
+    while let Some(out) = handoff.next().await {
         tx.write_frame(out.into_frame()).await?;
-        if data.is_empty() && control.is_empty() {
+        if handoff.is_empty() {
             tx.flush().await?;
         }
     }
@@ -367,8 +343,8 @@ pub(super) async fn writer<W: AsyncWrite + Unpin>(
 pub(super) async fn watchdog(
     shared: &Shared,
     config: &RelayConfig,
-    to_client_ctrl: Sender<Outgoing>,
-    to_upstream_ctrl: Sender<Outgoing>,
+    to_client: &Handoff,
+    to_upstream: &Handoff,
 ) -> CloseReason {
     let start = Instant::from_std(shared.start);
     let deadline = start + config.max_duration;
@@ -393,8 +369,8 @@ pub(super) async fn watchdog(
                 if shared.silent(&shared.upstream, silence) {
                     return CloseReason::Upstream("stopped answering pings".into());
                 }
-                let _ = to_client_ctrl.try_send(Outgoing::ping());
-                let _ = to_upstream_ctrl.try_send(Outgoing::ping());
+                to_client.ping();
+                to_upstream.ping();
             }
         }
     }
