@@ -7,9 +7,6 @@ mod governed;
 #[path = "support/gateway.rs"]
 mod support;
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use governed::{POLICY, query, refusal};
 use support::{exec, exec_path, run, text};
 
@@ -71,43 +68,16 @@ async fn bad_policy_or_audit_files_exit_64_naming_the_file() {
 /// run, so the exec is refused and says why.
 #[tokio::test]
 async fn deny_root_refuses_a_container_without_sh() {
-    use tokio::io::AsyncBufReadExt;
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.yaml");
     std::fs::write(&policy, POLICY).unwrap();
     let empty = dir.path().join("empty-bin");
     std::fs::create_dir(&empty).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_podterm"))
-        .arg("dev")
-        .current_dir(dir.path())
-        .env("PATH", &empty)
-        .env("PODTERM_LISTEN", "127.0.0.1:0")
-        .env("PODTERM_POLICY_FILE", &policy)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let line = lines
-                .next_line()
-                .await
-                .unwrap()
-                .expect("podterm dev is running");
-            if let Some(rest) = line.strip_prefix("podterm dev: open http://") {
-                return rest
-                    .trim_end_matches('/')
-                    .parse::<std::net::SocketAddr>()
-                    .unwrap();
-            }
-        }
-    })
-    .await
-    .unwrap();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (mut child, addr, _) = support::podterm_dev(&[
+        ("PATH", empty.to_str().unwrap()),
+        ("PODTERM_POLICY_FILE", policy.to_str().unwrap()),
+    ])
+    .await;
     let q = query("app", &["id", "-u"], "stdout=true");
     let refused = refusal(
         exec(
@@ -125,5 +95,5 @@ async fn deny_root_refuses_a_container_without_sh() {
         "{message}"
     );
     assert!(message.contains("\"sh\""), "{message}");
-    let _ = child.kill().await;
+    child.kill().await;
 }
