@@ -10,6 +10,7 @@
 //! its close frame and is read until the peer's own (the closing handshake), then shut down.
 
 mod closing;
+mod frames;
 mod handoff;
 mod pump;
 
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 use fastwebsockets::{Frame, Role, WebSocket};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
+use self::frames::FrameReader;
 use self::handoff::Handoff;
 use crate::audit::recording::RecordingTap;
 use crate::protocol::Status;
@@ -259,12 +261,12 @@ where
     let (upstream_read, mut upstream_write) = tokio::io::split(upstream.into_inner());
     tokio::pin!(shutdown);
     let (close, aborted) = {
-        let (mut client_rx, client_tx) =
-            fastwebsockets::after_handshake_split(client_read, &mut client_write, Role::Server);
-        let (mut upstream_rx, upstream_tx) =
-            fastwebsockets::after_handshake_split(upstream_read, &mut upstream_write, Role::Client);
-        pump::configure(&mut client_rx, config.max_client_frame_bytes);
-        pump::configure(&mut upstream_rx, config.max_upstream_frame_bytes);
+        let mut client_rx =
+            FrameReader::new(client_read, Role::Server, config.max_client_frame_bytes);
+        let mut upstream_rx =
+            FrameReader::new(upstream_read, Role::Client, config.max_upstream_frame_bytes);
+        let client_tx = pump::write_half(&mut client_write, Role::Server);
+        let upstream_tx = pump::write_half(&mut upstream_write, Role::Client);
 
         let to_client = Handoff::default();
         let to_upstream = Handoff::default();

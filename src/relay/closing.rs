@@ -5,10 +5,10 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use fastwebsockets::{Frame, WebSocketError, WebSocketRead, WebSocketWrite};
-use tokio::io::{AsyncRead, AsyncWrite, ReadHalf};
+use fastwebsockets::{Frame, WebSocketError, WebSocketWrite};
+use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::pump::read;
+use super::pump::{Reader, read};
 use super::{CLOSE_GRACE, Leg};
 
 /// The end of one socket's session: its writer's result if it already ended, the close frame
@@ -23,7 +23,7 @@ pub(super) struct Closing<'a, W> {
 impl<W: AsyncWrite + Unpin> Closing<'_, W> {
     /// Lets the writer send what is queued, sends the close frame, then reads the socket until
     /// the peer's close frame (at most `CLOSE_GRACE`) unless it already came or reading failed.
-    pub(super) async fn finish<F, R>(self, writer: Pin<&mut F>, rx: &mut WebSocketRead<ReadHalf<R>>)
+    pub(super) async fn finish<F, R>(self, writer: Pin<&mut F>, rx: &mut Reader<R>)
     where
         F: Future<Output = Result<WebSocketWrite<W>, WebSocketError>>,
         R: AsyncRead,
@@ -49,7 +49,7 @@ impl<W: AsyncWrite + Unpin> Closing<'_, W> {
 
 /// After podterm sent its close frame: reads (and drops) what the peer still sends until its
 /// close frame arrives or reading fails, so that the socket is closed with nothing unread.
-async fn await_close<S: AsyncRead>(rx: &mut WebSocketRead<ReadHalf<S>>, leg: &Leg) {
+async fn await_close<S: AsyncRead>(rx: &mut Reader<S>, leg: &Leg) {
     while !leg.ended.load(Ordering::Relaxed) {
         let _ = read(rx, leg).await;
     }

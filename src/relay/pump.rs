@@ -4,10 +4,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use fastwebsockets::{Frame, OpCode, Payload, WebSocketError, WebSocketRead, WebSocketWrite};
+use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocketError, WebSocketWrite};
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf};
 use tokio::time::Instant;
 
+use super::frames::{FrameReader, ReadError};
 use super::handoff::Handoff;
 use super::{CloseReason, Leg, MAX_STATUS_BYTES, MISSED_PINGS, RelayConfig, Shared};
 use crate::audit::recording::RecordingTap;
@@ -15,21 +16,19 @@ use crate::protocol::{self, FrameError, Status};
 
 /// A frame on its way to a socket, owned. It carries no mask: the writer of a client-role
 /// socket masks with a fresh key, a server-role writer sends it as is.
+#[derive(Debug)]
 pub(super) struct Outgoing {
-    fin: bool,
-    opcode: OpCode,
-    payload: BytesMut,
+    pub(super) fin: bool,
+    pub(super) opcode: OpCode,
+    pub(super) payload: BytesMut,
 }
 
 impl Outgoing {
-    fn from_frame(frame: Frame<'_>) -> Outgoing {
+    pub(super) fn new(fin: bool, opcode: OpCode, payload: BytesMut) -> Outgoing {
         Outgoing {
-            fin: frame.fin,
-            opcode: frame.opcode,
-            payload: match frame.payload {
-                Payload::Bytes(bytes) => bytes,
-                other => BytesMut::from(&other[..]),
-            },
+            fin,
+            opcode,
+            payload,
         }
     }
 
@@ -54,25 +53,22 @@ impl Outgoing {
     }
 }
 
-/// Reader settings: podterm answers pings and closes itself (through the writer).
-pub(super) fn configure<S>(rx: &mut WebSocketRead<ReadHalf<S>>, max_frame_bytes: usize) {
-    rx.set_auto_close(false);
-    rx.set_auto_pong(false);
-    // fastwebsockets refuses payloads of at least this many bytes.
-    rx.set_max_message_size(max_frame_bytes.saturating_add(1));
+/// fastwebsockets' writer for one socket's write half (its reader is `FrameReader`).
+pub(super) fn write_half<W: AsyncWrite + Unpin>(write: W, role: Role) -> WebSocketWrite<W> {
+    // fastwebsockets makes writers only in pairs; the reader half (and its buffer) is dropped.
+    fastwebsockets::after_handshake_split(tokio::io::empty(), write, role).1
 }
 
-/// Reads one frame; no obligated sends happen with auto close and auto pong off. A close
+/// The reader of one socket's half.
+pub(super) type Reader<S> = FrameReader<ReadHalf<S>>;
+
+/// Reads one frame (podterm answers pings and closes itself, through the writer). A close
 /// frame or a failed read marks `leg` as read to its end.
 pub(super) async fn read<S: AsyncRead>(
-    rx: &mut WebSocketRead<ReadHalf<S>>,
+    rx: &mut Reader<S>,
     leg: &Leg,
-) -> Result<Outgoing, WebSocketError> {
-    let mut no_obligations = |_: Frame<'_>| async { Ok::<(), std::convert::Infallible>(()) };
-    let read = rx
-        .read_frame(&mut no_obligations)
-        .await
-        .map(Outgoing::from_frame);
+) -> Result<Outgoing, ReadError> {
+    let read = rx.read_frame().await;
     if read
         .as_ref()
         .map_or(true, |out| out.opcode == OpCode::Close)
@@ -100,7 +96,7 @@ enum ClientMessage {
 /// Client → cluster: only stdin, checked resizes and (v5) close pass; anything else ends the
 /// session with 1008, a frame over the limit with 1009.
 pub(super) async fn from_client<S: AsyncRead>(
-    rx: &mut WebSocketRead<ReadHalf<S>>,
+    rx: &mut Reader<S>,
     to_upstream: &Handoff,
     to_client: &Handoff,
     shared: &Shared,
@@ -227,19 +223,17 @@ fn frame_error(e: FrameError) -> CloseReason {
     CloseReason::Protocol(e.to_string())
 }
 
-fn client_read_error(e: WebSocketError) -> CloseReason {
+fn client_read_error(e: ReadError) -> CloseReason {
     match e {
-        WebSocketError::FrameTooLarge => CloseReason::FrameTooLarge,
-        WebSocketError::UnexpectedEOF | WebSocketError::IoError(_) => {
-            CloseReason::ClientGone(e.to_string())
-        }
-        other => CloseReason::Protocol(other.to_string()),
+        ReadError::TooLarge => CloseReason::FrameTooLarge,
+        ReadError::Eof | ReadError::Io(_) => CloseReason::ClientGone(e.to_string()),
+        ReadError::Protocol(why) => protocol_error(why),
     }
 }
 
 /// Cluster → client: everything passes; channel 3 is also read for the exit status.
 pub(super) async fn from_upstream<S: AsyncRead>(
-    rx: &mut WebSocketRead<ReadHalf<S>>,
+    rx: &mut Reader<S>,
     to_client: &Handoff,
     to_upstream: &Handoff,
     shared: &Shared,
@@ -254,7 +248,7 @@ pub(super) async fn from_upstream<S: AsyncRead>(
     loop {
         let out = match read(rx, &shared.upstream).await {
             Ok(out) => out,
-            Err(WebSocketError::FrameTooLarge) => {
+            Err(ReadError::TooLarge) => {
                 return CloseReason::Upstream("sent a frame over the limit".into());
             }
             Err(e) => return CloseReason::Upstream(format!("connection lost ({e})")),

@@ -1,0 +1,373 @@
+//! Reading WebSocket frames with no buffer while a socket is idle.
+//!
+//! fastwebsockets' reader keeps an 8 KiB buffer per socket for the socket's whole life, i.e.
+//! 16 KiB per idle session. This reader holds bytes only while a frame is being read: before
+//! each read it reserves room, and when the read would block with nothing buffered it gives
+//! the room back, so an idle socket costs one empty `BytesMut`. A complete frame's payload is
+//! split off the buffer (no copy). All state lives in the reader and a frame is taken from the
+//! buffer only when it is returned, so `read_frame` is cancel safe (unlike fastwebsockets').
+//!
+//! The checks are RFC 6455's (§5.2, §5.5): reserved bits clear, known opcodes, control frames
+//! whole and at most 125 bytes, 64-bit lengths below 2^63, frames from a client masked and
+//! frames from a server not, text frames valid UTF-8; a payload over the limit is refused from
+//! its header, before any of it is read.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, BytesMut};
+use fastwebsockets::{OpCode, Role};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use super::pump::Outgoing;
+
+/// Room reserved for a read when no frame is partly read (fastwebsockets' buffer size).
+pub(super) const READ_BYTES: usize = 8 * 1024;
+/// Longest frame header: 2 bytes, a 64-bit length, a mask key.
+const MAX_HEADER_BYTES: usize = 14;
+/// Largest control frame payload (RFC 6455 §5.5).
+const MAX_CONTROL_BYTES: usize = 125;
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The peer closed the connection without a close frame.
+    #[error("unexpected EOF")]
+    Eof,
+    /// The connection failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// The frame's payload is over the limit.
+    #[error("frame too large")]
+    TooLarge,
+    /// The peer broke the WebSocket framing rules.
+    #[error("{0}")]
+    Protocol(&'static str),
+}
+
+/// Reads frames from one socket (or one half of it) in the given role.
+pub(super) struct FrameReader<R> {
+    io: R,
+    role: Role,
+    max_payload: usize,
+    /// Bytes read and not yet returned as frames; no allocation when empty and idle.
+    buf: BytesMut,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// A reader of frames whose payloads are at most `max_payload` bytes.
+    pub(super) fn new(io: R, role: Role, max_payload: usize) -> Self {
+        FrameReader {
+            io,
+            role,
+            max_payload,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// The next frame, unmasked. Cancel safe.
+    pub(super) async fn read_frame(&mut self) -> Result<Outgoing, ReadError> {
+        poll_fn(|cx| self.poll_frame(cx)).await
+    }
+
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Result<Outgoing, ReadError>> {
+        loop {
+            let missing = match parse(&mut self.buf, self.role, self.max_payload)? {
+                Parsed::Frame(out) => {
+                    if self.buf.is_empty() {
+                        // Let go of the read's allocation; the payload keeps what it needs.
+                        self.buf = BytesMut::new();
+                    }
+                    return Poll::Ready(Ok(out));
+                }
+                Parsed::Missing(missing) => missing,
+            };
+            // A frame in progress gets room for its rest and the next header; otherwise one
+            // ordinary read's worth.
+            self.buf.reserve(missing.max(READ_BYTES));
+            let read = {
+                let read = pin!(self.io.read_buf(&mut self.buf));
+                read.poll(cx)
+            };
+            match read {
+                Poll::Pending => {
+                    if self.buf.is_empty() {
+                        self.buf = BytesMut::new();
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(ReadError::Eof)),
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+            }
+        }
+    }
+}
+
+/// What the buffer holds.
+enum Parsed {
+    /// A whole frame, taken off the buffer.
+    Frame(Outgoing),
+    /// This many more bytes are needed, at least, to finish the frame begun in the buffer.
+    Missing(usize),
+}
+
+/// Takes one whole frame off the front of `buf`, or says how many bytes are missing.
+fn parse(buf: &mut BytesMut, role: Role, max_payload: usize) -> Result<Parsed, ReadError> {
+    if buf.len() < 2 {
+        return Ok(Parsed::Missing(2 - buf.len()));
+    }
+    let (b0, b1) = (buf[0], buf[1]);
+    let fin = b0 & 0x80 != 0;
+    if b0 & 0x70 != 0 {
+        return Err(ReadError::Protocol("reserved bits set"));
+    }
+    let opcode = match b0 & 0x0f {
+        0 => OpCode::Continuation,
+        1 => OpCode::Text,
+        2 => OpCode::Binary,
+        8 => OpCode::Close,
+        9 => OpCode::Ping,
+        10 => OpCode::Pong,
+        _ => return Err(ReadError::Protocol("unknown opcode")),
+    };
+    let masked = b1 & 0x80 != 0;
+    match role {
+        Role::Server if !masked => return Err(ReadError::Protocol("unmasked frame from a client")),
+        Role::Client if masked => return Err(ReadError::Protocol("masked frame from a server")),
+        _ => {}
+    }
+    let length_bytes = match b1 & 0x7f {
+        126 => 2,
+        127 => 8,
+        _ => 0,
+    };
+    let header_len = 2 + length_bytes + if masked { 4 } else { 0 };
+    if buf.len() < header_len {
+        return Ok(Parsed::Missing(header_len - buf.len()));
+    }
+    let payload_len = match length_bytes {
+        0 => u64::from(b1 & 0x7f),
+        2 => u64::from(u16::from_be_bytes([buf[2], buf[3]])),
+        _ => {
+            let len = u64::from_be_bytes(buf[2..10].try_into().expect("8 bytes"));
+            if len >> 63 != 0 {
+                return Err(ReadError::Protocol("64-bit length with its top bit set"));
+            }
+            len
+        }
+    };
+    let control = matches!(opcode, OpCode::Close | OpCode::Ping | OpCode::Pong);
+    if control && !fin {
+        return Err(ReadError::Protocol("fragmented control frame"));
+    }
+    if control && payload_len > MAX_CONTROL_BYTES as u64 {
+        return Err(ReadError::Protocol("control frame over 125 bytes"));
+    }
+    if payload_len > max_payload as u64 {
+        return Err(ReadError::TooLarge);
+    }
+    let payload_len = payload_len as usize;
+    let frame_len = header_len + payload_len;
+    if buf.len() < frame_len {
+        return Ok(Parsed::Missing(frame_len - buf.len() + MAX_HEADER_BYTES));
+    }
+    let mask = masked.then(|| {
+        let at = header_len - 4;
+        [buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]
+    });
+    buf.advance(header_len);
+    let mut payload = buf.split_to(payload_len);
+    if let Some(mask) = mask {
+        fastwebsockets::unmask(&mut payload, mask);
+    }
+    if opcode == OpCode::Text && fin && std::str::from_utf8(&payload).is_err() {
+        return Err(ReadError::Protocol("invalid UTF-8 in a text frame"));
+    }
+    Ok(Parsed::Frame(Outgoing::new(fin, opcode, payload)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fastwebsockets::{Frame, Payload, WebSocket};
+    use tokio::io::AsyncWriteExt;
+
+    fn reader(bytes: &[u8], role: Role, max: usize) -> FrameReader<&[u8]> {
+        FrameReader::new(bytes, role, max)
+    }
+
+    async fn encode(frames: Vec<Frame<'static>>, role: Role) -> Vec<u8> {
+        let (a, mut b) = tokio::io::duplex(1 << 20);
+        let mut ws = WebSocket::after_handshake(a, role);
+        ws.set_writev(false);
+        for frame in frames {
+            ws.write_frame(frame).await.unwrap();
+        }
+        drop(ws);
+        let mut out = Vec::new();
+        b.read_to_end(&mut out).await.unwrap();
+        out
+    }
+
+    fn binary(payload: &[u8]) -> Frame<'static> {
+        Frame::binary(Payload::Owned(payload.to_vec()))
+    }
+
+    #[tokio::test]
+    async fn reads_what_fastwebsockets_writes_in_both_roles() {
+        let big = vec![7u8; 70_000];
+        for (writer, reader_role) in [(Role::Client, Role::Server), (Role::Server, Role::Client)] {
+            let bytes = encode(
+                vec![
+                    binary(b"\x00a"),
+                    binary(&big),
+                    binary(&[1u8; 300]),
+                    Frame::text(Payload::Owned("é".into())),
+                    Frame::new(
+                        false,
+                        OpCode::Binary,
+                        None,
+                        Payload::Owned(b"\x00x".to_vec()),
+                    ),
+                    Frame::new(
+                        true,
+                        OpCode::Continuation,
+                        None,
+                        Payload::Owned(b"y".to_vec()),
+                    ),
+                    Frame::close(1000, b"bye"),
+                ],
+                writer,
+            )
+            .await;
+            let mut rx = reader(&bytes, reader_role, 1 << 20);
+            let mut seen = Vec::new();
+            loop {
+                let out = rx.read_frame().await.unwrap();
+                let done = out.opcode == OpCode::Close;
+                seen.push((out.fin, out.opcode, out.payload.to_vec()));
+                if done {
+                    break;
+                }
+            }
+            assert_eq!(seen[0], (true, OpCode::Binary, b"\x00a".to_vec()));
+            assert_eq!(seen[1].2, big);
+            assert_eq!(seen[2].2, vec![1u8; 300]);
+            assert_eq!(seen[3], (true, OpCode::Text, "é".as_bytes().to_vec()));
+            assert_eq!(seen[4], (false, OpCode::Binary, b"\x00x".to_vec()));
+            assert_eq!(seen[5], (true, OpCode::Continuation, b"y".to_vec()));
+            assert_eq!(seen[6].2, b"\x03\xe8bye".to_vec());
+            assert!(matches!(rx.read_frame().await, Err(ReadError::Eof)));
+        }
+    }
+
+    #[tokio::test]
+    async fn bytes_arriving_one_at_a_time_make_the_same_frames() {
+        let bytes = encode(
+            vec![binary(b"\x00hello"), binary(&[9u8; 1000])],
+            Role::Client,
+        )
+        .await;
+        let (mut tx, rx) = tokio::io::duplex(1);
+        let writer = tokio::spawn(async move {
+            for b in bytes {
+                tx.write_all(&[b]).await.unwrap();
+            }
+        });
+        let mut rx = FrameReader::new(rx, Role::Server, 1 << 20);
+        assert_eq!(&rx.read_frame().await.unwrap().payload[..], b"\x00hello");
+        assert_eq!(
+            &rx.read_frame().await.unwrap().payload[..],
+            &[9u8; 1000][..]
+        );
+        writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_idle_reader_holds_no_buffer_and_survives_cancellation() {
+        let (mut tx, rx) = tokio::io::duplex(64);
+        let mut rx = FrameReader::new(rx, Role::Client, 1024);
+        // Nothing to read: the read is pending and gives its room back.
+        let pending = tokio::time::timeout(std::time::Duration::from_millis(20), rx.read_frame());
+        assert!(pending.await.is_err());
+        assert_eq!(rx.buf.capacity(), 0);
+        // Half a frame, then a cancelled read, then the rest: nothing is lost.
+        tx.write_all(&[0x82, 3, 0]).await.unwrap();
+        let pending = tokio::time::timeout(std::time::Duration::from_millis(20), rx.read_frame());
+        assert!(pending.await.is_err());
+        assert_eq!(&rx.buf[..], &[0x82, 3, 0]);
+        tx.write_all(&[1, 2]).await.unwrap();
+        assert_eq!(&rx.read_frame().await.unwrap().payload[..], &[0, 1, 2]);
+        assert_eq!(rx.buf.capacity(), 0);
+    }
+
+    #[tokio::test]
+    async fn breaking_the_framing_rules_is_an_error() {
+        let cases: &[(&[u8], Role, &str)] = &[
+            (&[0xc2, 0x80, 0, 0, 0, 0], Role::Server, "reserved bits set"),
+            (&[0x83, 0x80, 0, 0, 0, 0], Role::Server, "unknown opcode"),
+            (
+                &[0x82, 0x01, 0],
+                Role::Server,
+                "unmasked frame from a client",
+            ),
+            (
+                &[0x82, 0x81, 0, 0, 0, 0, 0],
+                Role::Client,
+                "masked frame from a server",
+            ),
+            (&[0x09, 0x00], Role::Client, "fragmented control frame"),
+            (
+                &[0x89, 126, 0, 126],
+                Role::Client,
+                "control frame over 125 bytes",
+            ),
+            (
+                &[0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0],
+                Role::Client,
+                "64-bit length",
+            ),
+            (&[0x81, 0x02, 0xc3, 0x28], Role::Client, "invalid UTF-8"),
+        ];
+        for (bytes, role, want) in cases {
+            match reader(bytes, *role, 1 << 20).read_frame().await {
+                Err(ReadError::Protocol(why)) => assert!(why.starts_with(want), "{why} vs {want}"),
+                other => panic!("{bytes:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_payload_over_the_limit_is_refused_from_its_header() {
+        // 100 bytes announced, limit 99, none of the payload sent.
+        let mut rx = reader(&[0x82, 100], Role::Client, 99);
+        assert!(matches!(rx.read_frame().await, Err(ReadError::TooLarge)));
+        let mut rx = reader(
+            &[0x82, 127, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+            Role::Client,
+            99,
+        );
+        assert!(matches!(rx.read_frame().await, Err(ReadError::TooLarge)));
+        // Exactly at the limit passes.
+        let mut bytes = vec![0x82, 99];
+        bytes.extend([5u8; 99]);
+        assert_eq!(
+            reader(&bytes, Role::Client, 99)
+                .read_frame()
+                .await
+                .unwrap()
+                .payload
+                .len(),
+            99
+        );
+    }
+
+    #[tokio::test]
+    async fn eof_inside_a_frame_is_eof() {
+        let mut rx = reader(&[0x82, 10, 1, 2], Role::Client, 1024);
+        assert!(matches!(rx.read_frame().await, Err(ReadError::Eof)));
+    }
+}
