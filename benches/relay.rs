@@ -228,6 +228,15 @@ fn main() {
             .expect("bytes");
         bytes / 1024.0
     };
+    let future_bytes = {
+        let (client, _) = tokio::io::duplex(1);
+        let (upstream, _) = tokio::io::duplex(1);
+        let client = WebSocket::after_handshake(client, Role::Server);
+        let upstream = WebSocket::after_handshake(upstream, Role::Client);
+        let config = config();
+        std::mem::size_of_val(&relay(client, upstream, &config, std::future::pending()))
+    };
+    println!("relay future (one session's state, over duplex pipes): {future_bytes} bytes");
     let (direct, relayed) = (measure("direct"), measure("relay"));
     println!(
         "idle session, resident memory ({IDLE_SESSIONS} sessions, loopback TCP): direct \

@@ -198,7 +198,8 @@ struct Shared {
     upstream: Leg,
     bytes_from_client: AtomicU64,
     bytes_to_client: AtomicU64,
-    status: Mutex<Option<Status>>,
+    /// Boxed: a `Status` is large and most sessions only get one at their very end.
+    status: Mutex<Option<Box<Status>>>,
 }
 
 /// Liveness of one socket's reader.
@@ -346,7 +347,7 @@ where
         .await;
     }
 
-    let status = shared.status.lock().ok().and_then(|mut s| s.take());
+    let status = shared.status.lock().ok().and_then(|mut s| s.take()).map(|s| *s);
     Summary {
         bytes_from_client: shared.bytes_from_client.load(Ordering::Relaxed),
         bytes_to_client: shared.bytes_to_client.load(Ordering::Relaxed),

@@ -288,7 +288,7 @@ pub(super) async fn from_upstream<S: AsyncRead>(
             if let Some(json) = status.take() {
                 if let Ok(parsed) = serde_json::from_slice::<Status>(&json) {
                     if let Ok(mut seen) = shared.status.lock() {
-                        *seen = Some(parsed);
+                        *seen = Some(Box::new(parsed));
                     }
                 }
             }
@@ -333,7 +333,8 @@ pub(super) async fn writer<W: AsyncWrite + Unpin>(
 }
 
 /// Pings both sockets every `ping_interval`; ends the session when a socket stopped
-/// answering, after the idle timeout, or at the maximum duration.
+/// answering, after the idle timeout, or at the maximum duration. One timer, set to whichever
+/// of the three comes first (a session holds one timer entry, not three).
 pub(super) async fn watchdog(
     shared: &Shared,
     config: &RelayConfig,
@@ -343,28 +344,36 @@ pub(super) async fn watchdog(
     let start = Instant::from_std(shared.start);
     let deadline = start + config.max_duration;
     let silence = config.ping_interval * MISSED_PINGS;
-    let mut pings = tokio::time::interval_at(start + config.ping_interval, config.ping_interval);
-    pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_ping = start + config.ping_interval;
+    let timer = tokio::time::sleep_until(next_ping.min(deadline));
+    tokio::pin!(timer);
     loop {
-        let last_data = Duration::from_millis(shared.last_data_ms.load(Ordering::Relaxed));
-        let idle_deadline = start + last_data + config.idle_timeout;
-        tokio::select! {
-            () = tokio::time::sleep_until(deadline) => return CloseReason::MaxDuration,
-            () = tokio::time::sleep_until(idle_deadline) => {
-                let last = shared.last_data_ms.load(Ordering::Relaxed);
-                if Duration::from_millis(last) == last_data {
-                    return CloseReason::Idle;
-                }
+        let last_data = shared.last_data_ms.load(Ordering::Relaxed);
+        let idle_deadline = start + Duration::from_millis(last_data) + config.idle_timeout;
+        timer
+            .as_mut()
+            .reset(deadline.min(idle_deadline).min(next_ping));
+        timer.as_mut().await;
+        let now = Instant::now();
+        if now >= deadline {
+            return CloseReason::MaxDuration;
+        }
+        if now >= idle_deadline && shared.last_data_ms.load(Ordering::Relaxed) == last_data {
+            return CloseReason::Idle;
+        }
+        if now >= next_ping {
+            if shared.silent(&shared.client, silence) {
+                return CloseReason::ClientGone("stopped answering pings".into());
             }
-            _ = pings.tick() => {
-                if shared.silent(&shared.client, silence) {
-                    return CloseReason::ClientGone("stopped answering pings".into());
-                }
-                if shared.silent(&shared.upstream, silence) {
-                    return CloseReason::Upstream("stopped answering pings".into());
-                }
-                to_client.ping();
-                to_upstream.ping();
+            if shared.silent(&shared.upstream, silence) {
+                return CloseReason::Upstream("stopped answering pings".into());
+            }
+            to_client.ping();
+            to_upstream.ping();
+            // A late tick delays the next one rather than firing a burst.
+            next_ping += config.ping_interval;
+            if next_ping <= now {
+                next_ping = now + config.ping_interval;
             }
         }
     }
