@@ -15,14 +15,15 @@ mod handoff;
 mod pump;
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use fastwebsockets::{Frame, Role, WebSocket};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use fastwebsockets::{Role, WebSocket};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
-use self::frames::FrameReader;
+use self::frames::{FrameReader, FrameWriter, Outgoing};
 use self::handoff::Handoff;
 use crate::audit::recording::RecordingTap;
 use crate::protocol::Status;
@@ -237,15 +238,39 @@ impl Shared {
 ///
 /// `client` is the caller's socket (server role), `upstream` the cluster's (client role).
 /// `shutdown` resolving ends the session with 1001.
-pub async fn relay<C, U>(
+///
+/// The sockets are split before the session's future is made, so that it keeps only the
+/// halves (an `async fn` would also keep its arguments' storage for its whole life); likewise
+/// `shutdown` is pinned once, on the heap, rather than copied into the future twice.
+pub fn relay<'a, C, U, S>(
     client: WebSocket<C>,
     upstream: WebSocket<U>,
+    config: &'a RelayConfig,
+    shutdown: S,
+) -> impl Future<Output = Summary> + 'a
+where
+    C: AsyncRead + AsyncWrite + Unpin + 'a,
+    U: AsyncRead + AsyncWrite + Unpin + 'a,
+    S: Future<Output = ()> + 'a,
+{
+    // The sockets come straight from the handshake (nothing read yet, so nothing buffered).
+    // podterm keeps each write half itself, to shut it down once the closing handshake is over.
+    let client = tokio::io::split(client.into_inner());
+    let upstream = tokio::io::split(upstream.into_inner());
+    let shutdown = Box::pin(shutdown);
+    run(client, upstream, config, shutdown)
+}
+
+async fn run<C, U, S>(
+    (client_read, mut client_write): (ReadHalf<C>, WriteHalf<C>),
+    (upstream_read, mut upstream_write): (ReadHalf<U>, WriteHalf<U>),
     config: &RelayConfig,
-    shutdown: impl Future<Output = ()>,
+    mut shutdown: Pin<Box<S>>,
 ) -> Summary
 where
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
+    S: Future<Output = ()>,
 {
     let shared = Shared {
         start: Instant::now(),
@@ -256,18 +281,13 @@ where
         bytes_to_client: AtomicU64::new(0),
         status: Mutex::new(None),
     };
-    // The sockets come straight from the handshake (nothing read yet, so nothing buffered).
-    // podterm keeps each write half itself, to shut it down once the closing handshake is over.
-    let (client_read, mut client_write) = tokio::io::split(client.into_inner());
-    let (upstream_read, mut upstream_write) = tokio::io::split(upstream.into_inner());
-    tokio::pin!(shutdown);
     let (close, aborted) = {
         let mut client_rx =
             FrameReader::new(client_read, Role::Server, config.max_client_frame_bytes);
         let mut upstream_rx =
             FrameReader::new(upstream_read, Role::Client, config.max_upstream_frame_bytes);
-        let client_tx = pump::write_half(&mut client_write, Role::Server);
-        let upstream_tx = pump::write_half(&mut upstream_write, Role::Client);
+        let client_tx = FrameWriter::new(&mut client_write, Role::Server);
+        let upstream_tx = FrameWriter::new(&mut upstream_write, Role::Client);
 
         let to_client = Handoff::default();
         let to_upstream = Handoff::default();
@@ -316,13 +336,13 @@ where
         };
         let client_leg = closing::Closing {
             written: client_written,
-            close: Frame::close(close.client_code(), close.text().as_bytes()),
+            close: Outgoing::close(close.client_code(), &close.text()),
             leg: &shared.client,
             grace,
         };
         let upstream_leg = closing::Closing {
             written: upstream_written,
-            close: Frame::close(close.upstream_code(), close.text().as_bytes()),
+            close: Outgoing::close(close.upstream_code(), &close.text()),
             leg: &shared.upstream,
             grace,
         };
@@ -347,7 +367,12 @@ where
         .await;
     }
 
-    let status = shared.status.lock().ok().and_then(|mut s| s.take()).map(|s| *s);
+    let status = shared
+        .status
+        .lock()
+        .ok()
+        .and_then(|mut s| s.take())
+        .map(|s| *s);
     Summary {
         bytes_from_client: shared.bytes_from_client.load(Ordering::Relaxed),
         bytes_to_client: shared.bytes_to_client.load(Ordering::Relaxed),

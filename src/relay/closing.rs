@@ -5,17 +5,17 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use fastwebsockets::{Frame, WebSocketError, WebSocketWrite};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::frames::{FrameWriter, Outgoing};
 use super::pump::{Reader, read};
 use super::{CLOSE_GRACE, Leg};
 
 /// The end of one socket's session: its writer's result if it already ended, the close frame
 /// it gets, its reader's liveness and how long its queued output may take.
 pub(super) struct Closing<'a, W> {
-    pub(super) written: Option<Result<WebSocketWrite<W>, WebSocketError>>,
-    pub(super) close: Frame<'static>,
+    pub(super) written: Option<std::io::Result<FrameWriter<W>>>,
+    pub(super) close: Outgoing,
     pub(super) leg: &'a Leg,
     pub(super) grace: Duration,
 }
@@ -25,7 +25,7 @@ impl<W: AsyncWrite + Unpin> Closing<'_, W> {
     /// the peer's close frame (at most `CLOSE_GRACE`) unless it already came or reading failed.
     pub(super) async fn finish<F, R>(self, writer: Pin<&mut F>, rx: &mut Reader<R>)
     where
-        F: Future<Output = Result<WebSocketWrite<W>, WebSocketError>>,
+        F: Future<Output = std::io::Result<FrameWriter<W>>>,
         R: AsyncRead,
     {
         let written = self.written;
@@ -36,7 +36,7 @@ impl<W: AsyncWrite + Unpin> Closing<'_, W> {
                 None => writer.await,
             };
             match written {
-                Ok(mut tx) => tx.write_frame(close).await.is_ok() && tx.flush().await.is_ok(),
+                Ok(mut tx) => tx.write(close).await.is_ok() && tx.flush().await.is_ok(),
                 Err(_) => false,
             }
         })

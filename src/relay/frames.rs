@@ -1,4 +1,4 @@
-//! Reading WebSocket frames with no buffer while a socket is idle.
+//! WebSocket frames as the relay reads and writes them, with no buffer while a socket is idle.
 //!
 //! fastwebsockets' reader keeps an 8 KiB buffer per socket for the socket's whole life, i.e.
 //! 16 KiB per idle session. This reader holds bytes only while a frame is being read: before
@@ -11,6 +11,10 @@
 //! whole and at most 125 bytes, 64-bit lengths below 2^63, frames from a client masked and
 //! frames from a server not, text frames valid UTF-8; a payload over the limit is refused from
 //! its header, before any of it is read.
+//!
+//! The writer encodes a frame's header on the stack, masks the payload in place (client role,
+//! a fresh key per frame) and writes header and payload in one vectored write; it keeps no
+//! buffer either.
 
 use std::future::poll_fn;
 use std::io;
@@ -19,9 +23,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, BytesMut};
 use fastwebsockets::{OpCode, Role};
-use tokio::io::{AsyncRead, AsyncReadExt};
-
-use super::pump::Outgoing;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Room reserved for a read when no frame is partly read (fastwebsockets' buffer size).
 pub(super) const READ_BYTES: usize = 8 * 1024;
@@ -29,6 +31,114 @@ pub(super) const READ_BYTES: usize = 8 * 1024;
 const MAX_HEADER_BYTES: usize = 14;
 /// Largest control frame payload (RFC 6455 §5.5).
 const MAX_CONTROL_BYTES: usize = 125;
+
+/// A frame on its way to a socket, owned and unmasked: the writer of a client-role socket
+/// masks it with a fresh key, a server-role writer sends it as is.
+#[derive(Debug)]
+pub(super) struct Outgoing {
+    pub(super) fin: bool,
+    pub(super) opcode: OpCode,
+    pub(super) payload: BytesMut,
+}
+
+impl Outgoing {
+    pub(super) fn new(fin: bool, opcode: OpCode, payload: BytesMut) -> Outgoing {
+        Outgoing {
+            fin,
+            opcode,
+            payload,
+        }
+    }
+
+    pub(super) fn pong(payload: BytesMut) -> Outgoing {
+        Outgoing::new(true, OpCode::Pong, payload)
+    }
+
+    pub(super) fn ping() -> Outgoing {
+        Outgoing::new(true, OpCode::Ping, BytesMut::new())
+    }
+
+    /// A close frame with `code` and as much of `reason` as fits (whole characters).
+    pub(super) fn close(code: u16, reason: &str) -> Outgoing {
+        let mut end = reason.len().min(MAX_CONTROL_BYTES - 2);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut payload = BytesMut::with_capacity(2 + end);
+        payload.extend_from_slice(&code.to_be_bytes());
+        payload.extend_from_slice(&reason.as_bytes()[..end]);
+        Outgoing::new(true, OpCode::Close, payload)
+    }
+}
+
+/// Writes frames to one socket (or one half of it) in the given role.
+pub(super) struct FrameWriter<W> {
+    io: W,
+    role: Role,
+}
+
+impl<W: AsyncWrite + Unpin> FrameWriter<W> {
+    pub(super) fn new(io: W, role: Role) -> Self {
+        FrameWriter { io, role }
+    }
+
+    /// Writes one frame (not flushed).
+    pub(super) async fn write(&mut self, mut out: Outgoing) -> io::Result<()> {
+        let mask = (self.role == Role::Client).then(rand::random::<[u8; 4]>);
+        let mut header = [0u8; MAX_HEADER_BYTES];
+        let len = encode_header(&mut header, &out, mask);
+        if let Some(mask) = mask {
+            // Masking and unmasking are the same XOR.
+            fastwebsockets::unmask(&mut out.payload, mask);
+        }
+        let mut frame = Buf::chain(&header[..len], &out.payload[..]);
+        self.io.write_all_buf(&mut frame).await
+    }
+
+    pub(super) async fn flush(&mut self) -> io::Result<()> {
+        self.io.flush().await
+    }
+}
+
+/// Writes `out`'s header into `header`; returns its length.
+fn encode_header(
+    header: &mut [u8; MAX_HEADER_BYTES],
+    out: &Outgoing,
+    mask: Option<[u8; 4]>,
+) -> usize {
+    let opcode = match out.opcode {
+        OpCode::Continuation => 0,
+        OpCode::Text => 1,
+        OpCode::Binary => 2,
+        OpCode::Close => 8,
+        OpCode::Ping => 9,
+        OpCode::Pong => 10,
+    };
+    header[0] = if out.fin { 0x80 } else { 0 } | opcode;
+    let masked = if mask.is_some() { 0x80 } else { 0 };
+    let payload_len = out.payload.len();
+    let mut len = match payload_len {
+        0..=125 => {
+            header[1] = masked | payload_len as u8;
+            2
+        }
+        126..=0xffff => {
+            header[1] = masked | 126;
+            header[2..4].copy_from_slice(&(payload_len as u16).to_be_bytes());
+            4
+        }
+        _ => {
+            header[1] = masked | 127;
+            header[2..10].copy_from_slice(&(payload_len as u64).to_be_bytes());
+            10
+        }
+    };
+    if let Some(mask) = mask {
+        header[len..len + 4].copy_from_slice(&mask);
+        len += 4;
+    }
+    len
+}
 
 /// Why a frame could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -363,6 +473,41 @@ mod tests {
                 .len(),
             99
         );
+    }
+
+    #[tokio::test]
+    async fn what_the_writer_writes_fastwebsockets_reads_in_both_roles() {
+        for (role, peer) in [(Role::Client, Role::Server), (Role::Server, Role::Client)] {
+            let (a, b) = tokio::io::duplex(1 << 20);
+            let mut tx = FrameWriter::new(a, role);
+            let sizes = [0usize, 1, 125, 126, 65_535, 65_536, 200_000];
+            for &n in &sizes {
+                let payload = BytesMut::from(&vec![n as u8; n][..]);
+                tx.write(Outgoing::new(n != 1, OpCode::Binary, payload))
+                    .await
+                    .unwrap();
+            }
+            tx.write(Outgoing::ping()).await.unwrap();
+            tx.write(Outgoing::close(1001, &"é".repeat(100)))
+                .await
+                .unwrap();
+            tx.flush().await.unwrap();
+            let mut ws = WebSocket::after_handshake(b, peer);
+            ws.set_auto_pong(false);
+            ws.set_auto_close(false);
+            for &n in &sizes {
+                let frame = ws.read_frame().await.unwrap();
+                assert_eq!((frame.fin, frame.opcode), (n != 1, OpCode::Binary));
+                assert_eq!(&frame.payload[..], &vec![n as u8; n][..], "{n} bytes");
+            }
+            assert_eq!(ws.read_frame().await.unwrap().opcode, OpCode::Ping);
+            let close = ws.read_frame().await.unwrap();
+            assert_eq!(close.opcode, OpCode::Close);
+            assert_eq!(&close.payload[..2], &1001u16.to_be_bytes());
+            // Cut to 125 bytes on a character boundary: 61 two-byte characters.
+            assert_eq!(close.payload.len(), 2 + 122);
+            assert!(std::str::from_utf8(&close.payload[2..]).is_ok());
+        }
     }
 
     #[tokio::test]

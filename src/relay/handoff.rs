@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use tokio::sync::Notify;
 
 use super::Leg;
-use super::pump::Outgoing;
+use super::frames::Outgoing;
 
 /// What the readers and the watchdog hand to one socket's writer.
 #[derive(Default)]

@@ -4,60 +4,15 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocketError, WebSocketWrite};
+use fastwebsockets::OpCode;
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf};
 use tokio::time::Instant;
 
-use super::frames::{FrameReader, ReadError};
+use super::frames::{FrameReader, FrameWriter, Outgoing, ReadError};
 use super::handoff::Handoff;
 use super::{CloseReason, Leg, MAX_STATUS_BYTES, MISSED_PINGS, RelayConfig, Shared};
 use crate::audit::recording::RecordingTap;
 use crate::protocol::{self, FrameError, Status};
-
-/// A frame on its way to a socket, owned. It carries no mask: the writer of a client-role
-/// socket masks with a fresh key, a server-role writer sends it as is.
-#[derive(Debug)]
-pub(super) struct Outgoing {
-    pub(super) fin: bool,
-    pub(super) opcode: OpCode,
-    pub(super) payload: BytesMut,
-}
-
-impl Outgoing {
-    pub(super) fn new(fin: bool, opcode: OpCode, payload: BytesMut) -> Outgoing {
-        Outgoing {
-            fin,
-            opcode,
-            payload,
-        }
-    }
-
-    pub(super) fn pong(payload: BytesMut) -> Outgoing {
-        Outgoing {
-            fin: true,
-            opcode: OpCode::Pong,
-            payload,
-        }
-    }
-
-    pub(super) fn ping() -> Outgoing {
-        Outgoing {
-            fin: true,
-            opcode: OpCode::Ping,
-            payload: BytesMut::new(),
-        }
-    }
-
-    fn into_frame(self) -> Frame<'static> {
-        Frame::new(self.fin, self.opcode, None, Payload::Bytes(self.payload))
-    }
-}
-
-/// fastwebsockets' writer for one socket's write half (its reader is `FrameReader`).
-pub(super) fn write_half<W: AsyncWrite + Unpin>(write: W, role: Role) -> WebSocketWrite<W> {
-    // fastwebsockets makes writers only in pairs; the reader half (and its buffer) is dropped.
-    fastwebsockets::after_handshake_split(tokio::io::empty(), write, role).1
-}
 
 /// The reader of one socket's half.
 pub(super) type Reader<S> = FrameReader<ReadHalf<S>>;
@@ -173,7 +128,8 @@ pub(super) async fn from_client<S: AsyncRead>(
             },
         };
         if let Some(tap) = &mut tap {
-            if let Err(e) = record_client_frame(tap, &out).await {
+            // Boxed: a session that is not recorded keeps no room for recording in its future.
+            if let Err(e) = Box::pin(record_client_frame(tap, &out)).await {
                 return CloseReason::Recording(e.to_string());
             }
         }
@@ -301,7 +257,7 @@ pub(super) async fn from_upstream<S: AsyncRead>(
                 out.payload.get(1..).unwrap_or_default()
             };
             if let Some(stream @ (protocol::STDOUT | protocol::STDERR)) = channel {
-                if let Err(e) = tap.output(stream, data).await {
+                if let Err(e) = Box::pin(tap.output(stream, data)).await {
                     return CloseReason::Recording(e.to_string());
                 }
             }
@@ -316,14 +272,14 @@ pub(super) async fn from_upstream<S: AsyncRead>(
     }
 }
 
-/// Writes what the handoff brings, pings and pongs first; ends (returning the socket's write
-/// half) once the handoff is closed and empty. Flushes whenever nothing is waiting.
+/// Writes what the handoff brings, pings and pongs first; ends (returning the socket's writer)
+/// once the handoff is closed and empty. Flushes whenever nothing is waiting.
 pub(super) async fn writer<W: AsyncWrite + Unpin>(
-    mut tx: WebSocketWrite<W>,
+    mut tx: FrameWriter<W>,
     handoff: &Handoff,
-) -> Result<WebSocketWrite<W>, WebSocketError> {
+) -> std::io::Result<FrameWriter<W>> {
     while let Some(out) = handoff.next().await {
-        tx.write_frame(out.into_frame()).await?;
+        tx.write(out).await?;
         if handoff.is_empty() {
             tx.flush().await?;
         }
