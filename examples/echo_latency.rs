@@ -44,7 +44,7 @@ async fn main() {
         .exec(EXEC, &[protocol::V5], ActAs::Podterm)
         .await
         .expect("straight exec")
-        .socket;
+        .socket();
 
     // Through podterm: the gateway on loopback in front of the same cluster.
     let config = Config::from_vars([

@@ -141,9 +141,17 @@ impl ActAs<'_> {
 
 /// An exec stream the cluster accepted.
 pub struct ExecStream {
-    pub socket: UpstreamSocket,
+    /// The upgraded connection, nothing read from it yet.
+    pub io: TokioIo<Upgraded>,
     /// The subprotocol the cluster picked.
     pub protocol: &'static str,
+}
+
+impl ExecStream {
+    /// The connection as a WebSocket client (fastwebsockets, with its own read buffer).
+    pub fn socket(self) -> UpstreamSocket {
+        WebSocket::after_handshake(self.io, Role::Client)
+    }
 }
 
 impl Cluster {
@@ -261,7 +269,7 @@ impl Cluster {
             .await
             .map_err(|e| self.handshake(e.to_string()))?;
         Ok(ExecStream {
-            socket: WebSocket::after_handshake(TokioIo::new(upgraded), Role::Client),
+            io: TokioIo::new(upgraded),
             protocol,
         })
     }

@@ -254,9 +254,24 @@ where
     S: Future<Output = ()> + 'a,
 {
     // The sockets come straight from the handshake (nothing read yet, so nothing buffered).
+    relay_streams(client.into_inner(), upstream.into_inner(), config, shutdown)
+}
+
+/// [`relay`] over the two upgraded connections themselves.
+pub fn relay_streams<'a, C, U, S>(
+    client: C,
+    upstream: U,
+    config: &'a RelayConfig,
+    shutdown: S,
+) -> impl Future<Output = Summary> + 'a
+where
+    C: AsyncRead + AsyncWrite + Unpin + 'a,
+    U: AsyncRead + AsyncWrite + Unpin + 'a,
+    S: Future<Output = ()> + 'a,
+{
     // podterm keeps each write half itself, to shut it down once the closing handshake is over.
-    let client = tokio::io::split(client.into_inner());
-    let upstream = tokio::io::split(upstream.into_inner());
+    let client = tokio::io::split(client);
+    let upstream = tokio::io::split(upstream);
     let shutdown = Box::pin(shutdown);
     run(client, upstream, config, shutdown)
 }

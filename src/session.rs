@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use fastwebsockets::WebSocket;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response};
 use tracing::Instrument as _;
@@ -351,11 +352,13 @@ pub async fn exec(
             for o in &gateway.hooks.observers {
                 o.started(&info);
             }
-            let summary = match client_upgrade.await {
+            // Only the connection is kept: the WebSocket wrapper (and its read buffer) goes now.
+            let client = client_upgrade.await.map(WebSocket::into_inner);
+            let summary = match client {
                 Ok(client) => {
-                    relay::relay(
+                    relay::relay_streams(
                         client,
-                        upstream.socket,
+                        upstream.io,
                         &relay_config,
                         gateway.drain.session_deadline(),
                     )

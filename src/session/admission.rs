@@ -71,7 +71,7 @@ async fn check_not_root(
         target.namespace, target.pod,
     );
     let upstream = cluster.exec(&path, protocols, act_as).await?;
-    let mut socket = fastwebsockets::FragmentCollector::new(upstream.socket);
+    let mut socket = fastwebsockets::FragmentCollector::new(upstream.socket());
     let mut stdout = Vec::new();
     let mut status = None;
     let read = async {
