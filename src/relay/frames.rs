@@ -27,6 +27,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Room reserved for a read when no frame is partly read (fastwebsockets' buffer size).
 pub(super) const READ_BYTES: usize = 8 * 1024;
+/// Most room reserved for a read on the strength of the last frame's size.
+const MAX_READ_HINT_BYTES: usize = 256 * 1024 + MAX_HEADER_BYTES;
 /// Longest frame header: 2 bytes, a 64-bit length, a mask key.
 const MAX_HEADER_BYTES: usize = 14;
 /// Largest control frame payload (RFC 6455 §5.5).
@@ -164,6 +166,9 @@ pub(super) struct FrameReader<R> {
     max_payload: usize,
     /// Bytes read and not yet returned as frames; no allocation when empty and idle.
     buf: BytesMut,
+    /// Length of the last frame returned (capped): room reserved for the next read, so that a
+    /// stream of large frames reads each into one allocation without growing it.
+    last_frame_len: usize,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -174,6 +179,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             role,
             max_payload,
             buf: BytesMut::new(),
+            last_frame_len: 0,
         }
     }
 
@@ -185,7 +191,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Result<Outgoing, ReadError>> {
         loop {
             let missing = match parse(&mut self.buf, self.role, self.max_payload)? {
-                Parsed::Frame(out) => {
+                Parsed::Frame(out, len) => {
+                    self.last_frame_len = len.min(MAX_READ_HINT_BYTES);
                     if self.buf.is_empty() {
                         // Let go of the read's allocation; the payload keeps what it needs.
                         self.buf = BytesMut::new();
@@ -195,8 +202,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 Parsed::Missing(missing) => missing,
             };
             // A frame in progress gets room for its rest and the next header; otherwise one
-            // ordinary read's worth.
-            self.buf.reserve(missing.max(READ_BYTES));
+            // ordinary read's worth, or the last frame's size if that was larger.
+            self.buf
+                .reserve(missing.max(READ_BYTES).max(self.last_frame_len));
             let read = {
                 let read = pin!(self.io.read_buf(&mut self.buf));
                 read.poll(cx)
@@ -218,8 +226,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
 /// What the buffer holds.
 enum Parsed {
-    /// A whole frame, taken off the buffer.
-    Frame(Outgoing),
+    /// A whole frame, taken off the buffer, and its length on the wire.
+    Frame(Outgoing, usize),
     /// This many more bytes are needed, at least, to finish the frame begun in the buffer.
     Missing(usize),
 }
@@ -296,7 +304,10 @@ fn parse(buf: &mut BytesMut, role: Role, max_payload: usize) -> Result<Parsed, R
     if opcode == OpCode::Text && fin && std::str::from_utf8(&payload).is_err() {
         return Err(ReadError::Protocol("invalid UTF-8 in a text frame"));
     }
-    Ok(Parsed::Frame(Outgoing::new(fin, opcode, payload)))
+    Ok(Parsed::Frame(
+        Outgoing::new(fin, opcode, payload),
+        frame_len,
+    ))
 }
 
 #[cfg(test)]
