@@ -1,10 +1,20 @@
 // bulk: SESSIONS sessions into flood-0 started together, each streaming BYTES bytes of stdout
 // and exiting 0: throughput through one session (SESSIONS=1) and through many.
 //
+// The flood starts only when the open event has fired: k6 1.1's experimental WebSocket starts
+// reading the socket before it queues its open event, and drops every message event that runs
+// while the socket is not yet OPEN, silently (`queueMessage`, "if w.readyState != OPEN return
+// nil"). A flood that starts at the upgrade so lost its first frames when k6 was short of CPU.
+// So the session asks for stdin and sends stdin EOF from onopen; flood-0 with stdin reads it
+// to EOF before writing (as `cat >/dev/null; head -c N`).
+//
 // Metrics: bulk_bytes (stdout bytes received), stream_ms (new socket -> closed, per session),
 // wall_ms (t0 -> closed; its max is the run's wall time), sessions_ok, session_errors{reason}.
 import { Counter, Trend } from 'k6/metrics';
-import { CLOSE, ERROR, STDOUT, TARGET, envInt, execUrl, exitCode, openExec, parseFrame } from './lib/exec.js';
+import {
+  CLOSE, ERROR, STDIN_EOF, STDOUT, SUBPROTOCOL, TARGET,
+  envInt, execUrl, exitCode, openExec, parseFrame,
+} from './lib/exec.js';
 
 const SESSIONS = envInt('SESSIONS', 1);
 const BYTES = envInt('BYTES', 256 * 1024 * 1024);
@@ -51,7 +61,7 @@ export default function (data) {
 
 function session(t0) {
   const started = Date.now();
-  const ws = openExec(execUrl('flood-0', [String(BYTES)], { stdin: false }));
+  const ws = openExec(execUrl('flood-0', [String(BYTES)], { stdin: true }));
   let received = 0;
   let exit = null;
   let failed = false;
@@ -67,6 +77,10 @@ function session(t0) {
     ws.close();
   };
 
+  ws.onopen = () => {
+    if (ws.protocol !== SUBPROTOCOL) return fail('subprotocol');
+    ws.send(STDIN_EOF); // the go: every frame from here on arrives while the socket is OPEN
+  };
   ws.onmessage = (event) => {
     const { channel, payload } = parseFrame(event.data);
     if (channel === STDOUT) {

@@ -108,6 +108,38 @@ async fn flood_writes_exactly_n_bytes_then_exits_0() {
 }
 
 #[tokio::test]
+async fn flood_with_stdin_writes_nothing_before_stdin_eof() {
+    let dev = Dev::start().await;
+    let client = Client::new(&dev.cluster);
+    let mut ws = client
+        .exec(&exec_path(
+            "flood-0",
+            "command=200000&stdin=true&stdout=true",
+        ))
+        .await;
+    // Stdin before EOF is dropped, and the first thing back is the pong to a ping sent after
+    // it: no stdout was written yet (without stdin, the flood starts at the upgrade).
+    send(&mut ws, 0, b"ignored").await;
+    ws.set_auto_pong(false);
+    ws.write_frame(Frame::new(
+        true,
+        OpCode::Ping,
+        None,
+        Payload::Owned(b"ready?".to_vec()),
+    ))
+    .await
+    .unwrap();
+    let first = ws.read_frame().await.unwrap();
+    assert_eq!(first.opcode, OpCode::Pong, "output came before stdin EOF");
+    assert_eq!(&first.payload[..], b"ready?");
+    send(&mut ws, 255, &[0]).await;
+    let t = read_all(&mut ws).await;
+    assert_eq!(t.stdout.len(), 200_000);
+    assert_eq!((t.exit_code(), t.close_code), (Some(0), Some(1000)));
+    dev.cluster.shutdown().await;
+}
+
+#[tokio::test]
 async fn process_keeps_stdout_and_stderr_apart_and_reports_the_exit_code() {
     let dev = Dev::start().await;
     let client = Client::new(&dev.cluster);

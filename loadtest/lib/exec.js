@@ -38,7 +38,11 @@ export function execUrl(pod, argv, { stdin }) {
   return `${EXEC_BASE}/${pod}/exec?${query.join('&')}`;
 }
 
-/** Opens an exec WebSocket with the v5 subprotocol and binary frames as ArrayBuffers. */
+/**
+ * Opens an exec WebSocket with the v5 subprotocol and binary frames as ArrayBuffers. k6 1.1
+ * silently drops messages that arrive before the open event has run: a session must let the
+ * container speak only after onopen (echo answers stdin; flood with stdin waits for its EOF).
+ */
 export function openExec(url) {
   const ws = new WebSocket(url, [SUBPROTOCOL], { headers: HEADERS, tags: { target: TARGET } });
   ws.binaryType = 'arraybuffer';

@@ -57,7 +57,10 @@ where
 
 /// `flood N`: writes N bytes to stdout in [`FLOOD_CHUNK_BYTES`] frames (one static buffer, no
 /// copies), each written only when the socket took the previous one; exits 0. A command that
-/// is not one byte count exits 2 with a message on stderr.
+/// is not one byte count exits 2 with a message on stderr. With stdin it first reads stdin to
+/// EOF, discarding it (`cat >/dev/null; head -c N`): a client that must not get output before
+/// it is ready (k6's experimental WebSocket drops messages that arrive before its `open`
+/// event, see loadtest/bulk.js) starts the flood with stdin EOF.
 pub(crate) async fn flood<R, W>(
     reader: &mut Reader<R>,
     out: &Out<W>,
@@ -72,7 +75,14 @@ where
         [n] => n.trim().parse::<u64>().ok(),
         _ => None,
     };
+    let (eof, eof_rx) = oneshot::channel::<()>();
+    let sink = Sink::Echo {
+        stdout: false,
+        // Without stdin, stdin is at EOF from the start.
+        eof: options.stdin.then_some(eof),
+    };
     let produce = async {
+        let _ = eof_rx.await;
         let Some(mut left) = count else {
             if options.stderr || options.tty {
                 let channel = if options.tty {
@@ -97,7 +107,7 @@ where
         }
         Ok(Status::exit(0))
     };
-    drive(reader, out, Sink::Discard, produce, shutdown).await
+    drive(reader, out, sink, produce, shutdown).await
 }
 
 #[cfg(test)]

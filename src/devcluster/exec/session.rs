@@ -94,13 +94,12 @@ impl<W: AsyncWrite + Unpin> Out<W> {
 
 /// Where a session's client inputs go.
 pub(crate) enum Sink {
-    /// `echo`: stdin goes back as stdout (when `stdout`); stdin EOF drops `eof`.
+    /// `echo`: stdin goes back as stdout (when `stdout`; else it is dropped, as `flood` has
+    /// it); stdin EOF drops `eof`.
     Echo {
         stdout: bool,
         eof: Option<tokio::sync::oneshot::Sender<()>>,
     },
-    /// Inputs are read (for pings and Close) and dropped.
-    Discard,
     /// Inputs are queued for the process's feeder; a full queue stops the reading.
     Queue(tokio::sync::mpsc::Sender<Input>),
 }
