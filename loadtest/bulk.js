@@ -11,10 +11,9 @@
 // Metrics: bulk_bytes (stdout bytes received), stream_ms (new socket -> closed, per session),
 // wall_ms (t0 -> closed; its max is the run's wall time), sessions_ok, session_errors{reason}.
 import { Counter, Trend } from 'k6/metrics';
-import {
-  CLOSE, ERROR, STDIN_EOF, STDOUT, SUBPROTOCOL, TARGET,
-  envInt, execUrl, exitCode, openExec, parseFrame,
-} from './lib/exec.js';
+import { STDIN_EOF, TARGET, envInt, execSession, execUrl } from './lib/exec.js';
+
+export { handleSummary } from './lib/exec.js';
 
 const SESSIONS = envInt('SESSIONS', 1);
 const BYTES = envInt('BYTES', 256 * 1024 * 1024);
@@ -25,11 +24,6 @@ const SESSION_TIMEOUT_MS = envInt('TIMEOUT', 300) * 1000;
 const bulkBytes = new Counter('bulk_bytes');
 const streamMs = new Trend('stream_ms', true);
 const wallMs = new Trend('wall_ms', true);
-const sessionsOk = new Counter('sessions_ok');
-const sessionErrors = new Counter('session_errors');
-// Error events after a session ended well: k6 1.1 answers a ping that raced the close frame
-// after it sent its own close ("websocket: close sent"); reported, not failed on.
-const errorsAfterClose = new Counter('errors_after_close');
 
 export const options = {
   insecureSkipTLSVerify: true,
@@ -61,54 +55,19 @@ export default function (data) {
 
 function session(t0) {
   const started = Date.now();
-  const ws = openExec(execUrl('flood-0', [String(BYTES)], { stdin: true }));
   let received = 0;
-  let exit = null;
-  let failed = false;
-  let done = false;
-  const stuck = setTimeout(() => fail('stuck'), SESSION_TIMEOUT_MS);
-
-  const fail = (reason) => {
-    if (failed) return;
-    failed = true;
-    clearTimeout(stuck);
-    sessionErrors.add(1, { reason, target: TARGET });
-    console.warn(`${TARGET} session failed: ${reason}`);
-    ws.close();
-  };
-
-  ws.onopen = () => {
-    if (ws.protocol !== SUBPROTOCOL) return fail('subprotocol');
-    ws.send(STDIN_EOF); // the go: every frame from here on arrives while the socket is OPEN
-  };
-  ws.onmessage = (event) => {
-    const { channel, payload } = parseFrame(event.data);
-    if (channel === STDOUT) {
+  const s = execSession(execUrl('flood-0', [String(BYTES)], { stdin: true }), {
+    // The go: every frame from here on arrives while the socket is OPEN.
+    open: () => s.send(STDIN_EOF),
+    stdout: (payload) => {
       received += payload.length;
-    } else if (channel === ERROR) {
-      exit = exitCode(payload);
-      if (exit !== 0) fail('exit');
-    } else if (channel !== CLOSE && payload.length > 0) {
-      fail(`channel ${channel}`);
-    }
-  };
-  ws.onerror = (event) => {
-    if (done) return errorsAfterClose.add(1, { target: TARGET });
-    fail(`error: ${event.error}`);
-  };
-  ws.onclose = (event) => {
-    if (failed) return;
-    clearTimeout(stuck);
-    if (exit !== 0) return fail('closed before exit');
-    if (received !== BYTES) return fail(`received ${received} of ${BYTES} bytes`);
-    bulkBytes.add(received, { target: TARGET });
-    streamMs.add(event.timestamp - started, { target: TARGET });
-    wallMs.add(event.timestamp - t0, { target: TARGET });
-    done = true;
-    sessionsOk.add(1);
-  };
-}
-
-export function handleSummary(data) {
-  return { [__ENV.SUMMARY_OUT || 'summary.json']: JSON.stringify(data, null, 1) };
+    },
+    check: () => (received !== BYTES ? `received ${received} of ${BYTES} bytes` : null),
+    ok: (event) => {
+      bulkBytes.add(received, { target: TARGET });
+      streamMs.add(event.timestamp - started, { target: TARGET });
+      wallMs.add(event.timestamp - t0, { target: TARGET });
+    },
+  });
+  s.stuckIn(SESSION_TIMEOUT_MS);
 }

@@ -4,10 +4,9 @@
 // Metrics: echo_ms (keystroke -> echo, sent after the ramp), echo_ramp_ms (sent during the
 // ramp), sessions_ok, session_errors{reason}. Thresholds fail the run on any error, never on speed.
 import { Counter, Trend } from 'k6/metrics';
-import {
-  CLOSE, ERROR, STDIN, STDIN_EOF, STDOUT, SUBPROTOCOL, TARGET,
-  envInt, execUrl, exitCode, frame, openExec, parseFrame,
-} from './lib/exec.js';
+import { STDIN, STDIN_EOF, TARGET, envInt, execSession, execUrl, frame } from './lib/exec.js';
+
+export { handleSummary } from './lib/exec.js';
 
 const SESSIONS = envInt('SESSIONS', 200);
 const RAMP_S = envInt('RAMP', 10);
@@ -22,11 +21,6 @@ const CLOSE_GRACE_MS = 30000;
 
 const echoMs = new Trend('echo_ms', true);
 const echoRampMs = new Trend('echo_ramp_ms', true);
-const sessionsOk = new Counter('sessions_ok');
-const sessionErrors = new Counter('session_errors');
-// Error events after a session ended well: k6 1.1 answers a ping that raced the close frame
-// after it sent its own close ("websocket: close sent"); reported, not failed on.
-const errorsAfterClose = new Counter('errors_after_close');
 const keystrokes = new Counter('keystrokes');
 
 export const options = {
@@ -63,80 +57,42 @@ export default function (data) {
 function session(t0) {
   const rampEnd = t0 + RAMP_S * 1000;
   const holdEnd = rampEnd + DURATION_S * 1000;
-  const ws = openExec(execUrl('echo-0', ['cat'], { stdin: true }));
   const pending = []; // [sentAt, byte] per keystroke not yet echoed, oldest first
   let next = 0;
   let typing = null;
   let stopping = null;
-  let stuck = null;
-  let exit = null;
-  let failed = false;
-  let done = false;
 
-  const stopTimers = () => {
-    for (const timer of [typing, stopping, stuck]) if (timer !== null) clearTimeout(timer);
-    typing = stopping = stuck = null;
-  };
-  const fail = (reason) => {
-    if (failed) return;
-    failed = true;
-    sessionErrors.add(1, { reason, target: TARGET });
-    console.warn(`${TARGET} session failed: ${reason}`);
-    stopTimers();
-    ws.close();
-  };
   const type = () => {
     const byte = 97 + (next++ % 26); // a..z, so a lost or reordered echo is seen
     pending.push([Date.now(), byte]);
     keystrokes.add(1);
-    ws.send(frame(STDIN, [byte]));
+    s.send(frame(STDIN, [byte]));
   };
-
-  ws.onopen = () => {
-    if (ws.protocol !== SUBPROTOCOL) return fail('subprotocol');
-    type();
-    typing = setInterval(type, KEYSTROKE_MS);
-    stopping = setTimeout(() => {
-      clearInterval(typing);
-      typing = null;
-      ws.send(STDIN_EOF);
-    }, Math.max(0, holdEnd - Date.now()));
-    stuck = setTimeout(() => fail('stuck'), Math.max(0, holdEnd + CLOSE_GRACE_MS - Date.now()));
-  };
-  ws.onmessage = (event) => {
-    const { channel, payload } = parseFrame(event.data);
-    if (channel === STDOUT) {
+  const s = execSession(execUrl('echo-0', ['cat'], { stdin: true }), {
+    open: () => {
+      type();
+      typing = setInterval(type, KEYSTROKE_MS);
+      stopping = setTimeout(() => {
+        clearInterval(typing);
+        typing = null;
+        s.send(STDIN_EOF);
+      }, Math.max(0, holdEnd - Date.now()));
+      s.stuckIn(Math.max(0, holdEnd + CLOSE_GRACE_MS - Date.now()));
+    },
+    stdout: (payload, event) => {
       // The event's timestamp is taken when k6 read the frame (sub-millisecond), so the
       // JavaScript event loop's lag is not counted; Date.now() at send is whole milliseconds.
       const now = event.timestamp;
       for (const byte of payload) {
         const sent = pending.shift();
-        if (sent === undefined || sent[1] !== byte) return fail('echo');
+        if (sent === undefined || sent[1] !== byte) return s.fail('echo');
         (sent[0] >= rampEnd ? echoMs : echoRampMs).add(now - sent[0], { target: TARGET });
       }
-    } else if (channel === ERROR) {
-      exit = exitCode(payload);
-      if (exit !== 0) fail('exit');
-    } else if (channel !== CLOSE && payload.length > 0) {
-      fail(`channel ${channel}`);
-    }
-  };
-  ws.onerror = (event) => {
-    if (done) return errorsAfterClose.add(1, { target: TARGET });
-    fail(`error: ${event.error}`);
-  };
-  // k6 1.1's close event carries no close code: a session is good when the exit status came
-  // first, every keystroke was echoed and no error event fired.
-  ws.onclose = () => {
-    if (failed) return;
-    stopTimers();
-    if (exit !== 0) return fail('closed before exit');
-    if (pending.length > 0) return fail('echo missing');
-    done = true;
-    sessionsOk.add(1);
-  };
-}
-
-export function handleSummary(data) {
-  return { [__ENV.SUMMARY_OUT || 'summary.json']: JSON.stringify(data, null, 1) };
+    },
+    check: () => (pending.length > 0 ? 'echo missing' : null),
+    stop: () => {
+      for (const timer of [typing, stopping]) if (timer !== null) clearTimeout(timer);
+      typing = stopping = null;
+    },
+  });
 }

@@ -8,6 +8,7 @@
 //              identity headers for podterm)
 // k6 1.1 ships the global-event-loop WebSocket API under its experimental name.
 import { WebSocket } from 'k6/experimental/websockets';
+import { Counter } from 'k6/metrics';
 
 // The exec channel protocol (src/protocol.rs): frame = [channel byte][payload].
 export const STDIN = 0;
@@ -81,4 +82,91 @@ export function exitCode(payload) {
   const causes = (status.details && status.details.causes) || [];
   const cause = causes.find((c) => c.reason === 'ExitCode');
   return cause ? parseInt(cause.message, 10) : null;
+}
+
+// Every scenario's session outcome counters.
+const sessionsOk = new Counter('sessions_ok');
+const sessionErrors = new Counter('session_errors');
+// Error events after a session ended well: k6 1.1 answers a ping that raced the close frame
+// after it sent its own close ("websocket: close sent"); reported, not failed on.
+const errorsAfterClose = new Counter('errors_after_close');
+
+/**
+ * One exec session into `url` with the checks every scenario makes: the v5 subprotocol, output
+ * only on stdout, exit status 0 on channel 3 before the close, no error event. A failure is
+ * counted once in session_errors{reason, target}, logged, and closes the socket; a good end
+ * counts in sessions_ok.
+ *
+ * `hooks` (each optional):
+ *   open(event)             the socket is open, with the right subprotocol
+ *   stdout(payload, event)  a stdout frame's payload
+ *   check(event)            at the close, after exit 0: a failure reason, or nothing when good
+ *   ok(event)               after a good end was counted
+ *   stop()                  the session is over (failed or closed): clear the scenario's timers
+ *
+ * Returns `{ fail(reason), stuckIn(ms), send(data) }`: `stuckIn` (re)arms the session's deadline,
+ * after which it fails as "stuck".
+ */
+export function execSession(url, hooks) {
+  const ws = openExec(url);
+  let exit = null;
+  let failed = false;
+  let done = false;
+  let stuck = null;
+
+  const stop = () => {
+    if (stuck !== null) clearTimeout(stuck);
+    stuck = null;
+    if (hooks.stop) hooks.stop();
+  };
+  const fail = (reason) => {
+    if (failed) return;
+    failed = true;
+    stop();
+    sessionErrors.add(1, { reason, target: TARGET });
+    console.warn(`${TARGET} session failed: ${reason}`);
+    ws.close();
+  };
+  const stuckIn = (ms) => {
+    if (stuck !== null) clearTimeout(stuck);
+    stuck = setTimeout(() => fail('stuck'), ms);
+  };
+
+  ws.onopen = (event) => {
+    if (ws.protocol !== SUBPROTOCOL) return fail('subprotocol');
+    if (hooks.open) hooks.open(event);
+  };
+  ws.onmessage = (event) => {
+    const { channel, payload } = parseFrame(event.data);
+    if (channel === STDOUT) {
+      if (hooks.stdout) hooks.stdout(payload, event);
+    } else if (channel === ERROR) {
+      exit = exitCode(payload);
+      if (exit !== 0) fail('exit');
+    } else if (channel !== CLOSE && payload.length > 0) {
+      fail(`channel ${channel}`);
+    }
+  };
+  ws.onerror = (event) => {
+    if (done) return errorsAfterClose.add(1, { target: TARGET });
+    fail(`error: ${event.error}`);
+  };
+  // k6 1.1's close event carries no close code: a session is good when the exit status came
+  // first, the scenario's check passes and no error event fired.
+  ws.onclose = (event) => {
+    if (failed) return;
+    stop();
+    if (exit !== 0) return fail('closed before exit');
+    const problem = hooks.check ? hooks.check(event) : null;
+    if (problem) return fail(problem);
+    done = true;
+    sessionsOk.add(1);
+    if (hooks.ok) hooks.ok(event);
+  };
+  return { fail, stuckIn, send: (data) => ws.send(data) };
+}
+
+/** The end-of-test summary as JSON, to SUMMARY_OUT (set by loadtest/run). */
+export function handleSummary(data) {
+  return { [__ENV.SUMMARY_OUT || 'summary.json']: JSON.stringify(data, null, 1) };
 }
