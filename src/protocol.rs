@@ -239,6 +239,21 @@ pub struct StatusCause {
     pub field: String,
 }
 
+/// Longest close reason a close frame can carry: a control frame's 125 bytes less the code.
+pub const MAX_CLOSE_REASON_BYTES: usize = 123;
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub fn truncate_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// The reason the API server gives for a standard HTTP error code.
 pub fn reason_for_code(code: u16) -> &'static str {
     match code {
@@ -355,6 +370,13 @@ pub fn negotiate<'a>(offered: impl IntoIterator<Item = &'a str>) -> Option<&'sta
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truncation_keeps_whole_characters() {
+        assert_eq!(truncate_utf8("abc", 2), "ab");
+        assert_eq!(truncate_utf8("é", 1), "");
+        assert_eq!(truncate_utf8("abc", 10), "abc");
+    }
 
     #[test]
     fn channels_round_trip() {

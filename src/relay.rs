@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use self::frames::{FrameReader, FrameWriter, Outgoing};
 use self::handoff::Handoff;
 use crate::audit::recording::RecordingTap;
-use crate::protocol::Status;
+use crate::protocol::{self, Status};
 use crate::telemetry::metrics::RelayBytes;
 
 /// How long the closing handshake may take once a session has ended abnormally.
@@ -153,24 +153,13 @@ impl CloseReason {
             CloseReason::Shutdown => "podterm is shutting down".to_string(),
             CloseReason::Recording(why) => format!("recording failed: {why}"),
         };
-        truncate_utf8(text, 120)
+        protocol::truncate_utf8(&text, 120).to_string()
     }
 }
 
 /// Whether a close code may be sent on the wire (RFC 6455 §7.4).
 fn sendable(code: u16) -> bool {
     matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
-}
-
-fn truncate_utf8(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    text
 }
 
 /// What happened in a session, for the audit trail and metrics.

@@ -25,6 +25,8 @@ use bytes::{Buf, BytesMut};
 use fastwebsockets::{OpCode, Role};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::protocol;
+
 /// Room reserved for a read when no frame is partly read (fastwebsockets' buffer size).
 pub(super) const READ_BYTES: usize = 8 * 1024;
 /// Most room reserved for a read on the strength of the last frame's size.
@@ -62,13 +64,10 @@ impl Outgoing {
 
     /// A close frame with `code` and as much of `reason` as fits (whole characters).
     pub(super) fn close(code: u16, reason: &str) -> Outgoing {
-        let mut end = reason.len().min(MAX_CONTROL_BYTES - 2);
-        while !reason.is_char_boundary(end) {
-            end -= 1;
-        }
-        let mut payload = BytesMut::with_capacity(2 + end);
+        let reason = protocol::truncate_utf8(reason, protocol::MAX_CLOSE_REASON_BYTES);
+        let mut payload = BytesMut::with_capacity(2 + reason.len());
         payload.extend_from_slice(&code.to_be_bytes());
-        payload.extend_from_slice(&reason.as_bytes()[..end]);
+        payload.extend_from_slice(reason.as_bytes());
         Outgoing::new(true, OpCode::Close, payload)
     }
 }
@@ -108,15 +107,7 @@ fn encode_header(
     out: &Outgoing,
     mask: Option<[u8; 4]>,
 ) -> usize {
-    let opcode = match out.opcode {
-        OpCode::Continuation => 0,
-        OpCode::Text => 1,
-        OpCode::Binary => 2,
-        OpCode::Close => 8,
-        OpCode::Ping => 9,
-        OpCode::Pong => 10,
-    };
-    header[0] = if out.fin { 0x80 } else { 0 } | opcode;
+    header[0] = if out.fin { 0x80 } else { 0 } | out.opcode as u8;
     let masked = if mask.is_some() { 0x80 } else { 0 };
     let payload_len = out.payload.len();
     let mut len = match payload_len {
@@ -242,15 +233,7 @@ fn parse(buf: &mut BytesMut, role: Role, max_payload: usize) -> Result<Parsed, R
     if b0 & 0x70 != 0 {
         return Err(ReadError::Protocol("reserved bits set"));
     }
-    let opcode = match b0 & 0x0f {
-        0 => OpCode::Continuation,
-        1 => OpCode::Text,
-        2 => OpCode::Binary,
-        8 => OpCode::Close,
-        9 => OpCode::Ping,
-        10 => OpCode::Pong,
-        _ => return Err(ReadError::Protocol("unknown opcode")),
-    };
+    let opcode = OpCode::try_from(b0 & 0x0f).map_err(|_| ReadError::Protocol("unknown opcode"))?;
     let masked = b1 & 0x80 != 0;
     match role {
         Role::Server if !masked => return Err(ReadError::Protocol("unmasked frame from a client")),

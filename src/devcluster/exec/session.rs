@@ -187,32 +187,8 @@ where
 async fn broken<W: AsyncWrite + Unpin>(out: &Out<W>, e: SessionError) -> Outcome {
     if let Some(code) = e.close_code() {
         let reason = e.to_string();
-        // A close reason must fit a control frame (125 bytes, 2 of them for the code).
-        let reason = truncate_utf8(&reason, 123);
+        let reason = protocol::truncate_utf8(&reason, protocol::MAX_CLOSE_REASON_BYTES);
         let _ = out.close(code, reason).await;
     }
     Outcome::Broken(e)
-}
-
-fn truncate_utf8(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn close_reasons_fit_a_control_frame() {
-        assert_eq!(truncate_utf8("abc", 2), "ab");
-        assert_eq!(truncate_utf8("é", 1), "");
-        assert_eq!(truncate_utf8("abc", 10), "abc");
-    }
 }
