@@ -2,6 +2,8 @@
 //! in fragments split inside a UTF-8 sequence, stdout and stderr, resizes, stdin in fragments;
 //! and a required recording that fails ends the session with 1011.
 
+#[path = "support/relay.rs"]
+mod support;
 use std::time::Duration;
 
 use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocket};
@@ -32,14 +34,8 @@ fn exec() -> ExecRecord {
 
 fn relay_config(recording: &Recording) -> RelayConfig {
     RelayConfig {
-        v5: true,
-        ping_interval: Duration::from_secs(30),
-        idle_timeout: Duration::from_secs(60),
-        max_duration: Duration::from_secs(60),
-        max_client_frame_bytes: 4096,
-        max_upstream_frame_bytes: 1 << 20,
-        bytes: Default::default(),
         recording: Some(recording.tap()),
+        ..support::relay_config()
     }
 }
 

@@ -1,6 +1,8 @@
 //! The relay's closing handshake over real TCP: each peer gets the close frame and, even when
 //! it replies late and is still typing, an orderly end of stream (FIN), never a reset.
 
+#[path = "support/relay.rs"]
+mod support;
 use std::time::Duration;
 
 use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocket};
@@ -14,16 +16,7 @@ use tokio::task::JoinHandle;
 const SLOW_REPLY: Duration = Duration::from_millis(300);
 
 fn config() -> RelayConfig {
-    RelayConfig {
-        v5: true,
-        ping_interval: Duration::from_secs(30),
-        idle_timeout: Duration::from_secs(60),
-        max_duration: Duration::from_secs(60),
-        max_client_frame_bytes: 4096,
-        max_upstream_frame_bytes: 1 << 20,
-        bytes: Default::default(),
-        recording: None,
-    }
+    support::relay_config()
 }
 
 /// Both ends of a loopback TCP connection: (connecting end, accepted end).

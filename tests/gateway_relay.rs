@@ -1,6 +1,8 @@
 //! The relay over `tokio::io::duplex` pipes with tiny buffers: channels, close codes,
 //! backpressure, timers, fragments — no hyper, no kube.
 
+#[path = "support/relay.rs"]
+mod support;
 use std::time::Duration;
 
 use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocket};
@@ -14,16 +16,7 @@ use tokio::task::JoinHandle;
 const PIPE_BYTES: usize = 64;
 
 fn config() -> RelayConfig {
-    RelayConfig {
-        v5: true,
-        ping_interval: Duration::from_secs(30),
-        idle_timeout: Duration::from_secs(60),
-        max_duration: Duration::from_secs(60),
-        max_client_frame_bytes: 4096,
-        max_upstream_frame_bytes: 1 << 20,
-        bytes: Default::default(),
-        recording: None,
-    }
+    support::relay_config()
 }
 
 /// The client's socket, the cluster's socket, the relay task and its shutdown trigger.
