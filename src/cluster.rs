@@ -1,5 +1,8 @@
 //! The cluster side: clusters from kubeconfig contexts or the in-cluster config; impersonated
-//! reads and the exec upgrade, sent through kube's client (its auth, token refresh and TLS).
+//! reads sent through kube's client (its auth, token refresh and TLS), and the exec upgrade on
+//! a connection of its own under the same auth and TLS (`upgrade`).
+
+mod upgrade;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +16,7 @@ use hyper::upgrade::Upgraded;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use tower::{BoxError, ServiceExt as _};
 
 use crate::config::{Config, ConfigError};
 use crate::identity::Identity;
@@ -36,6 +40,8 @@ pub type UpstreamSocket = WebSocket<TokioIo<Upgraded>>;
 pub struct Cluster {
     name: String,
     client: kube::Client,
+    /// Sends exec upgrades; `None`: they go through `client` (a cluster behind a proxy).
+    upgrades: Option<upgrade::UpgradeService>,
 }
 
 /// The clusters this replica serves, by name.
@@ -73,11 +79,8 @@ impl From<ClusterError> for ConfigError {
 /// Why a request to a cluster failed.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    #[error("cluster {cluster} unreachable: {source}")]
-    Send {
-        cluster: String,
-        source: kube::Error,
-    },
+    #[error("cluster {cluster} unreachable: {}", error_chain(source.as_ref()))]
+    Send { cluster: String, source: BoxError },
     #[error("cluster refused the exec with {code}")]
     Refused {
         code: StatusCode,
@@ -155,12 +158,15 @@ impl ExecStream {
 }
 
 impl Cluster {
-    /// A cluster reached through `client`.
-    pub fn new(name: impl Into<String>, client: kube::Client) -> Cluster {
-        Cluster {
+    /// The cluster `config` describes, under `name`.
+    pub fn from_config(name: impl Into<String>, config: kube::Config) -> Result<Cluster, String> {
+        let upgrades = upgrade::service(&config)?;
+        let client = kube::Client::try_from(config).map_err(|e| e.to_string())?;
+        Ok(Cluster {
             name: name.into(),
             client,
-        }
+            upgrades,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -240,7 +246,29 @@ impl Cluster {
             .body(kube::client::Body::empty())
             .map_err(|e| self.handshake(e.to_string()))?;
         act_as.apply(req.headers_mut())?;
-        let mut res = self.send(req).await?;
+        match &self.upgrades {
+            Some(service) => {
+                let res = service
+                    .clone()
+                    .oneshot(req)
+                    .await
+                    .map_err(|source| self.unreachable(source))?;
+                self.accept(res, protocols).await
+            }
+            None => self.accept(self.send(req).await?, protocols).await,
+        }
+    }
+
+    /// The exec stream in the cluster's answer `res` to an upgrade offering `protocols`.
+    async fn accept<B>(
+        &self,
+        mut res: Response<B>,
+        protocols: &[&'static str],
+    ) -> Result<ExecStream, UpstreamError>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
         if res.status() != StatusCode::SWITCHING_PROTOCOLS {
             let code = res.status();
             let content_type = res.headers().get(header::CONTENT_TYPE).cloned();
@@ -282,10 +310,14 @@ impl Cluster {
         self.client
             .send(req)
             .await
-            .map_err(|source| UpstreamError::Send {
-                cluster: self.name.clone(),
-                source,
-            })
+            .map_err(|e| self.unreachable(Box::new(e)))
+    }
+
+    fn unreachable(&self, source: BoxError) -> UpstreamError {
+        UpstreamError::Send {
+            cluster: self.name.clone(),
+            source,
+        }
     }
 
     fn handshake(&self, why: String) -> UpstreamError {
@@ -309,9 +341,9 @@ impl Clusters {
         {
             let kube_config =
                 kube::Config::incluster().map_err(|e| ClusterError::InCluster(e.to_string()))?;
-            let client = kube::Client::try_from(kube_config)
-                .map_err(|e| ClusterError::InCluster(e.to_string()))?;
-            return Ok(Clusters::single(Cluster::new(IN_CLUSTER, client)));
+            let cluster =
+                Cluster::from_config(IN_CLUSTER, kube_config).map_err(ClusterError::InCluster)?;
+            return Ok(Clusters::single(cluster));
         }
         let kubeconfig = Kubeconfig::read().map_err(ClusterError::NoKubeconfig)?;
         Clusters::from_kubeconfig(kubeconfig, &config.contexts).await
@@ -360,8 +392,7 @@ impl Clusters {
             let kube_config = kube::Config::from_custom_kubeconfig(kubeconfig.clone(), &options)
                 .await
                 .map_err(|e| failed(e.to_string()))?;
-            let client = kube::Client::try_from(kube_config).map_err(|e| failed(e.to_string()))?;
-            clusters.insert(Cluster::new(name.clone(), client));
+            clusters.insert(Cluster::from_config(name.clone(), kube_config).map_err(failed)?);
         }
         Ok(clusters)
     }
@@ -387,7 +418,25 @@ impl Clusters {
     }
 }
 
+/// `error` and each error under it, joined by ": ".
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(e) = next {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        next = e.source();
+    }
+    text
+}
+
 /// kube's TLS needs one process-wide rustls provider (ring); installing twice is harmless.
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
+
+#[cfg(test)]
+mod tests;

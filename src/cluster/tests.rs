@@ -1,0 +1,167 @@
+//! The exec upgrade's own connection, against a bare TCP server that records what it is sent.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpListener;
+
+use super::*;
+
+const PATH: &str = "/api/v1/namespaces/default/pods/p/exec?command=sh&stdin=true";
+const V5: &str = "v5.channel.k8s.io";
+
+/// A plain-HTTP cluster at `url` (its path included) with a bearer token and one extra header.
+fn cluster(url: &str, connect_timeout: Option<Duration>) -> Cluster {
+    let mut config = kube::Config::new(url.parse().unwrap());
+    config.auth_info = serde_json::from_value(serde_json::json!({ "token": "s3cret" })).unwrap();
+    config.headers = vec![(
+        HeaderName::from_static("x-extra"),
+        HeaderValue::from_static("yes"),
+    )];
+    config.connect_timeout = connect_timeout;
+    Cluster::from_config("test", config).unwrap()
+}
+
+/// Reads one request head from `socket`.
+async fn read_head(socket: &mut tokio::net::TcpStream) -> String {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8];
+        assert_eq!(
+            socket.read(&mut byte).await.unwrap(),
+            1,
+            "EOF inside the head"
+        );
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap()
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_upgrade_goes_under_the_base_path_with_auth_host_and_impersonation() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let head = read_head(&mut socket).await;
+        socket
+            .write_all(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                  Connection: Upgrade\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\nhello",
+            )
+            .await
+            .unwrap();
+        let mut echo = [0u8; 4];
+        socket.read_exact(&mut echo).await.unwrap();
+        (head, echo)
+    });
+    let identity = Identity {
+        user: "alice".into(),
+        groups: vec!["devs".into(), "ops".into()],
+    };
+    let cluster = cluster(&format!("http://{addr}/prefix/"), None);
+    let stream = cluster
+        .exec(PATH, &["v4.channel.k8s.io", V5], ActAs::User(&identity))
+        .await
+        .unwrap();
+    assert_eq!(stream.protocol, V5);
+    let mut io = stream.io;
+    let mut hello = [0u8; 5];
+    tokio::io::AsyncReadExt::read_exact(&mut io, &mut hello)
+        .await
+        .unwrap();
+    assert_eq!(&hello, b"hello", "bytes after the 101 belong to the stream");
+    tokio::io::AsyncWriteExt::write_all(&mut io, b"ping")
+        .await
+        .unwrap();
+    let (head, echo) = server.await.unwrap();
+    assert_eq!(&echo, b"ping");
+    let request_line = head.lines().next().unwrap();
+    assert_eq!(request_line, format!("GET /prefix{PATH} HTTP/1.1"));
+    assert_eq!(header(&head, "host"), [addr.to_string()]);
+    assert_eq!(header(&head, "authorization"), ["Bearer s3cret"]);
+    assert_eq!(header(&head, "x-extra"), ["yes"]);
+    assert_eq!(header(&head, "impersonate-user"), ["alice"]);
+    assert_eq!(header(&head, "impersonate-group"), ["devs", "ops"]);
+    assert_eq!(header(&head, "upgrade"), ["websocket"]);
+    assert_eq!(
+        header(&head, "sec-websocket-protocol"),
+        ["v4.channel.k8s.io, v5.channel.k8s.io"]
+    );
+}
+
+#[tokio::test]
+async fn a_refusal_comes_back_with_the_clusters_code_and_message() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        read_head(&mut socket).await;
+        let body = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"pods \"p\" is forbidden","reason":"Forbidden","code":403}"#;
+        let answer = format!(
+            "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        socket.write_all(answer.as_bytes()).await.unwrap();
+    });
+    let cluster = cluster(&format!("http://{addr}"), None);
+    let Err(e) = cluster.exec(PATH, &[V5], ActAs::Podterm).await else {
+        panic!("a 403 was taken for an upgrade");
+    };
+    assert_eq!(e.http_code(), 403);
+    assert_eq!(e.reason(), r#"pods "p" is forbidden"#);
+}
+
+#[tokio::test]
+async fn an_unreachable_cluster_is_503_naming_the_address() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let cluster = cluster(&format!("http://{addr}"), None);
+    let Err(e) = cluster.exec(PATH, &[V5], ActAs::Podterm).await else {
+        panic!("connected to a closed port");
+    };
+    assert_eq!(e.http_code(), 503);
+    let reason = e.reason();
+    assert!(reason.contains(&format!("connect to {addr}")), "{reason}");
+}
+
+#[tokio::test]
+async fn a_cluster_that_never_answers_is_given_up_on_after_the_connect_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        read_head(&mut socket).await;
+        // Never answers; EOF once podterm gives up.
+        let mut rest = Vec::new();
+        socket.read_to_end(&mut rest).await.unwrap();
+    });
+    let cluster = cluster(&format!("http://{addr}"), Some(Duration::from_millis(200)));
+    let Err(e) = cluster.exec(PATH, &[V5], ActAs::Podterm).await else {
+        panic!("an upgrade without an answer");
+    };
+    assert_eq!(e.http_code(), 503);
+    assert!(e.reason().contains("no answer within"), "{}", e.reason());
+    tokio::time::timeout(Duration::from_secs(10), held)
+        .await
+        .expect("the connection was left open")
+        .unwrap();
+}
+
+#[test]
+fn a_cluster_url_that_is_not_http_is_refused() {
+    let config = kube::Config::new("ftp://example.com".parse().unwrap());
+    let Err(e) = Cluster::from_config("test", config) else {
+        panic!("an ftp cluster was accepted");
+    };
+    assert!(e.contains("not http(s)"), "{e}");
+}
