@@ -2,6 +2,7 @@
 //! reads sent through kube's client (its auth, token refresh and TLS), and the exec upgrade on
 //! a connection of its own under the same auth and TLS (`upgrade`).
 
+mod tls;
 mod upgrade;
 
 use std::collections::BTreeMap;

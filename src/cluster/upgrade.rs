@@ -5,7 +5,8 @@
 //! nothing but cost: every request crosses a tower `Buffer` (a channel hop to one worker task),
 //! retry and trace layers and the pool's bookkeeping, and hyper-timeout wraps the socket in two
 //! boxed timers that stay with the session for its whole life (about 1.4 KB of a 16 KiB budget).
-//! Reads keep using kube's client. A cluster behind a proxy keeps kube's client for exec too.
+//! TLS is rustls' with kube's configuration, through `tls.rs`, which keeps no buffers while the
+//! session is idle. Reads keep using kube's client. A cluster behind a proxy keeps kube's client for exec too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +51,7 @@ struct Connector {
     authority: HeaderValue,
     /// The cluster URL's path, which every request's path goes under (no trailing slash).
     base_path: String,
-    tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
     /// Bounds connecting, the TLS handshake and the wait for the answer's head.
     timeout: Option<Duration>,
 }
@@ -83,7 +84,7 @@ impl Connector {
             let name = ServerName::try_from(name)
                 .map_err(|e| format!("cluster URL {url}: TLS server name: {e}"))?;
             let tls = config.rustls_client_config().map_err(|e| e.to_string())?;
-            Some((tokio_rustls::TlsConnector::from(Arc::new(tls)), name))
+            Some((Arc::new(tls), name))
         } else {
             None
         };
@@ -119,8 +120,7 @@ impl Connector {
         tcp.set_nodelay(true)?;
         match &self.tls {
             Some((tls, name)) => {
-                let tls = tls
-                    .connect(name.clone(), tcp)
+                let tls = super::tls::connect(Arc::clone(tls), name.clone(), tcp)
                     .await
                     .map_err(|e| format!("TLS with {host}:{port}: {e}"))?;
                 exchange(tls, req).await

@@ -1,0 +1,419 @@
+//! TLS for the exec upgrade's connection, on rustls' unbuffered API, holding no buffer while the
+//! connection is idle.
+//!
+//! rustls' buffered `ClientConnection` (what tokio-rustls wraps) keeps a zeroed 4 KiB read
+//! buffer for the connection's whole life, a quarter of the memory budget of an idle session.
+//! Here the ciphertext read buffer exists only while a record is partly read or not yet
+//! processed, and the write buffer only while records wait for the socket; like the relay's
+//! frame reader (`relay/frames.rs`), both are let go of as soon as they are empty.
+//!
+//! Plaintext goes straight into the caller's buffer; only what did not fit waits in `plain`.
+//! A vectored write of small parts (a frame's header and payload) becomes one record.
+
+use std::future::Future as _;
+use std::io;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf as _, BytesMut};
+use rustls::client::UnbufferedClientConnection;
+use rustls::pki_types::ServerName;
+use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, InsufficientSizeError};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, ReadBuf};
+
+/// Room reserved for one read of ciphertext: one full record (16 KiB of plaintext) and its
+/// header and tag, so that a bulk stream is read a record at a time.
+const READ_BYTES: usize = 16 * 1024 + 512;
+/// Largest plaintext taken by one write: four full records.
+const MAX_WRITE_BYTES: usize = 64 * 1024;
+/// Vectored writes up to this size are joined (on the stack) into one record.
+const JOIN_BYTES: usize = 1024;
+/// Room for a record's header, content type, explicit nonce and tag (TLS 1.2 AES-GCM: 29).
+const RECORD_OVERHEAD: usize = 32;
+/// Largest plaintext in one record.
+const MAX_RECORD_PLAINTEXT: usize = 16 * 1024;
+
+/// A client TLS connection over `IO`.
+pub struct TlsStream<IO> {
+    io: IO,
+    records: Records,
+    /// Plaintext decrypted but not yet read (it did not fit the reader's buffer).
+    plain: BytesMut,
+    /// How much of `records.outgoing` is written to `io`.
+    sent: usize,
+    /// The peer sent close_notify: reads give EOF.
+    read_closed: bool,
+    /// close_notify is queued: nothing more may be written.
+    write_closed: bool,
+}
+
+/// The rustls connection and the ciphertext on either side of it.
+struct Records {
+    conn: UnbufferedClientConnection,
+    /// Ciphertext read but not yet processed; no allocation while empty.
+    incoming: BytesMut,
+    /// Records not yet written to `io`; no allocation while empty.
+    outgoing: Vec<u8>,
+}
+
+/// What one round of processing came to.
+enum Step {
+    /// Every whole record is processed; more ciphertext is needed.
+    NeedInput,
+    /// Plaintext went to the sink.
+    Plaintext,
+    /// The peer closed its side.
+    PeerClosed,
+    /// The requested write or close_notify is queued in `outgoing`.
+    Queued,
+}
+
+/// What a round of processing is asked to queue once the connection can send.
+#[derive(Clone, Copy)]
+enum Queue<'a> {
+    Nothing,
+    Data(&'a [u8]),
+    CloseNotify,
+}
+
+/// Opens TLS to `name` over `io` with `config`.
+pub async fn connect<IO>(
+    config: Arc<rustls::ClientConfig>,
+    name: ServerName<'static>,
+    io: IO,
+) -> io::Result<TlsStream<IO>>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let conn = UnbufferedClientConnection::new(config, name).map_err(tls_error)?;
+    let mut stream = TlsStream {
+        io,
+        records: Records {
+            conn,
+            incoming: BytesMut::new(),
+            outgoing: Vec::new(),
+        },
+        plain: BytesMut::new(),
+        sent: 0,
+        read_closed: false,
+        write_closed: false,
+    };
+    std::future::poll_fn(|cx| stream.poll_handshake(cx)).await?;
+    Ok(stream)
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
+    fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            ready!(self.poll_send(cx))?;
+            let plain = &mut self.plain;
+            match self
+                .records
+                .process(&mut |p| plain.extend_from_slice(p), Queue::Nothing)?
+            {
+                Step::Plaintext | Step::Queued => {}
+                Step::PeerClosed => return Poll::Ready(Err(closed_in_handshake())),
+                Step::NeedInput => {
+                    // What the handshake queued (a hello, the Finished) goes out first.
+                    ready!(self.poll_send(cx))?;
+                    if !self.records.conn.is_handshaking() {
+                        return Poll::Ready(Ok(()));
+                    }
+                    if ready!(self.poll_fill(cx))? == 0 {
+                        return Poll::Ready(Err(closed_in_handshake()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads more ciphertext into `incoming`; gives back the buffer if the read would block
+    /// with nothing buffered. Ready(0) is EOF.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let incoming = &mut self.records.incoming;
+        incoming.reserve(READ_BYTES);
+        let read = pin!(self.io.read_buf(incoming)).poll(cx);
+        if read.is_pending() && incoming.is_empty() {
+            *incoming = BytesMut::new();
+        }
+        read
+    }
+
+    /// Writes `outgoing` to the socket; gives back its buffer once it is all written.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let outgoing = &mut self.records.outgoing;
+        while self.sent < outgoing.len() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &outgoing[self.sent..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.sent += n;
+        }
+        *outgoing = Vec::new();
+        self.sent = 0;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Encrypts the parts of `bufs` (each queued whole, up to `MAX_WRITE_BYTES` in all) once
+    /// earlier records are written, and tries to send them; gives how many bytes it took.
+    fn poll_queue(&mut self, cx: &mut Context<'_>, bufs: &[&[u8]]) -> Poll<io::Result<usize>> {
+        ready!(self.poll_send(cx))?;
+        if self.write_closed {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        let mut taken = 0;
+        for part in bufs {
+            let part = &part[..part.len().min(MAX_WRITE_BYTES - taken)];
+            if part.is_empty() {
+                continue;
+            }
+            loop {
+                let plain = &mut self.plain;
+                match self
+                    .records
+                    .process(&mut |p| plain.extend_from_slice(p), Queue::Data(part))?
+                {
+                    Step::Queued => break,
+                    Step::PeerClosed => self.read_closed = true,
+                    Step::Plaintext => {}
+                    Step::NeedInput => {
+                        return Poll::Ready(Err(io::Error::other("TLS: cannot send")));
+                    }
+                }
+            }
+            taken += part.len();
+        }
+        // Accepted; what the socket does not take now goes before the next write or on flush.
+        if let Poll::Ready(Err(e)) = self.poll_send(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Poll::Ready(Ok(taken))
+    }
+}
+
+impl Records {
+    /// Processes the whole records in `incoming` until plaintext came (given to `sink`), the
+    /// peer closed, `send` is queued, or more input is needed. Handshake records and alerts
+    /// rustls wants sent are appended to `outgoing`.
+    fn process(&mut self, sink: &mut dyn FnMut(&[u8]), send: Queue<'_>) -> io::Result<Step> {
+        loop {
+            let status = self.conn.process_tls_records(&mut self.incoming);
+            let discard = status.discard;
+            let outgoing = &mut self.outgoing;
+            let step = match status.state.map_err(tls_error)? {
+                ConnectionState::ReadTraffic(mut traffic) => {
+                    while let Some(record) = traffic.next_record() {
+                        sink(record.map_err(tls_error)?.payload);
+                    }
+                    Some(Step::Plaintext)
+                }
+                ConnectionState::EncodeTlsData(mut data) => {
+                    append(outgoing, 512, |out| {
+                        data.encode(out).map_err(|e| match e {
+                            EncodeError::InsufficientSize(InsufficientSizeError {
+                                required_size,
+                            }) => Some(required_size),
+                            _ => None,
+                        })
+                    })?;
+                    None
+                }
+                ConnectionState::TransmitTlsData(transmit) => {
+                    // Queued in order in `outgoing`; `poll_send` writes it before anything later.
+                    transmit.done();
+                    None
+                }
+                ConnectionState::PeerClosed | ConnectionState::Closed => Some(Step::PeerClosed),
+                ConnectionState::BlockedHandshake => Some(Step::NeedInput),
+                ConnectionState::WriteTraffic(mut traffic) => match send {
+                    Queue::Nothing => Some(Step::NeedInput),
+                    Queue::Data(data) => {
+                        let guess =
+                            data.len() + (data.len() / MAX_RECORD_PLAINTEXT + 1) * RECORD_OVERHEAD;
+                        append(outgoing, guess, |out| {
+                            traffic.encrypt(data, out).map_err(encrypt_needs)
+                        })?;
+                        Some(Step::Queued)
+                    }
+                    Queue::CloseNotify => {
+                        append(outgoing, RECORD_OVERHEAD, |out| {
+                            traffic.queue_close_notify(out).map_err(encrypt_needs)
+                        })?;
+                        Some(Step::Queued)
+                    }
+                },
+                _ => return Err(io::Error::other("TLS: unexpected connection state")),
+            };
+            self.incoming.advance(discard);
+            if let Some(step) = step {
+                return Ok(step);
+            }
+        }
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if !this.plain.is_empty() {
+                let n = this.plain.len().min(buf.remaining());
+                buf.put_slice(&this.plain.split_to(n));
+                if this.plain.is_empty() {
+                    this.plain = BytesMut::new();
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if this.read_closed {
+                return Poll::Ready(Ok(()));
+            }
+            let plain = &mut this.plain;
+            let mut sink = |p: &[u8]| {
+                let n = p.len().min(buf.remaining());
+                buf.put_slice(&p[..n]);
+                plain.extend_from_slice(&p[n..]);
+            };
+            let step = this.records.process(&mut sink, Queue::Nothing)?;
+            if !this.records.outgoing.is_empty() {
+                // A reply rustls owes the peer (a key update); it also goes out before the
+                // next write.
+                if let Poll::Ready(Err(e)) = this.poll_send(cx) {
+                    return Poll::Ready(Err(e));
+                }
+            }
+            match step {
+                Step::Plaintext => return Poll::Ready(Ok(())),
+                Step::PeerClosed => this.read_closed = true,
+                Step::Queued => {}
+                Step::NeedInput => {
+                    if ready!(this.poll_fill(cx))? == 0 {
+                        // EOF without close_notify: the stream may have been cut short.
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "TLS: the peer closed the connection without close_notify",
+                        )));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_queue(cx, &[buf])
+    }
+
+    /// Small writes (a frame's header and payload) are joined into one record; larger ones
+    /// become a record (or more) per part, sent together.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if total > JOIN_BYTES {
+            let mut parts: [&[u8]; 4] = [&[]; 4];
+            for (part, buf) in parts.iter_mut().zip(bufs) {
+                *part = buf;
+            }
+            return self.get_mut().poll_queue(cx, &parts);
+        }
+        let mut joined = [0u8; JOIN_BYTES];
+        let mut len = 0;
+        for b in bufs {
+            joined[len..len + b.len()].copy_from_slice(b);
+            len += b.len();
+        }
+        self.get_mut().poll_queue(cx, &[&joined[..len]])
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_send(cx))?;
+        Pin::new(&mut this.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.write_closed {
+            ready!(this.poll_send(cx))?;
+            loop {
+                let plain = &mut this.plain;
+                match this
+                    .records
+                    .process(&mut |p| plain.extend_from_slice(p), Queue::CloseNotify)?
+                {
+                    Step::Queued => break,
+                    Step::PeerClosed => this.read_closed = true,
+                    Step::Plaintext => {}
+                    Step::NeedInput => break,
+                }
+            }
+            this.write_closed = true;
+        }
+        ready!(this.poll_send(cx))?;
+        Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}
+
+/// Appends what `write` puts into a slice to `out`: first `guess` bytes of room, then as much
+/// as `write` says it needs (`Err(Some(n))`); `Err(None)` is a failure.
+fn append(
+    out: &mut Vec<u8>,
+    guess: usize,
+    mut write: impl FnMut(&mut [u8]) -> Result<usize, Option<usize>>,
+) -> io::Result<()> {
+    let start = out.len();
+    let mut room = guess;
+    loop {
+        out.resize(start + room, 0);
+        match write(&mut out[start..]) {
+            Ok(n) => {
+                out.truncate(start + n);
+                return Ok(());
+            }
+            Err(Some(needed)) if needed > room => room = needed,
+            Err(_) => {
+                out.truncate(start);
+                return Err(io::Error::other("TLS: cannot encode a record"));
+            }
+        }
+    }
+}
+
+fn encrypt_needs(e: EncryptError) -> Option<usize> {
+    match e {
+        EncryptError::InsufficientSize(InsufficientSizeError { required_size }) => {
+            Some(required_size)
+        }
+        _ => None,
+    }
+}
+
+fn tls_error(e: rustls::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+fn closed_in_handshake() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "TLS: the peer closed the connection during the handshake",
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,244 @@
+//! The unbuffered TLS stream against tokio-rustls servers (TLS 1.3 and 1.2).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::version::{TLS12, TLS13};
+use rustls::{HandshakeKind, ProtocolVersion, SupportedProtocolVersion};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::server::TlsStream as ServerStream;
+
+use super::*;
+
+struct Pki {
+    server: Arc<rustls::ServerConfig>,
+    client: Arc<rustls::ClientConfig>,
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A self-signed `localhost` certificate; the server speaks only `version`.
+fn pki(version: &'static SupportedProtocolVersion) -> Pki {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let der = CertificateDer::from(cert.cert.der().to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
+    let server = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![der.clone()], key)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(der).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Pki {
+        server: Arc::new(server),
+        client: Arc::new(client),
+    }
+}
+
+/// A TCP pair: the client's stream and the server's TLS accept (to be awaited beside connect).
+async fn pair(
+    pki: &Pki,
+) -> (
+    TcpStream,
+    tokio::task::JoinHandle<std::io::Result<ServerStream<TcpStream>>>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&pki.server));
+    let server = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        acceptor.accept(socket).await
+    });
+    (client, server)
+}
+
+async fn connected(pki: &Pki) -> (TlsStream<TcpStream>, ServerStream<TcpStream>) {
+    let (tcp, server) = pair(pki).await;
+    let name = ServerName::try_from("localhost").unwrap();
+    let client = connect(Arc::clone(&pki.client), name, tcp).await.unwrap();
+    (client, server.await.unwrap().unwrap())
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+/// Whether the stream holds no buffer of its own (what an idle session keeps).
+fn holds_nothing(stream: &TlsStream<TcpStream>) -> bool {
+    stream.records.incoming.capacity() == 0
+        && stream.records.outgoing.capacity() == 0
+        && stream.plain.capacity() == 0
+}
+
+async fn round_trips_both_ways(version: &'static SupportedProtocolVersion, wire: ProtocolVersion) {
+    let pki = pki(version);
+    let (mut client, mut server) = connected(&pki).await;
+    assert_eq!(client.records.conn.protocol_version(), Some(wire));
+
+    // A frame's header and payload in one vectored write: one record.
+    let header = [0x82u8, 5];
+    let parts = [io::IoSlice::new(&header), io::IoSlice::new(b"hello")];
+    assert_eq!(client.write_vectored(&parts).await.unwrap(), 7);
+    client.flush().await.unwrap();
+    let mut got = [0u8; 7];
+    server.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"\x82\x05hello");
+
+    // Bulk from the server, read through a small buffer (the rest waits in `plain`).
+    let bulk = pattern(1024 * 1024 + 17);
+    let sent = bulk.clone();
+    let writer = tokio::spawn(async move {
+        server.write_all(&sent).await.unwrap();
+        server.flush().await.unwrap();
+        server
+    });
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 1000];
+    while received.len() < bulk.len() {
+        let n = client.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "EOF after {} bytes", received.len());
+        received.extend_from_slice(&chunk[..n]);
+    }
+    assert!(received == bulk, "the bulk stream came back changed");
+    let mut server = writer.await.unwrap();
+
+    // Bulk from the client.
+    let upload = pattern(300 * 1024);
+    let reader = tokio::spawn(async move {
+        let mut got = vec![0u8; 300 * 1024];
+        server.read_exact(&mut got).await.unwrap();
+        (server, got)
+    });
+    // A large frame's header and payload in one vectored write: records per part.
+    let (head, body) = upload.split_at(10);
+    let mut remaining = upload.len();
+    let mut parts = [io::IoSlice::new(head), io::IoSlice::new(body)];
+    let mut parts = &mut parts[..];
+    while remaining > 0 {
+        let n = client.write_vectored(parts).await.unwrap();
+        assert!(n > 0);
+        remaining -= n;
+        io::IoSlice::advance_slices(&mut parts, n);
+    }
+    client.flush().await.unwrap();
+    let (mut server, got) = reader.await.unwrap();
+    assert!(got == upload, "the upload arrived changed");
+
+    // Idle: a read that would block leaves no buffer behind.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), client.read(&mut chunk))
+            .await
+            .is_err()
+    );
+    assert!(holds_nothing(&client), "an idle stream keeps buffers");
+
+    // close_notify from the server is a clean EOF; ours reaches the server as one.
+    server.shutdown().await.unwrap();
+    assert_eq!(client.read(&mut chunk).await.unwrap(), 0);
+    client.shutdown().await.unwrap();
+    assert_eq!(server.read(&mut chunk).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn tls13_round_trips_both_ways() {
+    round_trips_both_ways(&TLS13, ProtocolVersion::TLSv1_3).await;
+}
+
+#[tokio::test]
+async fn tls12_round_trips_both_ways() {
+    round_trips_both_ways(&TLS12, ProtocolVersion::TLSv1_2).await;
+}
+
+#[tokio::test]
+async fn a_second_connection_resumes_the_session() {
+    let pki = pki(&TLS13);
+    let (mut first, mut server) = connected(&pki).await;
+    // The session ticket comes after the handshake; reading the echo takes it in.
+    server.write_all(b"x").await.unwrap();
+    server.flush().await.unwrap();
+    let mut byte = [0u8];
+    first.read_exact(&mut byte).await.unwrap();
+    assert_eq!(
+        first.records.conn.handshake_kind(),
+        Some(HandshakeKind::Full)
+    );
+    let (second, _server) = connected(&pki).await;
+    assert_eq!(
+        second.records.conn.handshake_kind(),
+        Some(HandshakeKind::Resumed)
+    );
+}
+
+#[tokio::test]
+async fn a_key_update_from_the_server_is_answered_and_traffic_goes_on() {
+    let pki = pki(&TLS13);
+    let (mut client, mut server) = connected(&pki).await;
+    for round in 0..3u8 {
+        server.get_mut().1.refresh_traffic_keys().unwrap();
+        server.write_all(&[round]).await.unwrap();
+        server.flush().await.unwrap();
+        let mut byte = [0u8];
+        client.read_exact(&mut byte).await.unwrap();
+        assert_eq!(byte[0], round);
+        client.write_all(&[round + 100]).await.unwrap();
+        client.flush().await.unwrap();
+        server.read_exact(&mut byte).await.unwrap();
+        assert_eq!(byte[0], round + 100);
+    }
+}
+
+#[tokio::test]
+async fn a_connection_cut_without_close_notify_is_an_error_not_eof() {
+    let pki = pki(&TLS13);
+    let (mut client, server) = connected(&pki).await;
+    drop(server.into_inner().0);
+    let mut buf = [0u8; 16];
+    let e = client.read(&mut buf).await.unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_fails_the_handshake() {
+    let server_pki = pki(&TLS13);
+    let other = pki(&TLS13);
+    let (tcp, _server) = pair(&server_pki).await;
+    let name = ServerName::try_from("localhost").unwrap();
+    let Err(e) = connect(Arc::clone(&other.client), name, tcp).await else {
+        panic!("a certificate from an unknown issuer was accepted");
+    };
+    assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    assert!(e.to_string().contains("certificate"), "{e}");
+}
+
+#[tokio::test]
+async fn a_server_that_hangs_up_during_the_handshake_is_an_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tcp = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        // Reads the whole ClientHello record, then hangs up cleanly.
+        let mut header = [0u8; 5];
+        socket.read_exact(&mut header).await.unwrap();
+        let mut hello = vec![0u8; u16::from_be_bytes([header[3], header[4]]).into()];
+        socket.read_exact(&mut hello).await.unwrap();
+    });
+    let name = ServerName::try_from("localhost").unwrap();
+    let Err(e) = connect(pki(&TLS13).client, name, tcp).await else {
+        panic!("a handshake without a server");
+    };
+    assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+}
