@@ -12,6 +12,7 @@
 
 use std::future::Future as _;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -128,8 +129,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         }
     }
 
-    /// Reads more ciphertext into `incoming`; gives back the buffer if the read would block
-    /// with nothing buffered. Ready(0) is EOF.
+    /// Reads more ciphertext into `incoming` (the handshake, the rest of a record that came in
+    /// parts); gives back the buffer if the read would block with nothing buffered. Ready(0)
+    /// is EOF.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let incoming = &mut self.records.incoming;
         incoming.reserve(READ_BYTES);
@@ -194,62 +196,20 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
 
 impl Records {
     /// Processes the whole records in `incoming` until plaintext came (given to `sink`), the
-    /// peer closed, `send` is queued, or more input is needed. Handshake records and alerts
-    /// rustls wants sent are appended to `outgoing`.
+    /// peer closed, `send` is queued, or more input is needed.
     fn process(&mut self, sink: &mut dyn FnMut(&[u8]), send: Queue<'_>) -> io::Result<Step> {
-        loop {
-            let status = self.conn.process_tls_records(&mut self.incoming);
-            let discard = status.discard;
-            let outgoing = &mut self.outgoing;
-            let step = match status.state.map_err(tls_error)? {
-                ConnectionState::ReadTraffic(mut traffic) => {
-                    while let Some(record) = traffic.next_record() {
-                        sink(record.map_err(tls_error)?.payload);
-                    }
-                    Some(Step::Plaintext)
-                }
-                ConnectionState::EncodeTlsData(mut data) => {
-                    append(outgoing, 512, |out| {
-                        data.encode(out).map_err(|e| match e {
-                            EncodeError::InsufficientSize(InsufficientSizeError {
-                                required_size,
-                            }) => Some(required_size),
-                            _ => None,
-                        })
-                    })?;
-                    None
-                }
-                ConnectionState::TransmitTlsData(transmit) => {
-                    // Queued in order in `outgoing`; `poll_send` writes it before anything later.
-                    transmit.done();
-                    None
-                }
-                ConnectionState::PeerClosed | ConnectionState::Closed => Some(Step::PeerClosed),
-                ConnectionState::BlockedHandshake => Some(Step::NeedInput),
-                ConnectionState::WriteTraffic(mut traffic) => match send {
-                    Queue::Nothing => Some(Step::NeedInput),
-                    Queue::Data(data) => {
-                        let guess =
-                            data.len() + (data.len() / MAX_RECORD_PLAINTEXT + 1) * RECORD_OVERHEAD;
-                        append(outgoing, guess, |out| {
-                            traffic.encrypt(data, out).map_err(encrypt_needs)
-                        })?;
-                        Some(Step::Queued)
-                    }
-                    Queue::CloseNotify => {
-                        append(outgoing, RECORD_OVERHEAD, |out| {
-                            traffic.queue_close_notify(out).map_err(encrypt_needs)
-                        })?;
-                        Some(Step::Queued)
-                    }
-                },
-                _ => return Err(io::Error::other("TLS: unexpected connection state")),
-            };
-            self.incoming.advance(discard);
-            if let Some(step) = step {
-                return Ok(step);
-            }
+        let (step, used) = process(
+            &mut self.conn,
+            &mut self.outgoing,
+            &mut self.incoming,
+            sink,
+            send,
+        )?;
+        self.incoming.advance(used);
+        if self.incoming.is_empty() {
+            self.incoming = BytesMut::new();
         }
+        Ok(step)
     }
 }
 
@@ -272,13 +232,38 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<IO> {
             if this.read_closed {
                 return Poll::Ready(Ok(()));
             }
-            let plain = &mut this.plain;
-            let mut sink = |p: &[u8]| {
-                let n = p.len().min(buf.remaining());
-                buf.put_slice(&p[..n]);
-                plain.extend_from_slice(&p[n..]);
+            let step = {
+                let plain = &mut this.plain;
+                let mut sink = |p: &[u8]| {
+                    let n = p.len().min(buf.remaining());
+                    buf.put_slice(&p[..n]);
+                    plain.extend_from_slice(&p[n..]);
+                };
+                let records = &mut this.records;
+                if records.incoming.is_empty() {
+                    // Nothing partly read: read onto the stack and process the records there,
+                    // so that records that arrive whole (a keystroke's echo) allocate nothing;
+                    // only the start of a record that did not come whole is kept.
+                    let mut stack = [MaybeUninit::<u8>::uninit(); READ_BYTES];
+                    let mut read = ReadBuf::uninit(&mut stack);
+                    ready!(Pin::new(&mut this.io).poll_read(cx, &mut read))?;
+                    if read.filled().is_empty() {
+                        return Poll::Ready(Err(cut_short()));
+                    }
+                    let input = read.filled_mut();
+                    let (step, used) = process(
+                        &mut records.conn,
+                        &mut records.outgoing,
+                        input,
+                        &mut sink,
+                        Queue::Nothing,
+                    )?;
+                    records.incoming.extend_from_slice(&input[used..]);
+                    step
+                } else {
+                    records.process(&mut sink, Queue::Nothing)?
+                }
             };
-            let step = this.records.process(&mut sink, Queue::Nothing)?;
             if !this.records.outgoing.is_empty() {
                 // A reply rustls owes the peer (a key update); it also goes out before the
                 // next write.
@@ -290,13 +275,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<IO> {
                 Step::Plaintext => return Poll::Ready(Ok(())),
                 Step::PeerClosed => this.read_closed = true,
                 Step::Queued => {}
+                Step::NeedInput if this.records.incoming.is_empty() => {}
                 Step::NeedInput => {
                     if ready!(this.poll_fill(cx))? == 0 {
-                        // EOF without close_notify: the stream may have been cut short.
-                        return Poll::Ready(Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "TLS: the peer closed the connection without close_notify",
-                        )));
+                        return Poll::Ready(Err(cut_short()));
                     }
                 }
             }
@@ -370,6 +352,71 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
     }
 }
 
+/// Processes the whole records at the front of `input` until plaintext came (given to `sink`),
+/// the peer closed, `send` is queued, or more input is needed; gives how many bytes of `input`
+/// are done with. Handshake records and alerts rustls wants sent are appended to `outgoing`.
+fn process(
+    conn: &mut UnbufferedClientConnection,
+    outgoing: &mut Vec<u8>,
+    input: &mut [u8],
+    sink: &mut dyn FnMut(&[u8]),
+    send: Queue<'_>,
+) -> io::Result<(Step, usize)> {
+    let mut used = 0;
+    loop {
+        let status = conn.process_tls_records(&mut input[used..]);
+        let discard = status.discard;
+        let step = match status.state.map_err(tls_error)? {
+            ConnectionState::ReadTraffic(mut traffic) => {
+                while let Some(record) = traffic.next_record() {
+                    sink(record.map_err(tls_error)?.payload);
+                }
+                Some(Step::Plaintext)
+            }
+            ConnectionState::EncodeTlsData(mut data) => {
+                append(outgoing, 512, |out| {
+                    data.encode(out).map_err(|e| match e {
+                        EncodeError::InsufficientSize(InsufficientSizeError { required_size }) => {
+                            Some(required_size)
+                        }
+                        _ => None,
+                    })
+                })?;
+                None
+            }
+            ConnectionState::TransmitTlsData(transmit) => {
+                // Queued in order in `outgoing`; `poll_send` writes it before anything later.
+                transmit.done();
+                None
+            }
+            ConnectionState::PeerClosed | ConnectionState::Closed => Some(Step::PeerClosed),
+            ConnectionState::BlockedHandshake => Some(Step::NeedInput),
+            ConnectionState::WriteTraffic(mut traffic) => match send {
+                Queue::Nothing => Some(Step::NeedInput),
+                Queue::Data(data) => {
+                    let guess =
+                        data.len() + (data.len() / MAX_RECORD_PLAINTEXT + 1) * RECORD_OVERHEAD;
+                    append(outgoing, guess, |out| {
+                        traffic.encrypt(data, out).map_err(encrypt_needs)
+                    })?;
+                    Some(Step::Queued)
+                }
+                Queue::CloseNotify => {
+                    append(outgoing, RECORD_OVERHEAD, |out| {
+                        traffic.queue_close_notify(out).map_err(encrypt_needs)
+                    })?;
+                    Some(Step::Queued)
+                }
+            },
+            _ => return Err(io::Error::other("TLS: unexpected connection state")),
+        };
+        used += discard;
+        if let Some(step) = step {
+            return Ok((step, used));
+        }
+    }
+}
+
 /// Appends what `write` puts into a slice to `out`: first `guess` bytes of room, then as much
 /// as `write` says it needs (`Err(Some(n))`); `Err(None)` is a failure.
 fn append(
@@ -406,6 +453,14 @@ fn encrypt_needs(e: EncryptError) -> Option<usize> {
 
 fn tls_error(e: rustls::Error) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+/// EOF without close_notify: the stream may have been cut short.
+fn cut_short() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "TLS: the peer closed the connection without close_notify",
+    )
 }
 
 fn closed_in_handshake() -> io::Error {
