@@ -3,9 +3,10 @@
 //!
 //! rustls' buffered `ClientConnection` (what tokio-rustls wraps) keeps a zeroed 4 KiB read
 //! buffer for the connection's whole life, a quarter of the memory budget of an idle session.
-//! Here the ciphertext read buffer exists only while a record is partly read or not yet
-//! processed, and the write buffer only while records wait for the socket; like the relay's
-//! frame reader (`relay/frames.rs`), both are let go of as soon as they are empty.
+//! Here ciphertext is read onto the stack and its records processed there; only the start of a
+//! record that has not all arrived is kept on the heap, until the rest comes. Records waiting
+//! for the socket are kept only until it takes them. Like the relay's frame reader
+//! (`relay/frames.rs`), an idle connection holds no buffer at all.
 //!
 //! Plaintext goes straight into the caller's buffer; only what did not fit waits in `plain`.
 //! A vectored write of small parts (a frame's header and payload) becomes one record.
