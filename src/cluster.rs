@@ -41,8 +41,8 @@ pub type UpstreamSocket = WebSocket<TokioIo<Upgraded>>;
 pub struct Cluster {
     name: String,
     client: kube::Client,
-    /// Sends exec upgrades; `None`: they go through `client` (a cluster behind a proxy).
-    upgrades: Option<upgrade::UpgradeService>,
+    /// Sends exec upgrades, each on a connection of its own.
+    upgrades: upgrade::UpgradeService,
 }
 
 /// The clusters this replica serves, by name.
@@ -247,17 +247,13 @@ impl Cluster {
             .body(kube::client::Body::empty())
             .map_err(|e| self.handshake(e.to_string()))?;
         act_as.apply(req.headers_mut())?;
-        match &self.upgrades {
-            Some(service) => {
-                let res = service
-                    .clone()
-                    .oneshot(req)
-                    .await
-                    .map_err(|source| self.unreachable(source))?;
-                self.accept(res, protocols).await
-            }
-            None => self.accept(self.send(req).await?, protocols).await,
-        }
+        let res = self
+            .upgrades
+            .clone()
+            .oneshot(req)
+            .await
+            .map_err(|source| self.unreachable(source))?;
+        self.accept(res, protocols).await
     }
 
     /// The exec stream in the cluster's answer `res` to an upgrade offering `protocols`.

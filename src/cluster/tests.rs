@@ -165,3 +165,16 @@ fn a_cluster_url_that_is_not_http_is_refused() {
     };
     assert!(e.contains("not http(s)"), "{e}");
 }
+
+#[test]
+fn a_cluster_behind_a_proxy_is_refused_with_a_clear_reason() {
+    let mut config = kube::Config::new("https://10.0.0.1:6443".parse().unwrap());
+    config.proxy_url = Some("http://proxy.example.com:3128".parse().unwrap());
+    let Err(e) = Cluster::from_config("proxied", config) else {
+        panic!("a proxy-url was accepted");
+    };
+    assert!(
+        e.contains("proxy-url http://proxy.example.com:3128/ is not supported"),
+        "{e}"
+    );
+}

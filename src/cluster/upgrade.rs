@@ -6,7 +6,7 @@
 //! retry and trace layers and the pool's bookkeeping, and hyper-timeout wraps the socket in two
 //! boxed timers that stay with the session for its whole life (about 1.4 KB of a 16 KiB budget).
 //! TLS is rustls' with kube's configuration, through `tls.rs`, which keeps no buffers while the
-//! session is idle. Reads keep using kube's client. A cluster behind a proxy keeps kube's client for exec too.
+//! session is idle. Reads keep using kube's client.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,10 +25,12 @@ use tower::{BoxError, ServiceBuilder};
 /// Sends one request on a connection of its own; the answer's upgrade is left to the caller.
 pub type UpgradeService = BoxCloneSyncService<Request<Body>, Response<Incoming>, BoxError>;
 
-/// The upgrade service for `config`'s cluster, or `None` where kube's client must do it (a proxy).
-pub fn service(config: &kube::Config) -> Result<Option<UpgradeService>, String> {
-    if config.proxy_url.is_some() {
-        return Ok(None);
+/// The upgrade service for `config`'s cluster.
+pub fn service(config: &kube::Config) -> Result<UpgradeService, String> {
+    if let Some(proxy) = &config.proxy_url {
+        return Err(format!(
+            "proxy-url {proxy} is not supported: podterm connects to the API server directly"
+        ));
     }
     let connector = Arc::new(Connector::new(config)?);
     let auth = config.auth_layer().map_err(|e| e.to_string())?;
@@ -40,7 +42,7 @@ pub fn service(config: &kube::Config) -> Result<Option<UpgradeService>, String> 
             let connector = Arc::clone(&connector);
             async move { connector.send(req).await }
         });
-    Ok(Some(BoxCloneSyncService::new(service)))
+    Ok(BoxCloneSyncService::new(service))
 }
 
 /// Where and how to connect: the cluster URL's host and port, TLS as kube would set it up.
