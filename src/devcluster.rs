@@ -31,7 +31,7 @@ pub mod selector;
 pub mod tls;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -119,8 +119,10 @@ impl DevCluster {
         };
         let url = format!("{}://{host}", if tls.is_some() { "https" } else { "http" });
         let token = random_hex(32);
-        let workdir = std::env::temp_dir().join(format!(
-            "podterm-dev-cluster-{}-{}",
+        let temp = std::env::temp_dir();
+        remove_stale_workdirs(&temp);
+        let workdir = temp.join(format!(
+            "{WORKDIR_PREFIX}{}-{}",
             std::process::id(),
             random_hex(4)
         ));
@@ -185,9 +187,36 @@ impl DevCluster {
 
 impl Drop for DevCluster {
     /// Dropped without [`DevCluster::shutdown`] (a failing test, say): stop serving and end
-    /// the sessions anyway, without waiting.
+    /// the sessions anyway, without waiting, and remove the working directory.
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+        let _ = std::fs::remove_dir_all(&self.workdir);
+    }
+}
+
+/// Working directories are `<temp>/podterm-dev-cluster-<pid>-<random>`.
+const WORKDIR_PREFIX: &str = "podterm-dev-cluster-";
+
+/// Removes the working directories in `temp` left by dev clusters whose process is gone
+/// (killed, so it could not clean up). A directory whose process still runs is kept, whatever
+/// that process now is.
+fn remove_stale_workdirs(temp: &Path) {
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(WORKDIR_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
@@ -300,4 +329,46 @@ fn random_hex(bytes: usize) -> String {
     (0..bytes)
         .map(|_| format!("{:02x}", rand::random::<u8>()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_workdirs_of_gone_processes_are_removed_and_live_ones_kept() {
+        let temp = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        let stale = temp.path().join(format!("{WORKDIR_PREFIX}{gone}-0a1b2c3d"));
+        let live = temp
+            .path()
+            .join(format!("{WORKDIR_PREFIX}{}-0a1b2c3d", std::process::id()));
+        let other = temp.path().join("podterm-dev-cluster-notapid-x");
+        for dir in [&stale, &live, &other] {
+            std::fs::create_dir_all(dir.join("default/echo-0")).unwrap();
+        }
+        remove_stale_workdirs(temp.path());
+        assert!(
+            !stale.exists(),
+            "the gone process's directory is still there"
+        );
+        assert!(live.exists(), "a running process's directory was removed");
+        assert!(
+            other.exists(),
+            "a directory not named after a process was removed"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_dev_cluster_leaves_no_working_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = DevClusterConfig::ephemeral(dir.path().join("kubeconfig"));
+        let cluster = DevCluster::start(config).await.unwrap();
+        let workdir = cluster.workdir.clone();
+        assert!(workdir.is_dir());
+        drop(cluster);
+        assert!(!workdir.exists(), "{} was left behind", workdir.display());
+    }
 }
