@@ -178,3 +178,31 @@ fn a_cluster_behind_a_proxy_is_refused_with_a_clear_reason() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn a_token_file_is_read_for_the_upgrade_as_kube_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "from-the-file").unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let head = read_head(&mut socket).await;
+        socket
+            .write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        head
+    });
+    let mut config = kube::Config::new(format!("http://{addr}").parse().unwrap());
+    config.auth_info =
+        serde_json::from_value(serde_json::json!({ "tokenFile": token_file })).unwrap();
+    let cluster = Cluster::from_config("test", config).unwrap();
+    let Err(e) = cluster.exec(PATH, &[V5], ActAs::Podterm).await else {
+        panic!("a 403 was taken for an upgrade");
+    };
+    assert_eq!(e.http_code(), 403, "{}", e.reason());
+    let head = server.await.unwrap();
+    assert_eq!(header(&head, "authorization"), ["Bearer from-the-file"]);
+}
