@@ -51,9 +51,13 @@ fn pair(through_relay: bool) -> (WebSocket<DuplexStream>, WebSocket<DuplexStream
     let (client, gateway_client) = tokio::io::duplex(PIPE_BYTES);
     let (gateway_cluster, cluster) = tokio::io::duplex(PIPE_BYTES);
     tokio::spawn(async move {
-        let client = WebSocket::after_handshake(gateway_client, Role::Server);
-        let upstream = WebSocket::after_handshake(gateway_cluster, Role::Client);
-        relay(client, upstream, &config(), std::future::pending()).await;
+        relay(
+            gateway_client,
+            gateway_cluster,
+            &config(),
+            std::future::pending(),
+        )
+        .await;
     });
     (
         WebSocket::after_handshake(client, Role::Client),
@@ -152,9 +156,7 @@ async fn idle_memory(through_relay: bool) -> usize {
             let (accepted, _) = gateway_listener.accept().await.expect("accept");
             let upstream = connect(cluster_addr).await;
             tokio::spawn(async move {
-                let client = WebSocket::after_handshake(accepted, Role::Server);
-                let upstream = WebSocket::after_handshake(upstream, Role::Client);
-                relay(client, upstream, &config(), std::future::pending()).await;
+                relay(accepted, upstream, &config(), std::future::pending()).await;
             });
         }
         let (cluster, _) = cluster_listener.accept().await.expect("accept");
@@ -231,8 +233,6 @@ fn main() {
     let future_bytes = {
         let (client, _) = tokio::io::duplex(1);
         let (upstream, _) = tokio::io::duplex(1);
-        let client = WebSocket::after_handshake(client, Role::Server);
-        let upstream = WebSocket::after_handshake(upstream, Role::Client);
         let config = config();
         std::mem::size_of_val(&relay(client, upstream, &config, std::future::pending()))
     };

@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use fastwebsockets::{Role, WebSocket};
+use fastwebsockets::Role;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use self::frames::{FrameReader, FrameWriter, Outgoing};
@@ -225,29 +225,14 @@ impl Shared {
 
 /// Relays one exec session until it ends, then closes both sockets with the right codes.
 ///
-/// `client` is the caller's socket (server role), `upstream` the cluster's (client role).
-/// `shutdown` resolving ends the session with 1001.
+/// `client` is the caller's upgraded connection (podterm is the WebSocket server), `upstream`
+/// the cluster's (podterm is the client); both come straight from the handshake, nothing read
+/// from them yet. `shutdown` resolving ends the session with 1001.
 ///
 /// The sockets are split before the session's future is made, so that it keeps only the
 /// halves (an `async fn` would also keep its arguments' storage for its whole life); likewise
 /// `shutdown` is pinned once, on the heap, rather than copied into the future twice.
 pub fn relay<'a, C, U, S>(
-    client: WebSocket<C>,
-    upstream: WebSocket<U>,
-    config: &'a RelayConfig,
-    shutdown: S,
-) -> impl Future<Output = Summary> + 'a
-where
-    C: AsyncRead + AsyncWrite + Unpin + 'a,
-    U: AsyncRead + AsyncWrite + Unpin + 'a,
-    S: Future<Output = ()> + 'a,
-{
-    // The sockets come straight from the handshake (nothing read yet, so nothing buffered).
-    relay_streams(client.into_inner(), upstream.into_inner(), config, shutdown)
-}
-
-/// [`relay`] over the two upgraded connections themselves.
-pub fn relay_streams<'a, C, U, S>(
     client: C,
     upstream: U,
     config: &'a RelayConfig,

@@ -356,7 +356,7 @@ pub async fn exec(
             let client = client_upgrade.await.map(WebSocket::into_inner);
             let summary = match client {
                 Ok(client) => {
-                    relay::relay_streams(
+                    relay::relay(
                         client,
                         upstream.io,
                         &relay_config,

@@ -50,9 +50,13 @@ fn start(
     let (client_end, relay_client_end) = tokio::io::duplex(64);
     let (relay_cluster_end, cluster_end) = tokio::io::duplex(64);
     let task = tokio::spawn(async move {
-        let client = WebSocket::after_handshake(relay_client_end, Role::Server);
-        let upstream = WebSocket::after_handshake(relay_cluster_end, Role::Client);
-        relay(client, upstream, &config, std::future::pending()).await
+        relay(
+            relay_client_end,
+            relay_cluster_end,
+            &config,
+            std::future::pending(),
+        )
+        .await
     });
     let mut client = WebSocket::after_handshake(client_end, Role::Client);
     client.set_auto_close(false);

@@ -36,9 +36,13 @@ async fn start() -> (
     let (client_end, gateway_client_end) = tcp_pair().await;
     let (gateway_cluster_end, cluster_end) = tcp_pair().await;
     let relay = tokio::spawn(async move {
-        let client = WebSocket::after_handshake(gateway_client_end, Role::Server);
-        let upstream = WebSocket::after_handshake(gateway_cluster_end, Role::Client);
-        relay(client, upstream, &config(), std::future::pending()).await
+        relay(
+            gateway_client_end,
+            gateway_cluster_end,
+            &config(),
+            std::future::pending(),
+        )
+        .await
     });
     let mut client = WebSocket::after_handshake(client_end, Role::Client);
     client.set_auto_close(false);

@@ -32,9 +32,7 @@ fn start(config: RelayConfig) -> Session {
     let (gateway_cluster_end, cluster_end) = tokio::io::duplex(PIPE_BYTES);
     let (shutdown, stop) = oneshot::channel::<()>();
     let relay = tokio::spawn(async move {
-        let client = WebSocket::after_handshake(gateway_client_end, Role::Server);
-        let upstream = WebSocket::after_handshake(gateway_cluster_end, Role::Client);
-        relay(client, upstream, &config, async {
+        relay(gateway_client_end, gateway_cluster_end, &config, async {
             let _ = stop.await;
         })
         .await
