@@ -1,9 +1,11 @@
 //! The exec upgrade's own connection, against a bare TCP server that records what it is sent.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
 
 use super::*;
 
@@ -45,24 +47,28 @@ fn header<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
-#[tokio::test]
-async fn the_upgrade_goes_under_the_base_path_with_auth_host_and_impersonation() {
+/// A cluster that takes one connection, reads one request head and writes `answer`; the task
+/// gives back the head and the socket.
+async fn answering(answer: Vec<u8>) -> (SocketAddr, JoinHandle<(String, TcpStream)>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
         let (mut socket, _) = listener.accept().await.unwrap();
         let head = read_head(&mut socket).await;
-        socket
-            .write_all(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
-                  Connection: Upgrade\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\nhello",
-            )
-            .await
-            .unwrap();
-        let mut echo = [0u8; 4];
-        socket.read_exact(&mut echo).await.unwrap();
-        (head, echo)
+        socket.write_all(&answer).await.unwrap();
+        (head, socket)
     });
+    (addr, server)
+}
+
+#[tokio::test]
+async fn the_upgrade_goes_under_the_base_path_with_auth_host_and_impersonation() {
+    let (addr, server) = answering(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+          Connection: Upgrade\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\nhello"
+            .to_vec(),
+    )
+    .await;
     let identity = Identity {
         user: "alice".into(),
         groups: vec!["devs".into(), "ops".into()],
@@ -82,7 +88,9 @@ async fn the_upgrade_goes_under_the_base_path_with_auth_host_and_impersonation()
     tokio::io::AsyncWriteExt::write_all(&mut io, b"ping")
         .await
         .unwrap();
-    let (head, echo) = server.await.unwrap();
+    let (head, mut socket) = server.await.unwrap();
+    let mut echo = [0u8; 4];
+    socket.read_exact(&mut echo).await.unwrap();
     assert_eq!(&echo, b"ping");
     let request_line = head.lines().next().unwrap();
     assert_eq!(request_line, format!("GET /prefix{PATH} HTTP/1.1"));
@@ -100,18 +108,12 @@ async fn the_upgrade_goes_under_the_base_path_with_auth_host_and_impersonation()
 
 #[tokio::test]
 async fn a_refusal_comes_back_with_the_clusters_code_and_message() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let (mut socket, _) = listener.accept().await.unwrap();
-        read_head(&mut socket).await;
-        let body = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"pods \"p\" is forbidden","reason":"Forbidden","code":403}"#;
-        let answer = format!(
-            "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        socket.write_all(answer.as_bytes()).await.unwrap();
-    });
+    let body = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"pods \"p\" is forbidden","reason":"Forbidden","code":403}"#;
+    let answer = format!(
+        "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let (addr, _server) = answering(answer.into_bytes()).await;
     let cluster = cluster(&format!("http://{addr}"), None);
     let Err(e) = cluster.exec(PATH, &[V5], ActAs::Podterm).await else {
         panic!("a 403 was taken for an upgrade");
@@ -136,11 +138,9 @@ async fn an_unreachable_cluster_is_503_naming_the_address() {
 
 #[tokio::test]
 async fn a_cluster_that_never_answers_is_given_up_on_after_the_connect_timeout() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let (addr, server) = answering(Vec::new()).await;
     let held = tokio::spawn(async move {
-        let (mut socket, _) = listener.accept().await.unwrap();
-        read_head(&mut socket).await;
+        let (_, mut socket) = server.await.unwrap();
         // Never answers; EOF once podterm gives up.
         let mut rest = Vec::new();
         socket.read_to_end(&mut rest).await.unwrap();
@@ -184,17 +184,8 @@ async fn a_token_file_is_read_for_the_upgrade_as_kube_reads_it() {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, "from-the-file").unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        let (mut socket, _) = listener.accept().await.unwrap();
-        let head = read_head(&mut socket).await;
-        socket
-            .write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
-            .await
-            .unwrap();
-        head
-    });
+    let (addr, server) =
+        answering(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n".to_vec()).await;
     let mut config = kube::Config::new(format!("http://{addr}").parse().unwrap());
     config.auth_info =
         serde_json::from_value(serde_json::json!({ "tokenFile": token_file })).unwrap();
@@ -203,6 +194,6 @@ async fn a_token_file_is_read_for_the_upgrade_as_kube_reads_it() {
         panic!("a 403 was taken for an upgrade");
     };
     assert_eq!(e.http_code(), 403, "{}", e.reason());
-    let head = server.await.unwrap();
+    let (head, _) = server.await.unwrap();
     assert_eq!(header(&head, "authorization"), ["Bearer from-the-file"]);
 }
