@@ -257,15 +257,11 @@ impl Cluster {
     }
 
     /// The exec stream in the cluster's answer `res` to an upgrade offering `protocols`.
-    async fn accept<B>(
+    async fn accept(
         &self,
-        mut res: Response<B>,
+        mut res: Response<hyper::body::Incoming>,
         protocols: &[&'static str],
-    ) -> Result<ExecStream, UpstreamError>
-    where
-        B: hyper::body::Body<Data = Bytes>,
-        B::Error: Into<BoxError>,
-    {
+    ) -> Result<ExecStream, UpstreamError> {
         if res.status() != StatusCode::SWITCHING_PROTOCOLS {
             let code = res.status();
             let content_type = res.headers().get(header::CONTENT_TYPE).cloned();

@@ -323,15 +323,16 @@ where
             CloseReason::Exited | CloseReason::ClientClosed(_) => config.idle_timeout,
             _ => CLOSE_GRACE,
         };
+        let text = close.text();
         let client_leg = closing::Closing {
             written: client_written,
-            close: Outgoing::close(close.client_code(), &close.text()),
+            close: Outgoing::close(close.client_code(), &text),
             leg: &shared.client,
             grace,
         };
         let upstream_leg = closing::Closing {
             written: upstream_written,
-            close: Outgoing::close(close.upstream_code(), &close.text()),
+            close: Outgoing::close(close.upstream_code(), &text),
             leg: &shared.upstream,
             grace,
         };
