@@ -158,6 +158,23 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         Poll::Ready(Ok(()))
     }
 
+    /// Queues `what` into `outgoing`, keeping for the reader any plaintext processed first;
+    /// false if the connection cannot send yet.
+    fn queue(&mut self, what: Queue<'_>) -> io::Result<bool> {
+        loop {
+            let plain = &mut self.plain;
+            match self
+                .records
+                .process(&mut |p| plain.extend_from_slice(p), what)?
+            {
+                Step::Queued => return Ok(true),
+                Step::PeerClosed => self.read_closed = true,
+                Step::Plaintext => {}
+                Step::NeedInput => return Ok(false),
+            }
+        }
+    }
+
     /// Encrypts the parts of `bufs` (each queued whole, up to `MAX_WRITE_BYTES` in all) once
     /// earlier records are written, and tries to send them; gives how many bytes it took.
     fn poll_queue(&mut self, cx: &mut Context<'_>, bufs: &[&[u8]]) -> Poll<io::Result<usize>> {
@@ -171,19 +188,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             if part.is_empty() {
                 continue;
             }
-            loop {
-                let plain = &mut self.plain;
-                match self
-                    .records
-                    .process(&mut |p| plain.extend_from_slice(p), Queue::Data(part))?
-                {
-                    Step::Queued => break,
-                    Step::PeerClosed => self.read_closed = true,
-                    Step::Plaintext => {}
-                    Step::NeedInput => {
-                        return Poll::Ready(Err(io::Error::other("TLS: cannot send")));
-                    }
-                }
+            if !self.queue(Queue::Data(part))? {
+                return Poll::Ready(Err(io::Error::other("TLS: cannot send")));
             }
             taken += part.len();
         }
@@ -334,18 +340,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
         let this = self.get_mut();
         if !this.write_closed {
             ready!(this.poll_send(cx))?;
-            loop {
-                let plain = &mut this.plain;
-                match this
-                    .records
-                    .process(&mut |p| plain.extend_from_slice(p), Queue::CloseNotify)?
-                {
-                    Step::Queued => break,
-                    Step::PeerClosed => this.read_closed = true,
-                    Step::Plaintext => {}
-                    Step::NeedInput => break,
-                }
-            }
+            this.queue(Queue::CloseNotify)?;
             this.write_closed = true;
         }
         ready!(this.poll_send(cx))?;
