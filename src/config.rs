@@ -29,6 +29,8 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 256 * 1024;
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// Smallest accepted `PODTERM_MAX_FRAME_BYTES`: a resize frame must fit.
 pub const MIN_MAX_FRAME_BYTES: usize = 512;
+/// Most `PODTERM_WORKER_THREADS` accepted.
+pub const MAX_WORKER_THREADS: usize = 1024;
 
 /// How callers are identified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -148,6 +150,11 @@ pub struct Config {
     /// refuses) the session. Default false: the recording stops, with an audit line.
     #[serde(default)]
     pub record_required: bool,
+    /// `PODTERM_WORKER_THREADS`: threads that serve connections and relay sessions, each with
+    /// an event loop of its own (crate::server::workers). Default: one per CPU this process
+    /// may use (its cgroup CPU quota counted), via [`Config::worker_thread_count`].
+    #[serde(default)]
+    pub worker_threads: Option<usize>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -201,6 +208,7 @@ impl Default for Config {
             record_dir: None,
             record_input: false,
             record_required: false,
+            worker_threads: None,
         }
     }
 }
@@ -284,6 +292,15 @@ impl Config {
                 "need PODTERM_RECORD_DIR",
             );
         }
+        if self
+            .worker_threads
+            .is_some_and(|n| n == 0 || n > MAX_WORKER_THREADS)
+        {
+            return bad(
+                "PODTERM_WORKER_THREADS",
+                &format!("must be 1 to {MAX_WORKER_THREADS} (unset it for one per CPU)"),
+            );
+        }
         if self.max_frame_bytes < MIN_MAX_FRAME_BYTES {
             return bad(
                 "PODTERM_MAX_FRAME_BYTES",
@@ -291,6 +308,16 @@ impl Config {
             );
         }
         Ok(self)
+    }
+}
+
+impl Config {
+    /// How many worker threads to run: `PODTERM_WORKER_THREADS`, else one per CPU this
+    /// process may use.
+    pub fn worker_thread_count(&self) -> usize {
+        self.worker_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
     }
 }
 
@@ -422,10 +449,21 @@ mod tests {
             ("PODTERM_USER_HEADER", "bad header"),
             ("PODTERM_PROXY_SECRET", ""),
             ("PODTERM_AUTH", "none"),
+            ("PODTERM_WORKER_THREADS", "0"),
+            ("PODTERM_WORKER_THREADS", "1025"),
+            ("PODTERM_WORKER_THREADS", "many"),
         ] {
             let e = Config::from_vars(vars(&[(var, value)])).unwrap_err();
             assert!(e.0.contains(var), "{var}={value}: {e}");
         }
+    }
+
+    #[test]
+    fn worker_threads_default_to_the_cpus_available() {
+        let cpus = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(Config::default().worker_thread_count(), cpus);
+        let c = Config::from_vars(vars(&[("PODTERM_WORKER_THREADS", "3")])).unwrap();
+        assert_eq!(c.worker_thread_count(), 3);
     }
 
     #[test]

@@ -49,9 +49,9 @@ pub async fn main() -> Result<(), StartError> {
         "kubectl through podterm: kubectl --server http://{addr}/clusters/{DEV_CLUSTER} get pods"
     );
     let gateway = Arc::new(Gateway::with_hooks(config, clusters, hooks));
-    serve_until_signalled(listener, gateway).await;
+    let served = serve_until_signalled(listener, gateway).await;
     cluster.shutdown().await;
-    Ok(())
+    served
 }
 
 #[cfg(test)]

@@ -33,10 +33,14 @@ fn main() -> ExitCode {
         }
     };
     podterm::telemetry::init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // The gateway serves connections on worker threads of its own (server::workers); this
+    // thread's runtime only accepts, handles signals and runs the shared work (cluster reads,
+    // the audit writer). The dev cluster alone is a multi-thread runtime.
+    let mut builder = match command {
+        Command::Serve | Command::Dev => tokio::runtime::Builder::new_current_thread(),
+        Command::DevCluster => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("podterm: cannot start the runtime: {e}");

@@ -1,5 +1,8 @@
 //! The gateway's accept loop: shared state and hyper connections (HTTP/1.1 with upgrades,
-//! HTTP/2), served until the drain (crate::drain) says stop.
+//! HTTP/2), handed to worker threads (`workers`) and served until the drain (crate::drain)
+//! says stop.
+
+pub mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +17,7 @@ use crate::drain::{Drain, Stopped};
 use crate::identity::Authenticator;
 use crate::session::Hooks;
 use crate::telemetry::metrics::Metrics;
+use workers::Workers;
 
 /// Everything a request handler needs; one per process, shared by all connections.
 pub struct Gateway {
@@ -47,8 +51,22 @@ impl Gateway {
 
 /// Serves `listener` until the gateway's drain stops (every session gone after
 /// [`Drain::begin`], or [`Drain::close_now`]); new connections are taken while draining so
-/// that probes see `/readyz` 503.
-pub async fn run(listener: TcpListener, gateway: Arc<Gateway>) -> Stopped {
+/// that probes see `/readyz` 503. Connections are served on `PODTERM_WORKER_THREADS` worker
+/// threads, which have all ended (their connections closed) when this returns.
+pub async fn run(listener: TcpListener, gateway: Arc<Gateway>) -> Result<Stopped, StartError> {
+    let mut workers = Workers::start(gateway.config.worker_thread_count(), &gateway)?;
+    tracing::debug!(workers = workers.count(), "worker threads started");
+    let how = accept_until_stopped(&listener, &gateway, &mut workers).await;
+    drop(listener);
+    workers.stop().await;
+    Ok(how)
+}
+
+async fn accept_until_stopped(
+    listener: &TcpListener,
+    gateway: &Gateway,
+    workers: &mut Workers,
+) -> Stopped {
     let stopped = gateway.drain.stopped();
     tokio::pin!(stopped);
     loop {
@@ -64,7 +82,7 @@ pub async fn run(listener: TcpListener, gateway: Arc<Gateway>) -> Stopped {
             how = &mut stopped => return how,
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(serve_connection(gateway.clone(), stream, peer));
+        workers.dispatch(stream, peer);
     }
 }
 
@@ -109,7 +127,7 @@ pub async fn main() -> Result<(), StartError> {
         auth = ?gateway.config.auth,
         "podterm serving"
     );
-    let how = run(listener, gateway.clone()).await;
+    let how = run(listener, gateway.clone()).await?;
     tracing::info!(?how, "stopped");
     if let Some(audit) = &gateway.hooks.audit {
         audit.sync().await;
@@ -118,18 +136,22 @@ pub async fn main() -> Result<(), StartError> {
 }
 
 /// Serves until SIGTERM/SIGINT drain the gateway (a second signal forces it).
-pub async fn serve_until_signalled(listener: TcpListener, gateway: Arc<Gateway>) {
+pub async fn serve_until_signalled(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+) -> Result<(), StartError> {
     match signal_handler(&gateway) {
         Ok(signals) => {
             tokio::spawn(signals);
         }
         Err(e) => tracing::error!(error = %e, "signals will not drain the gateway"),
     }
-    let how = run(listener, gateway.clone()).await;
+    let how = run(listener, gateway.clone()).await?;
     tracing::info!(?how, "stopped");
     if let Some(audit) = &gateway.hooks.audit {
         audit.sync().await;
     }
+    Ok(())
 }
 
 /// Installs the SIGTERM/SIGINT handlers now; the future acts on them (crate::drain).
