@@ -10,7 +10,8 @@
 //!
 //! - [`protocol`]: the exec channel protocol (pure: frames, resize, `Status`).
 //! - [`config`]: configuration from `PODTERM_*` variables; bad values exit 64.
-//! - [`server`]: the accept loop and the shared state ([`server::Gateway`]).
+//! - [`server`]: the accept loop, the worker threads that serve connections (one event loop
+//!   each, [`server::workers`]) and the shared state ([`server::Gateway`]).
 //! - [`routes`]: path → handler; the one place errors become `Status` responses.
 //! - [`identity`]: trusted headers, proxy secret and `Origin` → [`identity::Identity`].
 //! - [`session`]: one exec session: policy hook, cluster connect, upgrade, relay, observers.

@@ -10,7 +10,7 @@ use podterm::policy::Policy;
 use serde_yaml::Value;
 
 /// `config.<key>` in values.yaml → the variable chart/podterm/templates/deployment.yaml sets.
-const SETTINGS: [(&str, &str); 14] = [
+const SETTINGS: [(&str, &str); 15] = [
     ("auth", "PODTERM_AUTH"),
     ("userHeader", "PODTERM_USER_HEADER"),
     ("groupsHeader", "PODTERM_GROUPS_HEADER"),
@@ -23,6 +23,7 @@ const SETTINGS: [(&str, &str); 14] = [
     ("maxSessionsPerUser", "PODTERM_MAX_SESSIONS_PER_USER"),
     ("maxSessions", "PODTERM_MAX_SESSIONS"),
     ("drainTimeout", "PODTERM_DRAIN_TIMEOUT"),
+    ("workerThreads", "PODTERM_WORKER_THREADS"),
     ("log", "PODTERM_LOG"),
     ("logFormat", "PODTERM_LOG_FORMAT"),
 ];
