@@ -98,18 +98,28 @@ impl Workers {
                 return;
             }
         };
-        let n = self.lanes.len();
-        let start = self.next;
-        self.next = (start + 1) % n;
-        let lane = (0..n)
-            .map(|k| &self.lanes[(start + k) % n])
-            .min_by_key(|lane| lane.open.load(Ordering::Relaxed))
-            .expect("at least one worker");
-        lane.open.fetch_add(1, Ordering::Relaxed);
-        if lane.tx.send((stream, peer)).is_err() {
-            lane.open.fetch_sub(1, Ordering::Relaxed);
-            tracing::error!(%peer, "a worker thread is gone; connection dropped");
+        let mut accepted = (stream, peer);
+        while !self.lanes.is_empty() {
+            let n = self.lanes.len();
+            let start = self.next % n;
+            self.next = (start + 1) % n;
+            let index = (0..n)
+                .map(|k| (start + k) % n)
+                .min_by_key(|&i| self.lanes[i].open.load(Ordering::Relaxed))
+                .expect("at least one worker");
+            let lane = &self.lanes[index];
+            lane.open.fetch_add(1, Ordering::Relaxed);
+            match lane.tx.send(accepted) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(back)) => {
+                    // Its thread ended (it panicked): serve on the others from now on.
+                    tracing::error!(worker = index, "a worker thread is gone");
+                    self.lanes.swap_remove(index);
+                    accepted = back;
+                }
+            }
         }
+        tracing::error!(%peer, "no worker thread left; connection dropped");
     }
 
     /// Stops the workers: no more connections, those still open are closed, and every

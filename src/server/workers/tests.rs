@@ -121,3 +121,22 @@ async fn zero_workers_means_one() {
     assert_eq!(workers.count(), 1);
     workers.stop().await;
 }
+
+#[tokio::test]
+async fn a_worker_that_is_gone_is_skipped_and_forgotten() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut workers = Workers::start(2, &gateway()).unwrap();
+    // Worker 0's thread as if it had died: its receiver is gone.
+    let (dead, _) = mpsc::unbounded_channel();
+    workers.lanes[0].tx = dead;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(connect(&listener, &mut workers).await);
+    }
+    assert_eq!(workers.count(), 1);
+    assert_eq!(workers.open_connections(), [3]);
+    for client in &mut clients {
+        healthz(client).await;
+    }
+    workers.stop().await;
+}
