@@ -309,9 +309,7 @@ impl Config {
         }
         Ok(self)
     }
-}
 
-impl Config {
     /// How many worker threads to run: `PODTERM_WORKER_THREADS`, else one per CPU this
     /// process may use.
     pub fn worker_thread_count(&self) -> usize {

@@ -127,12 +127,7 @@ pub async fn main() -> Result<(), StartError> {
         auth = ?gateway.config.auth,
         "podterm serving"
     );
-    let how = run(listener, gateway.clone()).await?;
-    tracing::info!(?how, "stopped");
-    if let Some(audit) = &gateway.hooks.audit {
-        audit.sync().await;
-    }
-    Ok(())
+    serve(listener, gateway).await
 }
 
 /// Serves until SIGTERM/SIGINT drain the gateway (a second signal forces it).
@@ -146,6 +141,11 @@ pub async fn serve_until_signalled(
         }
         Err(e) => tracing::error!(error = %e, "signals will not drain the gateway"),
     }
+    serve(listener, gateway).await
+}
+
+/// [`run`], then the audit trail flushed: how `serve` and `dev` both end.
+async fn serve(listener: TcpListener, gateway: Arc<Gateway>) -> Result<(), StartError> {
     let how = run(listener, gateway.clone()).await?;
     tracing::info!(?how, "stopped");
     if let Some(audit) = &gateway.hooks.audit {
