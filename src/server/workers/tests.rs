@@ -7,42 +7,51 @@ use super::*;
 use crate::cluster::Clusters;
 use crate::config::Config;
 
-fn gateway() -> Arc<Gateway> {
-    Arc::new(Gateway::new(Config::default(), Clusters::default()))
+/// A listener on port 0 and `count` workers serving a default gateway.
+async fn started(count: usize) -> (TcpListener, Workers) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway = Arc::new(Gateway::new(Config::default(), Clusters::default()));
+    (listener, Workers::start(count, &gateway).unwrap())
 }
 
-/// Opens a connection to `listener`, accepts it and hands it to `workers`.
-async fn connect(listener: &TcpListener, workers: &mut Workers) -> TcpStream {
-    let client = TcpStream::connect(listener.local_addr().unwrap())
-        .await
-        .unwrap();
-    let (server, peer) = listener.accept().await.unwrap();
-    workers.dispatch(server, peer);
-    client
+/// Opens `n` connections to `listener`, accepting each and handing it to `workers`.
+async fn connect(listener: &TcpListener, workers: &mut Workers, n: usize) -> Vec<TcpStream> {
+    let mut clients = Vec::with_capacity(n);
+    for _ in 0..n {
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, peer) = listener.accept().await.unwrap();
+        workers.dispatch(server, peer);
+        clients.push(client);
+    }
+    clients
 }
 
-/// Asks `/healthz` over a kept-alive connection; the worker must answer.
-async fn healthz(client: &mut TcpStream) {
-    client
-        .write_all(b"GET /healthz HTTP/1.1\r\nhost: podterm\r\n\r\n")
-        .await
-        .unwrap();
-    let mut head = Vec::new();
-    let mut buf = [0u8; 512];
-    while !head.ends_with(b"ok\n") {
-        let n = client.read(&mut buf).await.unwrap();
+/// Asks `/healthz` over each kept-alive connection; the workers must answer.
+async fn healthz(clients: &mut [TcpStream]) {
+    for client in clients {
+        client
+            .write_all(b"GET /healthz HTTP/1.1\r\nhost: podterm\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 512];
+        while !head.ends_with(b"ok\n") {
+            let n = client.read(&mut buf).await.unwrap();
+            assert!(
+                n > 0,
+                "connection closed: {}",
+                String::from_utf8_lossy(&head)
+            );
+            head.extend_from_slice(&buf[..n]);
+        }
         assert!(
-            n > 0,
-            "connection closed: {}",
+            head.starts_with(b"HTTP/1.1 200"),
+            "{}",
             String::from_utf8_lossy(&head)
         );
-        head.extend_from_slice(&buf[..n]);
     }
-    assert!(
-        head.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
 }
 
 /// Waits (bounded) until the workers' open-connection counts are `want`.
@@ -61,47 +70,27 @@ async fn counts_become(workers: &Workers, want: &[usize]) {
 
 #[tokio::test]
 async fn connections_go_to_the_worker_with_the_fewest_open() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut workers = Workers::start(2, &gateway()).unwrap();
-    let mut clients = Vec::new();
-    for _ in 0..4 {
-        clients.push(connect(&listener, &mut workers).await);
-    }
+    let (listener, mut workers) = started(2).await;
+    let mut clients = connect(&listener, &mut workers, 4).await;
     // Ties rotate: connections 0 and 2 on worker 0, 1 and 3 on worker 1.
     assert_eq!(workers.open_connections(), [2, 2]);
-    for client in &mut clients {
-        healthz(client).await;
-    }
-    let (c3, _c2, c1, _c0) = (
-        clients.pop().unwrap(),
-        clients.pop().unwrap(),
-        clients.pop().unwrap(),
-        clients.pop().unwrap(),
-    );
+    healthz(&mut clients).await;
+    let c3 = clients.remove(3);
+    let c1 = clients.remove(1);
     drop((c1, c3));
     counts_become(&workers, &[2, 0]).await;
     // Worker 1 is the less busy one now, whichever the rotation would pick.
-    let mut more = vec![
-        connect(&listener, &mut workers).await,
-        connect(&listener, &mut workers).await,
-    ];
+    let mut more = connect(&listener, &mut workers, 2).await;
     assert_eq!(workers.open_connections(), [2, 2]);
-    for client in &mut more {
-        healthz(client).await;
-    }
+    healthz(&mut more).await;
     workers.stop().await;
 }
 
 #[tokio::test]
 async fn stop_closes_open_connections_and_ends_every_thread() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut workers = Workers::start(3, &gateway()).unwrap();
-    let mut clients = Vec::new();
-    for _ in 0..3 {
-        let mut client = connect(&listener, &mut workers).await;
-        healthz(&mut client).await;
-        clients.push(client);
-    }
+    let (listener, mut workers) = started(3).await;
+    let mut clients = connect(&listener, &mut workers, 3).await;
+    healthz(&mut clients).await;
     assert_eq!(workers.open_connections(), [1, 1, 1]);
     workers.stop().await;
     for mut client in clients {
@@ -117,26 +106,20 @@ async fn stop_closes_open_connections_and_ends_every_thread() {
 
 #[tokio::test]
 async fn zero_workers_means_one() {
-    let workers = Workers::start(0, &gateway()).unwrap();
+    let (_listener, workers) = started(0).await;
     assert_eq!(workers.count(), 1);
     workers.stop().await;
 }
 
 #[tokio::test]
 async fn a_worker_that_is_gone_is_skipped_and_forgotten() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut workers = Workers::start(2, &gateway()).unwrap();
+    let (listener, mut workers) = started(2).await;
     // Worker 0's thread as if it had died: its receiver is gone.
     let (dead, _) = mpsc::unbounded_channel();
     workers.lanes[0].tx = dead;
-    let mut clients = Vec::new();
-    for _ in 0..3 {
-        clients.push(connect(&listener, &mut workers).await);
-    }
+    let mut clients = connect(&listener, &mut workers, 3).await;
     assert_eq!(workers.count(), 1);
     assert_eq!(workers.open_connections(), [3]);
-    for client in &mut clients {
-        healthz(client).await;
-    }
+    healthz(&mut clients).await;
     workers.stop().await;
 }
