@@ -94,8 +94,15 @@ impl Drain {
     }
 
     /// Counts one open session until the guard is dropped.
+    ///
+    /// Only the count reaching zero wakes [`Drain::stopped`], the one watcher: it waits on
+    /// another thread, and waking it on every session's start and end cost two cross-thread
+    /// wake-ups per session for nothing.
     pub fn session(&self) -> SessionGuard {
-        self.0.sessions.send_modify(|n| *n += 1);
+        self.0.sessions.send_if_modified(|n| {
+            *n += 1;
+            false
+        });
         SessionGuard(self.clone())
     }
 
@@ -153,7 +160,10 @@ pub struct SessionGuard(Drain);
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
-        self.0.0.sessions.send_modify(|n| *n -= 1);
+        self.0.0.sessions.send_if_modified(|n| {
+            *n -= 1;
+            *n == 0
+        });
     }
 }
 
@@ -231,6 +241,31 @@ mod tests {
         drop(guard);
         assert_eq!(stopped.await, Stopped::Drained);
         assert_eq!(drain.open_sessions(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_the_last_session_ending_wakes_the_watcher() {
+        let drain = Drain::new(Duration::from_secs(60));
+        let watcher = drain.0.sessions.subscribe();
+        let first = drain.session();
+        let second = drain.session();
+        assert_eq!(drain.open_sessions(), 2);
+        assert!(!watcher.has_changed().unwrap(), "a session starting wakes nobody");
+        drop(first);
+        assert_eq!(drain.open_sessions(), 1);
+        assert!(!watcher.has_changed().unwrap(), "one of two ending wakes nobody");
+
+        drain.begin();
+        let stopped = drain.stopped();
+        tokio::pin!(stopped);
+        tokio::select! {
+            biased;
+            _ = &mut stopped => panic!("stopped with a session open"),
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        drop(second);
+        assert!(watcher.has_changed().unwrap(), "the last one ending wakes the watcher");
+        assert_eq!(stopped.await, Stopped::Drained);
     }
 
     #[tokio::test(start_paused = true)]
