@@ -36,6 +36,7 @@ pub mod recording;
 use prometheus_client::metrics::counter::Counter;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
@@ -48,6 +49,11 @@ use crate::policy::Mode;
 pub const AUDIT_QUEUE_LINES: usize = 4096;
 /// Size of the audit writer's buffer, in bytes; it is flushed whenever the queue runs empty.
 const AUDIT_BUFFER_BYTES: usize = 64 * 1024;
+/// After writing a batch the writer waits this long before it takes the next. Lines sent
+/// meanwhile gather in the queue and go out in one write, and their senders wake nobody: a
+/// waiting writer is woken by every line, and it waits on another thread than the sessions,
+/// so under load each line cost a cross-thread wake-up and a write of its own.
+pub const AUDIT_LINGER: Duration = Duration::from_millis(10);
 
 /// A session's id: 128 random bits in hex.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -354,7 +360,8 @@ struct DroppedLine {
     total: u64,
 }
 
-/// The writer task: drains the queue into a buffer, flushes whenever the queue runs empty.
+/// The writer task: drains the queue into a buffer, flushes whenever the queue runs empty, then
+/// lingers ([`AUDIT_LINGER`]).
 async fn write_lines<W>(mut rx: mpsc::Receiver<Msg>, out: W, dropped: Counter)
 where
     W: AsyncWrite + Unpin,
@@ -405,6 +412,7 @@ where
         for done in syncs.drain(..) {
             let _ = done.send(());
         }
+        tokio::time::sleep(AUDIT_LINGER).await;
     }
     let _ = out.flush().await;
 }

@@ -232,3 +232,52 @@ fn session_ids_are_random_hex() {
     assert!(a.as_str().chars().all(|c| c.is_ascii_hexdigit()));
     assert_eq!(serde_json::to_string(&a).unwrap(), format!("\"{a}\""));
 }
+
+/// Counts the writes that reach it (the `BufWriter` in front passes each flushed batch as one).
+#[derive(Clone, Default)]
+struct CountingWriter(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl tokio::io::AsyncWrite for CountingWriter {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn lines_sent_while_the_writer_lingers_go_out_in_one_write() {
+    let out = CountingWriter::default();
+    let (log, task) = AuditLog::to_writer(out.clone(), 1024);
+    let e = exec();
+    log.session_start(&e);
+    // Let the writer take and write the first line.
+    while out.0.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        tokio::task::yield_now().await;
+    }
+    // One line at a time, the writer free to run between them: without the linger each would
+    // be a batch (and a wake-up) of its own.
+    for _ in 0..100 {
+        log.session_start(&e);
+        tokio::task::yield_now().await;
+    }
+    log.sync().await;
+    assert_eq!(out.0.load(std::sync::atomic::Ordering::Relaxed), 2);
+    drop(log);
+    task.await.unwrap();
+}
