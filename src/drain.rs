@@ -250,10 +250,16 @@ mod tests {
         let first = drain.session();
         let second = drain.session();
         assert_eq!(drain.open_sessions(), 2);
-        assert!(!watcher.has_changed().unwrap(), "a session starting wakes nobody");
+        assert!(
+            !watcher.has_changed().unwrap(),
+            "a session starting wakes nobody"
+        );
         drop(first);
         assert_eq!(drain.open_sessions(), 1);
-        assert!(!watcher.has_changed().unwrap(), "one of two ending wakes nobody");
+        assert!(
+            !watcher.has_changed().unwrap(),
+            "one of two ending wakes nobody"
+        );
 
         drain.begin();
         let stopped = drain.stopped();
@@ -264,7 +270,10 @@ mod tests {
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
         drop(second);
-        assert!(watcher.has_changed().unwrap(), "the last one ending wakes the watcher");
+        assert!(
+            watcher.has_changed().unwrap(),
+            "the last one ending wakes the watcher"
+        );
         assert_eq!(stopped.await, Stopped::Drained);
     }
 

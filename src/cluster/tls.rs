@@ -466,5 +466,8 @@ fn closed_in_handshake() -> io::Error {
     )
 }
 
+mod tickets;
+pub use tickets::{TICKETS, Tickets};
+
 #[cfg(test)]
 mod tests;

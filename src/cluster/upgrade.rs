@@ -85,7 +85,10 @@ impl Connector {
                 .unwrap_or_else(|| host.clone());
             let name = ServerName::try_from(name)
                 .map_err(|e| format!("cluster URL {url}: TLS server name: {e}"))?;
-            let tls = config.rustls_client_config().map_err(|e| e.to_string())?;
+            let mut tls = config.rustls_client_config().map_err(|e| e.to_string())?;
+            tls.resumption = rustls::client::Resumption::store(Arc::new(super::tls::Tickets::new(
+                super::tls::TICKETS,
+            )));
             Some((Arc::new(tls), name))
         } else {
             None

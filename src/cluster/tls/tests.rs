@@ -242,3 +242,74 @@ async fn a_server_that_hangs_up_during_the_handshake_is_an_error() {
     };
     assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
 }
+
+/// Opens `n` connections at once (each takes its ticket before any handshake ends) after a
+/// first one that brought 20 tickets; how many of the `n` resumed.
+async fn resumed_of_a_burst(store: Option<Arc<tickets::Tickets>>, n: usize) -> usize {
+    let base = pki(&TLS13);
+    let mut server = (*base.server).clone();
+    server.send_tls13_tickets = 20;
+    let mut client = (*base.client).clone();
+    if let Some(store) = store {
+        client.resumption = rustls::client::Resumption::store(store);
+    }
+    let pki = Pki {
+        server: Arc::new(server),
+        client: Arc::new(client),
+    };
+    let (mut first, mut server) = connected(&pki).await;
+    server.write_all(b"x").await.unwrap();
+    server.flush().await.unwrap();
+    first.read_exact(&mut [0u8]).await.unwrap();
+
+    let mut pairs = Vec::new();
+    for _ in 0..n {
+        pairs.push(pair(&pki).await);
+    }
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut burst: Vec<_> = pairs
+        .into_iter()
+        .map(|(tcp, server)| {
+            (
+                Box::pin(connect(Arc::clone(&pki.client), name.clone(), tcp)),
+                server,
+            )
+        })
+        .collect();
+    // One poll each: every connection takes its ticket and sends its hello before any
+    // handshake can end.
+    std::future::poll_fn(|cx| {
+        for (client, _) in &mut burst {
+            assert!(client.as_mut().poll(cx).is_pending());
+        }
+        Poll::Ready(())
+    })
+    .await;
+    let mut resumed = 0;
+    for (client, server) in burst {
+        let client = client.await.unwrap();
+        server.await.unwrap().unwrap();
+        if client.records.conn.handshake_kind() == Some(HandshakeKind::Resumed) {
+            resumed += 1;
+        }
+    }
+    resumed
+}
+
+#[tokio::test]
+async fn a_burst_of_connections_all_resume_from_the_ticket_store() {
+    // rustls' own cache keeps 8 tickets per server; the rest of the burst would be full
+    // handshakes (certificate checks here, a signature at the server).
+    assert_eq!(resumed_of_a_burst(None, 16).await, 8);
+    let store = Arc::new(tickets::Tickets::new(tickets::TICKETS));
+    assert_eq!(resumed_of_a_burst(Some(store), 16).await, 16);
+}
+
+#[tokio::test]
+async fn the_ticket_store_keeps_at_most_its_capacity() {
+    let store = Arc::new(tickets::Tickets::new(5));
+    // 20 tickets come in, 5 are kept: 5 of the burst resume, and each takes its own (the
+    // burst reads nothing after its handshakes, so no new tickets come in).
+    assert_eq!(resumed_of_a_burst(Some(Arc::clone(&store)), 8).await, 5);
+    assert_eq!(format!("{store:?}"), "Tickets { held: 0, capacity: 5 }");
+}
