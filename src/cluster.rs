@@ -428,7 +428,30 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 
 /// kube's TLS needs one process-wide rustls provider (ring); installing twice is harmless.
 pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = crypto_provider().install_default();
+}
+
+/// ring, offering AES-128-GCM first (then AES-256-GCM, then ChaCha20), as browsers and Go do;
+/// ring's own order puts AES-256-GCM with SHA-384 first. The suite's hash runs the TLS 1.3 key
+/// schedule, and where the CPU has SHA instructions (they cover SHA-256 only) SHA-384 is the
+/// software path: about 4 % of podterm's CPU time at 1,300 new sessions a second. API servers
+/// pick in the client's order (Go's crypto/tls and rustls by default).
+pub fn crypto_provider() -> rustls::crypto::CryptoProvider {
+    use rustls::CipherSuite::*;
+    let mut provider = rustls::crypto::ring::default_provider();
+    let preference = |suite: rustls::CipherSuite| match suite {
+        TLS13_AES_128_GCM_SHA256 => 0,
+        TLS13_AES_256_GCM_SHA384 => 1,
+        TLS13_CHACHA20_POLY1305_SHA256 => 2,
+        TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 | TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => 3,
+        TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 | TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => 4,
+        _ => 5,
+    };
+    // A stable sort: ties keep ring's order.
+    provider
+        .cipher_suites
+        .sort_by_key(|suite| preference(suite.suite()));
+    provider
 }
 
 #[cfg(test)]

@@ -197,3 +197,30 @@ async fn a_token_file_is_read_for_the_upgrade_as_kube_reads_it() {
     let (head, _) = server.await.unwrap();
     assert_eq!(header(&head, "authorization"), ["Bearer from-the-file"]);
 }
+
+#[test]
+fn the_provider_offers_aes_128_gcm_first_and_drops_no_suite() {
+    use rustls::CipherSuite::*;
+    let ours: Vec<_> = crypto_provider()
+        .cipher_suites
+        .iter()
+        .map(|s| s.suite())
+        .collect();
+    assert_eq!(
+        ours[..3],
+        [
+            TLS13_AES_128_GCM_SHA256,
+            TLS13_AES_256_GCM_SHA384,
+            TLS13_CHACHA20_POLY1305_SHA256
+        ]
+    );
+    let mut ring: Vec<_> = rustls::crypto::ring::default_provider()
+        .cipher_suites
+        .iter()
+        .map(|s| s.suite())
+        .collect();
+    let mut sorted = ours.clone();
+    sorted.sort_by_key(|s| u16::from(*s));
+    ring.sort_by_key(|s| u16::from(*s));
+    assert_eq!(sorted, ring);
+}

@@ -15,6 +15,8 @@ use super::*;
 struct Pki {
     server: Arc<rustls::ServerConfig>,
     client: Arc<rustls::ClientConfig>,
+    /// The server's certificate, for clients made here.
+    cert: CertificateDer<'static>,
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -32,17 +34,25 @@ fn pki(version: &'static SupportedProtocolVersion) -> Pki {
         .with_no_client_auth()
         .with_single_cert(vec![der.clone()], key)
         .unwrap();
+    Pki {
+        server: Arc::new(server),
+        client: Arc::new(client_config(provider(), &der)),
+        cert: der,
+    }
+}
+
+/// A client trusting `cert`, with `provider`.
+fn client_config(
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    cert: &CertificateDer<'static>,
+) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(der).unwrap();
-    let client = rustls::ClientConfig::builder_with_provider(provider())
+    roots.add(cert.clone()).unwrap();
+    rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
-        .with_no_client_auth();
-    Pki {
-        server: Arc::new(server),
-        client: Arc::new(client),
-    }
+        .with_no_client_auth()
 }
 
 /// A TCP pair: the client's stream and the server's TLS accept (to be awaited beside connect).
@@ -256,6 +266,7 @@ async fn resumed_of_a_burst(store: Option<Arc<tickets::Tickets>>, n: usize) -> u
     let pki = Pki {
         server: Arc::new(server),
         client: Arc::new(client),
+        cert: base.cert,
     };
     let (mut first, mut server) = connected(&pki).await;
     server.write_all(b"x").await.unwrap();
@@ -312,4 +323,24 @@ async fn the_ticket_store_keeps_at_most_its_capacity() {
     // burst reads nothing after its handshakes, so no new tickets come in).
     assert_eq!(resumed_of_a_burst(Some(Arc::clone(&store)), 8).await, 5);
     assert_eq!(format!("{store:?}"), "Tickets { held: 0, capacity: 5 }");
+}
+
+#[tokio::test]
+async fn the_server_takes_the_clients_first_suite() {
+    // podterm's provider offers AES-128-GCM first; the server (ring's order) goes along.
+    let base = pki(&TLS13);
+    let client = client_config(Arc::new(crate::cluster::crypto_provider()), &base.cert);
+    let pki = Pki {
+        client: Arc::new(client),
+        ..base
+    };
+    let (client, _server) = connected(&pki).await;
+    assert_eq!(
+        client
+            .records
+            .conn
+            .negotiated_cipher_suite()
+            .map(|s| s.suite()),
+        Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)
+    );
 }
