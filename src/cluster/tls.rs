@@ -48,6 +48,11 @@ pub struct TlsStream<IO> {
     read_closed: bool,
     /// close_notify is queued: nothing more may be written.
     write_closed: bool,
+    /// `outgoing` holds the handshake's last flight (TLS 1.3: the client's Finished), kept for
+    /// the first write so that both go out in one packet.
+    flight_held: bool,
+    /// A read found the flight held and gave a write in the same turn the chance to take it.
+    read_waited: bool,
 }
 
 /// The rustls connection and the ciphertext on either side of it.
@@ -80,6 +85,9 @@ enum Queue<'a> {
 }
 
 /// Opens TLS to `name` over `io` with `config`.
+///
+/// The handshake's last flight (TLS 1.3: the client's Finished) is held until the first
+/// write, flush or read, and goes out with the first write's data in one packet.
 pub async fn connect<IO>(
     config: Arc<rustls::ClientConfig>,
     name: ServerName<'static>,
@@ -100,6 +108,8 @@ where
         sent: 0,
         read_closed: false,
         write_closed: false,
+        flight_held: false,
+        read_waited: false,
     };
     std::future::poll_fn(|cx| stream.poll_handshake(cx)).await?;
     Ok(stream)
@@ -117,11 +127,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
                 Step::Plaintext | Step::Queued => {}
                 Step::PeerClosed => return Poll::Ready(Err(closed_in_handshake())),
                 Step::NeedInput => {
-                    // What the handshake queued (a hello, the Finished) goes out first.
-                    ready!(self.poll_send(cx))?;
                     if !self.records.conn.is_handshaking() {
+                        // Our last flight waits for the first write (the request), to go out
+                        // in one packet with it: one send here and one wake-up and read at
+                        // the server fewer per connection.
+                        self.flight_held = !self.records.outgoing.is_empty();
                         return Poll::Ready(Ok(()));
                     }
+                    // What the handshake queued (a hello) goes out first.
+                    ready!(self.poll_send(cx))?;
                     if ready!(self.poll_fill(cx))? == 0 {
                         return Poll::Ready(Err(closed_in_handshake()));
                     }
@@ -178,7 +192,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
     /// Encrypts the parts of `bufs` (each queued whole, up to `MAX_WRITE_BYTES` in all) once
     /// earlier records are written, and tries to send them; gives how many bytes it took.
     fn poll_queue(&mut self, cx: &mut Context<'_>, bufs: &[&[u8]]) -> Poll<io::Result<usize>> {
-        ready!(self.poll_send(cx))?;
+        if !std::mem::take(&mut self.flight_held) {
+            ready!(self.poll_send(cx))?;
+        }
         if self.write_closed {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
@@ -227,6 +243,17 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<IO> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.flight_held {
+            // The handshake's last flight is still here. hyper's client reads (to see the
+            // connection close) before it writes its request: once, give that write the
+            // chance to take the flight along; then send it, since the peer may wait for it.
+            if !std::mem::replace(&mut this.read_waited, true) {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            ready!(this.poll_send(cx))?;
+            this.flight_held = false;
+        }
         loop {
             if !this.plain.is_empty() {
                 let n = this.plain.len().min(buf.remaining());
@@ -333,11 +360,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         ready!(this.poll_send(cx))?;
+        this.flight_held = false;
         Pin::new(&mut this.io).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        this.flight_held = false;
         if !this.write_closed {
             ready!(this.poll_send(cx))?;
             this.queue(Queue::CloseNotify)?;

@@ -77,8 +77,11 @@ async fn pair(
 async fn connected(pki: &Pki) -> (TlsStream<TcpStream>, ServerStream<TcpStream>) {
     let (tcp, server) = pair(pki).await;
     let name = ServerName::try_from("localhost").unwrap();
-    let client = connect(Arc::clone(&pki.client), name, tcp).await.unwrap();
-    (client, server.await.unwrap().unwrap())
+    let mut client = connect(Arc::clone(&pki.client), name, tcp).await.unwrap();
+    // The client's last flight waits for a write, a read or a flush; the server for it.
+    let (flushed, server) = tokio::join!(client.flush(), server);
+    flushed.unwrap();
+    (client, server.unwrap().unwrap())
 }
 
 fn pattern(len: usize) -> Vec<u8> {
@@ -298,8 +301,10 @@ async fn resumed_of_a_burst(store: Option<Arc<tickets::Tickets>>, n: usize) -> u
     .await;
     let mut resumed = 0;
     for (client, server) in burst {
-        let client = client.await.unwrap();
-        server.await.unwrap().unwrap();
+        let mut client = client.await.unwrap();
+        let (flushed, server) = tokio::join!(client.flush(), server);
+        flushed.unwrap();
+        server.unwrap().unwrap();
         if client.records.conn.handshake_kind() == Some(HandshakeKind::Resumed) {
             resumed += 1;
         }
@@ -343,4 +348,84 @@ async fn the_server_takes_the_clients_first_suite() {
             .map(|s| s.suite()),
         Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)
     );
+}
+
+/// A socket that counts the writes made to it.
+struct CountingIo {
+    io: TcpStream,
+    writes: usize,
+}
+
+impl AsyncRead for CountingIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CountingIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.writes += 1;
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test]
+async fn the_finished_goes_out_with_the_first_write() {
+    let pki = pki(&TLS13);
+    let (tcp, server) = pair(&pki).await;
+    let io = CountingIo { io: tcp, writes: 0 };
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut client = connect(Arc::clone(&pki.client), name, io).await.unwrap();
+    assert_eq!(
+        client.io.writes, 1,
+        "only the hello is sent during the handshake"
+    );
+    client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    client.flush().await.unwrap();
+    assert_eq!(
+        client.io.writes, 2,
+        "the Finished and the request in one write"
+    );
+    let mut server = server.await.unwrap().unwrap();
+    let mut got = [0u8; 18];
+    server.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"GET / HTTP/1.1\r\n\r\n");
+}
+
+#[tokio::test]
+async fn a_client_that_reads_first_still_sends_its_finished() {
+    // The server speaks first, and its TLS accept waits for the client's Finished: a read
+    // must send the held flight, or both sides wait for ever.
+    let pki = pki(&TLS13);
+    let (tcp, server) = pair(&pki).await;
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut client = connect(Arc::clone(&pki.client), name, tcp).await.unwrap();
+    let speak = async {
+        let mut server = server.await.unwrap().unwrap();
+        server.write_all(b"hello").await.unwrap();
+        server.flush().await.unwrap();
+        server
+    };
+    let mut got = [0u8; 5];
+    let read = client.read_exact(&mut got);
+    let (read, _server) =
+        tokio::time::timeout(Duration::from_secs(10), async { tokio::join!(read, speak) })
+            .await
+            .expect("the read sent the Finished");
+    read.unwrap();
+    assert_eq!(&got, b"hello");
 }
