@@ -142,18 +142,22 @@ pub trait SessionObserver: Send + Sync + 'static {
     fn ended(&self, _session: &SessionInfo, _summary: &Summary) {}
 }
 
-/// Logs sessions as tracing events (the session's span carries who and where).
+/// Logs sessions as tracing events (the session's span carries who and where): refusals at
+/// info, each session's start and end at debug. The audit trail, always on in `serve` and
+/// `dev` (stdout or `PODTERM_AUDIT_FILE`), already has a line for both; logged at info as well
+/// they doubled what each session wrote and cost about an eighth of podterm's CPU per session
+/// when sessions are short (`loadtest/README.md`, churn).
 pub struct LogObserver;
 
 impl SessionObserver for LogObserver {
     fn started(&self, s: &SessionInfo) {
-        tracing::info!(protocol = s.protocol, tty = s.target.tty, "session started");
+        tracing::debug!(protocol = s.protocol, tty = s.target.tty, "session started");
     }
     fn denied(&self, _: &SessionInfo, code: u16, reason: &str) {
         tracing::info!(code, reason, "session denied");
     }
     fn ended(&self, _: &SessionInfo, sum: &Summary) {
-        tracing::info!(
+        tracing::debug!(
             exit_code = sum.exit_code,
             close = %sum.close.text(),
             bytes_from_client = sum.bytes_from_client,
