@@ -59,6 +59,8 @@ pub enum ClusterError {
         path: PathBuf,
         source: kube::config::KubeconfigError,
     },
+    #[error("the kubeconfig does not parse: {0}")]
+    ParseKubeconfig(kube::config::KubeconfigError),
     #[error("PODTERM_KUBECONFIG: no kubeconfig found ($KUBECONFIG, ~/.kube/config): {0}")]
     NoKubeconfig(kube::config::KubeconfigError),
     #[error("PODTERM_CONTEXTS: context `{0}` is not in the kubeconfig")]
@@ -353,6 +355,18 @@ impl Clusters {
                 path: path.to_owned(),
                 source,
             })?;
+        Clusters::from_kubeconfig(kubeconfig, contexts).await
+    }
+
+    /// The clusters of a kubeconfig given as text (`podterm dev`: the dev cluster's own, from
+    /// memory rather than from the file it wrote, which another `podterm dev` started in the
+    /// same directory may have written over since).
+    pub async fn from_kubeconfig_text(
+        text: &str,
+        contexts: &[String],
+    ) -> Result<Clusters, ClusterError> {
+        install_crypto_provider();
+        let kubeconfig = Kubeconfig::from_yaml(text).map_err(ClusterError::ParseKubeconfig)?;
         Clusters::from_kubeconfig(kubeconfig, contexts).await
     }
 

@@ -36,9 +36,7 @@ pub async fn main() -> Result<(), StartError> {
         cluster_config.listen = "127.0.0.1:0".parse().expect("valid address");
     }
     let cluster = DevCluster::start(cluster_config).await?;
-    let clusters = Clusters::from_kubeconfig_file(&cluster.kubeconfig, &[DEV_CLUSTER.into()])
-        .await
-        .map_err(ConfigError::from)?;
+    let clusters = dev_clusters(&cluster).await?;
     let listener = bind(config.listen).await?;
     let addr = listener
         .local_addr()
@@ -54,10 +52,52 @@ pub async fn main() -> Result<(), StartError> {
     served
 }
 
+/// The gateway's one cluster: the dev cluster, from the kubeconfig it made, as kept in memory.
+/// Read back from the file, it could be another `podterm dev`'s: two started in the same
+/// directory (the page's test files run at once) write the same default path, and the gateway
+/// then served the other one's cluster until that one stopped.
+pub async fn dev_clusters(cluster: &DevCluster) -> Result<Clusters, ConfigError> {
+    Clusters::from_kubeconfig_text(&cluster.kubeconfig_text, &[DEV_CLUSTER.into()])
+        .await
+        .map_err(ConfigError::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::AuthMode;
+
+    #[tokio::test]
+    async fn the_gateway_takes_its_own_dev_cluster_whatever_the_file_says_since() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("podterm-dev.kubeconfig");
+        let ours = DevCluster::start(DevClusterConfig::ephemeral(path.clone()))
+            .await
+            .unwrap();
+        // Another dev cluster started with the same path writes over the file.
+        let theirs = DevCluster::start(DevClusterConfig::ephemeral(path.clone()))
+            .await
+            .unwrap();
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .contains(&theirs.url)
+        );
+        let clusters = dev_clusters(&ours).await.unwrap();
+        theirs.shutdown().await;
+        // Ours still answers, through the gateway's cluster: it was never theirs.
+        let dev = clusters.get(DEV_CLUSTER).expect("the dev cluster");
+        let answer = dev
+            .get(
+                "/api/v1/namespaces/default/pods",
+                &hyper::HeaderMap::new(),
+                crate::cluster::ActAs::Podterm,
+            )
+            .await
+            .expect("the dev cluster answers");
+        assert_eq!(answer.status(), 200);
+        ours.shutdown().await;
+    }
 
     #[test]
     fn dev_defaults_to_loopback_and_no_auth() {
