@@ -233,18 +233,54 @@ fn session_ids_are_random_hex() {
     assert_eq!(serde_json::to_string(&a).unwrap(), format!("\"{a}\""));
 }
 
-/// Counts the writes that reach it (the `BufWriter` in front passes each flushed batch as one).
-#[derive(Clone, Default)]
-struct CountingWriter(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+/// A disk in memory for the audit and recording writers under test: keeps what reaches it and
+/// counts the writes (the `BufWriter` in front passes each flushed batch as one), and fails
+/// every write with ENOSPC once `room` bytes are taken (a disk that fills mid-session).
+#[derive(Clone)]
+pub(super) struct MemoryDisk(std::sync::Arc<std::sync::Mutex<Disk>>);
 
-impl tokio::io::AsyncWrite for CountingWriter {
+struct Disk {
+    room: usize,
+    written: Vec<u8>,
+    writes: usize,
+}
+
+impl MemoryDisk {
+    /// A disk that takes `room` bytes.
+    pub(super) fn with_room(room: usize) -> MemoryDisk {
+        MemoryDisk(std::sync::Arc::new(std::sync::Mutex::new(Disk {
+            room,
+            written: Vec::new(),
+            writes: 0,
+        })))
+    }
+
+    /// What was written so far.
+    pub(super) fn written(&self) -> Vec<u8> {
+        self.0.lock().unwrap().written.clone()
+    }
+
+    /// How many writes reached it.
+    pub(super) fn writes(&self) -> usize {
+        self.0.lock().unwrap().writes
+    }
+}
+
+impl tokio::io::AsyncWrite for MemoryDisk {
     fn poll_write(
         self: std::pin::Pin<&mut Self>,
         _: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        std::task::Poll::Ready(Ok(buf.len()))
+        let mut disk = self.0.lock().unwrap();
+        disk.writes += 1;
+        if disk.room == 0 {
+            return std::task::Poll::Ready(Err(std::io::Error::from_raw_os_error(28)));
+        }
+        let n = buf.len().min(disk.room);
+        disk.room -= n;
+        disk.written.extend_from_slice(&buf[..n]);
+        std::task::Poll::Ready(Ok(n))
     }
     fn poll_flush(
         self: std::pin::Pin<&mut Self>,
@@ -262,12 +298,12 @@ impl tokio::io::AsyncWrite for CountingWriter {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn lines_sent_while_the_writer_lingers_go_out_in_one_write() {
-    let out = CountingWriter::default();
+    let out = MemoryDisk::with_room(usize::MAX);
     let (log, task) = AuditLog::to_writer(out.clone(), 1024);
     let e = exec();
     log.session_start(&e);
     // Let the writer take and write the first line.
-    while out.0.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+    while out.writes() == 0 {
         tokio::task::yield_now().await;
     }
     // One line at a time, the writer free to run between them: without the linger each would
@@ -277,7 +313,7 @@ async fn lines_sent_while_the_writer_lingers_go_out_in_one_write() {
         tokio::task::yield_now().await;
     }
     log.sync().await;
-    assert_eq!(out.0.load(std::sync::atomic::Ordering::Relaxed), 2);
+    assert_eq!(out.writes(), 2);
     drop(log);
     task.await.unwrap();
 }

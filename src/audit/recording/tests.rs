@@ -1,6 +1,7 @@
 //! Unit tests for recordings: format, UTF-8 carry, write errors.
 
 use super::*;
+use crate::audit::tests::MemoryDisk;
 use crate::audit::{AuditLog, SessionId, Time};
 
 fn exec() -> ExecRecord {
@@ -262,49 +263,16 @@ async fn a_full_disk_ends_the_session_when_recording_is_required() {
     );
 }
 
-/// Accepts `budget` bytes, then fails every write: a disk that fills mid-session.
-struct FillingDisk {
-    budget: usize,
-    written: Arc<std::sync::Mutex<Vec<u8>>>,
-}
-
-impl AsyncWrite for FillingDisk {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        if self.budget == 0 {
-            return std::task::Poll::Ready(Err(std::io::Error::from_raw_os_error(28)));
-        }
-        let n = buf.len().min(self.budget);
-        self.budget -= n;
-        self.written.lock().unwrap().extend_from_slice(&buf[..n]);
-        std::task::Poll::Ready(Ok(n))
-    }
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-}
-
 #[tokio::test]
 async fn what_was_flushed_before_the_disk_filled_stays_readable() {
     let (log, task, theirs) = audit();
-    let written = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let disk = FillingDisk {
-        budget: 4096,
-        written: written.clone(),
-    };
-    let mut rec = Recording::to_writer(disk, &config(Path::new("/"), false, false), &exec(), &log);
+    let disk = MemoryDisk::with_room(4096);
+    let mut rec = Recording::to_writer(
+        disk.clone(),
+        &config(Path::new("/"), false, false),
+        &exec(),
+        &log,
+    );
     rec.output(1, b"first\r\n").await.unwrap();
     // Let the writer flush the first event before the flood.
     tokio::task::yield_now().await;
@@ -312,7 +280,7 @@ async fn what_was_flushed_before_the_disk_filled_stays_readable() {
         rec.output(1, b"0123456789abcdef\r\n").await.unwrap();
     }
     rec.finish().await.unwrap();
-    let text = String::from_utf8_lossy(&written.lock().unwrap()).into_owned();
+    let text = String::from_utf8_lossy(&disk.written()).into_owned();
     let complete: Vec<&str> = text
         .split_inclusive('\n')
         .filter(|l| l.ends_with('\n'))
