@@ -230,6 +230,7 @@ struct Stats {
     in_window: u64,
     bytes: u64,
     trends: std::collections::BTreeMap<&'static str, Vec<f64>>,
+    trace: Vec<(Instant, Duration)>,
 }
 
 impl Stats {
@@ -279,11 +280,13 @@ fn record(stats: &Shared, f: impl FnOnce(&mut Stats)) {
     f(&mut stats.lock().unwrap_or_else(|e| e.into_inner()));
 }
 
-/// hold: open at `open_at`, type a keystroke a second until `hold_end`, then exit.
+/// hold: open at `open_at`, type a keystroke a second (at `phase` into each second after
+/// `t0`) until `hold_end`, then exit.
 async fn hold(
     target: Arc<Target>,
     stats: Shared,
     open_at: Instant,
+    phase: Instant,
     ramp_end: Instant,
     hold_end: Instant,
 ) -> Result<(), SessionError> {
@@ -291,9 +294,16 @@ async fn hold(
     let mut ws = timeout(STEP_TIMEOUT, target.open("echo-0", &["cat"], true))
         .await
         .map_err(|_| SessionError::Stuck)??;
-    let mut ticks = tokio::time::interval(KEYSTROKE);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut ticks = tokio::time::interval_at(next_tick(phase, Instant::now()), KEYSTROKE);
+    // A late tick leaves the next one where it was, as a user's next keystroke does not wait
+    // for a slow echo. `Delay` moved every late session's keystrokes later for good, and the
+    // late ones piled up at the same instant: after a minute at 9,000 sessions, 1,400 a
+    // millisecond typed at one moment of each second (against 9), and nobody in the 10 ms
+    // before it.
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let (mut echo, mut echo_ramp) = (Vec::new(), Vec::new());
+    let mut trace = Vec::new();
+    let tracing = std::env::var_os("ECHO_TRACE").is_some();
     for n in 0u32.. {
         ticks.tick().await;
         if Instant::now() >= hold_end {
@@ -311,6 +321,9 @@ async fn hold(
             }
         }
         let took = sent.elapsed();
+        if tracing {
+            trace.push((sent, took));
+        }
         if sent >= ramp_end {
             &mut echo
         } else {
@@ -323,9 +336,17 @@ async fn hold(
     record(&stats, |s| {
         s.after_close += u64::from(!clean);
         echo.iter().for_each(|d| s.add("echo_ms", *d));
+        s.trace.extend(trace);
         echo_ramp.iter().for_each(|d| s.add("echo_ramp_ms", *d));
     });
     Ok(())
+}
+
+/// The first keystroke time at or after `now` in the series `phase + n * KEYSTROKE`.
+fn next_tick(phase: Instant, now: Instant) -> Instant {
+    let late = now.saturating_duration_since(phase);
+    let ticks = late.as_nanos().div_ceil(KEYSTROKE.as_nanos());
+    phase + KEYSTROKE * u32::try_from(ticks).unwrap_or(u32::MAX)
 }
 
 /// churn: sessions one after another until `deadline`, each typing one byte and exiting.
@@ -418,10 +439,17 @@ async fn main() {
             let ramp = Duration::from_secs(env_u64("RAMP", 10));
             let (ramp_end, hold_end) = (t0 + ramp, t0 + ramp + duration);
             for i in 0..sessions {
-                let open_at = t0 + ramp.mul_f64(i as f64 / sessions as f64);
+                let share = i as f64 / sessions as f64;
+                let open_at = t0 + ramp.mul_f64(share);
+                // Each session types at its own offset into the second, spread evenly, as
+                // independent users do. Typing from the moment each opened would bunch them:
+                // the default ramp opens 300 a second, so sessions i and i + 300 opened a
+                // whole second apart and would type at the same instant, 30 at once at 9,000.
+                let phase = t0 + KEYSTROKE.mul_f64(share);
                 let (target, stats) = (target.clone(), stats.clone());
                 tasks.spawn(async move {
-                    let result = hold(target, stats.clone(), open_at, ramp_end, hold_end).await;
+                    let result =
+                        hold(target, stats.clone(), open_at, phase, ramp_end, hold_end).await;
                     record(&stats, |s| match result {
                         Ok(()) => s.ok += 1,
                         Err(e) => s.fail(&e),
@@ -454,6 +482,25 @@ async fn main() {
         .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
         .unwrap_or_default();
     let failed = stats.errors > 0 || stats.ok == 0 || (mode != "churn" && stats.ok < sessions);
+    // ECHO_TRACE=PREFIX: every keystroke of a hold as a line "µs since t0, echo µs" in
+    // PREFIX.<target>, to see when in the run the slow echoes came.
+    if let Ok(prefix) = std::env::var("ECHO_TRACE") {
+        let path = format!("{prefix}.{}", env("TARGET", "direct"));
+        let lines: String = stats
+            .trace
+            .iter()
+            .map(|(at, took)| {
+                format!(
+                    "{} {}\n",
+                    at.duration_since(t0).as_micros(),
+                    took.as_micros()
+                )
+            })
+            .collect();
+        if let Err(e) = std::fs::write(&path, lines) {
+            fatal(&format!("cannot write {path}: {e}"));
+        }
+    }
     let summary = stats.summary();
     let out = env("SUMMARY_OUT", "summary.json");
     if let Err(e) = std::fs::write(&out, summary.to_string()) {

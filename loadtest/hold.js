@@ -50,11 +50,16 @@ export default function (data) {
   const vu = __VU - 1;
   for (let index = vu; index < SESSIONS; index += VUS) {
     const openAt = data.t0 + (index * RAMP_S * 1000) / SESSIONS;
-    setTimeout(() => session(data.t0), Math.max(0, openAt - Date.now()));
+    // Each session types at its own offset into the second, spread evenly, as independent
+    // users do. Typing from the moment each opened would bunch them: the default ramp opens
+    // 300 a second, so sessions i and i + 300 open a whole second apart and would type at
+    // the same instant.
+    const phase = (index * KEYSTROKE_MS) / SESSIONS;
+    setTimeout(() => session(data.t0, phase), Math.max(0, openAt - Date.now()));
   }
 }
 
-function session(t0) {
+function session(t0, phase) {
   const rampEnd = t0 + RAMP_S * 1000;
   const holdEnd = rampEnd + DURATION_S * 1000;
   const pending = []; // [sentAt, byte] per keystroke not yet echoed, oldest first
@@ -68,12 +73,22 @@ function session(t0) {
     keystrokes.add(1);
     s.send(frame(STDIN, [byte]));
   };
+  // The next keystroke at t0 + phase + n seconds, strictly after now: a late one leaves the
+  // next where it was (a user's next keystroke does not wait for a slow echo), where
+  // setInterval's drift would move late sessions later and pile them up at one instant.
+  const schedule = () => {
+    const now = Date.now();
+    const n = Math.floor((now - t0 - phase) / KEYSTROKE_MS) + 1;
+    typing = setTimeout(() => {
+      type();
+      schedule();
+    }, t0 + phase + n * KEYSTROKE_MS - now);
+  };
   const s = execSession(execUrl('echo-0', ['cat'], { stdin: true }), {
     open: () => {
-      type();
-      typing = setInterval(type, KEYSTROKE_MS);
+      schedule();
       stopping = setTimeout(() => {
-        clearInterval(typing);
+        clearTimeout(typing);
         typing = null;
         s.send(STDIN_EOF);
       }, Math.max(0, holdEnd - Date.now()));
