@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::server::workers::slice;
 use serde::Deserialize;
 
 mod errors;
@@ -32,8 +31,6 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 pub const MIN_MAX_FRAME_BYTES: usize = 512;
 /// Most `PODTERM_WORKER_THREADS` accepted.
 pub const MAX_WORKER_THREADS: usize = 1024;
-/// `PODTERM_WORKER_SLICE` default: the shortest slice Linux grants.
-pub const DEFAULT_WORKER_SLICE: Duration = slice::MIN;
 
 /// How callers are identified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -158,12 +155,6 @@ pub struct Config {
     /// may use (its cgroup CPU quota counted), via [`Config::worker_thread_count`].
     #[serde(default)]
     pub worker_threads: Option<usize>,
-    /// `PODTERM_WORKER_SLICE`: the time slice the worker threads ask the kernel for
-    /// (crate::server::workers::slice): how soon a worker that wakes for a frame gets a CPU
-    /// that busy threads hold. 100us to 100ms, or 0 for the kernel's default. Default
-    /// [`DEFAULT_WORKER_SLICE`] (100us). Linux 6.12 and later; older kernels ignore it.
-    #[serde(default = "default_worker_slice", deserialize_with = "duration")]
-    pub worker_slice: Duration,
 }
 
 fn default_listen() -> SocketAddr {
@@ -177,9 +168,6 @@ fn default_user_header() -> String {
 }
 fn default_groups_header() -> String {
     DEFAULT_GROUPS_HEADER.into()
-}
-fn default_worker_slice() -> Duration {
-    DEFAULT_WORKER_SLICE
 }
 fn default_ping_interval() -> Duration {
     DEFAULT_PING_INTERVAL
@@ -221,7 +209,6 @@ impl Default for Config {
             record_input: false,
             record_required: false,
             worker_threads: None,
-            worker_slice: DEFAULT_WORKER_SLICE,
         }
     }
 }
@@ -312,13 +299,6 @@ impl Config {
             return bad(
                 "PODTERM_WORKER_THREADS",
                 &format!("must be 1 to {MAX_WORKER_THREADS} (unset it for one per CPU)"),
-            );
-        }
-        let (min, max) = (slice::MIN, slice::MAX);
-        if !self.worker_slice.is_zero() && !(min..=max).contains(&self.worker_slice) {
-            return bad(
-                "PODTERM_WORKER_SLICE",
-                "must be 100us to 100ms, or 0 for the kernel's default",
             );
         }
         if self.max_frame_bytes < MIN_MAX_FRAME_BYTES {
@@ -470,9 +450,6 @@ mod tests {
             ("PODTERM_WORKER_THREADS", "0"),
             ("PODTERM_WORKER_THREADS", "1025"),
             ("PODTERM_WORKER_THREADS", "many"),
-            ("PODTERM_WORKER_SLICE", "50us"),
-            ("PODTERM_WORKER_SLICE", "1s"),
-            ("PODTERM_WORKER_SLICE", "short"),
         ] {
             let e = Config::from_vars(vars(&[(var, value)])).unwrap_err();
             assert!(e.0.contains(var), "{var}={value}: {e}");
@@ -485,15 +462,6 @@ mod tests {
         assert_eq!(Config::default().worker_thread_count(), cpus);
         let c = Config::from_vars(vars(&[("PODTERM_WORKER_THREADS", "3")])).unwrap();
         assert_eq!(c.worker_thread_count(), 3);
-    }
-
-    #[test]
-    fn the_worker_slice_defaults_to_the_shortest_and_0_leaves_the_kernels() {
-        assert_eq!(Config::default().worker_slice, Duration::from_micros(100));
-        for (value, slice) in [("0", Duration::ZERO), ("250us", Duration::from_micros(250))] {
-            let c = Config::from_vars(vars(&[("PODTERM_WORKER_SLICE", value)])).unwrap();
-            assert_eq!(c.worker_slice, slice);
-        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use podterm::policy::Policy;
 use serde_yaml::Value;
 
 /// `config.<key>` in values.yaml → the variable chart/podterm/templates/deployment.yaml sets.
-const SETTINGS: [(&str, &str); 16] = [
+const SETTINGS: [(&str, &str); 15] = [
     ("auth", "PODTERM_AUTH"),
     ("userHeader", "PODTERM_USER_HEADER"),
     ("groupsHeader", "PODTERM_GROUPS_HEADER"),
@@ -24,7 +24,6 @@ const SETTINGS: [(&str, &str); 16] = [
     ("maxSessions", "PODTERM_MAX_SESSIONS"),
     ("drainTimeout", "PODTERM_DRAIN_TIMEOUT"),
     ("workerThreads", "PODTERM_WORKER_THREADS"),
-    ("workerSlice", "PODTERM_WORKER_SLICE"),
     ("log", "PODTERM_LOG"),
     ("logFormat", "PODTERM_LOG_FORMAT"),
 ];
@@ -81,7 +80,6 @@ fn chart_defaults_are_podterm_defaults() {
     assert_eq!(chart.max_session_duration, default.max_session_duration);
     assert_eq!(chart.max_frame_bytes, default.max_frame_bytes);
     assert_eq!(chart.drain_timeout, default.drain_timeout);
-    assert_eq!(chart.worker_slice, default.worker_slice);
     assert_eq!(env["PODTERM_LOG"], podterm::telemetry::DEFAULT_LOG_FILTER);
     assert!(chart.allowed_origins.is_empty() && chart.contexts.is_empty());
 }
@@ -99,7 +97,6 @@ fn all_on_values_are_accepted() {
     assert_eq!(parsed.allowed_origins, ["https://term.example.com"]);
     assert_eq!(parsed.max_frame_bytes, 1 << 20);
     assert_eq!(parsed.drain_timeout, std::time::Duration::from_secs(90));
-    assert_eq!(parsed.worker_slice, std::time::Duration::from_micros(250));
 }
 
 #[test]

@@ -61,7 +61,7 @@ impl StartError {
     }
 }
 
-/// Parses a duration such as `30s`, `5m`, `1h`, `250ms`, `100us` or a bare number of seconds.
+/// Parses a duration such as `30s`, `5m`, `1h`, `250ms` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
     let split = text
@@ -72,16 +72,11 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         .parse()
         .map_err(|_| format!("`{text}` is not a duration (e.g. 30s, 5m, 1h)"))?;
     let secs = match unit {
-        "us" | "µs" => return Ok(std::time::Duration::from_micros(n)),
         "ms" => return Ok(std::time::Duration::from_millis(n)),
         "" | "s" => n,
         "m" => n * 60,
         "h" => n * 3600,
-        _ => {
-            return Err(format!(
-                "`{text}` has an unknown unit (use us, ms, s, m or h)"
-            ));
-        }
+        _ => return Err(format!("`{text}` has an unknown unit (use ms, s, m or h)")),
     };
     Ok(std::time::Duration::from_secs(secs))
 }
@@ -127,8 +122,6 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("100us"), Ok(Duration::from_micros(100)));
-        assert_eq!(parse_duration("100µs"), Ok(Duration::from_micros(100)));
         assert_eq!(parse_duration("12"), Ok(Duration::from_secs(12)));
         assert!(parse_duration("abc").is_err());
         assert!(parse_duration("5d").is_err());

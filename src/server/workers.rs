@@ -20,8 +20,6 @@ use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
-pub mod slice;
-
 use super::{Gateway, serve_connection};
 use crate::config::StartError;
 
@@ -68,10 +66,7 @@ impl Workers {
                 .name(format!("podterm-worker-{index}"))
                 .spawn({
                     let (gateway, open) = (gateway.clone(), open.clone());
-                    move || {
-                        ask_for_slice(index, gateway.config.worker_slice);
-                        serve(runtime, rx, gateway, open);
-                    }
+                    move || serve(runtime, rx, gateway, open)
                 })
                 .map_err(fail)?;
             workers.lanes.push(Lane { tx, open });
@@ -139,28 +134,6 @@ impl Workers {
 
 /// One worker thread: serves the connections it is handed until the accept loop drops its
 /// sender, then closes what is still open.
-/// Asks for the configured time slice for this worker thread (`slice`); says what came of it
-/// once (worker 0), since every worker gets the same answer.
-fn ask_for_slice(index: usize, wanted: Duration) {
-    if wanted.is_zero() {
-        return;
-    }
-    let outcome = slice::set(wanted);
-    if index != 0 {
-        return;
-    }
-    match outcome {
-        Ok(slice::Outcome::Set(got)) => tracing::debug!(slice = ?got, "worker time slice set"),
-        Ok(slice::Outcome::Unsupported) => tracing::info!(
-            "this kernel ignores PODTERM_WORKER_SLICE (it needs Linux 6.12 or later)"
-        ),
-        Ok(slice::Outcome::NotNormal) => tracing::info!(
-            "the worker threads run under a real-time policy; PODTERM_WORKER_SLICE left alone"
-        ),
-        Err(e) => tracing::warn!(error = %e, "cannot set the worker time slice"),
-    }
-}
-
 fn serve(
     runtime: Runtime,
     mut rx: mpsc::UnboundedReceiver<Accepted>,
