@@ -297,7 +297,7 @@ async fn hold(
     let mut ticks = tokio::time::interval_at(next_tick(phase, Instant::now()), KEYSTROKE);
     // A late tick leaves the next one where it was, as a user's next keystroke does not wait
     // for a slow echo. `Delay` moved every late session's keystrokes later for good, and the
-    // late ones piled up at the same instant: after a minute at 9,000 sessions, 1,400 a
+    // late ones piled up at the same instant: after a minute at 9,000 sessions, about 50 a
     // millisecond typed at one moment of each second (against 9), and nobody in the 10 ms
     // before it.
     ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
