@@ -89,6 +89,17 @@ fn env(cmd: &mut tokio::process::Command, home: &Path) {
         .env("KUBECONFIG", home.join("none"));
 }
 
+/// `pwd` through podterm succeeded and printed a path ending in `suffix`.
+fn prints_a_path_ending(version: &str, via: &Output, suffix: &str) {
+    assert!(
+        via.status.success() && text(&via.stdout).trim_end().ends_with(suffix),
+        "kubectl {version} through podterm: {:?}, stdout {:?}, stderr {:?}",
+        via.status.code(),
+        text(&via.stdout),
+        text(&via.stderr)
+    );
+}
+
 fn same(version: &str, what: &str, via: &Output, direct: &Output) {
     assert_eq!(
         (via.status.code(), text(&via.stdout), text(&via.stderr)),
@@ -184,18 +195,10 @@ async fn container_flag_and_default_container() {
         let (via, direct) = dev
             .both(v, &["exec", "web-0", "-c", "sidecar", "--", "pwd"], None)
             .await;
-        assert!(
-            text(&via.stdout).trim_end().ends_with("/sidecar"),
-            "{}",
-            text(&via.stdout)
-        );
+        prints_a_path_ending(v, &via, "/sidecar");
         same(v, "exec -c sidecar", &via, &direct);
         let (via, direct) = dev.both(v, &["exec", "web-0", "--", "pwd"], None).await;
-        assert!(
-            text(&via.stdout).trim_end().ends_with("/app"),
-            "{}",
-            text(&via.stdout)
-        );
+        prints_a_path_ending(v, &via, "/app");
         same(v, "exec (default container)", &via, &direct);
         let (via, direct) = dev
             .both(v, &["exec", "web-0", "-c", "nope", "--", "pwd"], None)
