@@ -57,7 +57,7 @@ pub async fn main() -> Result<(), StartError> {
 /// directory (the page's test files run at once) write the same default path, and the gateway
 /// then served the other one's cluster until that one stopped.
 pub async fn dev_clusters(cluster: &DevCluster) -> Result<Clusters, ConfigError> {
-    Clusters::from_kubeconfig_text(&cluster.kubeconfig_text, &[DEV_CLUSTER.into()])
+    Clusters::from_kubeconfig_text(&cluster.kubeconfig_text(), &[DEV_CLUSTER.into()])
         .await
         .map_err(ConfigError::from)
 }

@@ -71,9 +71,6 @@ pub struct DevCluster {
     pub url: String,
     /// The kubeconfig it wrote.
     pub kubeconfig: PathBuf,
-    /// The kubeconfig's text, as written (the file may be written over by another dev cluster
-    /// started with the same path).
-    pub kubeconfig_text: String,
     /// The bearer token in that kubeconfig.
     pub token: String,
     /// The CA certificate (PEM) clients must trust, when serving TLS.
@@ -132,8 +129,7 @@ impl DevCluster {
         process::prepare_base_dir(&workdir)
             .map_err(|e| StartError::Fatal(format!("cannot create {}: {e}", workdir.display())))?;
         let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
-        let kubeconfig_text = kubeconfig::render(&url, &token, ca_pem.as_deref());
-        kubeconfig::write(&config.kubeconfig, &kubeconfig_text).map_err(|e| {
+        kubeconfig::write(&config.kubeconfig, &url, &token, ca_pem.as_deref()).map_err(|e| {
             StartError::Fatal(format!(
                 "cannot write the kubeconfig {}: {e}",
                 config.kubeconfig.display()
@@ -165,7 +161,6 @@ impl DevCluster {
             addr,
             url,
             kubeconfig: config.kubeconfig,
-            kubeconfig_text,
             token,
             ca_pem,
             stop,
@@ -173,6 +168,12 @@ impl DevCluster {
             accept,
             workdir,
         })
+    }
+
+    /// The kubeconfig it wrote, rendered again from what it holds (the file may have been
+    /// written over since by another dev cluster started with the same path).
+    pub fn kubeconfig_text(&self) -> String {
+        kubeconfig::render(&self.url, &self.token, self.ca_pem.as_deref())
     }
 
     /// Stops accepting, ends every session (killing its processes) and waits for them.

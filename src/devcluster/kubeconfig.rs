@@ -28,9 +28,9 @@ pub fn render(server: &str, token: &str, ca_pem: Option<&str>) -> String {
     serde_yaml::to_string(&config).expect("serializing a kubeconfig cannot fail")
 }
 
-/// Writes the kubeconfig `text` (from [`render`]) to `path` (mode 0600: it holds the token),
-/// creating parent directories.
-pub fn write(path: &Path, text: &str) -> std::io::Result<()> {
+/// Writes the kubeconfig to `path` (mode 0600: it holds the token), creating parent
+/// directories.
+pub fn write(path: &Path, server: &str, token: &str, ca_pem: Option<&str>) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
@@ -41,7 +41,7 @@ pub fn write(path: &Path, text: &str) -> std::io::Result<()> {
         .truncate(true)
         .mode(0o600)
         .open(path)?;
-    file.write_all(text.as_bytes())
+    file.write_all(render(server, token, ca_pem).as_bytes())
 }
 
 #[cfg(test)]
