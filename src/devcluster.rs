@@ -302,7 +302,8 @@ pub async fn main() -> Result<(), StartError> {
     let config = DevClusterConfig::from_env()?;
     // The handlers go in before the cluster serves or says where: a SIGTERM sent as soon as
     // it answers (as a supervisor or a test may) must stop it cleanly, not kill it.
-    let signalled = signals()?;
+    let mut signals = crate::drain::Signals::install()
+        .map_err(|e| StartError::Fatal(format!("cannot handle SIGTERM and SIGINT: {e}")))?;
     let cluster = DevCluster::start(config).await?;
     println!("dev cluster: {}", cluster.url);
     println!("kubeconfig: {}", cluster.kubeconfig.display());
@@ -310,24 +311,10 @@ pub async fn main() -> Result<(), StartError> {
         "try: kubectl --kubeconfig {} get pods -A",
         cluster.kubeconfig.display()
     );
-    signalled.await;
+    let signal = signals.next().await;
+    tracing::info!("{signal}: shutting down");
     cluster.shutdown().await;
     Ok(())
-}
-
-/// Installs the SIGTERM and SIGINT handlers now; the future resolves at the first signal.
-fn signals() -> Result<impl Future<Output = ()>, StartError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())
-        .map_err(|e| StartError::Fatal(format!("cannot handle SIGTERM: {e}")))?;
-    let mut int = signal(SignalKind::interrupt())
-        .map_err(|e| StartError::Fatal(format!("cannot handle SIGINT: {e}")))?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-        }
-    })
 }
 
 /// Resolves once shutdown has been asked for (at once if it already has).

@@ -171,11 +171,9 @@ impl Drop for SessionGuard {
 /// everything. The handlers are installed before this returns (so a signal that comes at any
 /// later time is seen); the returned future acts on them and ends after the second signal.
 pub fn on_signals(drain: Drain) -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
+    let mut signals = Signals::install()?;
     Ok(async move {
-        let first = next_signal(&mut term, &mut int).await;
+        let first = signals.next().await;
         drain.begin();
         tracing::info!(
             signal = first,
@@ -183,7 +181,7 @@ pub fn on_signals(drain: Drain) -> std::io::Result<impl Future<Output = ()> + Se
             drain_timeout_s = drain.0.timeout.as_secs_f64(),
             "draining: readiness 503, new sessions refused; a second signal exits at once"
         );
-        let second = next_signal(&mut term, &mut int).await;
+        let second = signals.next().await;
         tracing::warn!(
             signal = second,
             open_sessions = drain.open_sessions(),
@@ -193,13 +191,27 @@ pub fn on_signals(drain: Drain) -> std::io::Result<impl Future<Output = ()> + Se
     })
 }
 
-async fn next_signal(
-    term: &mut tokio::signal::unix::Signal,
-    int: &mut tokio::signal::unix::Signal,
-) -> &'static str {
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+/// SIGTERM and SIGINT, their handlers installed (from then on neither kills the process).
+pub(crate) struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub(crate) fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Waits for the next of them; its name.
+    pub(crate) async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
     }
 }
 
