@@ -280,16 +280,27 @@ fn record(stats: &Shared, f: impl FnOnce(&mut Stats)) {
     f(&mut stats.lock().unwrap_or_else(|e| e.into_inner()));
 }
 
-/// hold: open at `open_at`, type a keystroke a second (at `phase` into each second after
-/// `t0`) until `hold_end`, then exit.
-async fn hold(
-    target: Arc<Target>,
-    stats: Shared,
+/// When a held session opens and types: at `open_at`, then a keystroke a second at `phase`
+/// into each second after the start, until `hold_end`.
+#[derive(Clone, Copy)]
+struct Schedule {
     open_at: Instant,
     phase: Instant,
     ramp_end: Instant,
     hold_end: Instant,
-) -> Result<(), SessionError> {
+    /// Keep each keystroke's time and echo for ECHO_TRACE.
+    trace: bool,
+}
+
+/// hold: open, type a keystroke a second until the hold ends, then exit (`Schedule`).
+async fn hold(target: Arc<Target>, stats: Shared, plan: Schedule) -> Result<(), SessionError> {
+    let Schedule {
+        open_at,
+        phase,
+        ramp_end,
+        hold_end,
+        trace: tracing,
+    } = plan;
     sleep_until(open_at).await;
     let mut ws = timeout(STEP_TIMEOUT, target.open("echo-0", &["cat"], true))
         .await
@@ -303,7 +314,6 @@ async fn hold(
     ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let (mut echo, mut echo_ramp) = (Vec::new(), Vec::new());
     let mut trace = Vec::new();
-    let tracing = std::env::var_os("ECHO_TRACE").is_some();
     for n in 0u32.. {
         ticks.tick().await;
         if Instant::now() >= hold_end {
@@ -336,8 +346,8 @@ async fn hold(
     record(&stats, |s| {
         s.after_close += u64::from(!clean);
         echo.iter().for_each(|d| s.add("echo_ms", *d));
-        s.trace.extend(trace);
         echo_ramp.iter().for_each(|d| s.add("echo_ramp_ms", *d));
+        s.trace.extend(trace);
     });
     Ok(())
 }
@@ -433,6 +443,9 @@ async fn main() {
     let target = Arc::new(Target::from_env());
     let stats: Shared = Arc::default();
     let t0 = Instant::now() + Duration::from_millis(200);
+    // ECHO_TRACE=PREFIX: every keystroke of a hold as a line "µs since t0, echo µs" in
+    // PREFIX.<target>, to see when in the run the slow echoes came.
+    let trace_prefix = std::env::var("ECHO_TRACE").ok();
     let mut tasks = tokio::task::JoinSet::new();
     match mode.as_str() {
         "hold" => {
@@ -445,11 +458,16 @@ async fn main() {
                 // independent users do. Typing from the moment each opened would bunch them:
                 // the default ramp opens 300 a second, so sessions i and i + 300 opened a
                 // whole second apart and would type at the same instant, 30 at once at 9,000.
-                let phase = t0 + KEYSTROKE.mul_f64(share);
+                let plan = Schedule {
+                    open_at,
+                    phase: t0 + KEYSTROKE.mul_f64(share),
+                    ramp_end,
+                    hold_end,
+                    trace: trace_prefix.is_some(),
+                };
                 let (target, stats) = (target.clone(), stats.clone());
                 tasks.spawn(async move {
-                    let result =
-                        hold(target, stats.clone(), open_at, phase, ramp_end, hold_end).await;
+                    let result = hold(target, stats.clone(), plan).await;
                     record(&stats, |s| match result {
                         Ok(()) => s.ok += 1,
                         Err(e) => s.fail(&e),
@@ -482,9 +500,7 @@ async fn main() {
         .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
         .unwrap_or_default();
     let failed = stats.errors > 0 || stats.ok == 0 || (mode != "churn" && stats.ok < sessions);
-    // ECHO_TRACE=PREFIX: every keystroke of a hold as a line "µs since t0, echo µs" in
-    // PREFIX.<target>, to see when in the run the slow echoes came.
-    if let Ok(prefix) = std::env::var("ECHO_TRACE") {
+    if let Some(prefix) = trace_prefix {
         let path = format!("{prefix}.{}", env("TARGET", "direct"));
         let lines: String = stats
             .trace
