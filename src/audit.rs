@@ -120,15 +120,17 @@ impl Serialize for Time {
 #[derive(Debug, Clone, Serialize)]
 pub struct ExecRecord {
     pub session: SessionId,
-    pub user: String,
-    pub groups: Vec<String>,
+    /// `None` when the exec was refused before the caller was known.
+    pub user: Option<String>,
+    pub groups: Option<Vec<String>>,
     pub cluster: String,
     pub namespace: String,
     pub pod: String,
     pub container: Option<String>,
-    /// The command run (the default shell's argv when the client named none).
-    pub argv: Vec<String>,
-    pub tty: bool,
+    /// The command run (the default shell's argv when the client named none); `None` when
+    /// refused before the request was parsed.
+    pub argv: Option<Vec<String>>,
+    pub tty: Option<bool>,
     pub mode: Option<Mode>,
     pub rule: Option<String>,
     pub peer: Option<SocketAddr>,

@@ -135,8 +135,11 @@ impl ActAs<'_> {
         let ActAs::User(identity) = self else {
             return Ok(());
         };
-        let value =
-            |v: &str| HeaderValue::from_str(v).map_err(|_| UpstreamError::BadIdentity(v.into()));
+        // UTF-8 names pass as they are (Go reads header bytes as a string); only bytes HTTP
+        // cannot carry (control characters) are refused.
+        let value = |v: &str| {
+            HeaderValue::from_bytes(v.as_bytes()).map_err(|_| UpstreamError::BadIdentity(v.into()))
+        };
         headers.insert("impersonate-user", value(&identity.user)?);
         for group in &identity.groups {
             headers.append("impersonate-group", value(group)?);

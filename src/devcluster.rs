@@ -60,7 +60,41 @@ pub(crate) struct Shared {
     /// Per-start directory holding each process-backed container's working directory.
     pub(crate) workdir: PathBuf,
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// The execs it ran, newest last (at most [`EXEC_JOURNAL_ENTRIES`]).
+    pub(crate) journal: Journal,
     _done: mpsc::Sender<()>,
+}
+
+/// Execs the dev cluster remembers, for [`DevCluster::executed`].
+pub const EXEC_JOURNAL_ENTRIES: usize = 1024;
+
+/// What the dev cluster ran for one exec: the user it ran as and the options it read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Executed {
+    pub user: String,
+    pub groups: Vec<String>,
+    pub namespace: String,
+    pub pod: String,
+    pub options: exec::ExecOptions,
+}
+
+/// The bounded record of execs run, shared by the sessions and the [`DevCluster`] handle.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Journal(Arc<std::sync::Mutex<std::collections::VecDeque<Executed>>>);
+
+impl Journal {
+    pub(crate) fn push(&self, executed: Executed) {
+        let mut entries = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() == EXEC_JOURNAL_ENTRIES {
+            entries.pop_front();
+        }
+        entries.push_back(executed);
+    }
+
+    fn entries(&self) -> Vec<Executed> {
+        let entries = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        entries.iter().cloned().collect()
+    }
 }
 
 /// A running dev cluster.
@@ -79,6 +113,7 @@ pub struct DevCluster {
     done: mpsc::Receiver<()>,
     accept: JoinHandle<()>,
     workdir: PathBuf,
+    journal: Journal,
 }
 
 impl DevCluster {
@@ -138,6 +173,7 @@ impl DevCluster {
 
         let (stop, shutdown) = watch::channel(false);
         let (done_tx, done) = mpsc::channel(1);
+        let journal = Journal::default();
         let shared = Arc::new(Shared {
             objects: Objects {
                 manifest,
@@ -148,6 +184,7 @@ impl DevCluster {
             token: token.clone(),
             workdir: workdir.clone(),
             shutdown: shutdown.clone(),
+            journal: journal.clone(),
             _done: done_tx,
         });
         let accept = tokio::spawn(accept_loop(
@@ -167,7 +204,14 @@ impl DevCluster {
             done,
             accept,
             workdir,
+            journal,
         })
+    }
+
+    /// The execs it ran (started a command for), oldest first: the user each ran as and the
+    /// options it read from the query, as kube-apiserver would have read them.
+    pub fn executed(&self) -> Vec<Executed> {
+        self.journal.entries()
     }
 
     /// The kubeconfig it wrote, rendered again from what it holds (the file may have been

@@ -31,7 +31,7 @@ impl Identity {
     }
 }
 
-/// Why a request was refused before it reached a cluster.
+/// Why a request was refused before it reached a cluster (its status: crate::routes).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
     #[error(
@@ -40,27 +40,18 @@ pub enum IdentityError {
     ProxySecret,
     #[error("no user: the {0} header is missing or empty")]
     NoUser(String),
+    #[error("the {0} header is given more than once: the API gateway must send exactly one")]
+    RepeatedUser(String),
+    #[error("the {0} header is not valid UTF-8")]
+    BadUser(String),
+    #[error("a {0} header line is not valid UTF-8 or holds a control character")]
+    BadGroups(String),
     #[error("origin {0} may not open sessions here")]
     Origin(String),
-}
-
-impl IdentityError {
-    /// A fixed label for the refusal metric.
-    pub fn label(&self) -> &'static str {
-        match self {
-            IdentityError::ProxySecret => "proxy_secret",
-            IdentityError::NoUser(_) => "no_user",
-            IdentityError::Origin(_) => "origin",
-        }
-    }
-
-    /// The HTTP status for this refusal.
-    pub fn http_code(&self) -> u16 {
-        match self {
-            IdentityError::ProxySecret | IdentityError::NoUser(_) => 401,
-            IdentityError::Origin(_) => 403,
-        }
-    }
+    #[error(
+        "host {0:?} is not served: with PODTERM_AUTH=none podterm answers only loopback names (localhost, 127.0.0.1, [::1])"
+    )]
+    Host(String),
 }
 
 /// Turns request headers into an [`Identity`] as the configuration says.
@@ -90,8 +81,8 @@ impl Authenticator {
         self.mode == AuthMode::Headers
     }
 
-    /// The caller's identity: proxy secret first (constant time), then the trusted headers.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, IdentityError> {
+    /// The proxy secret, when one is configured (constant time).
+    pub fn check_secret(&self, headers: &HeaderMap) -> Result<(), IdentityError> {
         if let Some(secret) = &self.proxy_secret {
             let sent = headers
                 .get(PROXY_SECRET_HEADER)
@@ -101,28 +92,67 @@ impl Authenticator {
                 return Err(IdentityError::ProxySecret);
             }
         }
+        Ok(())
+    }
+
+    /// The caller's identity: proxy secret first, then the trusted headers, read exactly as
+    /// the gateway sent them: one user header (a second one is refused, not resolved), names
+    /// and groups in UTF-8, and a groups line that cannot be read refuses the request rather
+    /// than being dropped (a dropped group could skip a restrictive first policy rule).
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, IdentityError> {
+        self.check_secret(headers)?;
         if self.mode == AuthMode::None {
             return Ok(Identity::local_dev());
         }
-        let user = headers
-            .get(&self.user_header)
-            .and_then(|v| v.to_str().ok())
+        let mut users = headers.get_all(&self.user_header).iter();
+        let (user, second) = (users.next(), users.next());
+        if second.is_some() {
+            return Err(IdentityError::RepeatedUser(self.user_header.clone()));
+        }
+        let user = user
+            .map(|v| header_text(v.as_bytes()).ok_or_else(|| IdentityError::BadUser(self.user_header.clone())))
+            .transpose()?
             .map(str::trim)
             .filter(|u| !u.is_empty())
             .ok_or_else(|| IdentityError::NoUser(self.user_header.clone()))?;
-        let groups = headers
-            .get_all(&self.groups_header)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|g| !g.is_empty())
-            .map(String::from)
-            .collect();
+        let mut groups = Vec::new();
+        for line in headers.get_all(&self.groups_header) {
+            let line = header_text(line.as_bytes())
+                .ok_or_else(|| IdentityError::BadGroups(self.groups_header.clone()))?;
+            groups.extend(
+                line.split(',')
+                    .map(str::trim)
+                    .filter(|g| !g.is_empty())
+                    .map(String::from),
+            );
+        }
         Ok(Identity {
             user: user.to_string(),
             groups,
         })
+    }
+
+    /// With `PODTERM_AUTH=none` (`podterm dev`), only loopback host names are answered, so a
+    /// web page cannot reach the developer's podterm through DNS rebinding.
+    pub fn check_host<B>(&self, req: &hyper::Request<B>) -> Result<(), IdentityError> {
+        if self.mode != AuthMode::None {
+            return Ok(());
+        }
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .or_else(|| {
+                req.headers()
+                    .get(HOST)
+                    .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+            })
+            .unwrap_or_default();
+        if is_loopback_authority(&host) {
+            Ok(())
+        } else {
+            Err(IdentityError::Host(host))
+        }
     }
 
     /// The `Origin` check for browser requests: requests without `Origin` (kubectl, scripts)
@@ -143,12 +173,37 @@ impl Authenticator {
         } else {
             self.allowed_origins.contains(&normalized)
         };
-        if allowed {
+        // `podterm dev` also refuses any non-loopback origin, allow list or not.
+        let loopback = self.mode != AuthMode::None
+            || normalized
+                .split_once("://")
+                .is_some_and(|(_, authority)| is_loopback_authority(authority));
+        if allowed && loopback {
             Ok(())
         } else {
             Err(IdentityError::Origin(origin_text.to_string()))
         }
     }
+}
+
+/// A header value as text: UTF-8 without control characters (HTTP already forbids CR, LF, NUL).
+fn header_text(bytes: &[u8]) -> Option<&str> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .filter(|t| !t.chars().any(char::is_control))
+}
+
+/// `localhost`, `127.x.y.z` or `[::1]`, with or without a port.
+fn is_loopback_authority(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or(rest, |(h, _)| h),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -222,7 +277,6 @@ mod tests {
             a.authenticate(&headers(&[user, (PROXY_SECRET_HEADER, "s3cret")]))
                 .is_ok()
         );
-        assert_eq!(IdentityError::ProxySecret.http_code(), 401);
     }
 
     #[test]
@@ -246,7 +300,7 @@ mod tests {
                 ("origin", "https://evil.example"),
             ]))
             .unwrap_err();
-        assert_eq!(e.http_code(), 403);
+        assert!(matches!(e, IdentityError::Origin(_)));
         assert!(
             a.check_origin(&headers(&[("origin", "http://h:8080")]))
                 .is_err()
@@ -263,5 +317,57 @@ mod tests {
         assert!(a.check_origin(&ok).is_ok());
         let same_host = headers(&[("host", "podterm:8080"), ("origin", "http://podterm:8080")]);
         assert!(a.check_origin(&same_host).is_err());
+    }
+
+    #[test]
+    fn identity_headers_are_refused_not_resolved() {
+        let a = auth(&[]);
+        // L2: two user headers, an unreadable groups line.
+        assert!(matches!(
+            a.authenticate(&headers(&[("x-forwarded-user", "alice"), ("x-forwarded-user", "root")])),
+            Err(IdentityError::RepeatedUser(_))
+        ));
+        let mut h = headers(&[("x-forwarded-user", "alice"), ("x-forwarded-groups", "support")]);
+        h.append(
+            "x-forwarded-groups",
+            hyper::header::HeaderValue::from_bytes(b"ops,\xff").unwrap(),
+        );
+        assert!(matches!(a.authenticate(&h), Err(IdentityError::BadGroups(_))));
+        // UTF-8 names and groups pass as the gateway sent them.
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-user",
+            hyper::header::HeaderValue::from_bytes("zoë".as_bytes()).unwrap(),
+        );
+        h.append(
+            "x-forwarded-groups",
+            hyper::header::HeaderValue::from_bytes("équipe, ops".as_bytes()).unwrap(),
+        );
+        let id = a.authenticate(&h).unwrap();
+        assert_eq!(id.user, "zoë");
+        assert_eq!(id.groups, ["équipe", "ops"]);
+    }
+
+    #[test]
+    fn dev_answers_loopback_hosts_and_origins_only() {
+        let a = auth(&[("PODTERM_AUTH", "none"), ("PODTERM_LISTEN", "127.0.0.1:0")]);
+        let req = |host: &str| {
+            hyper::Request::get("/")
+                .header("host", host)
+                .body(())
+                .unwrap()
+        };
+        for ok in ["localhost:8080", "127.0.0.1:8080", "[::1]:8080", "LOCALHOST", "127.0.0.2"] {
+            assert!(a.check_host(&req(ok)).is_ok(), "{ok}");
+        }
+        for bad in ["attacker.example:8080", "localhost.attacker.example", "10.0.0.1", ""] {
+            assert!(matches!(a.check_host(&req(bad)), Err(IdentityError::Host(_))), "{bad}");
+        }
+        let h = headers(&[("host", "localhost:8080"), ("origin", "http://localhost:8080")]);
+        assert!(a.check_origin(&h).is_ok());
+        let h = headers(&[("host", "evil.example"), ("origin", "http://evil.example")]);
+        assert!(a.check_origin(&h).is_err());
+        // Serve mode does not check the host.
+        assert!(auth(&[]).check_host(&req("podterm.example")).is_ok());
     }
 }

@@ -13,6 +13,8 @@
 //! payload is a "ready" frame and is ignored. Subprotocols are offered and accepted in the
 //! order of [`SUBPROTOCOLS`].
 
+pub mod exec_query;
+
 use serde::{Deserialize, Serialize};
 
 /// Subprotocol that adds the close channel (255); preferred.

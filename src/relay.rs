@@ -179,6 +179,20 @@ pub struct Summary {
     pub duration: Duration,
 }
 
+impl Summary {
+    /// A session that ended before any frame was relayed.
+    pub fn unstarted(close: CloseReason) -> Summary {
+        Summary {
+            bytes_from_client: 0,
+            bytes_to_client: 0,
+            exit_code: None,
+            status_message: None,
+            close,
+            duration: Duration::ZERO,
+        }
+    }
+}
+
 /// State the session's futures share (one task, so atomics only for `Send`).
 struct Shared {
     start: Instant,

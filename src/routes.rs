@@ -11,17 +11,19 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
-use crate::cluster::{ActAs, Cluster, UpstreamError};
+use crate::cluster::{Cluster, UpstreamError};
 use crate::identity::{Identity, IdentityError};
-use crate::protocol::Status;
+use crate::policy::limits::LimitError;
+use crate::protocol::exec_query::QueryError;
+use crate::protocol::{SUBPROTOCOLS, Status};
 use crate::server::Gateway;
-use crate::session::{self, ExecError, ExecTarget};
+use crate::session::{self, Attempt, AttemptGuard, ExecError, ExecTarget, Refused, act_as};
 
 /// Every response body the gateway sends.
 pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Why a request got no answer from a cluster; mapped to a `Status` here and nowhere else.
+/// Why a request got no answer from a cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum RouteError {
     #[error(transparent)]
@@ -37,51 +39,116 @@ pub enum RouteError {
     #[error("{0}")]
     BadRequest(&'static str),
     #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error(
+        "podterm runs exec over WebSocket only ({}, {}): kubectl 1.29 and older speak only SPDY; use kubectl 1.30 or newer, or the page",
+        crate::protocol::V5,
+        crate::protocol::V4
+    )]
+    WebSocketOnly,
+    #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
     Exec(#[from] ExecError),
 }
 
-impl RouteError {
+/// A refusal, classified once: the `Status` the client gets (or the cluster's own answer,
+/// passed as it came), the label of the refusal metric and the reason in the audit line.
+pub struct Refusal {
+    pub status: Status,
+    pub label: &'static str,
+    passthrough: Option<Response<Body>>,
+}
+
+impl Refusal {
+    fn new(code: u16, label: &'static str, message: impl Into<String>) -> Refusal {
+        Refusal {
+            status: Status::failure(code, message),
+            label,
+            passthrough: None,
+        }
+    }
+
     fn into_response(self) -> Response<Body> {
-        let status = match self {
-            RouteError::Identity(e) => Status::failure(e.http_code(), e.to_string()),
-            RouteError::NotFound => Status::failure(404, self.to_string()),
-            RouteError::UnknownCluster(ref name) => {
-                Status::failure(404, self.to_string()).with_details("clusters", name)
-            }
-            RouteError::MethodNotAllowed => Status::failure(405, self.to_string()),
-            RouteError::Draining => Status::failure(503, self.to_string()),
-            RouteError::BadRequest(why) => Status::failure(400, why),
-            RouteError::Upstream(e) => return upstream_error(e),
-            RouteError::Exec(ExecError::Upstream(e)) => return upstream_error(e),
-            RouteError::Exec(e) => e.status(),
-        };
-        status_response(&status)
+        self.passthrough
+            .unwrap_or_else(|| status_response(&self.status))
+    }
+}
+
+/// Every refusal's status, metric label and audit reason, in one place (linkerd's rescue).
+pub fn classify(e: RouteError) -> Refusal {
+    let message = e.to_string();
+    match e {
+        RouteError::Identity(e) => {
+            let (code, label) = match e {
+                IdentityError::ProxySecret => (401, "proxy_secret"),
+                IdentityError::NoUser(_) => (401, "no_user"),
+                IdentityError::RepeatedUser(_) => (400, "bad_identity"),
+                IdentityError::BadGroups(_) => (400, "bad_identity"),
+                IdentityError::BadUser(_) => (400, "bad_identity"),
+                IdentityError::Origin(_) => (403, "origin"),
+                IdentityError::Host(_) => (403, "host"),
+            };
+            Refusal::new(code, label, message)
+        }
+        RouteError::NotFound => Refusal::new(404, "not_found", message),
+        RouteError::UnknownCluster(name) => Refusal {
+            status: Status::failure(404, message).with_details("clusters", &name),
+            label: "unknown_cluster",
+            passthrough: None,
+        },
+        RouteError::MethodNotAllowed => Refusal::new(405, "method", message),
+        RouteError::Draining => Refusal::new(503, "draining", message),
+        RouteError::BadRequest(_) => Refusal::new(400, "bad_request", message),
+        RouteError::Query(_) => Refusal::new(400, "bad_query", message),
+        RouteError::WebSocketOnly => Refusal::new(400, "websocket_only", message),
+        RouteError::Upstream(e) | RouteError::Exec(ExecError::Upstream(e)) => upstream_refusal(e),
+        RouteError::Exec(e) => {
+            let (code, label) = match &e {
+                ExecError::NoSubprotocol => (400, "no_subprotocol"),
+                ExecError::Upgrade(_) => (400, "bad_upgrade"),
+                ExecError::Denied(_) => (403, "policy"),
+                ExecError::Limit(LimitError::PerUser { .. }) => (429, "limit_per_user"),
+                ExecError::Limit(LimitError::Total { .. }) => (503, "limit_total"),
+                ExecError::Recording(_) => (500, "recording"),
+                ExecError::Upstream(_) => unreachable!("matched above"),
+            };
+            Refusal::new(code, label, message)
+        }
     }
 }
 
 /// A cluster's refusal passes as it came when it is a `Status`; anything else becomes one.
-fn upstream_error(e: UpstreamError) -> Response<Body> {
-    let code = e.http_code();
-    if let UpstreamError::Refused {
-        code: http,
-        content_type,
-        body,
-    } = &e
-    {
-        if serde_json::from_slice::<Status>(body).is_ok() {
-            let mut res = Response::new(full(body.clone()));
-            *res.status_mut() = *http;
-            let ct = content_type.clone();
+fn upstream_refusal(e: UpstreamError) -> Refusal {
+    let (code, label) = match &e {
+        UpstreamError::Refused { code, .. } if code.as_u16() == 403 => (403, "cluster_forbidden"),
+        UpstreamError::Refused { code, .. } => (code.as_u16(), "cluster_refused"),
+        UpstreamError::Send { .. } => (503, "cluster_unreachable"),
+        UpstreamError::Handshake { .. } => (502, "cluster_unreachable"),
+        UpstreamError::BadIdentity(_) => (400, "bad_identity"),
+    };
+    let status = Status::failure(code, e.reason());
+    let passthrough = match e {
+        UpstreamError::Refused {
+            code,
+            content_type,
+            body,
+        } if serde_json::from_slice::<Status>(&body).is_ok() => {
+            let mut res = Response::new(full(body));
+            *res.status_mut() = code;
             res.headers_mut().insert(
                 header::CONTENT_TYPE,
-                ct.unwrap_or(HeaderValue::from_static("application/json")),
+                content_type.unwrap_or(HeaderValue::from_static("application/json")),
             );
-            return res;
+            Some(res)
         }
+        _ => None,
+    };
+    Refusal {
+        status,
+        label,
+        passthrough,
     }
-    status_response(&Status::failure(code, e.reason()))
 }
 
 fn status_response(status: &Status) -> Response<Body> {
@@ -122,16 +189,24 @@ pub async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Result<Response<Body>, Infallible> {
-    Ok(route(gateway, req, peer)
-        .await
-        .unwrap_or_else(RouteError::into_response))
+    Ok(route(&gateway, req, peer).await.unwrap_or_else(|e| {
+        if let RouteError::Identity(ref e) = e {
+            gateway.metrics.denied(classify_identity_label(e));
+        }
+        classify(e).into_response()
+    }))
+}
+
+fn classify_identity_label(e: &IdentityError) -> &'static str {
+    classify(RouteError::Identity(e.clone())).label
 }
 
 async fn route(
-    gateway: Arc<Gateway>,
+    gateway: &Arc<Gateway>,
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Result<Response<Body>, RouteError> {
+    gateway.auth.check_host(&req)?;
     let path = req.uri().path().to_string();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
@@ -142,6 +217,7 @@ async fn route(
         ["readyz"] => Ok(text(StatusCode::OK, "ok\n")),
         ["metrics"] => {
             only_get(&req)?;
+            gateway.auth.check_secret(req.headers())?;
             let mut res = Response::new(full(gateway.metrics.encode()));
             res.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -151,16 +227,20 @@ async fn route(
         }
         ["api", "whoami"] => {
             only_get(&req)?;
-            let identity = caller(&gateway, &req)?;
-            whoami(&gateway, &identity, req.uri().query().unwrap_or(""))
+            let identity = caller(gateway, &req)?;
+            whoami(gateway, &identity, req.uri().query().unwrap_or(""))
         }
         ["api", "clusters"] => {
             only_get(&req)?;
-            caller(&gateway, &req)?;
+            caller(gateway, &req)?;
             Ok(json(&serde_json::json!(gateway.clusters.names())))
         }
+        ["clusters", name, "api", "v1", "namespaces", namespace, "pods", pod, "exec"] => {
+            let attempt = Attempt::new(peer, name, namespace, pod);
+            Ok(exec(gateway, req, attempt).await)
+        }
         ["clusters", name, rest @ ..] => {
-            let identity = caller(&gateway, &req)?;
+            let identity = caller(gateway, &req)?;
             let cluster = gateway
                 .clusters
                 .get(name)
@@ -181,23 +261,7 @@ async fn route(
                 | ["api", "v1", "namespaces", _, "pods"]
                 | ["api", "v1", "namespaces", _, "pods", _] => {
                     only_get(&req)?;
-                    read(&gateway, &cluster, &req, &api_path, &identity).await
-                }
-                ["api", "v1", "namespaces", namespace, "pods", pod, "exec"] => {
-                    if req.method() != Method::GET && req.method() != Method::POST {
-                        return Err(RouteError::MethodNotAllowed);
-                    }
-                    if gateway.drain.is_draining() {
-                        gateway.metrics.denied("draining");
-                        return Err(RouteError::Draining);
-                    }
-                    let target = ExecTarget::from_query(
-                        cluster.name(),
-                        namespace,
-                        pod,
-                        req.uri().query().unwrap_or(""),
-                    );
-                    exec(gateway.clone(), req, cluster, identity, target, peer).await
+                    read(gateway, &cluster, &req, &api_path, &identity).await
                 }
                 _ => Err(RouteError::NotFound),
             }
@@ -289,14 +353,9 @@ fn page(req: &Request<Incoming>, path: &str) -> Result<Response<Body>, RouteErro
 
 /// The caller: proxy secret, trusted headers, and (for browsers) the `Origin` check.
 fn caller(gateway: &Gateway, req: &Request<Incoming>) -> Result<Identity, RouteError> {
-    let checked = gateway
-        .auth
-        .authenticate(req.headers())
-        .and_then(|identity| gateway.auth.check_origin(req.headers()).map(|()| identity));
-    checked.map_err(|e| {
-        gateway.metrics.denied(e.label());
-        RouteError::Identity(e)
-    })
+    let identity = gateway.auth.authenticate(req.headers())?;
+    gateway.auth.check_origin(req.headers())?;
+    Ok(identity)
 }
 
 fn only_get(req: &Request<Incoming>) -> Result<(), RouteError> {
@@ -314,14 +373,6 @@ fn is_name(segment: &str) -> bool {
         && segment
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
-}
-
-fn act_as<'a>(gateway: &Gateway, identity: &'a Identity) -> ActAs<'a> {
-    if gateway.auth.impersonates() {
-        ActAs::User(identity)
-    } else {
-        ActAs::Podterm
-    }
 }
 
 /// A read passed to the cluster as the caller; its answer streams back with the same code.
@@ -342,33 +393,106 @@ async fn read(
     Ok(res.map(|body| body.map_err(|e| Box::new(e) as BoxError).boxed_unsync()))
 }
 
-/// An exec: a WebSocket session; without an upgrade (e.g. kubectl's SPDY fallback) the
-/// cluster is asked the same, plainly, so its answer (403, 400 "Upgrade request required")
-/// reaches the client after the same policy check.
-async fn exec(
-    gateway: Arc<Gateway>,
+/// An exec attempt, reported exactly once whatever happens: every refusal is classified here
+/// and reported with the attempt's audit lines (a plain, non-upgrade GET or POST runs nothing
+/// and is not reported, see [`AttemptGuard`]).
+async fn exec(gateway: &Arc<Gateway>, req: Request<Incoming>, attempt: Attempt) -> Response<Body> {
+    let websocket = fastwebsockets::upgrade::is_upgrade_request(&req);
+    let plain = !websocket && matches!(*req.method(), Method::GET | Method::POST);
+    let mut guard = AttemptGuard::new(gateway.clone(), attempt, plain);
+    match exec_checked(gateway, &mut guard, req, websocket).await {
+        Ok(res) => {
+            guard.answered();
+            res
+        }
+        Err(e) => {
+            let refusal = classify(e);
+            guard.refused(&Refused {
+                code: refusal.status.code,
+                label: refusal.label,
+                reason: &refusal.status.message,
+            });
+            refusal.into_response()
+        }
+    }
+}
+
+/// The exec attempt's checks at the edge (method, drain, caller, cluster, names, query), then
+/// the session, or for a plain request the same admission and the cluster's plain answer.
+async fn exec_checked(
+    gateway: &Arc<Gateway>,
+    guard: &mut AttemptGuard,
     req: Request<Incoming>,
-    cluster: Arc<Cluster>,
-    identity: Identity,
-    target: ExecTarget,
-    peer: SocketAddr,
+    websocket: bool,
 ) -> Result<Response<Body>, RouteError> {
-    if !fastwebsockets::upgrade::is_upgrade_request(&req) {
-        let place = session::admit(
-            &gateway,
-            &cluster,
-            &identity,
-            &target,
-            &crate::protocol::SUBPROTOCOLS,
+    if req.method() != Method::GET && req.method() != Method::POST {
+        return Err(RouteError::MethodNotAllowed);
+    }
+    if gateway.drain.is_draining() {
+        return Err(RouteError::Draining);
+    }
+    let identity = caller(gateway, &req)?;
+    guard.attempt.identity = Some(identity.clone());
+    let cluster = gateway
+        .clusters
+        .get(&guard.attempt.cluster)
+        .cloned()
+        .ok_or_else(|| RouteError::UnknownCluster(guard.attempt.cluster.clone()))?;
+    if !is_name(&guard.attempt.namespace) || !is_name(&guard.attempt.pod) {
+        return Err(RouteError::NotFound);
+    }
+    let target = ExecTarget::parse(
+        cluster.name(),
+        &guard.attempt.namespace,
+        &guard.attempt.pod,
+        req.uri().query().unwrap_or(""),
+    )?;
+    guard.attempt.target = Some(target.clone());
+    if !websocket {
+        return plain_exec(gateway, &req, &cluster, &identity, &target).await;
+    }
+    let res = session::exec(guard, req, cluster).await?;
+    Ok(res.map(|body| body.map_err(|e| match e {}).boxed_unsync()))
+}
+
+/// Largest plain exec answer read back from the cluster, in bytes.
+const MAX_PLAIN_ANSWER_BYTES: usize = 64 * 1024;
+
+/// An exec without a WebSocket upgrade (kubectl's SPDY, alone before 1.30 or as the fallback
+/// after a refused upgrade): the same admission, then the cluster is asked the same plainly so
+/// that its refusal (403, 400) reaches the client. Where the cluster would only want an
+/// upgrade, the answer says that podterm needs WebSocket exec.
+async fn plain_exec(
+    gateway: &Gateway,
+    req: &Request<Incoming>,
+    cluster: &Cluster,
+    identity: &Identity,
+    target: &ExecTarget,
+) -> Result<Response<Body>, RouteError> {
+    let place = session::admit(gateway, cluster, identity, target, &SUBPROTOCOLS)
+        .await
+        .map_err(ExecError::from)?;
+    drop(place);
+    let res = cluster
+        .plain_exec(
+            req.method().clone(),
+            &target.upstream_path(),
+            act_as(gateway, identity),
         )
         .await?;
-        drop(place);
-        let path = target.upstream_path(req.uri().query().unwrap_or(""));
-        let res = cluster
-            .plain_exec(req.method().clone(), &path, act_as(&gateway, &identity))
-            .await?;
-        return Ok(res.map(|body| body.map_err(|e| Box::new(e) as BoxError).boxed_unsync()));
+    let (parts, body) = res.into_parts();
+    let body = http_body_util::Limited::new(body, MAX_PLAIN_ANSWER_BYTES)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let wants_upgrade = parts.status == StatusCode::BAD_REQUEST
+        && serde_json::from_slice::<Status>(&body)
+            .is_ok_and(|s| s.message.contains("Upgrade request required"));
+    if wants_upgrade {
+        return Err(RouteError::WebSocketOnly);
     }
-    let res = session::exec(gateway, req, cluster, identity, target, peer).await?;
-    Ok(res.map(|body| body.map_err(|e| match e {}).boxed_unsync()))
+    let mut res = Response::from_parts(parts, full(body));
+    res.headers_mut().remove(header::CONTENT_LENGTH);
+    Ok(res)
 }

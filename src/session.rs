@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use fastwebsockets::WebSocket;
 use hyper::header::{self, HeaderValue};
@@ -17,18 +17,20 @@ use crate::cluster::{Cluster, UpstreamError};
 use crate::identity::Identity;
 use crate::policy::limits::LimitError;
 use crate::policy::{Decision, Denial, Mode, Policy};
-use crate::protocol::{self, Status};
+use crate::protocol::exec_query::{ExecQuery, QueryError};
+use crate::protocol::{self};
 use crate::relay::{self, CloseReason, RelayConfig, Summary};
 use crate::server::Gateway;
 
 mod admission;
 mod hooks;
 
-use admission::act_as;
-pub use admission::{ROOT_CHECK_TIMEOUT, admit};
+pub use admission::{ROOT_CHECK_TIMEOUT, act_as, admit};
 pub use hooks::Hooks;
 
-/// What a client asked to run, from the exec request's path and query.
+/// One exec request, parsed once: where, what and how, exactly as kube-apiserver will read
+/// the query podterm sends for it ([`ExecTarget::upstream_path`]). The policy, `deny_root`,
+/// the audit, the recording and the metrics all read this value, never the client's bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecTarget {
     pub cluster: String,
@@ -40,62 +42,58 @@ pub struct ExecTarget {
     pub argv: Vec<String>,
     /// Whether the client sent no `command` and gets [`protocol::default_shell`].
     pub default_shell: bool,
-    pub tty: bool,
     pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub tty: bool,
 }
 
 impl ExecTarget {
-    /// Reads `container`, `command`, `tty` and `stdin` from the exec query.
-    pub fn from_query(cluster: &str, namespace: &str, pod: &str, query: &str) -> ExecTarget {
-        let mut target = ExecTarget {
+    /// Parses the exec query strictly ([`ExecQuery::parse`]): the API server's reading, or a
+    /// refusal where it could be read two ways.
+    pub fn parse(
+        cluster: &str,
+        namespace: &str,
+        pod: &str,
+        query: &str,
+    ) -> Result<ExecTarget, QueryError> {
+        let query = ExecQuery::parse(query)?;
+        let default_shell = query.command.is_empty();
+        Ok(ExecTarget {
             cluster: cluster.into(),
             namespace: namespace.into(),
             pod: pod.into(),
-            container: None,
-            argv: Vec::new(),
-            default_shell: false,
-            tty: false,
-            stdin: false,
-        };
-        let truthy = |v: &str| matches!(v, "true" | "1" | "True" | "TRUE");
-        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-            match &*key {
-                "container" if !value.is_empty() => target.container = Some(value.into_owned()),
-                "command" => target.argv.push(value.into_owned()),
-                "tty" => target.tty = truthy(&value),
-                "stdin" => target.stdin = truthy(&value),
-                _ => {}
-            }
-        }
-        if target.argv.is_empty() {
-            target.argv = protocol::default_shell();
-            target.default_shell = true;
-        }
-        target
+            container: query.container,
+            argv: if default_shell {
+                protocol::default_shell()
+            } else {
+                query.command
+            },
+            default_shell,
+            stdin: query.stdin,
+            stdout: query.stdout,
+            stderr: query.stderr,
+            tty: query.tty,
+        })
     }
 
-    /// The exec path and query for the cluster: the client's query, plus the default shell's
-    /// `command`s when it sent none.
-    pub fn upstream_path(&self, query: &str) -> String {
-        let mut query = query.to_string();
-        if self.default_shell {
-            let mut extra = form_urlencoded::Serializer::new(String::new());
-            for arg in &self.argv {
-                extra.append_pair("command", arg);
-            }
-            if !query.is_empty() {
-                query.push('&');
-            }
-            query.push_str(&extra.finish());
+    /// The exec query this value stands for (the default shell's argv included).
+    pub fn query(&self) -> ExecQuery {
+        ExecQuery {
+            container: self.container.clone(),
+            command: self.argv.clone(),
+            stdin: self.stdin,
+            stdout: self.stdout,
+            stderr: self.stderr,
+            tty: self.tty,
         }
-        format!(
-            "/api/v1/namespaces/{}/pods/{}/exec?{query}",
-            self.namespace, self.pod
-        )
     }
-}
 
-impl ExecTarget {
+    /// The exec path and query for the cluster, made from this value alone.
+    pub fn upstream_path(&self) -> String {
+        exec_path(&self.namespace, &self.pod, &self.query())
+    }
+
     /// The argv the policy judges: empty for the default shell.
     pub fn requested_argv(&self) -> &[String] {
         if self.default_shell { &[] } else { &self.argv }
@@ -113,7 +111,15 @@ impl ExecTarget {
     }
 }
 
-/// Everything known about a session, for observers.
+/// `/api/v1/namespaces/{namespace}/pods/{pod}/exec?{query}`.
+pub fn exec_path(namespace: &str, pod: &str, query: &ExecQuery) -> String {
+    format!(
+        "/api/v1/namespaces/{namespace}/pods/{pod}/exec?{}",
+        query.encode()
+    )
+}
+
+/// Everything known about a session that runs, for observers.
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
     /// Random, 16 hex digits.
@@ -132,29 +138,98 @@ pub struct SessionInfo {
     pub recording: Option<PathBuf>,
 }
 
-/// Hears about every session: the audit trail and metrics plug in here.
+/// An exec attempt from the moment it reaches podterm; what is known grows as it is checked
+/// (the caller, then the parsed request, then the policy's rule). Every attempt ends in
+/// exactly one report to the observers: refused, or started and ended.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub id: String,
+    pub peer: SocketAddr,
+    pub started: SystemTime,
+    /// As the client named them in the path (the cluster may be unknown, the names bad).
+    pub cluster: String,
+    pub namespace: String,
+    pub pod: String,
+    pub identity: Option<Identity>,
+    pub target: Option<ExecTarget>,
+    pub mode: Option<Mode>,
+    pub rule: Option<String>,
+    pub recording: Option<PathBuf>,
+}
+
+impl Attempt {
+    pub fn new(peer: SocketAddr, cluster: &str, namespace: &str, pod: &str) -> Attempt {
+        Attempt {
+            id: session_id(),
+            peer,
+            started: SystemTime::now(),
+            cluster: cluster.into(),
+            namespace: namespace.into(),
+            pod: pod.into(),
+            identity: None,
+            target: None,
+            mode: None,
+            rule: None,
+            recording: None,
+        }
+    }
+
+    /// The session this attempt becomes once the caller and the request are known.
+    fn session(&self) -> Option<SessionInfo> {
+        Some(SessionInfo {
+            id: self.id.clone(),
+            identity: self.identity.clone()?,
+            target: self.target.clone()?,
+            mode: self.mode,
+            rule: self.rule.clone(),
+            peer: self.peer,
+            protocol: None,
+            started: self.started,
+            recording: self.recording.clone(),
+        })
+    }
+}
+
+/// A refused exec, as the edge (crate::routes) classified it.
+#[derive(Debug, Clone)]
+pub struct Refused<'a> {
+    pub code: u16,
+    /// A fixed label for the refusal metric.
+    pub label: &'static str,
+    pub reason: &'a str,
+}
+
+/// Hears about every exec attempt: the audit trail and metrics plug in here.
 pub trait SessionObserver: Send + Sync + 'static {
     /// The relay started.
     fn started(&self, _session: &SessionInfo) {}
-    /// The policy or the cluster refused the session with HTTP `code`.
-    fn denied(&self, _session: &SessionInfo, _code: u16, _reason: &str) {}
+    /// podterm, its policy or the cluster refused the exec; nothing ran.
+    fn denied(&self, _attempt: &Attempt, _refused: &Refused<'_>) {}
     /// The session ended.
     fn ended(&self, _session: &SessionInfo, _summary: &Summary) {}
 }
 
 /// Logs sessions as tracing events (the session's span carries who and where): refusals at
 /// info, each session's start and end at debug. The audit trail, always on in `serve` and
-/// `dev` (stdout or `PODTERM_AUDIT_FILE`), already has a line for both; logged at info as well
-/// they doubled what each session wrote and cost about an eighth of podterm's CPU per session
-/// when sessions are short (`loadtest/README.md`, churn).
+/// `dev`, already has a line for both; logging them at info as well doubled what each session
+/// wrote (loadtest/README.md, churn).
 pub struct LogObserver;
 
 impl SessionObserver for LogObserver {
     fn started(&self, s: &SessionInfo) {
         tracing::debug!(protocol = s.protocol, tty = s.target.tty, "session started");
     }
-    fn denied(&self, _: &SessionInfo, code: u16, reason: &str) {
-        tracing::info!(code, reason, "session denied");
+    fn denied(&self, a: &Attempt, refused: &Refused<'_>) {
+        tracing::info!(
+            session = %a.id,
+            user = a.identity.as_ref().map(|i| i.user.as_str()),
+            cluster = %a.cluster,
+            namespace = %a.namespace,
+            pod = %a.pod,
+            code = refused.code,
+            reason = refused.reason,
+            "session denied"
+        );
     }
     fn ended(&self, _: &SessionInfo, sum: &Summary) {
         tracing::debug!(
@@ -168,7 +243,8 @@ impl SessionObserver for LogObserver {
     }
 }
 
-/// Why an exec request got no session.
+/// Why an exec request got no session; classified into a `Status`, a metric label and an
+/// audit line at the edge (crate::routes), nowhere else.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     #[error(
@@ -177,6 +253,8 @@ pub enum ExecError {
         protocol::V4
     )]
     NoSubprotocol,
+    #[error("bad WebSocket upgrade: {0}")]
+    Upgrade(#[from] fastwebsockets::WebSocketError),
     #[error("{0}")]
     Denied(#[from] Denial),
     #[error("{0}")]
@@ -185,55 +263,6 @@ pub enum ExecError {
     Recording(#[from] RecordingError),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
-    #[error("WebSocket upgrade failed: {0}")]
-    Upgrade(#[from] fastwebsockets::WebSocketError),
-}
-
-impl ExecError {
-    /// The HTTP code the client gets.
-    pub fn http_code(&self) -> u16 {
-        match self {
-            ExecError::NoSubprotocol | ExecError::Upgrade(_) => 400,
-            ExecError::Denied(_) => Denial::CODE,
-            ExecError::Limit(e) => e.status().code,
-            ExecError::Recording(_) => 500,
-            ExecError::Upstream(e) => e.http_code(),
-        }
-    }
-
-    /// A fixed label for the refusal metric.
-    pub fn label(&self) -> &'static str {
-        match self {
-            ExecError::NoSubprotocol => "no_subprotocol",
-            ExecError::Upgrade(_) => "bad_upgrade",
-            ExecError::Denied(_) => "policy",
-            ExecError::Limit(LimitError::PerUser { .. }) => "limit_per_user",
-            ExecError::Limit(LimitError::Total { .. }) => "limit_total",
-            ExecError::Recording(_) => "recording",
-            ExecError::Upstream(UpstreamError::Refused { code, .. }) if code.as_u16() == 403 => {
-                "cluster_forbidden"
-            }
-            ExecError::Upstream(UpstreamError::Refused { .. }) => "cluster_refused",
-            ExecError::Upstream(_) => "cluster_unreachable",
-        }
-    }
-
-    /// The `Status` answered before the upgrade, unless the cluster's own answer passes.
-    pub fn status(&self) -> Status {
-        match self {
-            ExecError::Denied(d) => d.status(),
-            ExecError::Limit(e) => e.status(),
-            other => Status::failure(other.http_code(), other.to_string()),
-        }
-    }
-
-    /// A one-line reason, for observers.
-    pub fn reason(&self) -> String {
-        match self {
-            ExecError::Upstream(e) => e.reason(),
-            other => other.to_string(),
-        }
-    }
 }
 
 fn session_id() -> String {
@@ -256,143 +285,241 @@ fn offered_protocols(req: &Request<hyper::body::Incoming>) -> Vec<&'static str> 
         .collect()
 }
 
-/// Runs the exec WebSocket request `req`: policy, the cluster's exec stream as the caller,
-/// then answers 101 with the subprotocol the cluster picked and relays in a task of its own.
-pub async fn exec(
+/// Where an exec attempt is, for [`AttemptGuard`]: what its end must say if the client goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Being checked: nothing was sent to the cluster for the user's command.
+    Checking,
+    /// The exec was sent to the cluster: the command may be running.
+    Connecting,
+    /// Reported: refused, or handed to the relay task, which reports its start and end.
+    Reported,
+}
+
+/// Owns an [`Attempt`] until it is reported, so that every attempt is reported once: if the
+/// request's future is dropped (the client went away mid-admission), the guard reports it —
+/// as refused while it was being checked, as started and ended once the exec was sent.
+pub struct AttemptGuard {
     gateway: Arc<Gateway>,
+    pub attempt: Attempt,
+    phase: Phase,
+    /// Plain (non-upgrade) exec requests are not reported: they run nothing, and kubectl's
+    /// SPDY fallback after a refused upgrade would be counted twice.
+    quiet: bool,
+}
+
+impl AttemptGuard {
+    pub fn new(gateway: Arc<Gateway>, attempt: Attempt, quiet: bool) -> AttemptGuard {
+        AttemptGuard {
+            gateway,
+            attempt,
+            phase: Phase::Checking,
+            quiet,
+        }
+    }
+
+    /// The request was answered without a session (a plain exec request): nothing to report.
+    pub fn answered(&mut self) {
+        if self.phase == Phase::Checking {
+            self.phase = Phase::Reported;
+        }
+    }
+
+    /// Reports the refusal (once) to every observer and the metrics.
+    pub fn refused(&mut self, refused: &Refused<'_>) {
+        if self.phase == Phase::Reported {
+            return;
+        }
+        self.phase = Phase::Reported;
+        if self.quiet {
+            return;
+        }
+        self.gateway.metrics.denied(refused.label);
+        for o in &self.gateway.hooks.observers {
+            o.denied(&self.attempt, refused);
+        }
+    }
+}
+
+/// Why the guard reports an attempt whose client left while it was being checked.
+const CLIENT_LEFT: &str = "the client went away before the session started";
+
+impl Drop for AttemptGuard {
+    fn drop(&mut self) {
+        match self.phase {
+            Phase::Reported => {}
+            Phase::Checking => self.refused(&Refused {
+                code: 499,
+                label: "client_gone",
+                reason: CLIENT_LEFT,
+            }),
+            Phase::Connecting => {
+                self.phase = Phase::Reported;
+                let Some(info) = self.attempt.session() else {
+                    return;
+                };
+                let counted = self.gateway.metrics.session_started(&info.target.cluster);
+                let summary = Summary::unstarted(CloseReason::ClientGone(
+                    "the client went away while podterm connected to the cluster".into(),
+                ));
+                counted.finish(summary.close.label());
+                for o in &self.gateway.hooks.observers {
+                    o.started(&info);
+                    o.ended(&info, &summary);
+                }
+            }
+        }
+    }
+}
+
+/// Runs the exec WebSocket request `req` for the attempt in `guard` (caller and request
+/// known): the client's upgrade is checked, then admission (policy, limits, `deny_root`),
+/// then the recording is created — and only then is the exec opened on the cluster as the
+/// caller. Answers 101 with the subprotocol the cluster picked and relays in a task of its own.
+pub async fn exec(
+    guard: &mut AttemptGuard,
     mut req: Request<hyper::body::Incoming>,
     cluster: Arc<Cluster>,
-    identity: Identity,
-    target: ExecTarget,
-    peer: SocketAddr,
 ) -> Result<Response<http_body_util::Empty<bytes::Bytes>>, ExecError> {
-    let mut info = SessionInfo {
-        id: session_id(),
-        identity,
-        target,
-        mode: None,
-        rule: None,
-        peer,
-        protocol: None,
-        started: SystemTime::now(),
-        recording: None,
+    let gateway = guard.gateway.clone();
+    let (identity, target) = match (&guard.attempt.identity, &guard.attempt.target) {
+        (Some(identity), Some(target)) => (identity.clone(), target.clone()),
+        _ => unreachable!("routes parse the caller and the request first"),
     };
     let span = tracing::info_span!(
         "session",
-        id = %info.id,
-        user = %info.identity.user,
-        cluster = %info.target.cluster,
-        namespace = %info.target.namespace,
-        pod = %info.target.pod,
-        container = info.target.container.as_deref().unwrap_or(""),
+        id = %guard.attempt.id,
+        user = %identity.user,
+        cluster = %target.cluster,
+        namespace = %target.namespace,
+        pod = %target.pod,
+        container = target.container.as_deref().unwrap_or(""),
     );
-    let result = async {
-        let protocols = offered_protocols(&req);
-        if protocols.is_empty() {
-            return Err(ExecError::NoSubprotocol);
-        }
-        let hooks = &gateway.hooks;
-        if let Ok(grant) =
-            hooks
-                .policy
-                .grant(&info.identity, &info.target.cluster, &info.target.namespace)
-        {
-            info.mode = Some(grant.mode);
-            info.rule = grant.rule.map(str::to_string);
-        }
-        let place = admit(&gateway, &cluster, &info.identity, &info.target, &protocols).await?;
-        let query = req.uri().query().unwrap_or("");
-        let act_as = act_as(&gateway, &info.identity);
-        let path = info.target.upstream_path(query);
-        let connecting = std::time::Instant::now();
-        let upstream = cluster.exec(&path, &protocols, act_as).await?;
-        gateway.metrics.upstream_connected(connecting.elapsed());
-        let recording = match (&hooks.recording, &hooks.audit) {
-            (Some(config), Some(audit)) => {
-                let exec = ExecRecord::from_session(&info);
-                let recording = Recording::create(config, &exec, audit)?;
-                if recording.is_some() {
-                    info.recording = Some(Recording::path_for(&config.dir, &exec));
-                }
-                recording
-            }
-            _ => None,
-        };
-        let (mut response, client_upgrade) = fastwebsockets::upgrade::upgrade(&mut req)?;
-        response.headers_mut().insert(
-            header::SEC_WEBSOCKET_PROTOCOL,
-            HeaderValue::from_static(upstream.protocol),
-        );
-        Ok((response, client_upgrade, upstream, place, recording))
+    let protocols = offered_protocols(&req);
+    if protocols.is_empty() {
+        return Err(ExecError::NoSubprotocol);
     }
-    .instrument(span.clone())
-    .await;
-
-    let (response, client_upgrade, upstream, place, recording) = match result {
-        Ok(parts) => parts,
+    // The client's handshake is checked before anything reaches the cluster.
+    let (mut response, client_upgrade) = fastwebsockets::upgrade::upgrade(&mut req)?;
+    let hooks = &gateway.hooks;
+    if let Ok(grant) = hooks
+        .policy
+        .grant(&identity, &target.cluster, &target.namespace)
+    {
+        guard.attempt.mode = Some(grant.mode);
+        guard.attempt.rule = grant.rule.map(str::to_string);
+    }
+    let place = admit(&gateway, &cluster, &identity, &target, &protocols)
+        .instrument(span.clone())
+        .await?;
+    let recording = start_recording(&gateway, &mut guard.attempt)?;
+    guard.phase = Phase::Connecting;
+    let connecting = std::time::Instant::now();
+    let upstream = match cluster
+        .exec(&target.upstream_path(), &protocols, act_as(&gateway, &identity))
+        .instrument(span.clone())
+        .await
+    {
+        Ok(upstream) => upstream,
         Err(e) => {
-            let _enter = span.enter();
-            let (code, reason) = (e.http_code(), e.reason());
-            gateway.metrics.denied(e.label());
-            for o in &gateway.hooks.observers {
-                o.denied(&info, code, &reason);
+            guard.phase = Phase::Checking;
+            if let (Some(recording), Some(path)) = (recording, &guard.attempt.recording) {
+                recording.discard(path);
             }
-            return Err(e);
+            return Err(e.into());
         }
     };
+    gateway.metrics.upstream_connected(connecting.elapsed());
+    let mut info = guard.attempt.session().expect("caller and request are known");
+    guard.phase = Phase::Reported;
     info.protocol = Some(upstream.protocol);
-    let mut relay_config = RelayConfig::new(
-        &gateway.config,
-        upstream.protocol == protocol::V5,
-        gateway.metrics.relay_bytes(),
+    response.headers_mut().insert(
+        header::SEC_WEBSOCKET_PROTOCOL,
+        HeaderValue::from_static(upstream.protocol),
     );
-    relay_config.recording = recording.as_ref().map(Recording::tap);
-    let live = gateway.drain.session();
-    let counted = gateway.metrics.session_started(&info.target.cluster);
-    tokio::spawn(
-        async move {
-            let _live = live;
-            let _place = place;
-            for o in &gateway.hooks.observers {
-                o.started(&info);
-            }
-            // Only the connection is kept: the WebSocket wrapper (and its read buffer) goes now.
-            let client = client_upgrade.await.map(WebSocket::into_inner);
-            let summary = match client {
-                Ok(client) => {
-                    relay::relay(
-                        client,
-                        upstream.io,
-                        &relay_config,
-                        gateway.drain.session_deadline(),
-                    )
-                    .await
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "client upgrade failed; closing the exec");
-                    Summary {
-                        bytes_from_client: 0,
-                        bytes_to_client: 0,
-                        exit_code: None,
-                        status_message: None,
-                        close: CloseReason::ClientGone(format!("upgrade failed: {e}")),
-                        duration: Duration::ZERO,
-                    }
-                }
-            };
-            drop(relay_config);
-            if let Some(recording) = recording {
-                // Failures were audited as they happened; the session is over either way.
-                let _ = recording.finish().await;
-            }
-            counted.finish(summary.close.label());
-            for o in &gateway.hooks.observers {
-                o.ended(&info, &summary);
-            }
-        }
-        .instrument(span),
-    );
+    let run = Run {
+        gateway,
+        info,
+        upstream,
+        recording,
+        place,
+    };
+    tokio::spawn(run.relay(client_upgrade).instrument(span));
     Ok(response)
+}
+
+/// Creates the session's recording, if recordings are on; an error only when required.
+fn start_recording(
+    gateway: &Gateway,
+    attempt: &mut Attempt,
+) -> Result<Option<Recording>, ExecError> {
+    let (Some(config), Some(audit)) = (&gateway.hooks.recording, &gateway.hooks.audit) else {
+        return Ok(None);
+    };
+    let exec = ExecRecord::from_attempt(attempt);
+    let recording = Recording::create(config, &exec, audit)?;
+    if recording.is_some() {
+        attempt.recording = Some(Recording::path_for(&config.dir, &exec));
+    }
+    Ok(recording)
+}
+
+/// A session whose exec the cluster accepted: relayed until it ends, then reported.
+struct Run {
+    gateway: Arc<Gateway>,
+    info: SessionInfo,
+    upstream: crate::cluster::ExecStream,
+    recording: Option<Recording>,
+    place: crate::policy::limits::SessionGuard,
+}
+
+impl Run {
+    async fn relay(self, client_upgrade: fastwebsockets::upgrade::UpgradeFut) {
+        let Run {
+            gateway,
+            info,
+            upstream,
+            recording,
+            place,
+        } = self;
+        let _live = gateway.drain.session();
+        let _place = place;
+        let counted = gateway.metrics.session_started(&info.target.cluster);
+        for o in &gateway.hooks.observers {
+            o.started(&info);
+        }
+        let mut relay_config = RelayConfig::new(
+            &gateway.config,
+            upstream.protocol == protocol::V5,
+            gateway.metrics.relay_bytes(),
+        );
+        relay_config.recording = recording.as_ref().map(Recording::tap);
+        // Only the connection is kept: the WebSocket wrapper (and its read buffer) goes now.
+        let summary = match client_upgrade.await.map(WebSocket::into_inner) {
+            Ok(client) => {
+                relay::relay(
+                    client,
+                    upstream.io,
+                    &relay_config,
+                    gateway.drain.session_deadline(),
+                )
+                .await
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "client upgrade failed; closing the exec");
+                Summary::unstarted(CloseReason::ClientGone(format!("upgrade failed: {e}")))
+            }
+        };
+        drop(relay_config);
+        if let Some(recording) = recording {
+            // Failures were audited as they happened; the session is over either way.
+            let _ = recording.finish().await;
+        }
+        counted.finish(summary.close.label());
+        for o in &gateway.hooks.observers {
+            o.ended(&info, &summary);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -401,32 +528,42 @@ mod tests {
 
     #[test]
     fn targets_from_queries() {
-        let t = ExecTarget::from_query(
+        let t = ExecTarget::parse(
             "dev",
             "default",
             "web-0",
             "container=app&command=ls&command=-l&command=%2Ftmp&stdin=true&tty=1",
-        );
+        )
+        .unwrap();
         assert_eq!(t.container.as_deref(), Some("app"));
         assert_eq!(t.argv, ["ls", "-l", "/tmp"]);
         assert!(t.tty && t.stdin && !t.default_shell);
         assert_eq!(
-            t.upstream_path("container=app&command=ls"),
-            "/api/v1/namespaces/default/pods/web-0/exec?container=app&command=ls"
+            t.upstream_path(),
+            "/api/v1/namespaces/default/pods/web-0/exec?container=app&command=ls&command=-l&command=%2Ftmp&stdin=true&tty=true"
         );
     }
 
     #[test]
+    fn the_upstream_query_is_never_the_clients() {
+        // H1: `tty=t` is a tty for kube-apiserver, so it is one for podterm, and it is sent
+        // as `tty=true`; unknown parameters are not passed on.
+        let t = ExecTarget::parse("dev", "ns", "p", "command=ls&tty=t&stdout=yes&junk=1").unwrap();
+        assert!(t.tty && t.stdout);
+        assert_eq!(
+            t.upstream_path(),
+            "/api/v1/namespaces/ns/pods/p/exec?command=ls&stdout=true&tty=true"
+        );
+        assert!(ExecTarget::parse("dev", "ns", "p", "tty=true&tty=false").is_err());
+    }
+
+    #[test]
     fn no_command_means_the_default_shell() {
-        let t = ExecTarget::from_query("dev", "ns", "p", "stdin=true&tty=true");
+        let t = ExecTarget::parse("dev", "ns", "p", "stdin=true&tty=true").unwrap();
         assert!(t.default_shell && t.container.is_none());
         assert_eq!(t.argv, protocol::default_shell());
-        let path = t.upstream_path("stdin=true&tty=true");
+        let path = t.upstream_path();
         let query = path.split_once('?').unwrap().1;
-        let commands: Vec<String> = form_urlencoded::parse(query.as_bytes())
-            .filter(|(k, _)| k == "command")
-            .map(|(_, v)| v.into_owned())
-            .collect();
-        assert_eq!(commands, protocol::default_shell());
+        assert_eq!(ExecQuery::parse(query).unwrap().command, protocol::default_shell());
     }
 }

@@ -16,14 +16,14 @@ use tokio::io::{AsyncReadExt, DuplexStream};
 fn exec() -> ExecRecord {
     ExecRecord {
         session: SessionId::new(),
-        user: "dana".into(),
-        groups: vec!["devs".into()],
+        user: Some("dana".into()),
+        groups: Some(vec!["devs".into()]),
         cluster: "dev".into(),
         namespace: "default".into(),
         pod: "app-0".into(),
         container: Some("app".into()),
-        argv: vec!["sh".into()],
-        tty: true,
+        argv: Some(vec!["sh".into()]),
+        tty: Some(true),
         mode: None,
         rule: None,
         peer: None,

@@ -2,7 +2,7 @@
 
 use super::{AuditLog, ExecRecord, SessionEnd, Time};
 use crate::relay::Summary;
-use crate::session::{SessionInfo, SessionObserver};
+use crate::session::{Attempt, Refused, SessionInfo, SessionObserver};
 
 /// Writes `session.start`, `session.denied` + `session.end`, and `session.end` lines.
 #[derive(Debug, Clone)]
@@ -21,19 +21,40 @@ impl ExecRecord {
     pub fn from_session(s: &SessionInfo) -> ExecRecord {
         ExecRecord {
             session: s.id.clone().into(),
-            user: s.identity.user.clone(),
-            groups: s.identity.groups.clone(),
+            user: Some(s.identity.user.clone()),
+            groups: Some(s.identity.groups.clone()),
             cluster: s.target.cluster.clone(),
             namespace: s.target.namespace.clone(),
             pod: s.target.pod.clone(),
             container: s.target.container.clone(),
-            argv: s.target.argv.clone(),
-            tty: s.target.tty,
+            argv: Some(s.target.argv.clone()),
+            tty: Some(s.target.tty),
             mode: s.mode,
             rule: s.rule.clone(),
             peer: Some(s.peer),
             start: Time::from(s.started),
             recording: s.recording.clone(),
+        }
+    }
+
+    /// The audit view of an attempt: what was known when it was refused.
+    pub fn from_attempt(a: &Attempt) -> ExecRecord {
+        let target = a.target.as_ref();
+        ExecRecord {
+            session: a.id.clone().into(),
+            user: a.identity.as_ref().map(|i| i.user.clone()),
+            groups: a.identity.as_ref().map(|i| i.groups.clone()),
+            cluster: a.cluster.clone(),
+            namespace: a.namespace.clone(),
+            pod: a.pod.clone(),
+            container: target.and_then(|t| t.container.clone()),
+            argv: target.map(|t| t.argv.clone()),
+            tty: target.map(|t| t.tty),
+            mode: a.mode,
+            rule: a.rule.clone(),
+            peer: Some(a.peer),
+            start: Time::from(a.started),
+            recording: a.recording.clone(),
         }
     }
 }
@@ -49,9 +70,9 @@ impl SessionObserver for AuditObserver {
         self.log.session_start(&ExecRecord::from_session(s));
     }
 
-    fn denied(&self, s: &SessionInfo, code: u16, reason: &str) {
-        let reason = format!("{code}: {reason}");
-        self.log.exec_denied(&ExecRecord::from_session(s), &reason);
+    fn denied(&self, a: &Attempt, refused: &Refused<'_>) {
+        let reason = format!("{}: {}", refused.code, refused.reason);
+        self.log.exec_denied(&ExecRecord::from_attempt(a), &reason);
     }
 
     fn ended(&self, s: &SessionInfo, summary: &Summary) {

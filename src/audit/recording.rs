@@ -142,7 +142,8 @@ impl Recording {
             env: HeaderEnv { term: TERM },
             title: format!(
                 "podterm {} {}/{}/{}",
-                exec.user, exec.cluster, exec.namespace, exec.pod
+                exec.user.as_deref().unwrap_or_default(),
+                exec.cluster, exec.namespace, exec.pod
             ),
         };
         let writer = Writer {
@@ -162,6 +163,18 @@ impl Recording {
                 error,
             },
             task: Some(task),
+        }
+    }
+
+    /// Stops the writer and removes the file at `path`, which it has not written yet (the
+    /// header waits for the first event): the session never started.
+    pub fn discard(mut self, path: &Path) {
+        self.tap.tx = None;
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        if let Err(e) = std::fs::remove_file(path) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove an unused recording");
         }
     }
 

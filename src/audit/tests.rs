@@ -10,14 +10,14 @@ fn exec() -> ExecRecord {
     };
     ExecRecord {
         session: SessionId::new(),
-        user: who.user,
-        groups: who.groups,
+        user: Some(who.user),
+        groups: Some(who.groups),
         cluster: "dev".into(),
         namespace: "default".into(),
         pod: "web-1".into(),
         container: Some("app".into()),
-        argv: vec!["jstack".into(), "1".into()],
-        tty: false,
+        argv: Some(vec!["jstack".into(), "1".into()]),
+        tty: Some(false),
         mode: Some(Mode::Restricted),
         rule: Some("support".into()),
         peer: Some("127.0.0.1:5555".parse().unwrap()),

@@ -1,6 +1,8 @@
 //! The dev cluster's routes: discovery, namespaces, pods, exec; the one place where errors
 //! become `Status` responses, and the one log line per request.
 
+use crate::devcluster::Executed;
+use crate::protocol::exec_query::{Values, lossy};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -237,23 +239,29 @@ fn exec_route(
         .container(&options.container)
         .expect("from_query checked the container")
         .clone();
-    exec::upgrade(req, shared.clone(), pod, container, options)
+    let executed = Executed {
+        user: caller.user.clone(),
+        groups: caller.groups.clone(),
+        namespace: pod.namespace.clone(),
+        pod: pod.name.clone(),
+        options: options.clone(),
+    };
+    let res = exec::upgrade(req, shared.clone(), pod, container, options)?;
+    shared.journal.push(executed);
+    Ok(res)
 }
 
-/// The query of a list request: its label selector; `watch` is refused (405).
+/// The query of a list request, read as the API server reads it: its label selector;
+/// `watch` is refused (405).
 fn list_query(query: Option<&str>) -> Result<Selector, Refusal> {
-    let mut selector = Selector::default();
-    for pair in exec::query_pairs(query.unwrap_or("")) {
-        let (key, value) = pair?;
-        match key.as_str() {
-            "labelSelector" => selector = Selector::parse(&value).map_err(|e| refuse(400, e))?,
-            "watch" if exec::parse_go_bool(&value) != Some(false) => {
-                return Err(refuse(405, "watch is not supported by the dev cluster"));
-            }
-            _ => {}
-        }
+    let values = Values::parse(query.unwrap_or(""));
+    if values.flag("watch") {
+        return Err(refuse(405, "watch is not supported by the dev cluster"));
     }
-    Ok(selector)
+    match values.first("labelSelector") {
+        Some(text) => Selector::parse(&lossy(text)).map_err(|e| refuse(400, e)),
+        None => Ok(Selector::default()),
+    }
 }
 
 /// The labels every namespace carries.

@@ -5,7 +5,6 @@ mod options;
 mod session;
 
 pub use options::ExecOptions;
-pub(crate) use options::{parse_go_bool, query_pairs};
 pub(crate) use session::{Out, Reader, Sink, drive};
 
 use std::sync::Arc;

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use super::{ExecError, ExecTarget};
+use super::{ExecError, ExecTarget, exec_path};
+use crate::protocol::exec_query::ExecQuery;
 use crate::cluster::{ActAs, Cluster};
 use crate::identity::Identity;
 use crate::policy::Denial;
@@ -15,7 +16,9 @@ use crate::server::Gateway;
 /// How long the `deny_root` check exec may take.
 pub const ROOT_CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 
-pub(super) fn act_as<'a>(gateway: &Gateway, identity: &'a Identity) -> ActAs<'a> {
+/// Who the cluster is asked to act as for `identity`: the caller, impersonated, unless
+/// `PODTERM_AUTH=none` (the local dev user acts with the kubeconfig's own credentials).
+pub fn act_as<'a>(gateway: &Gateway, identity: &'a Identity) -> ActAs<'a> {
     if gateway.auth.impersonates() {
         ActAs::User(identity)
     } else {
@@ -54,22 +57,14 @@ async fn check_not_root(
     act_as: ActAs<'_>,
     rule: &str,
 ) -> Result<(), ExecError> {
-    let query = {
-        let mut query = form_urlencoded::Serializer::new(String::new());
-        if let Some(container) = &target.container {
-            query.append_pair("container", container);
-        }
-        for arg in root_check_argv() {
-            query.append_pair("command", &arg);
-        }
-        query.append_pair("stdout", "true");
-        query.append_pair("stderr", "true");
-        query.finish()
+    let query = ExecQuery {
+        container: target.container.clone(),
+        command: root_check_argv(),
+        stdout: true,
+        stderr: true,
+        ..ExecQuery::default()
     };
-    let path = format!(
-        "/api/v1/namespaces/{}/pods/{}/exec?{query}",
-        target.namespace, target.pod,
-    );
+    let path = exec_path(&target.namespace, &target.pod, &query);
     let upstream = cluster.exec(&path, protocols, act_as).await?;
     let mut socket = fastwebsockets::FragmentCollector::new(upstream.socket());
     let mut stdout = Vec::new();

@@ -7,14 +7,14 @@ use crate::audit::{AuditLog, SessionId, Time};
 fn exec() -> ExecRecord {
     ExecRecord {
         session: SessionId::new(),
-        user: "alice".into(),
-        groups: vec![],
+        user: Some("alice".into()),
+        groups: Some(vec![]),
         cluster: "dev".into(),
         namespace: "default".into(),
         pod: "web-1".into(),
         container: None,
-        argv: vec![],
-        tty: true,
+        argv: Some(vec![]),
+        tty: Some(true),
         mode: None,
         rule: None,
         peer: None,

@@ -2,6 +2,7 @@
 //! and checked against the pod as the API server does, with its 400 messages.
 
 use crate::devcluster::api::{Refusal, refuse};
+use crate::protocol::exec_query::{PodExecOptions, lossy};
 use crate::devcluster::manifest::Pod;
 
 /// The query of an exec request, checked against the pod.
@@ -16,37 +17,33 @@ pub struct ExecOptions {
 }
 
 impl ExecOptions {
-    /// Parses `container=&command=…&stdin=&stdout=&stderr=&tty=` as the API server does,
-    /// refusing what it refuses (400) with its messages.
+    /// Reads the query exactly as kube-apiserver does (crate::protocol::exec_query: Go's
+    /// `url.ParseQuery`, then apimachinery's conversion — dropped pairs, first value of a
+    /// singleton, any boolean but `0`/`false` true), then checks it against the pod with the
+    /// API server's 400 messages (`streamLocation` in pkg/registry/core/pod/strategy.go). The
+    /// one difference: argv that is not UTF-8 is refused, since the dev cluster runs Rust
+    /// strings.
     pub fn from_query(query: &str, pod: &Pod) -> Result<ExecOptions, Refusal> {
-        let mut options = ExecOptions {
-            container: String::new(),
-            command: Vec::new(),
-            stdin: false,
-            stdout: false,
-            stderr: false,
-            tty: false,
+        let read = PodExecOptions::read(query);
+        let text = |bytes: Vec<u8>| {
+            String::from_utf8(bytes).map_err(|e| {
+                refuse(
+                    400,
+                    format!(
+                        "the dev cluster runs UTF-8 argv only: {:?}",
+                        lossy(e.as_bytes())
+                    ),
+                )
+            })
         };
-        for pair in query_pairs(query) {
-            let (key, value) = pair?;
-            let flag = |v: &str| {
-                parse_go_bool(v).ok_or_else(|| {
-                    refuse(
-                        400,
-                        format!("strconv.ParseBool: parsing {v:?}: invalid syntax"),
-                    )
-                })
-            };
-            match key.as_str() {
-                "container" => options.container = value,
-                "command" => options.command.push(value),
-                "stdin" | "input" => options.stdin = flag(&value)?,
-                "stdout" | "output" => options.stdout = flag(&value)?,
-                "stderr" => options.stderr = flag(&value)?,
-                "tty" => options.tty = flag(&value)?,
-                _ => {}
-            }
-        }
+        let mut options = ExecOptions {
+            container: text(read.container)?,
+            command: read.command.into_iter().map(text).collect::<Result<_, _>>()?,
+            stdin: read.stdin,
+            stdout: read.stdout,
+            stderr: read.stderr,
+            tty: read.tty,
+        };
         if options.container.is_empty() {
             match pod.containers.as_slice() {
                 [only] => options.container.clone_from(&only.name),
@@ -88,50 +85,6 @@ impl ExecOptions {
         }
         Ok(options)
     }
-}
-
-/// Go's `strconv.ParseBool`, which the API server uses for query flags.
-pub(crate) fn parse_go_bool(v: &str) -> Option<bool> {
-    match v {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
-}
-
-/// The decoded `key=value` pairs of a query string.
-pub(crate) fn query_pairs(query: &str) -> impl Iterator<Item = Result<(String, String), Refusal>> {
-    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        Ok((percent_decode(key)?, percent_decode(value)?))
-    })
-}
-
-/// Decodes `application/x-www-form-urlencoded` text (`%XX`, `+` for space).
-fn percent_decode(text: &str) -> Result<String, Refusal> {
-    let bad = || refuse(400, format!("invalid URL escape in {text:?}"));
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3).ok_or_else(bad)?;
-                let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
-                out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).map_err(|_| bad())
 }
 
 #[cfg(test)]
@@ -183,11 +136,20 @@ mod tests {
             e.message,
             "you must specify at least one command for the container"
         );
-        let e = err("command=ls&stdout=yes", "tools");
-        assert_eq!(e.code, 400);
-        let e = err("command=%zz&stdout=true", "tools");
-        assert_eq!(e.code, 400);
         let e = err("command=%e2%28&stdout=true", "tools");
         assert_eq!(e.code, 400);
+    }
+
+    #[test]
+    fn options_read_like_kube_apiserver() {
+        // L5: what the API server runs, not a friendlier reading.
+        let o = |q: &str, p: &str| ExecOptions::from_query(q, &pod(p)).unwrap();
+        assert!(o("command=ls&stdout=yes&tty=t", "tools").tty);
+        assert!(o("command=ls&stdout=&tty=true&tty=false", "tools").tty);
+        assert_eq!(o("container=sidecar&container=app&command=id&stdout=1", "web-0").container, "sidecar");
+        assert_eq!(
+            o("command=echo&command=a;b&command=-e&command=%zz&stdout=1", "tools").command,
+            ["echo", "-e"]
+        );
     }
 }

@@ -1,0 +1,350 @@
+//! The exec request's query, read as kube-apiserver reads it, and the strict reading podterm
+//! admits.
+//!
+//! kube-apiserver reads `…/pods/{pod}/exec?…` in two steps, both copied here:
+//! 1. Go's `url.ParseQuery` (net/url, `parseQuery`): pairs split on `&`; a pair holding a raw
+//!    `;` or a bad `%` escape is dropped (the error is ignored by the API server); `+` is a
+//!    space; values are bytes, not necessarily UTF-8.
+//! 2. apimachinery's `url.Values` → `PodExecOptions` conversion
+//!    (k8s.io/apimachinery/pkg/runtime/conversion.go, used by the generated
+//!    `Convert_url_Values_To_v1_PodExecOptions`): a singleton (`container`, `stdin`, …) takes
+//!    the **first** value (`Convert_Slice_string_To_string`); a boolean is false only when
+//!    absent or when its first value is `0` or `false` in any case, and true for anything else,
+//!    the empty string included (`Convert_Slice_string_To_bool`); `command` takes every value.
+//!
+//! [`PodExecOptions::read`] is that reading, lenient as the API server is (the dev cluster
+//! uses it). [`ExecQuery::parse`] is podterm's: the same value, or a refusal wherever the
+//! client's bytes could be read in two ways — a dropped pair, a repeated singleton, a value
+//! that is not UTF-8. podterm never forwards the client's query: it sends
+//! [`ExecQuery::encode`], which every reader reads the same way.
+
+use std::borrow::Cow;
+
+/// More pairs than this are refused (Go's own default cap, `urlmaxqueryparams`, is 10,000).
+pub const MAX_QUERY_PAIRS: usize = 1_000;
+
+/// The singletons of `PodExecOptions`, whose repetition podterm refuses.
+pub const SINGLETONS: [&str; 5] = ["container", "stdin", "stdout", "stderr", "tty"];
+
+/// A pair Go's `url.ParseQuery` drops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dropped {
+    /// The pair holds a raw `;` (Go 1.17+ no longer splits on it).
+    Semicolon(String),
+    /// The pair holds a `%` not followed by two hex digits.
+    BadEscape(String),
+}
+
+/// A query as Go's `url.ParseQuery` reads it: the kept pairs in order (decoded bytes) and the
+/// dropped ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Values {
+    pub pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    pub dropped: Vec<Dropped>,
+}
+
+impl Values {
+    /// Go's `url.ParseQuery(query)`, errors kept as [`Dropped`] entries.
+    pub fn parse(query: &str) -> Values {
+        let mut values = Values::default();
+        for pair in query.split('&') {
+            if pair.contains(';') {
+                values.dropped.push(Dropped::Semicolon(pair.to_string()));
+                continue;
+            }
+            if pair.is_empty() {
+                continue;
+            }
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match (query_unescape(key), query_unescape(value)) {
+                (Some(key), Some(value)) => values.pairs.push((key, value)),
+                _ => values.dropped.push(Dropped::BadEscape(pair.to_string())),
+            }
+        }
+        values
+    }
+
+    /// Every value of `key`, in order.
+    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a [u8]> {
+        self.pairs
+            .iter()
+            .filter(move |(k, _)| k == key.as_bytes())
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The first value of `key` (`Convert_Slice_string_To_string`).
+    pub fn first<'a>(&'a self, key: &'a str) -> Option<&'a [u8]> {
+        self.all(key).next()
+    }
+
+    /// `key` as apimachinery's `Convert_Slice_string_To_bool` reads it.
+    pub fn flag(&self, key: &str) -> bool {
+        self.first(key).is_some_and(go_flag)
+    }
+}
+
+/// apimachinery's boolean: false only for `0` and `false` (any case).
+pub fn go_flag(value: &[u8]) -> bool {
+    !(value == b"0" || value.eq_ignore_ascii_case(b"false"))
+}
+
+/// Go's `url.QueryUnescape`: `%XX` and `+`; `None` for a `%` without two hex digits.
+fn query_unescape(text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hi = hex(*bytes.get(i + 1)?)?;
+                let lo = hex(*bytes.get(i + 2)?)?;
+                out.push(hi << 4 | lo);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    Some(out)
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// `PodExecOptions` exactly as kube-apiserver reads it from a query (bytes where Go has
+/// strings, since Go's strings need not be UTF-8).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodExecOptions {
+    pub container: Vec<u8>,
+    pub command: Vec<Vec<u8>>,
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub tty: bool,
+}
+
+impl PodExecOptions {
+    /// The API server's reading of `query`: what it would run.
+    pub fn read(query: &str) -> PodExecOptions {
+        PodExecOptions::from_values(&Values::parse(query))
+    }
+
+    /// apimachinery's conversion of parsed values.
+    pub fn from_values(values: &Values) -> PodExecOptions {
+        PodExecOptions {
+            container: values.first("container").unwrap_or_default().to_vec(),
+            command: values.all("command").map(<[u8]>::to_vec).collect(),
+            stdin: values.flag("stdin"),
+            stdout: values.flag("stdout"),
+            stderr: values.flag("stderr"),
+            tty: values.flag("tty"),
+        }
+    }
+}
+
+/// Why podterm refuses an exec query (400): kube-apiserver could read it differently than a
+/// simpler reader would, so podterm's policy and audit could judge something else than what
+/// runs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error(
+        "the exec query has a raw `;` in {0:?}, which kube-apiserver drops: separate parameters with `&` and escape `;` as %3B"
+    )]
+    Semicolon(String),
+    #[error("the exec query has an invalid URL escape in {0:?}, which kube-apiserver drops")]
+    BadEscape(String),
+    #[error("the exec query gives `{0}` more than once; give it once")]
+    Repeated(&'static str),
+    #[error("the exec query's `{0}` is not valid UTF-8")]
+    NotUtf8(&'static str),
+    #[error("the exec query has more than {MAX_QUERY_PAIRS} parameters")]
+    TooManyPairs,
+}
+
+/// podterm's reading of an exec query: what kube-apiserver reads, with nothing left to
+/// interpretation. `container` is `None` when absent or empty (the API server then picks the
+/// pod's only container).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecQuery {
+    pub container: Option<String>,
+    pub command: Vec<String>,
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub tty: bool,
+}
+
+impl ExecQuery {
+    /// Parses `query` strictly: the API server's reading, or a [`QueryError`] where a pair
+    /// would be dropped, a singleton is repeated, or a value is not UTF-8.
+    pub fn parse(query: &str) -> Result<ExecQuery, QueryError> {
+        let values = Values::parse(query);
+        if let Some(dropped) = values.dropped.first() {
+            return Err(match dropped {
+                Dropped::Semicolon(pair) => QueryError::Semicolon(pair.clone()),
+                Dropped::BadEscape(pair) => QueryError::BadEscape(pair.clone()),
+            });
+        }
+        if values.pairs.len() > MAX_QUERY_PAIRS {
+            return Err(QueryError::TooManyPairs);
+        }
+        for key in SINGLETONS {
+            if values.all(key).nth(1).is_some() {
+                return Err(QueryError::Repeated(key));
+            }
+        }
+        let options = PodExecOptions::from_values(&values);
+        let utf8 = |bytes: Vec<u8>, key| String::from_utf8(bytes).map_err(|_| QueryError::NotUtf8(key));
+        let container = utf8(options.container, "container")?;
+        let command = options
+            .command
+            .into_iter()
+            .map(|arg| utf8(arg, "command"))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ExecQuery {
+            container: (!container.is_empty()).then_some(container),
+            command,
+            stdin: options.stdin,
+            stdout: options.stdout,
+            stderr: options.stderr,
+            tty: options.tty,
+        })
+    }
+
+    /// The query podterm sends upstream: canonical, so every reader reads the same value
+    /// (`container`, each `command`, then the flags that are true, as `true`).
+    pub fn encode(&self) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        if let Some(container) = &self.container {
+            query.append_pair("container", container);
+        }
+        for arg in &self.command {
+            query.append_pair("command", arg);
+        }
+        for (key, on) in [
+            ("stdin", self.stdin),
+            ("stdout", self.stdout),
+            ("stderr", self.stderr),
+            ("tty", self.tty),
+        ] {
+            if on {
+                query.append_pair(key, "true");
+            }
+        }
+        query.finish()
+    }
+
+    /// The API server's reading of this value (what [`ExecQuery::encode`] makes it run).
+    pub fn as_options(&self) -> PodExecOptions {
+        PodExecOptions {
+            container: self.container.as_deref().unwrap_or_default().as_bytes().to_vec(),
+            command: self.command.iter().map(|a| a.as_bytes().to_vec()).collect(),
+            stdin: self.stdin,
+            stdout: self.stdout,
+            stderr: self.stderr,
+            tty: self.tty,
+        }
+    }
+}
+
+/// Text of a value for messages: lossy where the bytes are not UTF-8.
+pub fn lossy(bytes: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_parse_query_drops_what_go_drops() {
+        let v = Values::parse("a=1&b=x;y&&c=%zz&d=%4&e=%41+%42&=z&f");
+        assert_eq!(
+            v.pairs,
+            [
+                (b"a".to_vec(), b"1".to_vec()),
+                (b"e".to_vec(), b"A B".to_vec()),
+                (b"".to_vec(), b"z".to_vec()),
+                (b"f".to_vec(), b"".to_vec()),
+            ]
+        );
+        assert_eq!(
+            v.dropped,
+            [
+                Dropped::Semicolon("b=x;y".into()),
+                Dropped::BadEscape("c=%zz".into()),
+                Dropped::BadEscape("d=%4".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_api_servers_reading() {
+        // H1, H2, M1 of the security review: what kube-apiserver runs.
+        for q in ["tty=t", "tty=yes", "tty=", "tty=on", "tty=true&tty=false", "tty=TRUE"] {
+            assert!(PodExecOptions::read(q).tty, "{q}");
+        }
+        for q in ["tty=0", "tty=false", "tty=FaLsE", "tty=false&tty=true", "x=1"] {
+            assert!(!PodExecOptions::read(q).tty, "{q}");
+        }
+        let o = PodExecOptions::read("container=sidecar&container=app");
+        assert_eq!(o.container, b"sidecar");
+        let o = PodExecOptions::read("command=echo&command=a;b&command=-e&command=%zz");
+        assert_eq!(o.command, [b"echo".to_vec(), b"-e".to_vec()]);
+        let o = PodExecOptions::read("command=%FF");
+        assert_eq!(o.command, [vec![0xFF]]);
+    }
+
+    #[test]
+    fn podterm_refuses_what_could_be_read_twice() {
+        let err = |q| ExecQuery::parse(q).unwrap_err();
+        assert_eq!(err("tty=true&tty=false"), QueryError::Repeated("tty"));
+        assert_eq!(
+            err("container=sidecar&container=app"),
+            QueryError::Repeated("container")
+        );
+        assert_eq!(err("container=&container=app"), QueryError::Repeated("container"));
+        assert!(matches!(err("command=echo&command=a;b"), QueryError::Semicolon(_)));
+        assert!(matches!(err("command=%zz"), QueryError::BadEscape(_)));
+        assert!(matches!(err("junk=%zz&command=ls"), QueryError::BadEscape(_)));
+        assert_eq!(err("command=%FF"), QueryError::NotUtf8("command"));
+        assert_eq!(err("container=%FF"), QueryError::NotUtf8("container"));
+        let many = vec!["command=x"; MAX_QUERY_PAIRS + 1].join("&");
+        assert_eq!(err(&many), QueryError::TooManyPairs);
+    }
+
+    #[test]
+    fn podterm_reads_the_same_value() {
+        let q = ExecQuery::parse("container=app&command=ls&command=-l+%2Ftmp&stdin=1&tty=t&stdout=false")
+            .unwrap();
+        assert_eq!(q.container.as_deref(), Some("app"));
+        assert_eq!(q.command, ["ls", "-l /tmp"]);
+        assert!(q.stdin && q.tty && !q.stdout && !q.stderr);
+        assert_eq!(ExecQuery::parse("container=").unwrap().container, None);
+        assert!(ExecQuery::parse("tty=").unwrap().tty);
+        // Repeated commands are argv, not a conflict.
+        assert_eq!(ExecQuery::parse("command=a&command=a").unwrap().command, ["a", "a"]);
+    }
+
+    #[test]
+    fn the_encoding_reads_back_as_itself() {
+        let q = ExecQuery {
+            container: Some("a b&c".into()),
+            command: vec!["echo".into(), "x;y".into(), "%zz".into(), "é+".into(), String::new()],
+            stdin: true,
+            stdout: true,
+            stderr: false,
+            tty: true,
+        };
+        let encoded = q.encode();
+        assert_eq!(ExecQuery::parse(&encoded).unwrap(), q);
+        assert_eq!(PodExecOptions::read(&encoded), q.as_options());
+    }
+}
