@@ -11,7 +11,7 @@
 //!
 //! | field | meaning |
 //! |---|---|
-//! | `event` | `session.start`, `session.denied`, `session.end`, `recording.failed` |
+//! | `event` | `session.start`, `session.denied`, `session.end`, `recording.failed`, `recording.truncated` |
 //! | `time` | when the line was written, RFC 3339 UTC |
 //! | `session` | the session id (also the recording's file name) |
 //! | `user`, `groups` | the identity the exec runs as (impersonated) |
@@ -307,6 +307,14 @@ impl AuditLog {
         self.send(&Line {
             reason: Some(error),
             ..Line::new("recording.failed", exec)
+        });
+    }
+
+    /// `recording.truncated`: the session's recording reached `PODTERM_RECORD_MAX_BYTES`.
+    pub fn recording_truncated(&self, exec: &ExecRecord, reason: &str) {
+        self.send(&Line {
+            reason: Some(reason),
+            ..Line::new("recording.truncated", exec)
         });
     }
 

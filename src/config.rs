@@ -29,6 +29,17 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 256 * 1024;
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// Smallest accepted `PODTERM_MAX_FRAME_BYTES`: a resize frame must fit.
 pub const MIN_MAX_FRAME_BYTES: usize = 512;
+/// `PODTERM_HEADER_READ_TIMEOUT` default: a connection must send a request's headers within
+/// this long of starting it.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// `PODTERM_CONNECTION_IDLE_TIMEOUT` default: a connection that has not upgraded and has no
+/// request in flight is closed after this long.
+pub const DEFAULT_CONNECTION_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Open files kept back from `PODTERM_MAX_CONNECTIONS`'s default for everything else (the
+/// listener, kubeconfig reads, the audit and recording files, cluster reads), at most.
+pub const RESERVED_FILES: u64 = 200;
+/// `PODTERM_RECORD_MAX_BYTES` default: the most one session's recording may take on disk.
+pub const DEFAULT_RECORD_MAX_BYTES: u64 = 100 * 1024 * 1024;
 /// Most `PODTERM_WORKER_THREADS` accepted.
 pub const MAX_WORKER_THREADS: usize = 1024;
 
@@ -150,6 +161,29 @@ pub struct Config {
     /// refuses) the session. Default false: the recording stops, with an audit line.
     #[serde(default)]
     pub record_required: bool,
+    /// `PODTERM_RECORD_MAX_BYTES`: the most one recording may take on disk, in bytes; at the
+    /// cap the recording stops with a `recording.truncated` audit line (and with
+    /// `PODTERM_RECORD_REQUIRED=true` the session ends). Default [`DEFAULT_RECORD_MAX_BYTES`]
+    /// (100 MiB).
+    #[serde(default = "default_record_max_bytes")]
+    pub record_max_bytes: u64,
+    /// `PODTERM_HEADER_READ_TIMEOUT`: how long a connection may take to send a request's
+    /// headers. Default [`DEFAULT_HEADER_READ_TIMEOUT`] (10s).
+    #[serde(default = "default_header_read_timeout", deserialize_with = "duration")]
+    pub header_read_timeout: Duration,
+    /// `PODTERM_CONNECTION_IDLE_TIMEOUT`: a connection that is not a session and has no request
+    /// in flight is closed after this long. Default [`DEFAULT_CONNECTION_IDLE_TIMEOUT`] (60s).
+    #[serde(
+        default = "default_connection_idle_timeout",
+        deserialize_with = "duration"
+    )]
+    pub connection_idle_timeout: Duration,
+    /// `PODTERM_MAX_CONNECTIONS`: open connections this replica serves at most, sessions
+    /// included; a connection over the cap is answered 503 and closed. Default: what the
+    /// process's open-file limit allows, two sockets per session, less a reserve
+    /// ([`Config::max_connection_count`]).
+    #[serde(default)]
+    pub max_connections: Option<usize>,
     /// `PODTERM_WORKER_THREADS`: threads that serve connections and relay sessions, each with
     /// an event loop of its own (crate::server::workers). Default: one per CPU this process
     /// may use (its cgroup CPU quota counted), via [`Config::worker_thread_count`].
@@ -184,6 +218,15 @@ fn default_max_frame_bytes() -> usize {
 fn default_drain_timeout() -> Duration {
     DEFAULT_DRAIN_TIMEOUT
 }
+fn default_record_max_bytes() -> u64 {
+    DEFAULT_RECORD_MAX_BYTES
+}
+fn default_header_read_timeout() -> Duration {
+    DEFAULT_HEADER_READ_TIMEOUT
+}
+fn default_connection_idle_timeout() -> Duration {
+    DEFAULT_CONNECTION_IDLE_TIMEOUT
+}
 
 impl Default for Config {
     fn default() -> Config {
@@ -208,6 +251,10 @@ impl Default for Config {
             record_dir: None,
             record_input: false,
             record_required: false,
+            record_max_bytes: DEFAULT_RECORD_MAX_BYTES,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            connection_idle_timeout: DEFAULT_CONNECTION_IDLE_TIMEOUT,
+            max_connections: None,
             worker_threads: None,
         }
     }
@@ -260,6 +307,11 @@ impl Config {
             ("PODTERM_PING_INTERVAL", self.ping_interval),
             ("PODTERM_IDLE_TIMEOUT", self.idle_timeout),
             ("PODTERM_MAX_SESSION_DURATION", self.max_session_duration),
+            ("PODTERM_HEADER_READ_TIMEOUT", self.header_read_timeout),
+            (
+                "PODTERM_CONNECTION_IDLE_TIMEOUT",
+                self.connection_idle_timeout,
+            ),
         ] {
             if d.is_zero() {
                 return bad(var, "must be more than zero");
@@ -274,10 +326,14 @@ impl Config {
         for (var, limit) in [
             ("PODTERM_MAX_SESSIONS_PER_USER", self.max_sessions_per_user),
             ("PODTERM_MAX_SESSIONS", self.max_sessions),
+            ("PODTERM_MAX_CONNECTIONS", self.max_connections),
         ] {
             if limit == Some(0) {
                 return bad(var, "must be at least 1 (unset it for no limit)");
             }
+        }
+        if self.record_max_bytes < 1024 {
+            return bad("PODTERM_RECORD_MAX_BYTES", "must be at least 1024");
         }
         if let Some(dir) = &self.record_dir {
             if !dir.is_dir() {
@@ -308,6 +364,20 @@ impl Config {
             );
         }
         Ok(self)
+    }
+
+    /// The connection cap: `PODTERM_MAX_CONNECTIONS`, else half of the open-file limit left
+    /// after [`RESERVED_FILES`] (at most a quarter of it), since a session holds two sockets.
+    pub fn max_connection_count(&self) -> usize {
+        self.max_connections.unwrap_or_else(|| {
+            let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+                .current
+                .unwrap_or(1 << 20);
+            let reserve = RESERVED_FILES.min(limit / 4);
+            usize::try_from((limit - reserve) / 2)
+                .unwrap_or(usize::MAX)
+                .max(1)
+        })
     }
 
     /// How many worker threads to run: `PODTERM_WORKER_THREADS`, else one per CPU this

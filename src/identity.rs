@@ -110,7 +110,10 @@ impl Authenticator {
             return Err(IdentityError::RepeatedUser(self.user_header.clone()));
         }
         let user = user
-            .map(|v| header_text(v.as_bytes()).ok_or_else(|| IdentityError::BadUser(self.user_header.clone())))
+            .map(|v| {
+                header_text(v.as_bytes())
+                    .ok_or_else(|| IdentityError::BadUser(self.user_header.clone()))
+            })
             .transpose()?
             .map(str::trim)
             .filter(|u| !u.is_empty())
@@ -324,15 +327,24 @@ mod tests {
         let a = auth(&[]);
         // L2: two user headers, an unreadable groups line.
         assert!(matches!(
-            a.authenticate(&headers(&[("x-forwarded-user", "alice"), ("x-forwarded-user", "root")])),
+            a.authenticate(&headers(&[
+                ("x-forwarded-user", "alice"),
+                ("x-forwarded-user", "root")
+            ])),
             Err(IdentityError::RepeatedUser(_))
         ));
-        let mut h = headers(&[("x-forwarded-user", "alice"), ("x-forwarded-groups", "support")]);
+        let mut h = headers(&[
+            ("x-forwarded-user", "alice"),
+            ("x-forwarded-groups", "support"),
+        ]);
         h.append(
             "x-forwarded-groups",
             hyper::header::HeaderValue::from_bytes(b"ops,\xff").unwrap(),
         );
-        assert!(matches!(a.authenticate(&h), Err(IdentityError::BadGroups(_))));
+        assert!(matches!(
+            a.authenticate(&h),
+            Err(IdentityError::BadGroups(_))
+        ));
         // UTF-8 names and groups pass as the gateway sent them.
         let mut h = HeaderMap::new();
         h.append(
@@ -357,13 +369,30 @@ mod tests {
                 .body(())
                 .unwrap()
         };
-        for ok in ["localhost:8080", "127.0.0.1:8080", "[::1]:8080", "LOCALHOST", "127.0.0.2"] {
+        for ok in [
+            "localhost:8080",
+            "127.0.0.1:8080",
+            "[::1]:8080",
+            "LOCALHOST",
+            "127.0.0.2",
+        ] {
             assert!(a.check_host(&req(ok)).is_ok(), "{ok}");
         }
-        for bad in ["attacker.example:8080", "localhost.attacker.example", "10.0.0.1", ""] {
-            assert!(matches!(a.check_host(&req(bad)), Err(IdentityError::Host(_))), "{bad}");
+        for bad in [
+            "attacker.example:8080",
+            "localhost.attacker.example",
+            "10.0.0.1",
+            "",
+        ] {
+            assert!(
+                matches!(a.check_host(&req(bad)), Err(IdentityError::Host(_))),
+                "{bad}"
+            );
         }
-        let h = headers(&[("host", "localhost:8080"), ("origin", "http://localhost:8080")]);
+        let h = headers(&[
+            ("host", "localhost:8080"),
+            ("origin", "http://localhost:8080"),
+        ]);
         assert!(a.check_origin(&h).is_ok());
         let h = headers(&[("host", "evil.example"), ("origin", "http://evil.example")]);
         assert!(a.check_origin(&h).is_err());

@@ -13,6 +13,9 @@ commands:
   serve         the gateway (default); configured by PODTERM_* environment variables
   dev           the embedded dev cluster plus the gateway on 127.0.0.1, as a local dev user
   dev-cluster   only the embedded dev cluster (for kubectl, tests and load tests)
+  policy check FILE
+                validate a policy file and warn about allow entries that hand out a
+                shell or run code (exit 0: fine, 1: warnings, 64: invalid)
   help          this text
 
 See README.md for every PODTERM_* variable.";
@@ -23,6 +26,7 @@ fn main() -> ExitCode {
         None | Some("serve") => Command::Serve,
         Some("dev") => Command::Dev,
         Some("dev-cluster") => Command::DevCluster,
+        Some("policy") => return policy_command(std::env::args().skip(2).collect()),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -60,6 +64,36 @@ fn main() -> ExitCode {
             eprintln!("podterm: {e}");
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// `podterm policy check FILE`.
+fn policy_command(args: Vec<String>) -> ExitCode {
+    let [verb, file] = args.as_slice() else {
+        eprintln!("podterm: usage: podterm policy check FILE");
+        return ExitCode::from(podterm::config::EXIT_CONFIG);
+    };
+    if verb != "check" {
+        eprintln!("podterm: unknown policy command `{verb}`; usage: podterm policy check FILE");
+        return ExitCode::from(podterm::config::EXIT_CONFIG);
+    }
+    let policy = match podterm::policy::Policy::load(Some(std::path::Path::new(file))) {
+        Ok(policy) => policy,
+        Err(e) => {
+            eprintln!("podterm: {e}");
+            return ExitCode::from(podterm::config::EXIT_CONFIG);
+        }
+    };
+    let warnings = podterm::policy::check::warnings(&policy);
+    for w in &warnings {
+        println!("{file}: warning: {w}");
+    }
+    if warnings.is_empty() {
+        println!("{file}: ok");
+        ExitCode::SUCCESS
+    } else {
+        println!("{file}: {} warning(s)", warnings.len());
+        ExitCode::FAILURE
     }
 }
 

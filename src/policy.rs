@@ -10,7 +10,7 @@
 //!   - groups: [support]
 //!     mode: restricted           # only argv matching `allow`; no tty, no default shell
 //!     allow:
-//!       - [jstack, "*"]          # see `policy::argv` for the pattern rules
+//!       - [jstack, "[0-9]*"]     # see `policy::argv`; `podterm policy check` flags unsafe ones
 //!       - [cat, "/proc/*/status"]
 //!     deny_root: true            # refuse containers whose user is uid 0 (see `policy::root`)
 //! ```
@@ -20,6 +20,7 @@
 //! [`ConfigError`] (exit 64) naming the file and the problem.
 
 pub mod argv;
+pub mod check;
 pub mod glob;
 pub mod limits;
 pub mod root;

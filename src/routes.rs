@@ -235,7 +235,17 @@ async fn route(
             caller(gateway, &req)?;
             Ok(json(&serde_json::json!(gateway.clusters.names())))
         }
-        ["clusters", name, "api", "v1", "namespaces", namespace, "pods", pod, "exec"] => {
+        [
+            "clusters",
+            name,
+            "api",
+            "v1",
+            "namespaces",
+            namespace,
+            "pods",
+            pod,
+            "exec",
+        ] => {
             let attempt = Attempt::new(peer, name, namespace, pod);
             Ok(exec(gateway, req, attempt).await)
         }

@@ -8,7 +8,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use crate::cluster::Clusters;
@@ -69,32 +72,127 @@ async fn accept_until_stopped(
 ) -> Stopped {
     let stopped = gateway.drain.stopped();
     tokio::pin!(stopped);
+    let cap = gateway.config.max_connection_count();
+    let mut failures = AcceptFailures::default();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
+                Ok(accepted) => {
+                    failures.recovered();
+                    accepted
+                }
                 Err(e) => {
-                    // Out of file descriptors and the like: keep serving what is open.
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
+                    // Out of file descriptors and the like: keep serving what is open, and
+                    // wait before trying again instead of spinning on the same error.
+                    let pause = failures.failed(&e);
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => continue,
+                        how = &mut stopped => return how,
+                    }
                 }
             },
             how = &mut stopped => return how,
         };
+        if workers.open() + gateway.drain.open_sessions() >= cap {
+            refuse_connection(&stream, gateway);
+            continue;
+        }
         let _ = stream.set_nodelay(true);
         workers.dispatch(stream, peer);
     }
 }
 
+/// The answer to a connection over `PODTERM_MAX_CONNECTIONS`: written without waiting (it fits
+/// the socket's send buffer), then the connection is closed.
+fn refuse_connection(stream: &tokio::net::TcpStream, gateway: &Gateway) {
+    gateway.metrics.denied("max_connections");
+    let body = crate::protocol::Status::failure(
+        503,
+        "this replica serves as many connections as it may (PODTERM_MAX_CONNECTIONS); try again later",
+    )
+    .to_json();
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\nretry-after: 1\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.try_write(&[head.as_bytes(), &body].concat());
+}
+
+/// First pause after a failed accept; it doubles with each failure in a row.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+/// Longest pause between accepts that fail.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// At most one accept-failure log line this often.
+const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Accept failures in a row: the pause before the next accept, and a log line at a bounded
+/// rate that counts the failures it did not log.
+#[derive(Default)]
+struct AcceptFailures {
+    in_a_row: u32,
+    unlogged: u64,
+    logged_at: Option<tokio::time::Instant>,
+}
+
+impl AcceptFailures {
+    fn failed(&mut self, e: &std::io::Error) -> Duration {
+        self.in_a_row = self.in_a_row.saturating_add(1);
+        let now = tokio::time::Instant::now();
+        if self
+            .logged_at
+            .is_none_or(|at| now.duration_since(at) >= ACCEPT_LOG_INTERVAL)
+        {
+            tracing::warn!(error = %e, failures_not_logged = self.unlogged, "accept failed");
+            self.logged_at = Some(now);
+            self.unlogged = 0;
+        } else {
+            self.unlogged += 1;
+        }
+        ACCEPT_BACKOFF_MIN
+            .saturating_mul(1 << self.in_a_row.min(16).saturating_sub(1))
+            .min(ACCEPT_BACKOFF_MAX)
+    }
+
+    fn recovered(&mut self) {
+        self.in_a_row = 0;
+    }
+}
+
+/// A connection's requests: how many are in flight and when the last one ended, for the
+/// idle timeout of connections that are not sessions.
+#[derive(Default)]
+struct Activity {
+    in_flight: AtomicUsize,
+    /// Milliseconds since the connection started, when its last request ended.
+    last_ms: AtomicU64,
+}
+
 async fn serve_connection(gateway: Arc<Gateway>, stream: tokio::net::TcpStream, peer: SocketAddr) {
+    let started = tokio::time::Instant::now();
+    let activity = Arc::new(Activity::default());
     let service = {
-        let gateway = gateway.clone();
-        service_fn(move |req| crate::routes::handle(gateway.clone(), req, peer))
+        let (gateway, activity) = (gateway.clone(), activity.clone());
+        service_fn(move |req| {
+            let (gateway, activity) = (gateway.clone(), activity.clone());
+            activity.in_flight.fetch_add(1, Ordering::Relaxed);
+            async move {
+                let res = crate::routes::handle(gateway, req, peer).await;
+                let ms = started.elapsed().as_millis() as u64;
+                activity.last_ms.store(ms, Ordering::Relaxed);
+                activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+                res
+            }
+        })
     };
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(gateway.config.header_read_timeout);
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(conn);
     let closing = gateway.drain.session_deadline();
+    let idle = idle_for(gateway.config.connection_idle_timeout, started, &activity);
     tokio::select! {
         result = conn.as_mut() => {
             if let Err(e) = result {
@@ -103,8 +201,30 @@ async fn serve_connection(gateway: Arc<Gateway>, stream: tokio::net::TcpStream, 
             return;
         }
         () = closing => conn.as_mut().graceful_shutdown(),
+        () = idle => {
+            tracing::debug!(%peer, "closing an idle connection");
+            conn.as_mut().graceful_shutdown();
+        }
     }
     let _ = conn.await;
+}
+
+/// Resolves once the connection has had no request in flight for `timeout` (a connection
+/// that upgrades leaves [`serve_connection`] first, so sessions never reach this).
+async fn idle_for(timeout: Duration, started: tokio::time::Instant, activity: &Activity) {
+    let mut deadline = started + timeout;
+    loop {
+        tokio::time::sleep_until(deadline).await;
+        if activity.in_flight.load(Ordering::Relaxed) > 0 {
+            deadline += timeout;
+            continue;
+        }
+        let last = started + Duration::from_millis(activity.last_ms.load(Ordering::Relaxed));
+        if last + timeout <= tokio::time::Instant::now() {
+            return;
+        }
+        deadline = last + timeout;
+    }
 }
 
 /// `podterm serve`: configuration from the environment, clusters from the kubeconfig, then

@@ -416,7 +416,11 @@ pub async fn exec(
     guard.phase = Phase::Connecting;
     let connecting = std::time::Instant::now();
     let upstream = match cluster
-        .exec(&target.upstream_path(), &protocols, act_as(&gateway, &identity))
+        .exec(
+            &target.upstream_path(),
+            &protocols,
+            act_as(&gateway, &identity),
+        )
         .instrument(span.clone())
         .await
     {
@@ -430,7 +434,10 @@ pub async fn exec(
         }
     };
     gateway.metrics.upstream_connected(connecting.elapsed());
-    let mut info = guard.attempt.session().expect("caller and request are known");
+    let mut info = guard
+        .attempt
+        .session()
+        .expect("caller and request are known");
     guard.phase = Phase::Reported;
     info.protocol = Some(upstream.protocol);
     response.headers_mut().insert(
@@ -564,6 +571,9 @@ mod tests {
         assert_eq!(t.argv, protocol::default_shell());
         let path = t.upstream_path();
         let query = path.split_once('?').unwrap().1;
-        assert_eq!(ExecQuery::parse(query).unwrap().command, protocol::default_shell());
+        assert_eq!(
+            ExecQuery::parse(query).unwrap().command,
+            protocol::default_shell()
+        );
     }
 }

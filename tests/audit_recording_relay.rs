@@ -90,6 +90,7 @@ async fn the_relay_feeds_output_resizes_and_input() {
         dir: "/unused".into(),
         input: true,
         required: false,
+        max_bytes: podterm::config::DEFAULT_RECORD_MAX_BYTES,
     };
     let recording = Recording::to_writer(file, &config, &exec(), &audit);
     let (mut client, mut cluster, task) = start(relay_config(&recording));
@@ -187,6 +188,7 @@ async fn a_required_recording_that_fails_ends_the_session_with_1011() {
         dir: "/unused".into(),
         input: false,
         required: true,
+        max_bytes: podterm::config::DEFAULT_RECORD_MAX_BYTES,
     };
     let recording = Recording::to_writer(full, &config, &exec(), &audit);
     let (mut client, mut cluster, task) = start(relay_config(&recording));

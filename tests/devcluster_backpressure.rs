@@ -44,7 +44,7 @@ async fn a_client_that_does_not_read_stops_a_process() {
     let mut ws = client
         .exec(&exec_path(
             "tools",
-            "command=sh&command=-c&command=echo%20%24%24;%20exec%20cat%20/dev/zero&stdout=true",
+            "command=sh&command=-c&command=echo%20%24%24%3B%20exec%20cat%20/dev/zero&stdout=true",
         ))
         .await;
     let first = ws.read_frame().await.unwrap();

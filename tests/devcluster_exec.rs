@@ -143,7 +143,7 @@ async fn flood_with_stdin_writes_nothing_before_stdin_eof() {
 async fn process_keeps_stdout_and_stderr_apart_and_reports_the_exit_code() {
     let dev = Dev::start().await;
     let client = Client::new(&dev.cluster);
-    let script = "command=sh&command=-c&command=echo%20out;%20echo%20err%20%3E%262;%20exit%203";
+    let script = "command=sh&command=-c&command=echo%20out%3B%20echo%20err%20%3E%262%3B%20exit%203";
     let mut ws = client
         .exec(&exec_path(
             "tools",
@@ -186,7 +186,7 @@ async fn process_stdin_eof_closes_its_stdin() {
     let mut ws = client
         .exec(&exec_path(
             "tools",
-            "command=sh&command=-c&command=wc%20-c;%20echo%20done&stdin=true&stdout=true",
+            "command=sh&command=-c&command=wc%20-c%3B%20echo%20done&stdin=true&stdout=true",
         ))
         .await;
     send(&mut ws, 0, &[b'x'; 5000]).await;
@@ -208,7 +208,7 @@ async fn tty_follows_resizes() {
     let mut ws = client
         .exec(&exec_path(
             "tools",
-            "command=sh&command=-c&command=stty%20size;%20read%20x;%20stty%20size&stdin=true&stdout=true&tty=true",
+            "command=sh&command=-c&command=stty%20size%3B%20read%20x%3B%20stty%20size&stdin=true&stdout=true&tty=true",
         ))
         .await;
     send(&mut ws, 4, br#"{"Width":101,"Height":33}"#).await;

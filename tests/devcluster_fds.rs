@@ -46,7 +46,7 @@ async fn sessions_and_shutdown_leave_no_descriptor_behind() {
     let client = Client::new(&dev.cluster);
     for round in 0..3 {
         for query in [
-            "command=sh&command=-c&command=echo%20hi;%20echo%20err%20%3E%262&stdout=true&stderr=true",
+            "command=sh&command=-c&command=echo%20hi%3B%20echo%20err%20%3E%262&stdout=true&stderr=true",
             "command=sh&command=-c&command=stty%20size&stdout=true&tty=true",
             "command=cat&stdin=true&stdout=true",
         ] {

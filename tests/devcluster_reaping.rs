@@ -64,7 +64,7 @@ async fn assert_gone_within(pids: &[u32], limit: Duration) {
 }
 
 const SLEEPERS: &str =
-    "command=sh&command=-c&command=sleep%201000%20%26%20echo%20%24%24%20%24!;%20sleep%201000";
+    "command=sh&command=-c&command=sleep%201000%20%26%20echo%20%24%24%20%24!%3B%20sleep%201000";
 
 #[tokio::test]
 async fn a_vanished_client_leaves_no_process_behind() {
@@ -140,7 +140,7 @@ async fn shutdown_is_not_held_up_by_a_client_that_reads_nothing() {
     let mut ws = client
         .exec(&exec_path(
             "tools",
-            "command=sh&command=-c&command=echo%20%24%24;%20exec%20cat%20/dev/zero&stdout=true",
+            "command=sh&command=-c&command=echo%20%24%24%3B%20exec%20cat%20/dev/zero&stdout=true",
         ))
         .await;
     let pids = read_pids(&mut ws, 1).await;

@@ -31,7 +31,7 @@ async fn check_ids(client: &Client, own_uid: u32) {
     let path = |container: &str, tty: bool| {
         format!(
             "/api/v1/namespaces/default/pods/locked/exec?container={container}&command=sh&command=-c\
-             &command=id%20-u;%20id%20-g;%20touch%20here%20%26%26%20echo%20writable&stdout=true&stderr=true&tty={tty}"
+             &command=id%20-u%3B%20id%20-g%3B%20touch%20here%20%26%26%20echo%20writable&stdout=true&stderr=true&tty={tty}"
         )
     };
     for tty in [false, true] {

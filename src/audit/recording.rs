@@ -45,7 +45,14 @@ pub struct RecordingConfig {
     pub input: bool,
     /// `PODTERM_RECORD_REQUIRED`: a recording failure ends the session (default false).
     pub required: bool,
+    /// `PODTERM_RECORD_MAX_BYTES`: the most the file may hold; at the cap the recording ends
+    /// with a note in the cast and a `recording.truncated` audit line (and, when required,
+    /// the session ends).
+    pub max_bytes: u64,
 }
+
+/// Room kept under the cap for the note that ends a truncated recording, in bytes.
+const TRUNCATION_NOTE_BYTES: u64 = 128;
 
 /// Why a recording could not go on; only returned when recording is required.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -143,11 +150,15 @@ impl Recording {
             title: format!(
                 "podterm {} {}/{}/{}",
                 exec.user.as_deref().unwrap_or_default(),
-                exec.cluster, exec.namespace, exec.pod
+                exec.cluster,
+                exec.namespace,
+                exec.pod
             ),
         };
         let writer = Writer {
             out: BufWriter::with_capacity(RECORDING_BUFFER_BYTES, out),
+            room: config.max_bytes.saturating_sub(TRUNCATION_NOTE_BYTES),
+            truncated: false,
             header: Some(header),
             carries: Default::default(),
             line: Vec::new(),
@@ -284,6 +295,10 @@ struct HeaderEnv {
 
 struct Writer<W> {
     out: BufWriter<W>,
+    /// Bytes the file may still take before the cap (the note excluded).
+    room: u64,
+    /// The cap was reached: the recording ended with a note.
+    truncated: bool,
     /// Written before the first event; `None` once written.
     header: Option<Header>,
     /// Incomplete UTF-8 carried per stream: stdout, stderr, input.
@@ -315,6 +330,12 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         .await;
         if let Err(e) = result {
             let message = e.to_string();
+            if self.truncated {
+                audit.recording_truncated(&exec, &message);
+                tracing::info!(session = %exec.session, "recording truncated at its cap");
+                let _ = error.set(message);
+                return;
+            }
             audit.recording_failed(&exec, &format!("cannot write the recording: {message}"));
             tracing::warn!(session = %exec.session, error = %message, "recording stopped");
             let _ = error.set(message);
@@ -377,7 +398,34 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         self.line.clear();
         serde_json::to_writer(&mut self.line, value).expect("recording events serialize");
         self.line.push(b'\n');
+        let len = self.line.len() as u64;
+        if len > self.room {
+            return self.truncate().await;
+        }
+        self.room -= len;
         self.out.write_all(&self.line).await
+    }
+
+    /// Ends the recording at its cap: a last output event says so (asciinema shows it), the
+    /// file is flushed, and the error stops the writer.
+    async fn truncate(&mut self) -> std::io::Result<()> {
+        self.truncated = true;
+        if let Some(header) = self.header.take() {
+            self.line.clear();
+            serde_json::to_writer(&mut self.line, &header).expect("headers serialize");
+            self.line.push(b'\n');
+            self.out.write_all(&self.line).await?;
+        }
+        let t = (self.last.as_secs_f64() * 1e6).round() / 1e6;
+        self.line.clear();
+        let note = "\r\n[podterm: recording truncated at PODTERM_RECORD_MAX_BYTES]\r\n";
+        serde_json::to_writer(&mut self.line, &(t, "o", note)).expect("events serialize");
+        self.line.push(b'\n');
+        self.out.write_all(&self.line).await?;
+        self.out.flush().await?;
+        Err(std::io::Error::other(
+            "the recording reached its size cap (PODTERM_RECORD_MAX_BYTES)",
+        ))
     }
 }
 

@@ -201,7 +201,8 @@ impl ExecQuery {
             }
         }
         let options = PodExecOptions::from_values(&values);
-        let utf8 = |bytes: Vec<u8>, key| String::from_utf8(bytes).map_err(|_| QueryError::NotUtf8(key));
+        let utf8 =
+            |bytes: Vec<u8>, key| String::from_utf8(bytes).map_err(|_| QueryError::NotUtf8(key));
         let container = utf8(options.container, "container")?;
         let command = options
             .command
@@ -244,7 +245,12 @@ impl ExecQuery {
     /// The API server's reading of this value (what [`ExecQuery::encode`] makes it run).
     pub fn as_options(&self) -> PodExecOptions {
         PodExecOptions {
-            container: self.container.as_deref().unwrap_or_default().as_bytes().to_vec(),
+            container: self
+                .container
+                .as_deref()
+                .unwrap_or_default()
+                .as_bytes()
+                .to_vec(),
             command: self.command.iter().map(|a| a.as_bytes().to_vec()).collect(),
             stdin: self.stdin,
             stdout: self.stdout,
@@ -288,10 +294,23 @@ mod tests {
     #[test]
     fn the_api_servers_reading() {
         // H1, H2, M1 of the security review: what kube-apiserver runs.
-        for q in ["tty=t", "tty=yes", "tty=", "tty=on", "tty=true&tty=false", "tty=TRUE"] {
+        for q in [
+            "tty=t",
+            "tty=yes",
+            "tty=",
+            "tty=on",
+            "tty=true&tty=false",
+            "tty=TRUE",
+        ] {
             assert!(PodExecOptions::read(q).tty, "{q}");
         }
-        for q in ["tty=0", "tty=false", "tty=FaLsE", "tty=false&tty=true", "x=1"] {
+        for q in [
+            "tty=0",
+            "tty=false",
+            "tty=FaLsE",
+            "tty=false&tty=true",
+            "x=1",
+        ] {
             assert!(!PodExecOptions::read(q).tty, "{q}");
         }
         let o = PodExecOptions::read("container=sidecar&container=app");
@@ -310,10 +329,19 @@ mod tests {
             err("container=sidecar&container=app"),
             QueryError::Repeated("container")
         );
-        assert_eq!(err("container=&container=app"), QueryError::Repeated("container"));
-        assert!(matches!(err("command=echo&command=a;b"), QueryError::Semicolon(_)));
+        assert_eq!(
+            err("container=&container=app"),
+            QueryError::Repeated("container")
+        );
+        assert!(matches!(
+            err("command=echo&command=a;b"),
+            QueryError::Semicolon(_)
+        ));
         assert!(matches!(err("command=%zz"), QueryError::BadEscape(_)));
-        assert!(matches!(err("junk=%zz&command=ls"), QueryError::BadEscape(_)));
+        assert!(matches!(
+            err("junk=%zz&command=ls"),
+            QueryError::BadEscape(_)
+        ));
         assert_eq!(err("command=%FF"), QueryError::NotUtf8("command"));
         assert_eq!(err("container=%FF"), QueryError::NotUtf8("container"));
         let many = vec!["command=x"; MAX_QUERY_PAIRS + 1].join("&");
@@ -322,22 +350,33 @@ mod tests {
 
     #[test]
     fn podterm_reads_the_same_value() {
-        let q = ExecQuery::parse("container=app&command=ls&command=-l+%2Ftmp&stdin=1&tty=t&stdout=false")
-            .unwrap();
+        let q = ExecQuery::parse(
+            "container=app&command=ls&command=-l+%2Ftmp&stdin=1&tty=t&stdout=false",
+        )
+        .unwrap();
         assert_eq!(q.container.as_deref(), Some("app"));
         assert_eq!(q.command, ["ls", "-l /tmp"]);
         assert!(q.stdin && q.tty && !q.stdout && !q.stderr);
         assert_eq!(ExecQuery::parse("container=").unwrap().container, None);
         assert!(ExecQuery::parse("tty=").unwrap().tty);
         // Repeated commands are argv, not a conflict.
-        assert_eq!(ExecQuery::parse("command=a&command=a").unwrap().command, ["a", "a"]);
+        assert_eq!(
+            ExecQuery::parse("command=a&command=a").unwrap().command,
+            ["a", "a"]
+        );
     }
 
     #[test]
     fn the_encoding_reads_back_as_itself() {
         let q = ExecQuery {
             container: Some("a b&c".into()),
-            command: vec!["echo".into(), "x;y".into(), "%zz".into(), "é+".into(), String::new()],
+            command: vec![
+                "echo".into(),
+                "x;y".into(),
+                "%zz".into(),
+                "é+".into(),
+                String::new(),
+            ],
             stdin: true,
             stdout: true,
             stderr: false,

@@ -88,6 +88,14 @@ impl Workers {
             .collect()
     }
 
+    /// Connections open on all workers now (upgraded sessions are not among them).
+    pub fn open(&self) -> usize {
+        self.lanes
+            .iter()
+            .map(|l| l.open.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// Hands `stream` to the worker with the fewest open connections.
     pub fn dispatch(&mut self, stream: TcpStream, peer: SocketAddr) {
         // Off this thread's event loop, onto the worker's (registered there on arrival).

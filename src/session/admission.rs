@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use super::{ExecError, ExecTarget, exec_path};
-use crate::protocol::exec_query::ExecQuery;
 use crate::cluster::{ActAs, Cluster};
 use crate::identity::Identity;
 use crate::policy::Denial;
 use crate::policy::limits::SessionGuard as LimitGuard;
 use crate::policy::root::{MAX_ROOT_CHECK_OUTPUT, root_check_argv, root_check_verdict};
+use crate::protocol::exec_query::ExecQuery;
 use crate::protocol::{self, Status};
 use crate::server::Gateway;
 

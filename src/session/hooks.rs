@@ -50,6 +50,7 @@ impl Hooks {
                 dir,
                 input: config.record_input,
                 required: config.record_required,
+                max_bytes: config.record_max_bytes,
             }),
             ..Hooks::default()
         };

@@ -28,6 +28,7 @@ fn config(dir: &Path, input: bool, required: bool) -> RecordingConfig {
         dir: dir.to_path_buf(),
         input,
         required,
+        max_bytes: crate::config::DEFAULT_RECORD_MAX_BYTES,
     }
 }
 
@@ -318,4 +319,40 @@ async fn creation_failures() {
     let lines = audit_lines(log, task, theirs).await;
     assert_eq!(lines.len(), 3);
     assert!(lines.iter().all(|l| l["event"] == "recording.failed"));
+}
+
+#[tokio::test]
+async fn a_recording_stops_at_its_cap() {
+    // L3: NUL output grows 6x as JSON ("\u0000"); the cap bounds the file whatever the bytes.
+    for required in [false, true] {
+        let (log, task, theirs) = audit();
+        let disk = MemoryDisk::with_room(1 << 20);
+        let config = RecordingConfig {
+            max_bytes: 4096,
+            ..config(Path::new("/"), false, required)
+        };
+        let mut rec = Recording::to_writer(disk.clone(), &config, &exec(), &log);
+        let mut refused = false;
+        for _ in 0..200 {
+            if rec.output(1, &[0u8; 64]).await.is_err() {
+                refused = true;
+                break;
+            }
+        }
+        assert_eq!(refused, required, "a required recording ends the session");
+        assert_eq!(rec.finish().await.is_err(), required);
+        let written = disk.written();
+        assert!(written.len() <= 4096, "{} bytes", written.len());
+        let text = String::from_utf8(written).unwrap();
+        assert!(
+            text.ends_with("recording truncated at PODTERM_RECORD_MAX_BYTES]\\r\\n\"]\n"),
+            "{text}"
+        );
+        for line in text.lines() {
+            serde_json::from_str::<serde_json::Value>(line).expect("every line is JSON");
+        }
+        let lines = audit_lines(log, task, theirs).await;
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0]["event"], "recording.truncated");
+    }
 }

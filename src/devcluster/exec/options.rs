@@ -2,8 +2,8 @@
 //! and checked against the pod as the API server does, with its 400 messages.
 
 use crate::devcluster::api::{Refusal, refuse};
-use crate::protocol::exec_query::{PodExecOptions, lossy};
 use crate::devcluster::manifest::Pod;
+use crate::protocol::exec_query::{PodExecOptions, lossy};
 
 /// The query of an exec request, checked against the pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +38,11 @@ impl ExecOptions {
         };
         let mut options = ExecOptions {
             container: text(read.container)?,
-            command: read.command.into_iter().map(text).collect::<Result<_, _>>()?,
+            command: read
+                .command
+                .into_iter()
+                .map(text)
+                .collect::<Result<_, _>>()?,
             stdin: read.stdin,
             stdout: read.stdout,
             stderr: read.stderr,
@@ -146,9 +150,20 @@ mod tests {
         let o = |q: &str, p: &str| ExecOptions::from_query(q, &pod(p)).unwrap();
         assert!(o("command=ls&stdout=yes&tty=t", "tools").tty);
         assert!(o("command=ls&stdout=&tty=true&tty=false", "tools").tty);
-        assert_eq!(o("container=sidecar&container=app&command=id&stdout=1", "web-0").container, "sidecar");
         assert_eq!(
-            o("command=echo&command=a;b&command=-e&command=%zz&stdout=1", "tools").command,
+            o(
+                "container=sidecar&container=app&command=id&stdout=1",
+                "web-0"
+            )
+            .container,
+            "sidecar"
+        );
+        assert_eq!(
+            o(
+                "command=echo&command=a;b&command=-e&command=%zz&stdout=1",
+                "tools"
+            )
+            .command,
             ["echo", "-e"]
         );
     }
