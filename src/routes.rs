@@ -441,8 +441,9 @@ async fn exec_checked(
     if gateway.drain.is_draining() {
         return Err(RouteError::Draining);
     }
-    let identity = caller(gateway, &req)?;
+    let identity = gateway.auth.authenticate(req.headers())?;
     guard.attempt.identity = Some(identity.clone());
+    gateway.auth.check_origin(req.headers())?;
     let cluster = gateway
         .clusters
         .get(&guard.attempt.cluster)
