@@ -162,6 +162,8 @@ impl AcceptFailures {
 /// idle timeout of connections that are not sessions.
 #[derive(Default)]
 struct Activity {
+    /// Requests started on this connection.
+    started: AtomicU64,
     in_flight: AtomicUsize,
     /// Milliseconds since the connection started, when its last request ended.
     last_ms: AtomicU64,
@@ -174,6 +176,7 @@ async fn serve_connection(gateway: Arc<Gateway>, stream: tokio::net::TcpStream, 
         let (gateway, activity) = (gateway.clone(), activity.clone());
         service_fn(move |req| {
             let (gateway, activity) = (gateway.clone(), activity.clone());
+            activity.started.fetch_add(1, Ordering::Relaxed);
             activity.in_flight.fetch_add(1, Ordering::Relaxed);
             async move {
                 let res = crate::routes::handle(gateway, req, peer).await;
@@ -192,7 +195,7 @@ async fn serve_connection(gateway: Arc<Gateway>, stream: tokio::net::TcpStream, 
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(conn);
     let closing = gateway.drain.session_deadline();
-    let idle = idle_for(gateway.config.connection_idle_timeout, started, &activity);
+    let idle = idle_for(&gateway.config, started, &activity);
     tokio::select! {
         result = conn.as_mut() => {
             if let Err(e) = result {
@@ -209,9 +212,20 @@ async fn serve_connection(gateway: Arc<Gateway>, stream: tokio::net::TcpStream, 
     let _ = conn.await;
 }
 
-/// Resolves once the connection has had no request in flight for `timeout` (a connection
-/// that upgrades leaves [`serve_connection`] first, so sessions never reach this).
-async fn idle_for(timeout: Duration, started: tokio::time::Instant, activity: &Activity) {
+/// Resolves once the connection has sent no complete request within the header-read timeout
+/// of its start (hyper's own timer only starts at the first byte), or has had no request in
+/// flight for the idle timeout since (a connection that upgrades leaves [`serve_connection`]
+/// first, so sessions never reach this).
+async fn idle_for(
+    config: &crate::config::Config,
+    started: tokio::time::Instant,
+    activity: &Activity,
+) {
+    tokio::time::sleep_until(started + config.header_read_timeout).await;
+    if activity.started.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let timeout = config.connection_idle_timeout;
     let mut deadline = started + timeout;
     loop {
         tokio::time::sleep_until(deadline).await;

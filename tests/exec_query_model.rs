@@ -128,15 +128,31 @@ fn model_of(q: &ExecQuery) -> Model {
 /// Pieces exec queries are made of, the troublesome ones included.
 fn piece() -> impl Strategy<Value = String> {
     let key = prop::sample::select(vec![
-        "container", "command", "stdin", "stdout", "stderr", "tty", "con%74ainer", "tt%79",
-        "Container", "x", "", "command;", "%zz", "tty+",
+        "container",
+        "command",
+        "stdin",
+        "stdout",
+        "stderr",
+        "tty",
+        "con%74ainer",
+        "tt%79",
+        "Container",
+        "x",
+        "",
+        "command;",
+        "%zz",
+        "tty+",
     ]);
     let value = prop::sample::select(vec![
-        "", "true", "false", "FALSE", "0", "1", "t", "yes", "on", "off", "app", "sidecar",
-        "a;b", "%zz", "%4", "%FF", "%C3%A9", "a+b", "%2B", "-e", "%25s|", "=", "a=b", "%00",
+        "", "true", "false", "FALSE", "0", "1", "t", "yes", "on", "off", "app", "sidecar", "a;b",
+        "%zz", "%4", "%FF", "%C3%A9", "a+b", "%2B", "-e", "%25s|", "=", "a=b", "%00",
     ]);
     (key, value, any::<bool>()).prop_map(|(k, v, with_eq)| {
-        if with_eq { format!("{k}={v}") } else { k.to_string() }
+        if with_eq {
+            format!("{k}={v}")
+        } else {
+            k.to_string()
+        }
     })
 }
 

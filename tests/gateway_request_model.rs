@@ -30,35 +30,155 @@ enum Fate {
 /// Raw queries as an attacker or an odd client writes them, sent as `(user, groups)`.
 const CORPUS: &[(&str, &str, &str, Fate)] = &[
     // H1: every spelling kube-apiserver reads as a tty is a tty for the policy too.
-    ("sam", "support", "container=app&command=cat&command=/proc/1/status&stdout=true&tty=t", Fate::Refused(403)),
-    ("sam", "support", "container=app&command=cat&command=/proc/1/status&stdout=true&tty=yes", Fate::Refused(403)),
-    ("sam", "support", "container=app&command=cat&command=/proc/1/status&stdout=true&tty=", Fate::Refused(403)),
-    ("sam", "support", "container=app&command=cat&command=/proc/1/status&stdout=true&tty=on", Fate::Refused(403)),
-    ("sam", "support", "container=app&command=cat&command=/proc/1/status&stdout=true&tty=true&tty=false", Fate::Refused(400)),
-    ("sam", "support", "container=app&command=cat&command=/proc/1/status&stdout=true&tty=false&tty=true", Fate::Refused(400)),
+    (
+        "sam",
+        "support",
+        "container=app&command=cat&command=/proc/1/status&stdout=true&tty=t",
+        Fate::Refused(403),
+    ),
+    (
+        "sam",
+        "support",
+        "container=app&command=cat&command=/proc/1/status&stdout=true&tty=yes",
+        Fate::Refused(403),
+    ),
+    (
+        "sam",
+        "support",
+        "container=app&command=cat&command=/proc/1/status&stdout=true&tty=",
+        Fate::Refused(403),
+    ),
+    (
+        "sam",
+        "support",
+        "container=app&command=cat&command=/proc/1/status&stdout=true&tty=on",
+        Fate::Refused(403),
+    ),
+    (
+        "sam",
+        "support",
+        "container=app&command=cat&command=/proc/1/status&stdout=true&tty=true&tty=false",
+        Fate::Refused(400),
+    ),
+    (
+        "sam",
+        "support",
+        "container=app&command=cat&command=/proc/1/status&stdout=true&tty=false&tty=true",
+        Fate::Refused(400),
+    ),
     // H2: a repeated container.
-    ("sam", "support", "container=root&container=app&command=cat&command=/proc/1/status&stdout=true", Fate::Refused(400)),
-    ("sam", "support", "container=&container=app&command=cat&command=/proc/1/status&stdout=true", Fate::Refused(400)),
+    (
+        "sam",
+        "support",
+        "container=root&container=app&command=cat&command=/proc/1/status&stdout=true",
+        Fate::Refused(400),
+    ),
+    (
+        "sam",
+        "support",
+        "container=&container=app&command=cat&command=/proc/1/status&stdout=true",
+        Fate::Refused(400),
+    ),
     // M1: pairs kube-apiserver drops, and argv that is not UTF-8.
-    ("sam", "support", "container=app&command=printf&command=%25s|&command=a;b&command=-e&stdout=true", Fate::Refused(400)),
-    ("sam", "support", "container=app&command=printf&command=%25s|&command=%zz&stdout=true", Fate::Refused(400)),
-    ("sam", "support", "container=app&command=printf&command=%25s|&command=%FF&stdout=true", Fate::Refused(400)),
-    ("sam", "support", "container=app&command=printf&command=%25s|&command=x&stdout=true&junk=%4", Fate::Refused(400)),
-    ("sam", "support", "container=app;&command=printf&command=%25s|&stdout=true", Fate::Refused(400)),
+    (
+        "sam",
+        "support",
+        "container=app&command=printf&command=%25s|&command=a;b&command=-e&stdout=true",
+        Fate::Refused(400),
+    ),
+    (
+        "sam",
+        "support",
+        "container=app&command=printf&command=%25s|&command=%zz&stdout=true",
+        Fate::Refused(400),
+    ),
+    (
+        "sam",
+        "support",
+        "container=app&command=printf&command=%25s|&command=%FF&stdout=true",
+        Fate::Refused(400),
+    ),
+    (
+        "sam",
+        "support",
+        "container=app&command=printf&command=%25s|&command=x&stdout=true&junk=%4",
+        Fate::Refused(400),
+    ),
+    (
+        "sam",
+        "support",
+        "container=app;&command=printf&command=%25s|&stdout=true",
+        Fate::Refused(400),
+    ),
     // What runs is what was judged.
-    ("sam", "support", "container=app&command=printf&command=%25s|&command=a%3Bb&command=-e&stdout=true", Fate::Ran),
-    ("sam", "support", "container=app&command=cat&command=/proc/1/status&stdout=1&tty=FALSE&junk=x", Fate::Ran),
-    ("sam", "support", "container=app&command=printf&command=%25s%7C&command=%C3%A9+x&stdout=yes&stdin=0", Fate::Ran),
-    ("sam", "support", "con%74ainer=app&command=printf&command=%25s|&stdout=true", Fate::Ran),
-    ("sam", "support", "container=app&command=printf&command=%25s|&command=x&stdout=true&tty=0", Fate::Ran),
-    ("sam", "support", "container=app&command=printf&command=%25s|&command=x&stdout=true&tty=f", Fate::Refused(403)),
-    ("dana", "devs", "container=app&command=printf&command=%25s|&command=t&stdout=true&tty=t", Fate::Ran),
-    ("dana", "devs", "container=nonroot&command=id&command=-u&stdout=&stderr=", Fate::Ran),
-    ("dana", "devs", "container=app&command=printf&command=ok&stdout=true&&&", Fate::Ran),
+    (
+        "sam",
+        "support",
+        "container=app&command=printf&command=%25s|&command=a%3Bb&command=-e&stdout=true",
+        Fate::Ran,
+    ),
+    (
+        "sam",
+        "support",
+        "container=app&command=cat&command=/proc/1/status&stdout=1&tty=FALSE&junk=x",
+        Fate::Ran,
+    ),
+    (
+        "sam",
+        "support",
+        "container=app&command=printf&command=%25s%7C&command=%C3%A9+x&stdout=yes&stdin=0",
+        Fate::Ran,
+    ),
+    (
+        "sam",
+        "support",
+        "con%74ainer=app&command=printf&command=%25s|&stdout=true",
+        Fate::Ran,
+    ),
+    (
+        "sam",
+        "support",
+        "container=app&command=printf&command=%25s|&command=x&stdout=true&tty=0",
+        Fate::Ran,
+    ),
+    (
+        "sam",
+        "support",
+        "container=app&command=printf&command=%25s|&command=x&stdout=true&tty=f",
+        Fate::Refused(403),
+    ),
+    (
+        "dana",
+        "devs",
+        "container=app&command=printf&command=%25s|&command=t&stdout=true&tty=t",
+        Fate::Ran,
+    ),
+    (
+        "dana",
+        "devs",
+        "container=nonroot&command=id&command=-u&stdout=&stderr=",
+        Fate::Ran,
+    ),
+    (
+        "dana",
+        "devs",
+        "container=app&command=printf&command=ok&stdout=true&&&",
+        Fate::Ran,
+    ),
     // The cluster's own refusals come after admission and run nothing.
     ("dana", "devs", "command=id&stdout=true", Fate::Refused(400)),
-    ("dana", "devs", "container=nope&command=id&stdout=true", Fate::Refused(400)),
-    ("dana", "devs", "container=app&command=id", Fate::Refused(400)),
+    (
+        "dana",
+        "devs",
+        "container=nope&command=id&stdout=true",
+        Fate::Refused(400),
+    ),
+    (
+        "dana",
+        "devs",
+        "container=app&command=id",
+        Fate::Refused(400),
+    ),
 ];
 
 #[tokio::test]
@@ -96,7 +216,11 @@ async fn what_ran_is_what_was_judged_and_audited() {
         assert_eq!(start["event"], "session.start", "{query}");
         assert_eq!(ran.user, user);
         assert_eq!(start["user"], user);
-        assert_eq!(start["container"], ran.options.container.as_str(), "{query}");
+        assert_eq!(
+            start["container"],
+            ran.options.container.as_str(),
+            "{query}"
+        );
         let argv: Vec<String> = serde_json::from_value(start["argv"].clone()).unwrap();
         assert_eq!(argv, ran.options.command, "{query}");
         assert_eq!(start["tty"], ran.options.tty, "{query}");
@@ -105,7 +229,13 @@ async fn what_ran_is_what_was_judged_and_audited() {
             groups: groups.split(',').map(String::from).collect(),
         };
         policy
-            .decide(&identity, "dev", "default", &ran.options.command, ran.options.tty)
+            .decide(
+                &identity,
+                "dev",
+                "default",
+                &ran.options.command,
+                ran.options.tty,
+            )
             .unwrap_or_else(|d| panic!("{query}: what ran breaks the rule: {d}"));
     }
 }
@@ -132,9 +262,21 @@ async fn nothing_reaches_the_cluster_before_the_upgrade_is_valid() {
         ("upgrade", "websocket"),
         ("sec-websocket-protocol", V5),
     ];
-    let no_key = get(front.addr, &path, &[&upgrade[..], &[("sec-websocket-version", "13")]].concat()).await;
+    let no_key = get(
+        front.addr,
+        &path,
+        &[&upgrade[..], &[("sec-websocket-version", "13")]].concat(),
+    )
+    .await;
     assert_eq!(no_key.code, 400);
-    let old = [&upgrade[..], &[("sec-websocket-version", "8"), ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")]].concat();
+    let old = [
+        &upgrade[..],
+        &[
+            ("sec-websocket-version", "8"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ],
+    ]
+    .concat();
     assert_eq!(get(front.addr, &path, &old).await.code, 400);
     std::fs::remove_dir(records.path()).unwrap();
     let refused = exec(front.addr, &path, &who("dana", "devs"), V5).await;
@@ -176,8 +318,18 @@ async fn every_refusal_at_the_edge_is_audited() {
         ("x-podterm-proxy-secret", "s3cret"),
     ];
     let cases: Vec<(String, Vec<(&str, &str)>, u16, Option<&str>)> = vec![
-        (exec_path("default", "app-0", q), vec![ok[0], ok[1]], 401, None),
-        (exec_path("default", "app-0", q), vec![ok[1], ok[2]], 401, None),
+        (
+            exec_path("default", "app-0", q),
+            vec![ok[0], ok[1]],
+            401,
+            None,
+        ),
+        (
+            exec_path("default", "app-0", q),
+            vec![ok[1], ok[2]],
+            401,
+            None,
+        ),
         (
             exec_path("default", "app-0", q),
             vec![ok[0], ok[1], ok[2], ("origin", "https://evil.example")],
@@ -190,8 +342,18 @@ async fn every_refusal_at_the_edge_is_audited() {
             404,
             Some("dana"),
         ),
-        (exec_path("default", "app~0", q), ok.to_vec(), 404, Some("dana")),
-        (exec_path("default", "app-0", "command=%zz"), ok.to_vec(), 400, Some("dana")),
+        (
+            exec_path("default", "app~0", q),
+            ok.to_vec(),
+            404,
+            Some("dana"),
+        ),
+        (
+            exec_path("default", "app-0", "command=%zz"),
+            ok.to_vec(),
+            400,
+            Some("dana"),
+        ),
     ];
     for (path, headers, code, user) in &cases {
         let refused = exec(front.addr, path, headers, V5).await;
@@ -203,22 +365,37 @@ async fn every_refusal_at_the_edge_is_audited() {
         assert_eq!(pair[0]["session"], pair[1]["session"]);
         assert_eq!(pair[0]["user"].as_str(), *user, "{path}");
         assert!(
-            pair[0]["reason"].as_str().unwrap().starts_with(&code.to_string()),
+            pair[0]["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with(&code.to_string()),
             "{path}: {}",
             pair[0]["reason"]
         );
     }
     assert!(dev.cluster.executed().is_empty());
     // 503 while draining (an open session keeps the gateway serving).
-    let cat = exec_path("default", "app-0", "container=app&command=cat&stdin=true&stdout=true");
+    let cat = exec_path(
+        "default",
+        "app-0",
+        "container=app&command=cat&stdin=true&stdout=true",
+    );
     let (_open, _) = exec(front.addr, &cat, &ok, V5).await.unwrap();
     front.gateway.drain.begin();
     let refused = exec(front.addr, &exec_path("default", "app-0", q), &ok, V5).await;
     assert_eq!(refused.err().map(|r| r.code), Some(503));
     let lines = front.audit_lines().await;
-    let denied: Vec<_> = lines.iter().filter(|l| l["event"] == "session.denied").collect();
+    let denied: Vec<_> = lines
+        .iter()
+        .filter(|l| l["event"] == "session.denied")
+        .collect();
     assert_eq!(denied.len(), cases.len() + 1);
-    assert!(denied.last().unwrap()["reason"].as_str().unwrap().starts_with("503"));
+    assert!(
+        denied.last().unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("503")
+    );
 }
 
 #[tokio::test]
@@ -244,5 +421,8 @@ async fn a_wrong_method_is_audited_and_plain_requests_are_not() {
     assert!(message.contains("kubectl 1.30"), "{message}");
     let lines = front.audit_lines().await;
     assert_eq!(lines.len(), 2, "{lines:?}");
-    assert_eq!(lines[0]["reason"].as_str().unwrap(), "405: the server does not allow this method on the requested resource");
+    assert_eq!(
+        lines[0]["reason"].as_str().unwrap(),
+        "405: the server does not allow this method on the requested resource"
+    );
 }
