@@ -141,6 +141,9 @@ impl Authenticator {
         if self.mode != AuthMode::None {
             return Ok(());
         }
+        if req.headers().get_all(HOST).iter().nth(1).is_some() {
+            return Err(IdentityError::Host("(more than one Host header)".into()));
+        }
         let host = req
             .uri()
             .authority()
