@@ -481,8 +481,7 @@ async fn plain_exec(
     target: &ExecTarget,
 ) -> Result<Response<Body>, RouteError> {
     let place = session::admit(gateway, cluster, identity, target, &SUBPROTOCOLS)
-        .await
-        .map_err(ExecError::from)?;
+        .await?;
     drop(place);
     let res = cluster
         .plain_exec(

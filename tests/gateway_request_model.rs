@@ -317,7 +317,8 @@ async fn every_refusal_at_the_edge_is_audited() {
         ("x-forwarded-groups", "devs"),
         ("x-podterm-proxy-secret", "s3cret"),
     ];
-    let cases: Vec<(String, Vec<(&str, &str)>, u16, Option<&str>)> = vec![
+    type Case<'a> = (String, Vec<(&'a str, &'a str)>, u16, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         (
             exec_path("default", "app-0", q),
             vec![ok[0], ok[1]],
