@@ -480,8 +480,7 @@ async fn plain_exec(
     identity: &Identity,
     target: &ExecTarget,
 ) -> Result<Response<Body>, RouteError> {
-    let place = session::admit(gateway, cluster, identity, target, &SUBPROTOCOLS)
-        .await?;
+    let place = session::admit(gateway, cluster, identity, target, &SUBPROTOCOLS).await?;
     drop(place);
     let res = cluster
         .plain_exec(

@@ -10,7 +10,7 @@ use podterm::policy::Policy;
 use serde_yaml::Value;
 
 /// `config.<key>` in values.yaml → the variable chart/podterm/templates/deployment.yaml sets.
-const SETTINGS: [(&str, &str); 15] = [
+const SETTINGS: [(&str, &str); 18] = [
     ("auth", "PODTERM_AUTH"),
     ("userHeader", "PODTERM_USER_HEADER"),
     ("groupsHeader", "PODTERM_GROUPS_HEADER"),
@@ -24,6 +24,9 @@ const SETTINGS: [(&str, &str); 15] = [
     ("maxSessions", "PODTERM_MAX_SESSIONS"),
     ("drainTimeout", "PODTERM_DRAIN_TIMEOUT"),
     ("workerThreads", "PODTERM_WORKER_THREADS"),
+    ("headerReadTimeout", "PODTERM_HEADER_READ_TIMEOUT"),
+    ("connectionIdleTimeout", "PODTERM_CONNECTION_IDLE_TIMEOUT"),
+    ("maxConnections", "PODTERM_MAX_CONNECTIONS"),
     ("log", "PODTERM_LOG"),
     ("logFormat", "PODTERM_LOG_FORMAT"),
 ];
@@ -78,6 +81,12 @@ fn chart_defaults_are_podterm_defaults() {
     assert_eq!(chart.ping_interval, default.ping_interval);
     assert_eq!(chart.idle_timeout, default.idle_timeout);
     assert_eq!(chart.max_session_duration, default.max_session_duration);
+    assert_eq!(chart.header_read_timeout, default.header_read_timeout);
+    assert_eq!(
+        chart.connection_idle_timeout,
+        default.connection_idle_timeout
+    );
+    assert_eq!(chart.max_connections, default.max_connections);
     assert_eq!(chart.max_frame_bytes, default.max_frame_bytes);
     assert_eq!(chart.drain_timeout, default.drain_timeout);
     assert_eq!(env["PODTERM_LOG"], podterm::telemetry::DEFAULT_LOG_FILTER);

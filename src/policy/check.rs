@@ -148,6 +148,10 @@ pub fn warnings(policy: &Policy) -> Vec<Warning> {
     found
 }
 
+fn is_literal(item: &str) -> bool {
+    !item.contains(['*', '?', '[', '\\'])
+}
+
 fn label(i: usize, rule: &Rule) -> String {
     format!("rules[{i}] ({:?})", rule.name)
 }
@@ -158,18 +162,32 @@ fn risk(entry: &super::ArgvPattern) -> Option<&'static str> {
     let (_, risk, why) = RISKY.iter().find(|(names, _, _)| names.contains(&base))?;
     let hit = match risk {
         Risk::Inside => true,
-        Risk::Arguments(shapes) => shapes.iter().any(|shape| {
-            let with = |before: &[&str], after: &[&str]| {
-                let argv: Vec<String> = std::iter::once(program.as_str())
-                    .chain(before.iter().copied())
-                    .chain(shape.iter().copied())
-                    .chain(after.iter().copied())
-                    .map(String::from)
-                    .collect();
-                entry.matches(&argv)
-            };
-            with(&[], &[]) || with(&["1"], &[]) || with(&["x"], &[]) || with(&[], &["1"])
-        }),
+        Risk::Arguments(shapes) => {
+            // The shape after each prefix of the entry's own items (wildcards as "1"), alone
+            // or followed by one more argument.
+            let written = entry.written();
+            let prefixes: Vec<Vec<&str>> = (1..=written.len())
+                .map(|k| {
+                    written[1..k]
+                        .iter()
+                        .map(|item| if is_literal(item) { item.as_str() } else { "1" })
+                        .collect()
+                })
+                .collect();
+            shapes.iter().any(|shape| {
+                prefixes.iter().any(|prefix| {
+                    [&[][..], &["1"][..]].iter().any(|after| {
+                        let argv: Vec<String> = std::iter::once(program.as_str())
+                            .chain(prefix.iter().copied())
+                            .chain(shape.iter().copied())
+                            .chain(after.iter().copied())
+                            .map(String::from)
+                            .collect();
+                        entry.matches(&argv)
+                    })
+                })
+            })
+        }
     };
     hit.then_some(*why)
 }
