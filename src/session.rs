@@ -444,12 +444,18 @@ pub async fn exec(
         header::SEC_WEBSOCKET_PROTOCOL,
         HeaderValue::from_static(upstream.protocol),
     );
+    // Counted before the 101 goes out: a client that reads the metrics or starts a drain
+    // right after the upgrade sees this session.
+    let live = gateway.drain.session();
+    let counted = gateway.metrics.session_started(&info.target.cluster);
     let run = Run {
         gateway,
         info,
         upstream,
         recording,
         place,
+        live,
+        counted,
     };
     tokio::spawn(run.relay(client_upgrade).instrument(span));
     Ok(response)
@@ -478,6 +484,8 @@ struct Run {
     upstream: crate::cluster::ExecStream,
     recording: Option<Recording>,
     place: crate::policy::limits::SessionGuard,
+    live: crate::drain::SessionGuard,
+    counted: crate::telemetry::metrics::SessionMetrics,
 }
 
 impl Run {
@@ -488,10 +496,11 @@ impl Run {
             upstream,
             recording,
             place,
+            live,
+            counted,
         } = self;
-        let _live = gateway.drain.session();
+        let _live = live;
         let _place = place;
-        let counted = gateway.metrics.session_started(&info.target.cluster);
         for o in &gateway.hooks.observers {
             o.started(&info);
         }
