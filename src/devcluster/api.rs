@@ -2,7 +2,7 @@
 //! become `Status` responses, and the one log line per request.
 
 use crate::devcluster::Executed;
-use crate::protocol::exec_query::{Values, lossy};
+use crate::protocol::exec_query::Values;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -259,7 +259,7 @@ fn list_query(query: Option<&str>) -> Result<Selector, Refusal> {
         return Err(refuse(405, "watch is not supported by the dev cluster"));
     }
     match values.first("labelSelector") {
-        Some(text) => Selector::parse(&lossy(text)).map_err(|e| refuse(400, e)),
+        Some(text) => Selector::parse(&String::from_utf8_lossy(text)).map_err(|e| refuse(400, e)),
         None => Ok(Selector::default()),
     }
 }

@@ -18,8 +18,6 @@
 //! that is not UTF-8. podterm never forwards the client's query: it sends
 //! [`ExecQuery::encode`], which every reader reads the same way.
 
-use std::borrow::Cow;
-
 /// More pairs than this are refused (Go's own default cap, `urlmaxqueryparams`, is 10,000).
 pub const MAX_QUERY_PAIRS: usize = 1_000;
 
@@ -241,33 +239,28 @@ impl ExecQuery {
         }
         query.finish()
     }
-
-    /// The API server's reading of this value (what [`ExecQuery::encode`] makes it run).
-    pub fn as_options(&self) -> PodExecOptions {
-        PodExecOptions {
-            container: self
-                .container
-                .as_deref()
-                .unwrap_or_default()
-                .as_bytes()
-                .to_vec(),
-            command: self.command.iter().map(|a| a.as_bytes().to_vec()).collect(),
-            stdin: self.stdin,
-            stdout: self.stdout,
-            stderr: self.stderr,
-            tty: self.tty,
-        }
-    }
-}
-
-/// Text of a value for messages: lossy where the bytes are not UTF-8.
-pub fn lossy(bytes: &[u8]) -> Cow<'_, str> {
-    String::from_utf8_lossy(bytes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The API server's reading of `q` (what [`ExecQuery::encode`] makes it run).
+    fn as_options(q: &ExecQuery) -> PodExecOptions {
+        PodExecOptions {
+            container: q
+                .container
+                .as_deref()
+                .unwrap_or_default()
+                .as_bytes()
+                .to_vec(),
+            command: q.command.iter().map(|a| a.as_bytes().to_vec()).collect(),
+            stdin: q.stdin,
+            stdout: q.stdout,
+            stderr: q.stderr,
+            tty: q.tty,
+        }
+    }
 
     #[test]
     fn go_parse_query_drops_what_go_drops() {
@@ -384,6 +377,6 @@ mod tests {
         };
         let encoded = q.encode();
         assert_eq!(ExecQuery::parse(&encoded).unwrap(), q);
-        assert_eq!(PodExecOptions::read(&encoded), q.as_options());
+        assert_eq!(PodExecOptions::read(&encoded), as_options(&q));
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::devcluster::api::{Refusal, refuse};
 use crate::devcluster::manifest::Pod;
-use crate::protocol::exec_query::{PodExecOptions, lossy};
+use crate::protocol::exec_query::PodExecOptions;
 
 /// The query of an exec request, checked against the pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +31,7 @@ impl ExecOptions {
                     400,
                     format!(
                         "the dev cluster runs UTF-8 argv only: {:?}",
-                        lossy(e.as_bytes())
+                        String::from_utf8_lossy(e.as_bytes())
                     ),
                 )
             })
