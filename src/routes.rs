@@ -190,15 +190,15 @@ pub async fn handle(
     peer: SocketAddr,
 ) -> Result<Response<Body>, Infallible> {
     Ok(route(&gateway, req, peer).await.unwrap_or_else(|e| {
-        if let RouteError::Identity(ref e) = e {
-            gateway.metrics.denied(classify_identity_label(e));
+        // Exec attempts count their own refusals (AttemptGuard); other routes count only
+        // who was turned away.
+        let identity = matches!(e, RouteError::Identity(_));
+        let refusal = classify(e);
+        if identity {
+            gateway.metrics.denied(refusal.label);
         }
-        classify(e).into_response()
+        refusal.into_response()
     }))
-}
-
-fn classify_identity_label(e: &IdentityError) -> &'static str {
-    classify(RouteError::Identity(e.clone())).label
 }
 
 async fn route(
