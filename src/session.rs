@@ -36,16 +36,12 @@ pub struct ExecTarget {
     pub cluster: String,
     pub namespace: String,
     pub pod: String,
-    /// `None` when the client named no container (fine for one-container pods).
-    pub container: Option<String>,
-    /// The command, one element per argument; the default shell when the client sent none.
-    pub argv: Vec<String>,
+    /// What to run and how; `request.command` is the default shell when the client sent no
+    /// `command`, and `request.container` is `None` when it named none (fine for
+    /// one-container pods).
+    pub request: ExecQuery,
     /// Whether the client sent no `command` and gets [`protocol::default_shell`].
     pub default_shell: bool,
-    pub stdin: bool,
-    pub stdout: bool,
-    pub stderr: bool,
-    pub tty: bool,
 }
 
 impl ExecTarget {
@@ -57,46 +53,32 @@ impl ExecTarget {
         pod: &str,
         query: &str,
     ) -> Result<ExecTarget, QueryError> {
-        let query = ExecQuery::parse(query)?;
-        let default_shell = query.command.is_empty();
+        let mut request = ExecQuery::parse(query)?;
+        let default_shell = request.command.is_empty();
+        if default_shell {
+            request.command = protocol::default_shell();
+        }
         Ok(ExecTarget {
             cluster: cluster.into(),
             namespace: namespace.into(),
             pod: pod.into(),
-            container: query.container,
-            argv: if default_shell {
-                protocol::default_shell()
-            } else {
-                query.command
-            },
+            request,
             default_shell,
-            stdin: query.stdin,
-            stdout: query.stdout,
-            stderr: query.stderr,
-            tty: query.tty,
         })
-    }
-
-    /// The exec query this value stands for (the default shell's argv included).
-    pub fn query(&self) -> ExecQuery {
-        ExecQuery {
-            container: self.container.clone(),
-            command: self.argv.clone(),
-            stdin: self.stdin,
-            stdout: self.stdout,
-            stderr: self.stderr,
-            tty: self.tty,
-        }
     }
 
     /// The exec path and query for the cluster, made from this value alone.
     pub fn upstream_path(&self) -> String {
-        exec_path(&self.namespace, &self.pod, &self.query())
+        exec_path(&self.namespace, &self.pod, &self.request)
     }
 
     /// The argv the policy judges: empty for the default shell.
     pub fn requested_argv(&self) -> &[String] {
-        if self.default_shell { &[] } else { &self.argv }
+        if self.default_shell {
+            &[]
+        } else {
+            &self.request.command
+        }
     }
 
     /// The policy's decision on this exec for `identity`.
@@ -106,7 +88,7 @@ impl ExecTarget {
             &self.cluster,
             &self.namespace,
             self.requested_argv(),
-            self.tty,
+            self.request.tty,
         )
     }
 }
@@ -217,7 +199,11 @@ pub struct LogObserver;
 
 impl SessionObserver for LogObserver {
     fn started(&self, s: &SessionInfo) {
-        tracing::debug!(protocol = s.protocol, tty = s.target.tty, "session started");
+        tracing::debug!(
+            protocol = s.protocol,
+            tty = s.target.request.tty,
+            "session started"
+        );
     }
     fn denied(&self, a: &Attempt, refused: &Refused<'_>) {
         tracing::info!(
@@ -393,7 +379,7 @@ pub async fn exec(
         cluster = %target.cluster,
         namespace = %target.namespace,
         pod = %target.pod,
-        container = target.container.as_deref().unwrap_or(""),
+        container = target.request.container.as_deref().unwrap_or(""),
     );
     let protocols = offered_protocols(&req);
     if protocols.is_empty() {
@@ -551,9 +537,9 @@ mod tests {
             "container=app&command=ls&command=-l&command=%2Ftmp&stdin=true&tty=1",
         )
         .unwrap();
-        assert_eq!(t.container.as_deref(), Some("app"));
-        assert_eq!(t.argv, ["ls", "-l", "/tmp"]);
-        assert!(t.tty && t.stdin && !t.default_shell);
+        assert_eq!(t.request.container.as_deref(), Some("app"));
+        assert_eq!(t.request.command, ["ls", "-l", "/tmp"]);
+        assert!(t.request.tty && t.request.stdin && !t.default_shell);
         assert_eq!(
             t.upstream_path(),
             "/api/v1/namespaces/default/pods/web-0/exec?container=app&command=ls&command=-l&command=%2Ftmp&stdin=true&tty=true"
@@ -565,7 +551,7 @@ mod tests {
         // H1: `tty=t` is a tty for kube-apiserver, so it is one for podterm, and it is sent
         // as `tty=true`; unknown parameters are not passed on.
         let t = ExecTarget::parse("dev", "ns", "p", "command=ls&tty=t&stdout=yes&junk=1").unwrap();
-        assert!(t.tty && t.stdout);
+        assert!(t.request.tty && t.request.stdout);
         assert_eq!(
             t.upstream_path(),
             "/api/v1/namespaces/ns/pods/p/exec?command=ls&stdout=true&tty=true"
@@ -576,8 +562,8 @@ mod tests {
     #[test]
     fn no_command_means_the_default_shell() {
         let t = ExecTarget::parse("dev", "ns", "p", "stdin=true&tty=true").unwrap();
-        assert!(t.default_shell && t.container.is_none());
-        assert_eq!(t.argv, protocol::default_shell());
+        assert!(t.default_shell && t.request.container.is_none());
+        assert_eq!(t.request.command, protocol::default_shell());
         let path = t.upstream_path();
         let query = path.split_once('?').unwrap().1;
         assert_eq!(

@@ -58,7 +58,7 @@ async fn check_not_root(
     rule: &str,
 ) -> Result<(), ExecError> {
     let query = ExecQuery {
-        container: target.container.clone(),
+        container: target.request.container.clone(),
         command: root_check_argv(),
         stdout: true,
         stderr: true,
