@@ -21,6 +21,7 @@ use crate::protocol::exec_query::{ExecQuery, QueryError};
 use crate::protocol::{self};
 use crate::relay::{self, CloseReason, RelayConfig, Summary};
 use crate::server::Gateway;
+use crate::telemetry::metrics::SessionMetrics;
 
 mod admission;
 mod hooks;
@@ -344,15 +345,11 @@ impl Drop for AttemptGuard {
                 let Some(info) = self.attempt.session() else {
                     return;
                 };
-                let counted = self.gateway.metrics.session_started(&info.target.cluster);
+                let counted = report_start(&self.gateway, &info);
                 let summary = Summary::unstarted(CloseReason::ClientGone(
                     "the client went away while podterm connected to the cluster".into(),
                 ));
-                counted.finish(summary.close.label());
-                for o in &self.gateway.hooks.observers {
-                    o.started(&info);
-                    o.ended(&info, &summary);
-                }
+                report_end(&self.gateway, &info, counted, &summary);
             }
         }
     }
@@ -430,10 +427,10 @@ pub async fn exec(
         header::SEC_WEBSOCKET_PROTOCOL,
         HeaderValue::from_static(upstream.protocol),
     );
-    // Counted before the 101 goes out: a client that reads the metrics or starts a drain
-    // right after the upgrade sees this session.
+    // Counted and reported before the 101 goes out: a client that reads the metrics or
+    // starts a drain right after the upgrade sees this session.
     let live = gateway.drain.session();
-    let counted = gateway.metrics.session_started(&info.target.cluster);
+    let counted = span.in_scope(|| report_start(&gateway, &info));
     let run = Run {
         gateway,
         info,
@@ -471,7 +468,7 @@ struct Run {
     recording: Option<Recording>,
     place: crate::policy::limits::SessionGuard,
     live: crate::drain::SessionGuard,
-    counted: crate::telemetry::metrics::SessionMetrics,
+    counted: SessionMetrics,
 }
 
 impl Run {
@@ -487,9 +484,6 @@ impl Run {
         } = self;
         let _live = live;
         let _place = place;
-        for o in &gateway.hooks.observers {
-            o.started(&info);
-        }
         let mut relay_config = RelayConfig::new(
             &gateway.config,
             upstream.protocol == protocol::V5,
@@ -517,10 +511,24 @@ impl Run {
             // Failures were audited as they happened; the session is over either way.
             let _ = recording.finish().await;
         }
-        counted.finish(summary.close.label());
-        for o in &gateway.hooks.observers {
-            o.ended(&info, &summary);
-        }
+        report_end(&gateway, &info, counted, &summary);
+    }
+}
+
+/// A session started: counted in the metrics and told to every observer.
+fn report_start(gateway: &Gateway, info: &SessionInfo) -> SessionMetrics {
+    let counted = gateway.metrics.session_started(&info.target.cluster);
+    for o in &gateway.hooks.observers {
+        o.started(info);
+    }
+    counted
+}
+
+/// A session ended: its metrics closed with its outcome and every observer told.
+fn report_end(gateway: &Gateway, info: &SessionInfo, counted: SessionMetrics, summary: &Summary) {
+    counted.finish(summary.close.label());
+    for o in &gateway.hooks.observers {
+        o.ended(info, summary);
     }
 }
 
