@@ -140,7 +140,7 @@ fn main() {
         )
         .expect("writing to a String cannot fail");
     }
-    code.push_str("        _ => return None,\n    })\n}\n\n/// Every served path.\npub const PATHS: &[&str] = &[\n");
+    code.push_str("        _ => return None,\n    })\n}\n\n/// Every served path.\n#[cfg(test)]\npub const PATHS: &[&str] = &[\n");
     for e in &entries {
         writeln!(code, "    {:?},", e.path).expect("writing to a String cannot fail");
     }

@@ -13,8 +13,9 @@ use hyper_util::rt::TokioIo;
 use podterm::cluster::{ActAs, Cluster, Clusters, install_crypto_provider};
 use podterm::config::Config;
 use podterm::devcluster::{DevCluster, DevClusterConfig};
+use podterm::gateway::Gateway;
 use podterm::protocol;
-use podterm::server::{self, Gateway};
+use podterm::server;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -30,12 +30,14 @@
 //! error log instead, is counted ([`AuditLog::dropped`]), and the trail itself gets an
 //! `audit.dropped` line with the count as soon as it can be written — nothing is lost silently.
 
-pub mod observer;
-pub mod recording;
+mod observer;
+
+pub use observer::AuditObserver;
 
 use prometheus_client::metrics::counter::Counter;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
 use std::time::Duration;
 
 use serde::Serialize;
@@ -43,6 +45,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
 
 use crate::config::ConfigError;
+use crate::events::SessionInfo;
 use crate::policy::Mode;
 
 /// Lines the audit queue holds before new ones are diverted to the error log.
@@ -54,40 +57,6 @@ const AUDIT_BUFFER_BYTES: usize = 64 * 1024;
 /// waiting writer is woken by every line, and it waits on another thread than the sessions,
 /// so under load each line cost a cross-thread wake-up and a write of its own.
 pub const AUDIT_LINGER: Duration = Duration::from_millis(10);
-
-/// A session's id: 128 random bits in hex.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
-pub struct SessionId(String);
-
-impl SessionId {
-    pub fn new() -> SessionId {
-        SessionId(format!("{:032x}", rand::random::<u128>()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<String> for SessionId {
-    /// Adopts an id made elsewhere (the gateway's session id).
-    fn from(id: String) -> SessionId {
-        SessionId(id)
-    }
-}
-
-impl Default for SessionId {
-    fn default() -> Self {
-        SessionId::new()
-    }
-}
-
-impl std::fmt::Display for SessionId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// A point in time, written as RFC 3339 UTC with milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -116,26 +85,52 @@ impl Serialize for Time {
     }
 }
 
-/// What an exec asked for and what the policy said: the fields every line of a session shares.
-#[derive(Debug, Clone, Serialize)]
-pub struct ExecRecord {
-    pub session: SessionId,
+impl From<std::time::SystemTime> for Time {
+    fn from(t: std::time::SystemTime) -> Time {
+        jiff::Timestamp::try_from(t).map_or_else(|_| Time::now(), Time)
+    }
+}
+
+/// The fields every line of a session shares, borrowed from its [`SessionInfo`].
+#[derive(Serialize)]
+struct Fields<'a> {
+    session: &'a str,
     /// `None` when the exec was refused before the caller was known.
-    pub user: Option<String>,
-    pub groups: Option<Vec<String>>,
-    pub cluster: String,
-    pub namespace: String,
-    pub pod: String,
-    pub container: Option<String>,
-    /// The command run (the default shell's argv when the client named none); `None` when
-    /// refused before the request was parsed.
-    pub argv: Option<Vec<String>>,
-    pub tty: Option<bool>,
-    pub mode: Option<Mode>,
-    pub rule: Option<String>,
-    pub peer: Option<SocketAddr>,
-    pub start: Time,
-    pub recording: Option<PathBuf>,
+    user: Option<&'a str>,
+    groups: Option<&'a [String]>,
+    cluster: &'a str,
+    namespace: &'a str,
+    pod: &'a str,
+    container: Option<&'a str>,
+    /// `None` when refused before the request was parsed.
+    argv: Option<&'a [String]>,
+    tty: Option<bool>,
+    mode: Option<Mode>,
+    rule: Option<&'a str>,
+    peer: SocketAddr,
+    start: Time,
+    recording: Option<&'a Path>,
+}
+
+impl<'a> Fields<'a> {
+    fn of(s: &'a SessionInfo) -> Fields<'a> {
+        Fields {
+            session: &s.id,
+            user: s.user(),
+            groups: s.identity.as_ref().map(|i| i.groups.as_slice()),
+            cluster: &s.cluster,
+            namespace: &s.namespace,
+            pod: &s.pod,
+            container: s.container(),
+            argv: s.argv(),
+            tty: s.tty(),
+            mode: s.mode,
+            rule: s.rule.as_deref(),
+            peer: s.peer,
+            start: Time::from(s.started),
+            recording: s.recording.as_deref(),
+        }
+    }
 }
 
 /// How a session ended.
@@ -159,7 +154,7 @@ struct Line<'a> {
     event: &'static str,
     time: Time,
     #[serde(flatten)]
-    exec: &'a ExecRecord,
+    exec: Fields<'a>,
     end: Option<Time>,
     bytes_in: u64,
     bytes_out: u64,
@@ -169,11 +164,11 @@ struct Line<'a> {
 }
 
 impl<'a> Line<'a> {
-    fn new(event: &'static str, exec: &'a ExecRecord) -> Line<'a> {
+    fn new(event: &'static str, exec: &'a SessionInfo) -> Line<'a> {
         Line {
             event,
             time: Time::now(),
-            exec,
+            exec: Fields::of(exec),
             end: None,
             bytes_in: 0,
             bytes_out: 0,
@@ -266,12 +261,12 @@ impl AuditLog {
     }
 
     /// `session.start`: the exec was allowed and is being connected.
-    pub fn session_start(&self, exec: &ExecRecord) {
+    pub fn session_start(&self, exec: &SessionInfo) {
         self.send(&Line::new("session.start", exec));
     }
 
     /// `session.denied`: the exec was refused (policy, limits, …) with `reason`.
-    pub fn session_denied(&self, exec: &ExecRecord, reason: &str) {
+    pub fn session_denied(&self, exec: &SessionInfo, reason: &str) {
         self.send(&Line {
             reason: Some(reason),
             ..Line::new("session.denied", exec)
@@ -279,7 +274,7 @@ impl AuditLog {
     }
 
     /// `session.end`: the exec is over, whatever happened.
-    pub fn session_end(&self, exec: &ExecRecord, end: &SessionEnd) {
+    pub fn session_end(&self, exec: &SessionInfo, end: &SessionEnd) {
         self.send(&Line {
             end: Some(Time::now()),
             bytes_in: end.bytes_in,
@@ -291,7 +286,7 @@ impl AuditLog {
     }
 
     /// Both lines of a refused exec, in order: `session.denied` then `session.end`.
-    pub fn exec_denied(&self, exec: &ExecRecord, reason: &str) {
+    pub fn exec_denied(&self, exec: &SessionInfo, reason: &str) {
         self.session_denied(exec, reason);
         self.session_end(
             exec,
@@ -303,7 +298,7 @@ impl AuditLog {
     }
 
     /// `recording.failed`: the session's recording stopped because of `error`.
-    pub fn recording_failed(&self, exec: &ExecRecord, error: &str) {
+    pub fn recording_failed(&self, exec: &SessionInfo, error: &str) {
         self.send(&Line {
             reason: Some(error),
             ..Line::new("recording.failed", exec)
@@ -311,7 +306,7 @@ impl AuditLog {
     }
 
     /// `recording.truncated`: the session's recording reached `PODTERM_RECORD_MAX_BYTES`.
-    pub fn recording_truncated(&self, exec: &ExecRecord, reason: &str) {
+    pub fn recording_truncated(&self, exec: &SessionInfo, reason: &str) {
         self.send(&Line {
             reason: Some(reason),
             ..Line::new("recording.truncated", exec)
@@ -438,4 +433,4 @@ async fn write_batch<W: AsyncWrite + Unpin>(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use crate::cluster::{Clusters, install_crypto_provider};
 use crate::config::{Config, ConfigError, StartError};
 use crate::devcluster::{DevCluster, DevClusterConfig};
-use crate::server::{Gateway, bind, serve_until_signalled};
-use crate::session::Hooks;
+use crate::gateway::{Gateway, Hooks};
+use crate::serve::serve_until_signalled;
+use crate::server::bind;
 
 /// `PODTERM_LISTEN` default for `podterm dev`.
 pub const DEV_LISTEN: &str = "127.0.0.1:8080";

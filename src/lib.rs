@@ -2,27 +2,22 @@
 //! each session between the browser's socket and the API server's `pods/exec` stream, as the
 //! authenticated user.
 //!
+//! Imports point down only (ARCHITECTURE.md has the map):
+//!
 //! ```text
-//! browser / kubectl ──WS──▶ server ─ routes ─ identity ─ policy ──▶ relay ◀── cluster ──WS──▶ kube-apiserver
-//!                                                          │
-//!                                                        audit
+//! serve, dev ─▶ server ─▶ routes ─▶ session ─▶ gateway ─▶ relay ─▶ recording ─▶ audit ─▶ events
+//!                                                       └▶ cluster, policy, drain, telemetry
+//! events ─▶ policy ─▶ identity ─▶ protocol, config          devcluster ─▶ protocol, config, drain
 //! ```
 //!
-//! - [`protocol`]: the exec channel protocol (pure: frames, resize, `Status`).
-//! - [`config`]: configuration from `PODTERM_*` variables; bad values exit 64.
-//! - [`server`]: the accept loop, the worker threads that serve connections (one event loop
-//!   each, [`server::workers`]) and the shared state ([`server::Gateway`]).
-//! - [`routes`]: path → handler; the one place errors become `Status` responses.
-//! - [`identity`]: trusted headers, proxy secret and `Origin` → [`identity::Identity`].
-//! - [`session`]: one exec session: policy hook, cluster connect, upgrade, relay, observers.
-//! - [`cluster`]: the kube side: clusters from kubeconfig, impersonated reads, exec upgrade.
-//! - [`relay`]: the pump between the two sockets; knows nothing of hyper or kube.
-//! - [`drain`]: graceful drain on SIGTERM.
-//! - [`telemetry`]: logging and metrics.
-//! - [`web`]: the web terminal page, embedded in the binary at build time.
-//! - [`dev`]: `podterm dev`, the dev cluster plus the gateway on loopback.
-//! - [`policy`]: what an identity may run where (policy file, restricted mode, deny_root, limits).
-//! - [`audit`]: the audit trail (JSON lines) and session recordings (asciicast v2).
+//! - The browser side: [`server`] (accept loop, worker threads), [`routes`] (paths and the one
+//!   refusal classification), [`identity`] (trusted headers, `Origin`), [`web`] (the page).
+//! - One session: [`session`] (handshake, admission, recording, connect, run), [`gateway`]
+//!   (the shared state), [`events`] (what a session reports, to whom).
+//! - The relay: [`relay`], the pump between the two sockets; knows nothing of hyper or kube.
+//! - The cluster side: [`cluster`] (kubeconfig, impersonated reads, the exec upgrade, TLS).
+//! - Rules and records: [`policy`], [`audit`], [`recording`], [`telemetry`], [`drain`].
+//! - Pure: [`protocol`] (channels, `Status`, the exec query), [`config`].
 //! - [`devcluster`]: the embedded Kubernetes API used by `podterm dev`, tests and load tests.
 
 pub mod audit;
@@ -31,12 +26,16 @@ pub mod config;
 pub mod dev;
 pub mod devcluster;
 pub mod drain;
+pub mod events;
+pub mod gateway;
 pub mod identity;
 pub mod policy;
 pub mod protocol;
+pub mod recording;
 pub mod relay;
-pub mod routes;
+mod routes;
+pub mod serve;
 pub mod server;
-pub mod session;
+mod session;
 pub mod telemetry;
-pub mod web;
+mod web;

@@ -53,7 +53,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match command {
-            Command::Serve => podterm::server::main().await,
+            Command::Serve => podterm::serve::main().await,
             Command::Dev => podterm::dev::main().await,
             Command::DevCluster => podterm::devcluster::main().await,
         }

@@ -245,9 +245,15 @@ impl Policy {
         argv: &[String],
         tty: bool,
     ) -> Result<Decision, Denial> {
-        let grant = self.grant(identity, cluster, namespace)?;
-        let rule = grant.rule.unwrap_or_default();
-        if grant.mode == Mode::Restricted {
+        self.grant(identity, cluster, namespace)?.judge(argv, tty)
+    }
+}
+
+impl Grant<'_> {
+    /// Judges an exec of `argv` (empty: the default shell) under this grant.
+    pub fn judge(&self, argv: &[String], tty: bool) -> Result<Decision, Denial> {
+        let rule = self.rule.unwrap_or_default();
+        if self.mode == Mode::Restricted {
             if tty {
                 return Err(Denial::Tty { rule: rule.into() });
             }
@@ -258,7 +264,7 @@ impl Policy {
                 rule: rule.into(),
                 problem,
             })?;
-            if !grant.allow.iter().any(|pattern| pattern.matches(argv)) {
+            if !self.allow.iter().any(|pattern| pattern.matches(argv)) {
                 return Err(Denial::NotAllowed {
                     rule: rule.into(),
                     argv: display_argv(argv),
@@ -266,9 +272,9 @@ impl Policy {
             }
         }
         Ok(Decision {
-            mode: grant.mode,
-            rule: grant.rule.map(str::to_string),
-            deny_root: grant.deny_root,
+            mode: self.mode,
+            rule: self.rule.map(str::to_string),
+            deny_root: self.deny_root,
         })
     }
 }

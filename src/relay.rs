@@ -18,15 +18,18 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use fastwebsockets::Role;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use self::frames::{FrameReader, FrameWriter, Outgoing};
 use self::handoff::Handoff;
-use crate::audit::recording::RecordingTap;
-use crate::protocol::{self, Status};
+pub use crate::events::{CloseReason, Summary};
+use crate::protocol::Status;
+use crate::recording::RecordingTap;
 use crate::telemetry::metrics::RelayBytes;
 
 /// How long the closing handshake may take once a session has ended abnormally.
@@ -72,123 +75,6 @@ impl RelayConfig {
             max_upstream_frame_bytes: config.max_frame_bytes.max(MIN_UPSTREAM_FRAME_BYTES),
             bytes,
             recording: None,
-        }
-    }
-}
-
-/// Why a session ended; decides the close code each socket gets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CloseReason {
-    /// The cluster closed the stream normally: the command ended (exit status on channel 3).
-    Exited,
-    /// The client closed the session with this close code.
-    ClientClosed(u16),
-    /// The client's connection broke or it stopped answering pings.
-    ClientGone(String),
-    /// The client broke the exec protocol (a forbidden channel, a bad resize, text frames).
-    Protocol(String),
-    /// The client sent a frame over the limit.
-    FrameTooLarge,
-    /// The cluster side failed: connection lost, abnormal close, no pongs.
-    Upstream(String),
-    /// No data either way for the idle timeout.
-    Idle,
-    /// The session reached its maximum duration.
-    MaxDuration,
-    /// The gateway is shutting down.
-    Shutdown,
-    /// The session's recording failed and `PODTERM_RECORD_REQUIRED` is on.
-    Recording(String),
-}
-
-impl CloseReason {
-    /// The close code the client gets.
-    pub fn client_code(&self) -> u16 {
-        match self {
-            CloseReason::Exited => 1000,
-            CloseReason::ClientClosed(code) if sendable(*code) => *code,
-            CloseReason::ClientClosed(_) => 1000,
-            CloseReason::ClientGone(_) | CloseReason::Shutdown => 1001,
-            CloseReason::Protocol(_) | CloseReason::Idle | CloseReason::MaxDuration => 1008,
-            CloseReason::FrameTooLarge => 1009,
-            CloseReason::Upstream(_) | CloseReason::Recording(_) => 1011,
-        }
-    }
-
-    /// The close code the cluster gets.
-    pub fn upstream_code(&self) -> u16 {
-        match self {
-            CloseReason::Shutdown | CloseReason::ClientGone(_) => 1001,
-            _ => 1000,
-        }
-    }
-
-    /// A fixed label for metrics (`outcome`).
-    pub fn label(&self) -> &'static str {
-        match self {
-            CloseReason::Exited => "exited",
-            CloseReason::ClientClosed(_) => "client_closed",
-            CloseReason::ClientGone(_) => "client_gone",
-            CloseReason::Protocol(_) => "protocol_error",
-            CloseReason::FrameTooLarge => "frame_too_large",
-            CloseReason::Upstream(_) => "cluster_failed",
-            CloseReason::Idle => "idle_timeout",
-            CloseReason::MaxDuration => "max_duration",
-            CloseReason::Shutdown => "shutdown",
-            CloseReason::Recording(_) => "recording_failed",
-        }
-    }
-
-    /// A short reason for close frames and the audit trail.
-    pub fn text(&self) -> String {
-        let text = match self {
-            CloseReason::Exited => "exited".to_string(),
-            CloseReason::ClientClosed(code) => format!("client closed ({code})"),
-            CloseReason::ClientGone(why) => format!("client gone: {why}"),
-            CloseReason::Protocol(why) => format!("protocol: {why}"),
-            CloseReason::FrameTooLarge => "frame too large".to_string(),
-            CloseReason::Upstream(why) => format!("cluster: {why}"),
-            CloseReason::Idle => "idle timeout".to_string(),
-            CloseReason::MaxDuration => "maximum session duration".to_string(),
-            CloseReason::Shutdown => "podterm is shutting down".to_string(),
-            CloseReason::Recording(why) => format!("recording failed: {why}"),
-        };
-        protocol::truncate_utf8(&text, 120).to_string()
-    }
-}
-
-/// Whether a close code may be sent on the wire (RFC 6455 §7.4).
-fn sendable(code: u16) -> bool {
-    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
-}
-
-/// What happened in a session, for the audit trail and metrics.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Summary {
-    /// Payload bytes relayed from the client to the cluster.
-    pub bytes_from_client: u64,
-    /// Payload bytes relayed from the cluster to the client.
-    pub bytes_to_client: u64,
-    /// The command's exit code, when the cluster reported one on channel 3.
-    pub exit_code: Option<i32>,
-    /// A channel-3 `Status` that was not an exit status (e.g. the command could not start).
-    pub status_message: Option<String>,
-    /// Why the session ended.
-    pub close: CloseReason,
-    /// How long the session lasted.
-    pub duration: Duration,
-}
-
-impl Summary {
-    /// A session that ended before any frame was relayed.
-    pub fn unstarted(close: CloseReason) -> Summary {
-        Summary {
-            bytes_from_client: 0,
-            bytes_to_client: 0,
-            exit_code: None,
-            status_message: None,
-            close,
-            duration: Duration::ZERO,
         }
     }
 }

@@ -12,12 +12,13 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::cluster::{Cluster, UpstreamError};
+use crate::events::{Refused, SessionInfo};
+use crate::gateway::Gateway;
 use crate::identity::{Identity, IdentityError};
 use crate::policy::limits::LimitError;
-use crate::protocol::exec_query::QueryError;
+use crate::protocol::exec_query::{ExecTarget, QueryError};
 use crate::protocol::{SUBPROTOCOLS, Status};
-use crate::server::Gateway;
-use crate::session::{self, Attempt, AttemptGuard, ExecError, ExecTarget, Refused, act_as};
+use crate::session::{self, AttemptGuard, ExecError};
 
 /// Every response body the gateway sends.
 pub type Body = UnsyncBoxBody<Bytes, BoxError>;
@@ -102,16 +103,16 @@ pub fn classify(e: RouteError) -> Refusal {
         RouteError::BadRequest(_) => Refusal::new(400, "bad_request", message),
         RouteError::Query(_) => Refusal::new(400, "bad_query", message),
         RouteError::WebSocketOnly => Refusal::new(400, "websocket_only", message),
-        RouteError::Upstream(e) | RouteError::Exec(ExecError::Upstream(e)) => upstream_refusal(e),
+        RouteError::Upstream(e) | RouteError::Exec(ExecError::Connect(e)) => upstream_refusal(e),
         RouteError::Exec(e) => {
             let (code, label) = match &e {
                 ExecError::NoSubprotocol => (400, "no_subprotocol"),
-                ExecError::Upgrade(_) => (400, "bad_upgrade"),
-                ExecError::Denied(_) => (403, "policy"),
-                ExecError::Limit(LimitError::PerUser { .. }) => (429, "limit_per_user"),
-                ExecError::Limit(LimitError::Total { .. }) => (503, "limit_total"),
+                ExecError::Handshake(_) => (400, "bad_upgrade"),
+                ExecError::Policy(_) => (403, "policy"),
+                ExecError::Limits(LimitError::PerUser { .. }) => (429, "limit_per_user"),
+                ExecError::Limits(LimitError::Total { .. }) => (503, "limit_total"),
                 ExecError::Recording(_) => (500, "recording"),
-                ExecError::Upstream(_) => unreachable!("matched above"),
+                ExecError::Connect(_) => unreachable!("matched above"),
             };
             Refusal::new(code, label, message)
         }
@@ -246,7 +247,7 @@ async fn route(
             pod,
             "exec",
         ] => {
-            let attempt = Attempt::new(peer, name, namespace, pod);
+            let attempt = SessionInfo::new(peer, name, namespace, pod);
             Ok(exec(gateway, req, attempt).await)
         }
         ["clusters", name, rest @ ..] => {
@@ -398,7 +399,7 @@ async fn read(
         None => api_path.to_string(),
     };
     let res = cluster
-        .get(&path_and_query, req.headers(), act_as(gateway, identity))
+        .get(&path_and_query, req.headers(), gateway.act_as(identity))
         .await?;
     Ok(res.map(|body| body.map_err(|e| Box::new(e) as BoxError).boxed_unsync()))
 }
@@ -406,7 +407,11 @@ async fn read(
 /// An exec attempt, reported exactly once whatever happens: every refusal is classified here
 /// and reported with the attempt's audit lines (a plain, non-upgrade GET or POST runs nothing
 /// and is not reported, see [`AttemptGuard`]).
-async fn exec(gateway: &Arc<Gateway>, req: Request<Incoming>, attempt: Attempt) -> Response<Body> {
+async fn exec(
+    gateway: &Arc<Gateway>,
+    req: Request<Incoming>,
+    attempt: SessionInfo,
+) -> Response<Body> {
     let websocket = fastwebsockets::upgrade::is_upgrade_request(&req);
     let plain = !websocket && matches!(*req.method(), Method::GET | Method::POST);
     let mut guard = AttemptGuard::new(gateway.clone(), attempt, plain);
@@ -442,25 +447,26 @@ async fn exec_checked(
         return Err(RouteError::Draining);
     }
     let identity = gateway.auth.authenticate(req.headers())?;
-    guard.attempt.identity = Some(identity.clone());
+    guard.info_mut().identity = Some(identity);
     gateway.auth.check_origin(req.headers())?;
+    let info = &guard.info;
     let cluster = gateway
         .clusters
-        .get(&guard.attempt.cluster)
+        .get(&info.cluster)
         .cloned()
-        .ok_or_else(|| RouteError::UnknownCluster(guard.attempt.cluster.clone()))?;
-    if !is_name(&guard.attempt.namespace) || !is_name(&guard.attempt.pod) {
+        .ok_or_else(|| RouteError::UnknownCluster(info.cluster.clone()))?;
+    if !is_name(&info.namespace) || !is_name(&info.pod) {
         return Err(RouteError::NotFound);
     }
     let target = ExecTarget::parse(
         cluster.name(),
-        &guard.attempt.namespace,
-        &guard.attempt.pod,
+        &info.namespace,
+        &info.pod,
         req.uri().query().unwrap_or(""),
     )?;
-    guard.attempt.target = Some(target.clone());
+    guard.info_mut().target = Some(target);
     if !websocket {
-        return plain_exec(gateway, &req, &cluster, &identity, &target).await;
+        return plain_exec(gateway, &req, &cluster, guard.info_mut()).await;
     }
     let res = session::exec(guard, req, cluster).await?;
     Ok(res.map(|body| body.map_err(|e| match e {}).boxed_unsync()))
@@ -477,16 +483,18 @@ async fn plain_exec(
     gateway: &Gateway,
     req: &Request<Incoming>,
     cluster: &Cluster,
-    identity: &Identity,
-    target: &ExecTarget,
+    info: &mut SessionInfo,
 ) -> Result<Response<Body>, RouteError> {
-    let place = session::admit(gateway, cluster, identity, target, &SUBPROTOCOLS).await?;
+    let place = session::admit(gateway, cluster, info, &SUBPROTOCOLS).await?;
     drop(place);
+    let (Some(identity), Some(target)) = (&info.identity, &info.target) else {
+        unreachable!("admitted with both");
+    };
     let res = cluster
         .plain_exec(
             req.method().clone(),
             &target.upstream_path(),
-            act_as(gateway, identity),
+            gateway.act_as(identity),
         )
         .await?;
     let (parts, body) = res.into_parts();

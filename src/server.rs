@@ -1,8 +1,8 @@
-//! The gateway's accept loop: shared state and hyper connections (HTTP/1.1 with upgrades,
-//! HTTP/2), handed to worker threads (`workers`) and served until the drain (crate::drain)
-//! says stop.
+//! The gateway's accept loop: connections are accepted here, handed to worker threads
+//! (`workers`), served by hyper (HTTP/1.1 with upgrades, HTTP/2) and routed
+//! (crate::routes) until the gateway's drain (crate::drain) says stop.
 
-pub mod workers;
+mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,43 +14,10 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
-use crate::cluster::Clusters;
-use crate::config::{Config, ConfigError, StartError};
-use crate::drain::{Drain, Stopped};
-use crate::identity::Authenticator;
-use crate::session::Hooks;
-use crate::telemetry::metrics::Metrics;
+use crate::config::StartError;
+use crate::drain::Stopped;
+use crate::gateway::Gateway;
 use workers::Workers;
-
-/// Everything a request handler needs; one per process, shared by all connections.
-pub struct Gateway {
-    pub config: Config,
-    pub auth: Authenticator,
-    pub clusters: Clusters,
-    /// The policy and session observers (audit, metrics).
-    pub hooks: Hooks,
-    pub drain: Drain,
-    pub metrics: Metrics,
-}
-
-impl Gateway {
-    /// A gateway with the default hooks (cluster RBAC only, sessions logged).
-    pub fn new(config: Config, clusters: Clusters) -> Gateway {
-        Gateway::with_hooks(config, clusters, Hooks::default())
-    }
-
-    pub fn with_hooks(config: Config, clusters: Clusters, hooks: Hooks) -> Gateway {
-        let metrics = Metrics::with_audit(hooks.audit.as_ref().map(|a| a.dropped_counter()));
-        Gateway {
-            auth: Authenticator::new(&config),
-            clusters,
-            hooks,
-            drain: Drain::new(config.drain_timeout),
-            metrics,
-            config,
-        }
-    }
-}
 
 /// Serves `listener` until the gateway's drain stops (every session gone after
 /// [`Drain::begin`], or [`Drain::close_now`]); new connections are taken while draining so
@@ -239,61 +206,6 @@ async fn idle_for(
         }
         deadline = last + timeout;
     }
-}
-
-/// `podterm serve`: configuration from the environment, clusters from the kubeconfig, then
-/// serve until drained (first SIGTERM/SIGINT) or forced (second).
-pub async fn main() -> Result<(), StartError> {
-    let config = Config::from_env()?;
-    // The policy file and the audit file first: configuration errors before any connection.
-    let hooks = Hooks::from_config(&config)?;
-    let clusters = Clusters::load(&config).await.map_err(ConfigError::from)?;
-    let listener = bind(config.listen).await?;
-    let listen = listener
-        .local_addr()
-        .map_err(|e| StartError::Fatal(e.to_string()))?;
-    let gateway = Arc::new(Gateway::with_hooks(config, clusters, hooks));
-    // Signals are handled from here on, so "serving" means a SIGTERM drains.
-    tokio::spawn(signal_handler(&gateway)?);
-    tracing::info!(
-        %listen,
-        clusters = ?gateway.clusters.names(),
-        auth = ?gateway.config.auth,
-        "podterm serving"
-    );
-    serve(listener, gateway).await
-}
-
-/// Serves until SIGTERM/SIGINT drain the gateway (a second signal forces it).
-pub async fn serve_until_signalled(
-    listener: TcpListener,
-    gateway: Arc<Gateway>,
-) -> Result<(), StartError> {
-    match signal_handler(&gateway) {
-        Ok(signals) => {
-            tokio::spawn(signals);
-        }
-        Err(e) => tracing::error!(error = %e, "signals will not drain the gateway"),
-    }
-    serve(listener, gateway).await
-}
-
-/// [`run`], then the audit trail flushed: how `serve` and `dev` both end.
-async fn serve(listener: TcpListener, gateway: Arc<Gateway>) -> Result<(), StartError> {
-    let how = run(listener, gateway.clone()).await?;
-    tracing::info!(?how, "stopped");
-    if let Some(audit) = &gateway.hooks.audit {
-        audit.sync().await;
-    }
-    Ok(())
-}
-
-/// Installs the SIGTERM/SIGINT handlers now; the future acts on them (crate::drain).
-fn signal_handler(
-    gateway: &Gateway,
-) -> Result<impl std::future::Future<Output = ()> + Send + 'static, StartError> {
-    crate::drain::on_signals(gateway.drain.clone())
-        .map_err(|e| StartError::Fatal(format!("cannot install signal handlers: {e}")))
 }
 
 /// Binds `addr`, naming it in the error.

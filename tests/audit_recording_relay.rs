@@ -7,29 +7,33 @@ mod support;
 use std::time::Duration;
 
 use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocket};
-use podterm::audit::recording::{Recording, RecordingConfig};
-use podterm::audit::{AuditLog, ExecRecord, SessionId, Time};
+use podterm::recording::{Recording, RecordingConfig};
+use std::sync::Arc;
+
+use podterm::audit::AuditLog;
+use podterm::events::SessionInfo;
+use podterm::identity::Identity;
 use podterm::protocol::Status;
+use podterm::protocol::exec_query::ExecTarget;
 use podterm::relay::{CloseReason, RelayConfig, relay};
 use tokio::io::{AsyncReadExt, DuplexStream};
 
-fn exec() -> ExecRecord {
-    ExecRecord {
-        session: SessionId::new(),
-        user: Some("dana".into()),
-        groups: Some(vec!["devs".into()]),
-        cluster: "dev".into(),
-        namespace: "default".into(),
-        pod: "app-0".into(),
-        container: Some("app".into()),
-        argv: Some(vec!["sh".into()]),
-        tty: Some(true),
-        mode: None,
-        rule: None,
-        peer: None,
-        start: Time::now(),
-        recording: None,
-    }
+fn exec() -> Arc<SessionInfo> {
+    let mut s = SessionInfo::new("127.0.0.1:5555".parse().unwrap(), "dev", "default", "app-0");
+    s.identity = Some(Identity {
+        user: "dana".into(),
+        groups: vec!["devs".into()],
+    });
+    s.target = Some(
+        ExecTarget::parse(
+            "dev",
+            "default",
+            "app-0",
+            "container=app&command=sh&tty=true",
+        )
+        .unwrap(),
+    );
+    Arc::new(s)
 }
 
 fn relay_config(recording: &Recording) -> RelayConfig {

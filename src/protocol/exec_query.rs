@@ -241,6 +241,68 @@ impl ExecQuery {
     }
 }
 
+/// One exec request, parsed once: where, what and how, exactly as kube-apiserver will read
+/// the query podterm sends for it ([`ExecTarget::upstream_path`]). The policy, `deny_root`,
+/// the audit, the recording and the metrics all read this value, never the client's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecTarget {
+    pub cluster: String,
+    pub namespace: String,
+    pub pod: String,
+    /// What to run and how; `request.command` is the default shell when the client sent no
+    /// `command`, and `request.container` is `None` when it named none (fine for
+    /// one-container pods).
+    pub request: ExecQuery,
+    /// Whether the client sent no `command` and gets [`super::default_shell`].
+    pub default_shell: bool,
+}
+
+impl ExecTarget {
+    /// Parses the exec query strictly ([`ExecQuery::parse`]): the API server's reading, or a
+    /// refusal where it could be read two ways.
+    pub fn parse(
+        cluster: &str,
+        namespace: &str,
+        pod: &str,
+        query: &str,
+    ) -> Result<ExecTarget, QueryError> {
+        let mut request = ExecQuery::parse(query)?;
+        let default_shell = request.command.is_empty();
+        if default_shell {
+            request.command = super::default_shell();
+        }
+        Ok(ExecTarget {
+            cluster: cluster.into(),
+            namespace: namespace.into(),
+            pod: pod.into(),
+            request,
+            default_shell,
+        })
+    }
+
+    /// The exec path and query for the cluster, made from this value alone.
+    pub fn upstream_path(&self) -> String {
+        exec_path(&self.namespace, &self.pod, &self.request)
+    }
+
+    /// The argv the policy judges: empty for the default shell.
+    pub fn requested_argv(&self) -> &[String] {
+        if self.default_shell {
+            &[]
+        } else {
+            &self.request.command
+        }
+    }
+}
+
+/// `/api/v1/namespaces/{namespace}/pods/{pod}/exec?{query}`.
+pub fn exec_path(namespace: &str, pod: &str, query: &ExecQuery) -> String {
+    format!(
+        "/api/v1/namespaces/{namespace}/pods/{pod}/exec?{}",
+        query.encode()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,5 +440,49 @@ mod tests {
         let encoded = q.encode();
         assert_eq!(ExecQuery::parse(&encoded).unwrap(), q);
         assert_eq!(PodExecOptions::read(&encoded), as_options(&q));
+    }
+
+    #[test]
+    fn targets_from_queries() {
+        let t = ExecTarget::parse(
+            "dev",
+            "default",
+            "web-0",
+            "container=app&command=ls&command=-l&command=%2Ftmp&stdin=true&tty=1",
+        )
+        .unwrap();
+        assert_eq!(t.request.container.as_deref(), Some("app"));
+        assert_eq!(t.request.command, ["ls", "-l", "/tmp"]);
+        assert!(t.request.tty && t.request.stdin && !t.default_shell);
+        assert_eq!(
+            t.upstream_path(),
+            "/api/v1/namespaces/default/pods/web-0/exec?container=app&command=ls&command=-l&command=%2Ftmp&stdin=true&tty=true"
+        );
+    }
+
+    #[test]
+    fn the_upstream_query_is_never_the_clients() {
+        // H1: `tty=t` is a tty for kube-apiserver, so it is one for podterm, and it is sent
+        // as `tty=true`; unknown parameters are not passed on.
+        let t = ExecTarget::parse("dev", "ns", "p", "command=ls&tty=t&stdout=yes&junk=1").unwrap();
+        assert!(t.request.tty && t.request.stdout);
+        assert_eq!(
+            t.upstream_path(),
+            "/api/v1/namespaces/ns/pods/p/exec?command=ls&stdout=true&tty=true"
+        );
+        assert!(ExecTarget::parse("dev", "ns", "p", "tty=true&tty=false").is_err());
+    }
+
+    #[test]
+    fn no_command_means_the_default_shell() {
+        let t = ExecTarget::parse("dev", "ns", "p", "stdin=true&tty=true").unwrap();
+        assert!(t.default_shell && t.request.container.is_none());
+        assert_eq!(t.request.command, super::super::default_shell());
+        let path = t.upstream_path();
+        let query = path.split_once('?').unwrap().1;
+        assert_eq!(
+            ExecQuery::parse(query).unwrap().command,
+            super::super::default_shell()
+        );
     }
 }

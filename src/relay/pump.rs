@@ -11,8 +11,8 @@ use tokio::time::Instant;
 use super::frames::{FrameReader, FrameWriter, Outgoing, ReadError};
 use super::handoff::Handoff;
 use super::{CloseReason, Leg, MAX_STATUS_BYTES, MISSED_PINGS, RelayConfig, Shared};
-use crate::audit::recording::RecordingTap;
 use crate::protocol::{self, FrameError, Status};
+use crate::recording::RecordingTap;
 
 /// The reader of one socket's half.
 pub(super) type Reader<S> = FrameReader<ReadHalf<S>>;
@@ -148,7 +148,7 @@ pub(super) async fn from_client<S: AsyncRead>(
 async fn record_client_frame(
     tap: &mut RecordingTap,
     out: &Outgoing,
-) -> Result<(), crate::audit::recording::RecordingError> {
+) -> Result<(), crate::recording::RecordingError> {
     if out.opcode == OpCode::Continuation {
         return tap.input(&out.payload).await;
     }
@@ -297,7 +297,7 @@ pub(super) async fn watchdog(
     to_client: &Handoff,
     to_upstream: &Handoff,
 ) -> CloseReason {
-    let start = Instant::from_std(shared.start);
+    let start = shared.start;
     let deadline = start + config.max_duration;
     let silence = config.ping_interval * MISSED_PINGS;
     let mut next_ping = start + config.ping_interval;

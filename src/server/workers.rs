@@ -81,7 +81,8 @@ impl Workers {
     }
 
     /// Connections open on each worker now.
-    pub fn open_connections(&self) -> Vec<usize> {
+    #[cfg(test)]
+    fn open_connections(&self) -> Vec<usize> {
         self.lanes
             .iter()
             .map(|l| l.open.load(Ordering::Relaxed))

@@ -3,28 +3,19 @@
 
 use std::time::Duration;
 
-use super::{ExecError, ExecTarget, exec_path};
+use super::ExecError;
 use crate::cluster::{ActAs, Cluster};
+use crate::events::SessionInfo;
+use crate::gateway::Gateway;
 use crate::identity::Identity;
 use crate::policy::Denial;
 use crate::policy::limits::SessionGuard as LimitGuard;
 use crate::policy::root::{MAX_ROOT_CHECK_OUTPUT, root_check_argv, root_check_verdict};
-use crate::protocol::exec_query::ExecQuery;
+use crate::protocol::exec_query::{ExecQuery, ExecTarget, exec_path};
 use crate::protocol::{self, Status};
-use crate::server::Gateway;
 
 /// How long the `deny_root` check exec may take.
 pub const ROOT_CHECK_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// Who the cluster is asked to act as for `identity`: the caller, impersonated, unless
-/// `PODTERM_AUTH=none` (the local dev user acts with the kubeconfig's own credentials).
-pub fn act_as<'a>(gateway: &Gateway, identity: &'a Identity) -> ActAs<'a> {
-    if gateway.auth.impersonates() {
-        ActAs::User(identity)
-    } else {
-        ActAs::Podterm
-    }
-}
 
 /// Everything checked before the cluster's exec stream opens — the policy, the session limits
 /// and `deny_root` — in that order; the session's place under the limits on success. The
@@ -33,19 +24,35 @@ pub fn act_as<'a>(gateway: &Gateway, identity: &'a Identity) -> ActAs<'a> {
 pub async fn admit(
     gateway: &Gateway,
     cluster: &Cluster,
-    identity: &Identity,
-    target: &ExecTarget,
+    info: &mut SessionInfo,
     protocols: &[&'static str],
 ) -> Result<LimitGuard, ExecError> {
     let hooks = &gateway.hooks;
-    let decision = target.decide(&hooks.policy, identity)?;
+    // One decision: the grant's mode and rule go in the record even when the argv is refused.
+    let (identity, target) = caller_and_target(info);
+    let grant = hooks
+        .policy
+        .grant(identity, &target.cluster, &target.namespace)?;
+    let decision = grant.judge(target.requested_argv(), target.request.tty);
+    let (mode, rule) = (grant.mode, grant.rule.map(str::to_string));
+    info.mode = Some(mode);
+    info.rule = rule;
+    let decision = decision?;
+    let (identity, target) = caller_and_target(info);
     let place = hooks.limits.acquire(&identity.user)?;
     if decision.deny_root {
         let rule = decision.rule.as_deref().unwrap_or_default();
-        let act_as = act_as(gateway, identity);
+        let act_as = gateway.act_as(identity);
         check_not_root(cluster, target, protocols, act_as, rule).await?;
     }
     Ok(place)
+}
+
+fn caller_and_target(info: &SessionInfo) -> (&Identity, &ExecTarget) {
+    match (&info.identity, &info.target) {
+        (Some(identity), Some(target)) => (identity, target),
+        _ => unreachable!("routes parse the caller and the request first"),
+    }
 }
 
 /// `deny_root`: runs the constant check exec in the target container (as the caller, no stdin,

@@ -16,8 +16,9 @@ use hyper_util::rt::TokioIo;
 use podterm::cluster::Clusters;
 use podterm::config::Config;
 use podterm::devcluster::{DevCluster, DevClusterConfig};
+use podterm::gateway::Gateway;
 use podterm::protocol::Status;
-use podterm::server::{self, Gateway};
+use podterm::server;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 

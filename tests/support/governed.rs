@@ -11,9 +11,11 @@ use std::time::Duration;
 use podterm::cluster::Clusters;
 use podterm::config::Config;
 use podterm::devcluster::{DevCluster, DevClusterConfig};
+use podterm::events::{SessionInfo, SessionObserver};
+use podterm::gateway::Gateway;
+use podterm::gateway::Hooks;
 use podterm::relay::Summary;
-use podterm::server::{self, Gateway};
-use podterm::session::{Hooks, SessionInfo, SessionObserver};
+use podterm::server;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 

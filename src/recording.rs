@@ -16,14 +16,17 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use serde::Serialize;
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
 
-use super::{AuditLog, ExecRecord};
+use crate::audit::{AuditLog, Time};
+use crate::events::SessionInfo;
 use crate::protocol::{TERM, TerminalSize};
 
 /// Events the recording queue holds before the session waits for the disk.
@@ -98,10 +101,10 @@ impl Recording {
     /// the audit trail; it is an error only when recording is required (else `Ok(None)`).
     pub fn create(
         config: &RecordingConfig,
-        exec: &ExecRecord,
+        exec: &Arc<SessionInfo>,
         audit: &AuditLog,
     ) -> Result<Option<Recording>, RecordingError> {
-        let path = Recording::path_for(&config.dir, exec);
+        let path = Recording::path_for(&config.dir, &exec.id);
         match create_file(&path) {
             Ok(file) => Ok(Some(Recording::to_writer(
                 tokio::fs::File::from_std(file),
@@ -125,15 +128,15 @@ impl Recording {
     }
 
     /// The file a session's recording goes to.
-    pub fn path_for(dir: &Path, exec: &ExecRecord) -> PathBuf {
-        dir.join(format!("{}.cast", exec.session))
+    pub fn path_for(dir: &Path, session: &str) -> PathBuf {
+        dir.join(format!("{session}.cast"))
     }
 
     /// A recording written to `out` (tests, or any sink).
     pub fn to_writer<W>(
         out: W,
         config: &RecordingConfig,
-        exec: &ExecRecord,
+        exec: &Arc<SessionInfo>,
         audit: &AuditLog,
     ) -> Recording
     where
@@ -145,11 +148,11 @@ impl Recording {
             version: 2,
             width: DEFAULT_SIZE.width,
             height: DEFAULT_SIZE.height,
-            timestamp: exec.start.unix_seconds(),
+            timestamp: Time::from(exec.started).unix_seconds(),
             env: HeaderEnv { term: TERM },
             title: format!(
                 "podterm {} {}/{}/{}",
-                exec.user.as_deref().unwrap_or_default(),
+                exec.user().unwrap_or_default(),
                 exec.cluster,
                 exec.namespace,
                 exec.pod
@@ -315,7 +318,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         mut rx: mpsc::Receiver<Event>,
         error: Arc<OnceLock<String>>,
         audit: AuditLog,
-        exec: ExecRecord,
+        exec: Arc<SessionInfo>,
     ) {
         let result = async {
             while let Some(first) = rx.recv().await {
@@ -332,12 +335,12 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             let message = e.to_string();
             if self.truncated {
                 audit.recording_truncated(&exec, &message);
-                tracing::info!(session = %exec.session, "recording truncated at its cap");
+                tracing::info!(session = %exec.id, "recording truncated at its cap");
                 let _ = error.set(message);
                 return;
             }
             audit.recording_failed(&exec, &format!("cannot write the recording: {message}"));
-            tracing::warn!(session = %exec.session, error = %message, "recording stopped");
+            tracing::warn!(session = %exec.id, error = %message, "recording stopped");
             let _ = error.set(message);
         }
     }

@@ -2,25 +2,19 @@
 
 use super::*;
 use crate::audit::tests::MemoryDisk;
-use crate::audit::{AuditLog, SessionId, Time};
+use crate::audit::{AuditLog, Time};
 
-fn exec() -> ExecRecord {
-    ExecRecord {
-        session: SessionId::new(),
-        user: Some("alice".into()),
-        groups: Some(vec![]),
-        cluster: "dev".into(),
-        namespace: "default".into(),
-        pod: "web-1".into(),
-        container: None,
-        argv: Some(vec![]),
-        tty: Some(true),
-        mode: None,
-        rule: None,
-        peer: None,
-        start: Time::now(),
-        recording: None,
-    }
+fn exec() -> Arc<SessionInfo> {
+    let mut s = SessionInfo::new("127.0.0.1:5555".parse().unwrap(), "dev", "default", "web-1");
+    s.identity = Some(crate::identity::Identity {
+        user: "alice".into(),
+        groups: vec![],
+    });
+    s.target = Some(
+        crate::protocol::exec_query::ExecTarget::parse("dev", "default", "web-1", "tty=true")
+            .unwrap(),
+    );
+    Arc::new(s)
 }
 
 fn config(dir: &Path, input: bool, required: bool) -> RecordingConfig {
@@ -90,7 +84,7 @@ async fn writes_an_asciicast_v2_file() {
     .unwrap();
     rec.output(1, b"").await.unwrap();
     rec.finish().await.unwrap();
-    let path = dir.path().join(format!("{}.cast", e.session));
+    let path = dir.path().join(format!("{}.cast", e.id));
     let lines = parse(&std::fs::read_to_string(&path).unwrap());
     let header = &lines[0];
     assert_eq!(header["version"], 2);
@@ -99,7 +93,7 @@ async fn writes_an_asciicast_v2_file() {
         (120.into(), 40.into())
     );
     assert_eq!(header["env"]["TERM"], "xterm-256color");
-    assert_eq!(header["timestamp"], e.start.unix_seconds());
+    assert_eq!(header["timestamp"], Time::from(e.started).unix_seconds());
     let events: Vec<(&str, &str)> = lines[1..]
         .iter()
         .map(|l| (l[1].as_str().unwrap(), l[2].as_str().unwrap()))
@@ -229,7 +223,7 @@ async fn a_full_disk_ends_the_recording_not_the_session() {
         "one audit line, not one per event: {lines:?}"
     );
     assert_eq!(lines[0]["event"], "recording.failed");
-    assert_eq!(lines[0]["session"], e.session.as_str());
+    assert_eq!(lines[0]["session"], e.id.as_str());
     assert!(
         lines[0]["reason"]
             .as_str()
@@ -310,10 +304,10 @@ async fn creation_failures() {
     assert!(err.to_string().contains("/nonexistent/recordings"), "{err}");
     // Never overwrites an existing file.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(Recording::path_for(dir.path(), &e), "keep").unwrap();
+    std::fs::write(Recording::path_for(dir.path(), &e.id), "keep").unwrap();
     assert!(Recording::create(&config(dir.path(), false, true), &e, &log).is_err());
     assert_eq!(
-        std::fs::read_to_string(Recording::path_for(dir.path(), &e)).unwrap(),
+        std::fs::read_to_string(Recording::path_for(dir.path(), &e.id)).unwrap(),
         "keep"
     );
     let lines = audit_lines(log, task, theirs).await;

@@ -1,0 +1,240 @@
+//! What a session tells the rest of podterm: the session's record ([`SessionInfo`]), how it
+//! ended ([`Summary`], [`CloseReason`]) and the [`SessionObserver`] trait that the audit
+//! trail, the metrics and tests implement. Plain data: no I/O, no hyper, no kube.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use crate::identity::Identity;
+use crate::policy::Mode;
+use crate::protocol::{self, exec_query::ExecTarget};
+
+/// One exec attempt from the moment it reaches podterm; what is known grows as it is checked
+/// (the caller, then the parsed request, then the policy's rule), and it is built once: the
+/// audit lines, the recording's header and the metrics all read this value.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// Random, 16 hex digits; also the recording's file name.
+    pub id: String,
+    pub peer: SocketAddr,
+    pub started: SystemTime,
+    /// As the client named them in the path (the cluster may be unknown, the names bad).
+    pub cluster: String,
+    pub namespace: String,
+    pub pod: String,
+    /// `None` until the caller is known.
+    pub identity: Option<Identity>,
+    /// `None` until the request is parsed.
+    pub target: Option<ExecTarget>,
+    /// The policy's mode and rule; `None` without a matching rule.
+    pub mode: Option<Mode>,
+    pub rule: Option<String>,
+    /// The session's recording file, if it is recorded.
+    pub recording: Option<PathBuf>,
+}
+
+impl SessionInfo {
+    /// A new attempt with a fresh id, for the path's `cluster`, `namespace` and `pod`.
+    pub fn new(peer: SocketAddr, cluster: &str, namespace: &str, pod: &str) -> SessionInfo {
+        SessionInfo {
+            id: format!("{:016x}", rand::random::<u64>()),
+            peer,
+            started: SystemTime::now(),
+            cluster: cluster.into(),
+            namespace: namespace.into(),
+            pod: pod.into(),
+            identity: None,
+            target: None,
+            mode: None,
+            rule: None,
+            recording: None,
+        }
+    }
+
+    pub fn user(&self) -> Option<&str> {
+        self.identity.as_ref().map(|i| i.user.as_str())
+    }
+
+    pub fn container(&self) -> Option<&str> {
+        self.target.as_ref()?.request.container.as_deref()
+    }
+
+    /// The argv run: the default shell's when the client named none.
+    pub fn argv(&self) -> Option<&[String]> {
+        self.target.as_ref().map(|t| t.request.command.as_slice())
+    }
+
+    pub fn tty(&self) -> Option<bool> {
+        self.target.as_ref().map(|t| t.request.tty)
+    }
+}
+
+/// A refused exec, as the edge (crate::routes) classified it.
+#[derive(Debug, Clone)]
+pub struct Refused<'a> {
+    pub code: u16,
+    /// A fixed label for the refusal metric.
+    pub label: &'static str,
+    pub reason: &'a str,
+}
+
+/// Hears about every exec attempt: the audit trail and metrics plug in here. Each attempt is
+/// reported once: `denied`, or `started` and then `ended`.
+pub trait SessionObserver: Send + Sync + 'static {
+    /// The exec was sent to the cluster.
+    fn started(&self, _session: &SessionInfo) {}
+    /// podterm, its policy or the cluster refused the exec; nothing ran.
+    fn denied(&self, _attempt: &SessionInfo, _refused: &Refused<'_>) {}
+    /// The session ended.
+    fn ended(&self, _session: &SessionInfo, _summary: &Summary) {}
+}
+
+/// Logs sessions as tracing events (the session's span carries who and where): refusals at
+/// info, each session's start and end at debug (the audit trail has a line for both).
+pub struct LogObserver;
+
+impl SessionObserver for LogObserver {
+    fn started(&self, s: &SessionInfo) {
+        tracing::debug!(tty = s.tty(), "session started");
+    }
+    fn denied(&self, a: &SessionInfo, refused: &Refused<'_>) {
+        tracing::info!(
+            session = %a.id,
+            user = a.user(),
+            cluster = %a.cluster,
+            namespace = %a.namespace,
+            pod = %a.pod,
+            code = refused.code,
+            reason = refused.reason,
+            "session denied"
+        );
+    }
+    fn ended(&self, _: &SessionInfo, sum: &Summary) {
+        tracing::debug!(
+            exit_code = sum.exit_code,
+            close = %sum.close.text(),
+            bytes_from_client = sum.bytes_from_client,
+            bytes_to_client = sum.bytes_to_client,
+            duration_ms = sum.duration.as_millis() as u64,
+            "session ended"
+        );
+    }
+}
+
+/// Why a session ended; decides the close code each socket gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The cluster closed the stream normally: the command ended (exit status on channel 3).
+    Exited,
+    /// The client closed the session with this close code.
+    ClientClosed(u16),
+    /// The client's connection broke or it stopped answering pings.
+    ClientGone(String),
+    /// The client broke the exec protocol (a forbidden channel, a bad resize, text frames).
+    Protocol(String),
+    /// The client sent a frame over the limit.
+    FrameTooLarge,
+    /// The cluster side failed: connection lost, abnormal close, no pongs.
+    Upstream(String),
+    /// No data either way for the idle timeout.
+    Idle,
+    /// The session reached its maximum duration.
+    MaxDuration,
+    /// The gateway is shutting down.
+    Shutdown,
+    /// The session's recording failed and `PODTERM_RECORD_REQUIRED` is on.
+    Recording(String),
+}
+
+impl CloseReason {
+    /// The close code the client gets.
+    pub fn client_code(&self) -> u16 {
+        match self {
+            CloseReason::Exited => 1000,
+            CloseReason::ClientClosed(code) if sendable(*code) => *code,
+            CloseReason::ClientClosed(_) => 1000,
+            CloseReason::ClientGone(_) | CloseReason::Shutdown => 1001,
+            CloseReason::Protocol(_) | CloseReason::Idle | CloseReason::MaxDuration => 1008,
+            CloseReason::FrameTooLarge => 1009,
+            CloseReason::Upstream(_) | CloseReason::Recording(_) => 1011,
+        }
+    }
+
+    /// The close code the cluster gets.
+    pub fn upstream_code(&self) -> u16 {
+        match self {
+            CloseReason::Shutdown | CloseReason::ClientGone(_) => 1001,
+            _ => 1000,
+        }
+    }
+
+    /// A fixed label for metrics (`outcome`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            CloseReason::Exited => "exited",
+            CloseReason::ClientClosed(_) => "client_closed",
+            CloseReason::ClientGone(_) => "client_gone",
+            CloseReason::Protocol(_) => "protocol_error",
+            CloseReason::FrameTooLarge => "frame_too_large",
+            CloseReason::Upstream(_) => "cluster_failed",
+            CloseReason::Idle => "idle_timeout",
+            CloseReason::MaxDuration => "max_duration",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::Recording(_) => "recording_failed",
+        }
+    }
+
+    /// A short reason for close frames and the audit trail.
+    pub fn text(&self) -> String {
+        let text = match self {
+            CloseReason::Exited => "exited".to_string(),
+            CloseReason::ClientClosed(code) => format!("client closed ({code})"),
+            CloseReason::ClientGone(why) => format!("client gone: {why}"),
+            CloseReason::Protocol(why) => format!("protocol: {why}"),
+            CloseReason::FrameTooLarge => "frame too large".to_string(),
+            CloseReason::Upstream(why) => format!("cluster: {why}"),
+            CloseReason::Idle => "idle timeout".to_string(),
+            CloseReason::MaxDuration => "maximum session duration".to_string(),
+            CloseReason::Shutdown => "podterm is shutting down".to_string(),
+            CloseReason::Recording(why) => format!("recording failed: {why}"),
+        };
+        protocol::truncate_utf8(&text, 120).to_string()
+    }
+}
+
+/// Whether a close code may be sent on the wire (RFC 6455 §7.4).
+fn sendable(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+/// What happened in a session, for the audit trail and metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// Payload bytes relayed from the client to the cluster.
+    pub bytes_from_client: u64,
+    /// Payload bytes relayed from the cluster to the client.
+    pub bytes_to_client: u64,
+    /// The command's exit code, when the cluster reported one on channel 3.
+    pub exit_code: Option<i32>,
+    /// A channel-3 `Status` that was not an exit status (e.g. the command could not start).
+    pub status_message: Option<String>,
+    /// Why the session ended.
+    pub close: CloseReason,
+    /// How long the session lasted.
+    pub duration: Duration,
+}
+
+impl Summary {
+    /// A session that ended before any frame was relayed.
+    pub fn unstarted(close: CloseReason) -> Summary {
+        Summary {
+            bytes_from_client: 0,
+            bytes_to_client: 0,
+            exit_code: None,
+            status_message: None,
+            close,
+            duration: Duration::ZERO,
+        }
+    }
+}
