@@ -27,7 +27,9 @@ pub mod manifest;
 pub mod messages;
 pub mod objects;
 pub mod process;
+pub mod refusal;
 pub mod selector;
+pub mod stream;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -75,7 +77,7 @@ pub struct Executed {
     pub groups: Vec<String>,
     pub namespace: String,
     pub pod: String,
-    pub options: exec::ExecOptions,
+    pub options: stream::ExecOptions,
 }
 
 /// The bounded record of execs run, shared by the sessions and the [`DevCluster`] handle.

@@ -6,8 +6,6 @@ use crate::protocol::exec_query::Values;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
@@ -16,29 +14,13 @@ use super::Shared;
 use super::auth::{Action, Caller, authenticate};
 use super::exec;
 use super::objects::wants_table;
+use super::refusal::{Body, Refusal, bytes_response, not_found, refuse, status_response};
 use super::selector::Selector;
+use super::stream::ExecOptions;
 use crate::protocol::Status;
 
 /// The version `/version` reports.
 pub const GIT_VERSION: &str = "v1.33.0-podterm-dev";
-
-pub type Body = Full<Bytes>;
-
-/// A request refused before any upgrade: the API server's `Status`, sent with its HTTP code.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{} ({})", .0.message, .0.code)]
-pub struct Refusal(pub Box<Status>);
-
-impl From<Status> for Refusal {
-    fn from(status: Status) -> Self {
-        Refusal(Box::new(status))
-    }
-}
-
-/// A `Failure` refusal with the standard reason for `code`.
-pub fn refuse(code: u16, message: impl Into<String>) -> Refusal {
-    Status::failure(code, message).into()
-}
 
 /// What a request asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -234,7 +216,7 @@ fn exec_route(
         .manifest
         .pod(ns, name)
         .ok_or_else(|| not_found("pods", name))?;
-    let options = exec::ExecOptions::from_query(req.uri().query().unwrap_or(""), pod)?;
+    let options = ExecOptions::from_query(req.uri().query().unwrap_or(""), pod)?;
     let container = pod
         .container(&options.container)
         .expect("from_query checked the container")
@@ -322,21 +304,10 @@ fn resource_list() -> Value {
     })
 }
 
-/// `pods "x" not found`, as the API server says it.
-pub fn not_found(resource: &str, name: &str) -> Status {
-    Status::failure(404, format!("{resource} \"{name}\" not found")).with_details(resource, name)
-}
-
 fn not_found_path() -> Status {
     let mut s = Status::failure(404, "the server could not find the requested resource");
     s.details = Some(Default::default());
     s
-}
-
-/// A `Status` as an HTTP response with its code.
-pub fn status_response(status: &Status) -> Response<Body> {
-    let code = StatusCode::from_u16(status.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    bytes_response(code, "application/json", status.to_json())
 }
 
 fn json_response(code: StatusCode, value: &Value) -> Response<Body> {
@@ -346,15 +317,6 @@ fn json_response(code: StatusCode, value: &Value) -> Response<Body> {
 
 fn text_response(code: StatusCode, text: &'static str) -> Response<Body> {
     bytes_response(code, "text/plain; charset=utf-8", text.as_bytes().to_vec())
-}
-
-fn bytes_response(code: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Body> {
-    Response::builder()
-        .status(code)
-        .header(hyper::header::CONTENT_TYPE, content_type)
-        .header("Cache-Control", "no-cache, private")
-        .body(Full::new(Bytes::from(body)))
-        .expect("a valid response")
 }
 
 #[cfg(test)]

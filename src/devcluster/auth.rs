@@ -2,8 +2,8 @@
 
 use hyper::HeaderMap;
 
-use super::api::{Refusal, refuse};
 use super::manifest::Rule;
+use super::refusal::{Refusal, refuse};
 use crate::protocol::Status;
 
 /// The user the kubeconfig's token authenticates as; it may do everything, impersonation

@@ -5,7 +5,7 @@ use fastwebsockets::Payload;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{oneshot, watch};
 
-use super::exec::{ExecOptions, Out, Outcome, Reader, Sink, drive};
+use super::stream::{ExecOptions, Out, Outcome, Reader, Sink, drive};
 use crate::protocol::{self, Status};
 
 /// Bytes of stdout per flood frame.

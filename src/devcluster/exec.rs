@@ -1,16 +1,8 @@
-//! `pods/exec`: the WebSocket upgrade (v5/v4) and the session it starts; the request's options
-//! are in [`options`], the socket and the session driver in [`session`].
-
-mod options;
-mod session;
-
-pub use options::ExecOptions;
-pub(crate) use session::{Out, Reader, Sink, drive};
+//! `pods/exec`: the WebSocket upgrade (v5/v4) and the session it starts, run by a builtin
+//! or a process under the exec core ([`super::stream`]).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use fastwebsockets::WebSocketError;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, SEC_WEBSOCKET_PROTOCOL};
@@ -18,24 +10,11 @@ use hyper::{Request, Response};
 use tracing::Instrument;
 
 use super::Shared;
-use super::api::{Body, Refusal, refuse};
 use super::manifest::{Builtin, Container, Pod};
-use super::messages::MessageError;
+use super::refusal::{Body, Refusal, refuse};
+use super::stream::{ExecOptions, MAX_CLIENT_FRAME_BYTES, Out, Outcome, Reader, Target};
 use super::{builtin, process};
-use crate::protocol::{self, Status};
-
-/// Largest client frame accepted, in bytes (kubectl sends stdin in chunks of a few KiB).
-pub const MAX_CLIENT_FRAME_BYTES: usize = 4 << 20;
-/// How long to wait for the client's Close after sending ours.
-pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
-
-/// Where a session runs: for logs and for the process's working directory.
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub namespace: String,
-    pub pod: String,
-    pub container: Container,
-}
+use crate::protocol;
 
 /// Answers the upgrade (101 with the chosen subprotocol) and starts the session in the
 /// background. Anything else than a WebSocket upgrade offering v5 or v4 is a 400.
@@ -137,43 +116,4 @@ async fn run(
         Outcome::Broken(e) => tracing::info!(error = %e, "exec ended"),
     }
     drop(shared);
-}
-
-/// How a session ended.
-#[derive(Debug)]
-pub enum Outcome {
-    /// The command exited with this code; the status was sent and the socket closed (1000).
-    Exited(i32),
-    /// The container could not run the command; the failure was sent on channel 3.
-    Failed(Box<Status>),
-    /// The client closed or dropped the connection first.
-    ClientLeft,
-    /// The dev cluster is shutting down (1001).
-    ShuttingDown,
-    /// A protocol or I/O error ended it (1008 or 1011).
-    Broken(SessionError),
-}
-
-/// Why a session broke.
-#[derive(Debug, thiserror::Error)]
-pub enum SessionError {
-    #[error("reading from the client: {0}")]
-    ReadClient(WebSocketError),
-    #[error("writing to the client: {0}")]
-    WriteClient(WebSocketError),
-    #[error("bad message from the client: {0}")]
-    BadMessage(#[from] MessageError),
-    #[error("process I/O: {0}")]
-    ProcessIo(std::io::Error),
-}
-
-impl SessionError {
-    /// The close frame this error earns, if the socket can still take one.
-    fn close_code(&self) -> Option<u16> {
-        match self {
-            SessionError::ReadClient(_) | SessionError::WriteClient(_) => None,
-            SessionError::BadMessage(_) => Some(1008),
-            SessionError::ProcessIo(_) => Some(1011),
-        }
-    }
 }

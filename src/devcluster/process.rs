@@ -19,8 +19,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin};
 use tokio::sync::{Mutex, mpsc, watch};
 
-use super::exec::{ExecOptions, Out, Outcome, Reader, SessionError, Sink, Target, drive};
 use super::messages::Input;
+use super::stream::{ExecOptions, Out, Outcome, Reader, SessionError, Sink, Target, drive};
 use crate::protocol::{self, Status, TerminalSize};
 
 /// How long a tty session waits for the client's first resize before starting the process,

@@ -1,8 +1,8 @@
 //! The exec request's query (`container`, `command`, `stdin`, `stdout`, `stderr`, `tty`), parsed
 //! and checked against the pod as the API server does, with its 400 messages.
 
-use crate::devcluster::api::{Refusal, refuse};
 use crate::devcluster::manifest::Pod;
+use crate::devcluster::refusal::{Refusal, refuse};
 use crate::protocol::exec_query::PodExecOptions;
 
 /// The query of an exec request, checked against the pod.

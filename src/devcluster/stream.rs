@@ -1,14 +1,34 @@
-//! One exec session's socket: the reader (frames → inputs), the shared writer, where inputs go
-//! ([`Sink`]) and [`drive`], which every container kind runs under.
+//! The exec core every container kind runs under: the request's options ([`ExecOptions`]),
+//! where it runs ([`Target`]), the socket's reader (frames → inputs) and shared writer, where
+//! inputs go ([`Sink`]), [`drive`], and how a session ends ([`Outcome`]).
+
+mod options;
+
+pub use options::ExecOptions;
+
+use std::time::Duration;
 
 use bytes::BytesMut;
 use fastwebsockets::{Frame, Payload, WebSocketError, WebSocketRead, WebSocketWrite};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Mutex, watch};
 
-use super::{CLOSE_WAIT, Outcome, SessionError};
-use crate::devcluster::messages::{Assembler, Input};
+use super::manifest::Container;
+use super::messages::{Assembler, Input, MessageError};
 use crate::protocol::{self, Status};
+
+/// Largest client frame accepted, in bytes (kubectl sends stdin in chunks of a few KiB).
+pub const MAX_CLIENT_FRAME_BYTES: usize = 4 << 20;
+/// How long to wait for the client's Close after sending ours.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Where a session runs: for logs and for the process's working directory.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub namespace: String,
+    pub pod: String,
+    pub container: Container,
+}
 
 /// The read half of the client's socket with its message state.
 pub(crate) struct Reader<R> {
@@ -191,4 +211,43 @@ async fn broken<W: AsyncWrite + Unpin>(out: &Out<W>, e: SessionError) -> Outcome
         let _ = out.close(code, reason).await;
     }
     Outcome::Broken(e)
+}
+
+/// How a session ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The command exited with this code; the status was sent and the socket closed (1000).
+    Exited(i32),
+    /// The container could not run the command; the failure was sent on channel 3.
+    Failed(Box<Status>),
+    /// The client closed or dropped the connection first.
+    ClientLeft,
+    /// The dev cluster is shutting down (1001).
+    ShuttingDown,
+    /// A protocol or I/O error ended it (1008 or 1011).
+    Broken(SessionError),
+}
+
+/// Why a session broke.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("reading from the client: {0}")]
+    ReadClient(WebSocketError),
+    #[error("writing to the client: {0}")]
+    WriteClient(WebSocketError),
+    #[error("bad message from the client: {0}")]
+    BadMessage(#[from] MessageError),
+    #[error("process I/O: {0}")]
+    ProcessIo(std::io::Error),
+}
+
+impl SessionError {
+    /// The close frame this error earns, if the socket can still take one.
+    pub(crate) fn close_code(&self) -> Option<u16> {
+        match self {
+            SessionError::ReadClient(_) | SessionError::WriteClient(_) => None,
+            SessionError::BadMessage(_) => Some(1008),
+            SessionError::ProcessIo(_) => Some(1011),
+        }
+    }
 }
