@@ -509,7 +509,7 @@ mod tests {
             ("PODTERM_AUTH", "oauth"),
             ("PODTERM_PING_INTERVAL", "often"),
             ("PODTERM_IDLE_TIMEOUT", "0s"),
-            ("PODTERM_MAX_SESSION_DURATION", "5d"),
+            ("PODTERM_MAX_SESSION_DURATION", "5x"),
             ("PODTERM_DRAIN_TIMEOUT", "soon"),
             ("PODTERM_MAX_FRAME_BYTES", "lots"),
             ("PODTERM_MAX_FRAME_BYTES", "10"),

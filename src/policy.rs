@@ -131,7 +131,8 @@ impl Denial {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PolicyFile {
-    rules: Vec<RuleFile>,
+    /// `rules:` with nothing after it reads as no rules (and is refused as such).
+    rules: Option<Vec<RuleFile>>,
 }
 
 #[derive(Deserialize)]
@@ -173,14 +174,15 @@ impl Policy {
 
     /// Parses and validates policy YAML; the error says what is wrong and where.
     pub fn parse(text: &str) -> Result<Policy, String> {
-        let file: PolicyFile = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
-        if file.rules.is_empty() {
+        let file: PolicyFile =
+            serde_saphyr::from_str(text).map_err(|e| e.without_snippet().to_string())?;
+        let rules = file.rules.unwrap_or_default();
+        if rules.is_empty() {
             return Err("`rules` is empty: every exec would be refused; \
                  remove the file to let everyone have a shell"
                 .into());
         }
-        let rules = file
-            .rules
+        let rules = rules
             .into_iter()
             .enumerate()
             .map(|(i, rule)| {

@@ -451,28 +451,19 @@ impl Utf8Carry {
             &joined
         };
         let mut text = String::with_capacity(bytes.len());
-        let mut rest = bytes;
-        loop {
-            match std::str::from_utf8(rest) {
-                Ok(valid) => {
-                    text.push_str(valid);
-                    break;
-                }
-                Err(e) => {
-                    let (valid, after) = rest.split_at(e.valid_up_to());
-                    text.push_str(std::str::from_utf8(valid).expect("checked valid"));
-                    match e.error_len() {
-                        Some(bad) => {
-                            text.push(char::REPLACEMENT_CHARACTER);
-                            rest = &after[bad..];
-                        }
-                        None => {
-                            // Incomplete at the end: at most 3 bytes wait for the next chunk.
-                            self.pending = after.to_vec();
-                            break;
-                        }
-                    }
-                }
+        let mut chunks = bytes.utf8_chunks().peekable();
+        while let Some(part) = chunks.next() {
+            text.push_str(part.valid());
+            let bad = part.invalid();
+            if bad.is_empty() {
+                continue;
+            }
+            // An incomplete sequence at the very end (at most 3 bytes) waits for the next chunk.
+            let incomplete = std::str::from_utf8(bad).is_err_and(|e| e.error_len().is_none());
+            if chunks.peek().is_none() && incomplete {
+                self.pending = bad.to_vec();
+            } else {
+                text.push(char::REPLACEMENT_CHARACTER);
             }
         }
         text

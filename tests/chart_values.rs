@@ -7,7 +7,7 @@ use std::path::Path;
 
 use podterm::config::{AuthMode, Config};
 use podterm::policy::Policy;
-use serde_yaml::Value;
+use serde_json::Value;
 
 /// `config.<key>` in values.yaml → the variable chart/podterm/templates/deployment.yaml sets.
 const SETTINGS: [(&str, &str); 18] = [
@@ -36,7 +36,7 @@ fn chart_file(name: &str) -> Value {
         .join("chart/podterm")
         .join(name);
     let text = std::fs::read_to_string(&path).expect("read the values file");
-    serde_yaml::from_str(&text).expect("values are YAML")
+    serde_saphyr::from_str(&text).expect("values are YAML")
 }
 
 /// The `PODTERM_*` variables the chart sets from `config` (empty and null values unset).
@@ -97,8 +97,8 @@ fn chart_defaults_are_podterm_defaults() {
 fn all_on_values_are_accepted() {
     let mut config = chart_file("values.yaml")["config"].clone();
     let overrides = chart_file("ci/all-on-values.yaml")["config"].clone();
-    for (key, value) in overrides.as_mapping().expect("a mapping") {
-        config[key.as_str().unwrap()] = value.clone();
+    for (key, value) in overrides.as_object().expect("a mapping") {
+        config[key.as_str()] = value.clone();
     }
     let env = env_from(&config);
     let parsed = Config::from_vars(env).expect("podterm accepts the all-on values");

@@ -182,7 +182,7 @@ async fn serves_plain_http_when_told() {
     let text = std::fs::read_to_string(&kubeconfig).unwrap();
     assert!(!text.contains("certificate-authority-data"), "{text}");
     // kubectl sends no bearer token over plain HTTP, so ask by hand.
-    let config: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let config: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
     let token = config["users"][0]["user"]["token"].as_str().unwrap();
     let addr = url.strip_prefix("http://").unwrap();
     let get = |auth: String| async move {

@@ -61,24 +61,18 @@ impl StartError {
     }
 }
 
-/// Parses a duration such as `30s`, `5m`, `1h`, `250ms` or a bare number of seconds.
+/// Parses a duration such as `30s`, `5m`, `1h30m`, `250ms` (humantime's syntax) or a bare
+/// number of seconds.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (num, unit) = text.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (e.g. 30s, 5m, 1h)"))?;
-    let secs = match unit {
-        "ms" => return Ok(std::time::Duration::from_millis(n)),
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("`{text}` has an unknown unit (use ms, s, m or h)")),
-    };
-    Ok(std::time::Duration::from_secs(secs))
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        let secs = text
+            .parse()
+            .map_err(|_| format!("`{text}` is too many seconds"))?;
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration (e.g. 30s, 5m, 1h): {e}"))
 }
 
 /// serde helper: `#[serde(deserialize_with = "config::duration")]` for duration fields.
@@ -124,7 +118,9 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("12"), Ok(Duration::from_secs(12)));
         assert!(parse_duration("abc").is_err());
-        assert!(parse_duration("5d").is_err());
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("").is_err());
     }
 

@@ -25,7 +25,7 @@ pub fn render(server: &str, token: &str, ca_pem: Option<&str>) -> String {
         "current-context": NAME,
         "preferences": {},
     });
-    serde_yaml::to_string(&config).expect("serializing a kubeconfig cannot fail")
+    serde_saphyr::to_string(&config).expect("serializing a kubeconfig cannot fail")
 }
 
 /// Writes the kubeconfig to `path` (mode 0600: it holds the token), creating parent
@@ -51,7 +51,7 @@ mod tests {
     #[test]
     fn one_cluster_user_and_context_named_dev() {
         let text = render("https://127.0.0.1:1234", "tok", Some("PEM"));
-        let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let v: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
         assert_eq!(v["current-context"], "dev");
         assert_eq!(v["clusters"][0]["name"], "dev");
         assert_eq!(

@@ -92,7 +92,7 @@ pub enum ManifestError {
         source: std::io::Error,
     },
     #[error("not a valid manifest: {0}")]
-    Parse(#[from] serde_yaml::Error),
+    Parse(#[from] serde_saphyr::Error),
     #[error("invalid manifest: {0}")]
     Invalid(String),
 }
@@ -114,7 +114,7 @@ impl Manifest {
 
     /// Parses and checks manifest text.
     pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
-        let manifest: Manifest = serde_yaml::from_str(text)?;
+        let manifest: Manifest = serde_saphyr::from_str(text)?;
         manifest.validate()?;
         Ok(manifest)
     }

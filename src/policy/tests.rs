@@ -324,7 +324,7 @@ fn bad_files_say_what_is_wrong() {
     assert!(e.contains("unknown field `rule`"), "{e}");
     let e = problem("rules:\n  - mode: shell\n    alow: [[x]]\n");
     assert!(e.contains("unknown field `alow`"), "{e}");
-    assert!(e.contains("line"), "serde_yaml says where: {e}");
+    assert!(e.contains("line 3"), "the parser says where: {e}");
     let e = problem("rules:\n  - mode: root\n");
     assert!(e.contains("unknown variant `root`"), "{e}");
     let e = problem("rules:\n  - groups: [a]\n");
@@ -350,14 +350,14 @@ fn bad_files_say_what_is_wrong() {
     let e = problem("rules:\n  - mode: shell\n    namespaces: [\"[\"]\n");
     assert!(e.contains("namespaces: pattern"), "{e}");
     let e = problem("rules:\n  - mode: shell\n    deny_root: maybe\n");
-    assert!(e.contains("deny_root"), "{e}");
+    assert!(e.contains("invalid boolean at line 3"), "{e}");
     // Plain YAML scalars are read as their text: `1` is the argument "1".
     let p =
         Policy::parse("rules:\n  - mode: restricted\n    allow: [[jmap, -histo, 1]]\n").unwrap();
     let g = p.grant(&support(), "c", "n").unwrap();
     assert_eq!(g.allow[0].written(), argv(&["jmap", "-histo", "1"]));
     let e = problem("rules:\n  - mode: restricted\n    allow: [[jmap, {a: b}]]\n");
-    assert!(e.contains("rules[0].allow[0][1]"), "{e}");
+    assert!(e.contains("line 3, column 20"), "{e}");
     let e = problem("rules:\n  - mode: shell\n    name: \" \"\n");
     assert!(e.contains("`name` is empty"), "{e}");
 }
@@ -372,7 +372,7 @@ fn loading_names_the_file() {
     std::fs::write(&path, "rules:\n  - mode: shel\n").unwrap();
     let e = Policy::load(Some(&path)).unwrap_err();
     assert!(
-        e.0.contains("policy.yaml: rules[0].mode: unknown variant `shel`"),
+        e.0.contains("policy.yaml: unknown variant `shel`") && e.0.contains("at line 2, column 11"),
         "{e}"
     );
     std::fs::write(&path, EXAMPLE).unwrap();

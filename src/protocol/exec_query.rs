@@ -86,34 +86,18 @@ pub fn go_flag(value: &[u8]) -> bool {
     !(value == b"0" || value.eq_ignore_ascii_case(b"false"))
 }
 
-/// Go's `url.QueryUnescape`: `%XX` and `+`; `None` for a `%` without two hex digits.
+/// Go's `url.QueryUnescape`: `%XX` and `+`; `None` for a `%` without two hex digits (Go
+/// refuses those, where `percent_encoding` would pass them through).
 fn query_unescape(text: &str) -> Option<Vec<u8>> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hi = hex(*bytes.get(i + 1)?)?;
-                let lo = hex(*bytes.get(i + 2)?)?;
-                out.push(hi << 4 | lo);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
+    let escapes_ok = text.split('%').skip(1).all(|after| {
+        let b = after.as_bytes();
+        b.len() >= 2 && b[0].is_ascii_hexdigit() && b[1].is_ascii_hexdigit()
+    });
+    if !escapes_ok {
+        return None;
     }
-    Some(out)
-}
-
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
+    let spaced = text.replace('+', " ");
+    Some(percent_encoding::percent_decode_str(&spaced).collect())
 }
 
 /// `PodExecOptions` exactly as kube-apiserver reads it from a query (bytes where Go has

@@ -48,8 +48,8 @@ impl Client {
     /// A client for the dev cluster a kubeconfig file describes (one started elsewhere).
     pub fn from_kubeconfig(path: &std::path::Path) -> Client {
         use base64::Engine;
-        let config: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(path).expect("kubeconfig")).unwrap();
+        let config: serde_json::Value =
+            serde_saphyr::from_str(&std::fs::read_to_string(path).expect("kubeconfig")).unwrap();
         let cluster = &config["clusters"][0]["cluster"];
         let server = cluster["server"].as_str().unwrap();
         let addr = server.strip_prefix("https://").unwrap().parse().unwrap();
