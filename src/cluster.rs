@@ -3,6 +3,9 @@
 //! a connection of its own under the same auth and TLS (`upgrade`).
 
 mod tls;
+/// The TLS client's properties on hostile server streams, for fuzzing (`test-util`).
+#[cfg(any(test, feature = "test-util"))]
+pub use tls::fuzzing as tls_fuzzing;
 mod upgrade;
 
 use std::collections::BTreeMap;

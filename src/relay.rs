@@ -11,6 +11,8 @@
 
 mod closing;
 mod frames;
+#[cfg(any(test, feature = "test-util"))]
+pub mod fuzzing;
 mod handoff;
 mod pump;
 

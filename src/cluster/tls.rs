@@ -11,6 +11,9 @@
 //! Plaintext goes straight into the caller's buffer; only what did not fit waits in `plain`.
 //! A vectored write of small parts (a frame's header and payload) becomes one record.
 
+#[cfg(any(test, feature = "test-util"))]
+pub mod fuzzing;
+
 use std::future::Future as _;
 use std::io;
 use std::mem::MaybeUninit;
