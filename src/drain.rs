@@ -74,6 +74,12 @@ impl Drain {
         *self.0.sessions.borrow()
     }
 
+    /// Resolves when no session is open (the count reaching zero wakes it).
+    pub async fn no_sessions(&self) {
+        let mut sessions = self.0.sessions.subscribe();
+        let _ = sessions.wait_for(|n| *n == 0).await;
+    }
+
     /// Starts the drain (the first signal); later calls change nothing. Returns whether this
     /// call started it.
     pub fn begin(&self) -> bool {

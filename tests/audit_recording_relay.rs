@@ -86,7 +86,7 @@ async fn close_code(ws: &mut WebSocket<DuplexStream>) -> u16 {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_relay_feeds_output_resizes_and_input() {
     let (audit, _writer) = AuditLog::to_writer(tokio::io::sink(), 16);
     let (file, mut cast) = tokio::io::duplex(1 << 16);
@@ -180,7 +180,7 @@ async fn the_relay_feeds_output_resizes_and_input() {
     assert!(!output.contains('\u{FFFD}'));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_required_recording_that_fails_ends_the_session_with_1011() {
     let (audit, _writer) = AuditLog::to_writer(tokio::io::sink(), 16);
     let full = tokio::fs::OpenOptions::new()

@@ -12,7 +12,10 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-/// How long the slow peers wait before answering a close frame (under `CLOSE_GRACE`).
+/// How long the slow peers wait before answering a close frame (under `CLOSE_GRACE`). Time is
+/// paused and moves only when every task waits: the reply comes once the relay has done all it
+/// does before it (loopback TCP delivers within the send, so nothing is in flight), and the
+/// test's 10 s bounds are virtual too, so a loaded machine cannot trip them.
 const SLOW_REPLY: Duration = Duration::from_millis(300);
 
 fn config() -> RelayConfig {
@@ -102,7 +105,7 @@ async fn summary(relay: JoinHandle<Summary>) -> Summary {
         .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn after_the_exit_status_a_slow_client_gets_eof_not_a_reset() {
     let (mut client, mut cluster, relay) = start().await;
     let status = Status::exit(0).to_error_frame();
@@ -126,7 +129,7 @@ async fn after_the_exit_status_a_slow_client_gets_eof_not_a_reset() {
     assert_eq!(summary(relay).await.close, CloseReason::Exited);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn after_the_client_closes_a_slow_cluster_gets_eof_not_a_reset() {
     let (mut client, mut cluster, relay) = start().await;
     client

@@ -82,7 +82,7 @@ async fn summary(s: Session) -> Summary {
         .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn frames_pass_with_their_channel_and_the_exit_status_closes_with_1000() {
     let mut s = start(config());
     s.client.write_frame(binary(b"\0echo hi\n")).await.unwrap();
@@ -119,7 +119,7 @@ async fn frames_pass_with_their_channel_and_the_exit_status_closes_with_1000() {
     assert_eq!(sum.bytes_to_client, 5 + 5 + status.len() as u64);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_client_may_not_send_output_channels() {
     for bad in [
         &b"\x01stdout"[..],
@@ -139,7 +139,7 @@ async fn a_client_may_not_send_output_channels() {
 
 /// Regression: kubectl under `script` (no terminal size) sends a 0x0 resize; it must not end
 /// the session (the kubelet ignores it), so the relay drops it.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn zero_sized_resizes_are_dropped_not_fatal() {
     let mut s = start(config());
     s.client
@@ -150,7 +150,7 @@ async fn zero_sized_resizes_are_dropped_not_fatal() {
     assert_eq!(next(&mut s.cluster).await, Ok(b"\0after".to_vec()));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn close_channel_needs_v5() {
     let mut s = start(RelayConfig {
         v5: false,
@@ -162,7 +162,7 @@ async fn close_channel_needs_v5() {
 
 /// Regression: Python's `kubernetes` client sends `str` stdin as text frames, which the API
 /// server accepts; the relay passes them (channels checked as for binary frames).
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn text_frames_pass_as_text_and_are_checked_the_same() {
     let mut s = start(config());
     s.client
@@ -181,7 +181,7 @@ async fn text_frames_pass_as_text_and_are_checked_the_same() {
     assert_eq!(next(&mut s.client).await, Err(1008));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_frame_over_the_limit_closes_with_1009() {
     let mut s = start(config());
     let mut big = vec![b'x'; 4097];
@@ -192,7 +192,7 @@ async fn a_frame_over_the_limit_closes_with_1009() {
     assert_eq!(summary(s).await.close, CloseReason::FrameTooLarge);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_frame_at_the_limit_passes() {
     let mut s = start(config());
     let mut big = vec![b'x'; 4096];
@@ -201,7 +201,7 @@ async fn a_frame_at_the_limit_passes() {
     assert_eq!(next(&mut s.cluster).await, Ok(big));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn fragmented_messages_pass_and_resizes_are_reassembled() {
     let mut s = start(config());
     let frag =
@@ -244,7 +244,7 @@ async fn fragmented_messages_pass_and_resizes_are_reassembled() {
     assert_eq!(next(&mut s.client).await, Err(1008));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn client_close_is_echoed_and_ends_the_exec() {
     let mut s = start(config());
     s.client
@@ -256,7 +256,7 @@ async fn client_close_is_echoed_and_ends_the_exec() {
     assert_eq!(summary(s).await.close, CloseReason::ClientClosed(1000));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_client_that_vanishes_ends_the_upstream_at_once() {
     let mut s = start(config());
     s.client.write_frame(binary(b"\0x")).await.unwrap();
@@ -274,7 +274,7 @@ async fn a_client_that_vanishes_ends_the_upstream_at_once() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_upstream_that_dies_gives_the_client_1011() {
     let mut s = start(config());
     s.cluster.write_frame(binary(b"\x01partial")).await.unwrap();
@@ -292,7 +292,7 @@ async fn an_upstream_that_dies_gives_the_client_1011() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_abnormal_upstream_close_gives_the_client_1011() {
     let mut s = start(config());
     s.cluster
@@ -302,7 +302,7 @@ async fn an_abnormal_upstream_close_gives_the_client_1011() {
     assert_eq!(next(&mut s.client).await, Err(1011));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn shutdown_closes_both_sides_with_1001() {
     let mut s = start(config());
     s.shutdown.take().unwrap().send(()).unwrap();
@@ -311,7 +311,7 @@ async fn shutdown_closes_both_sides_with_1001() {
     assert_eq!(summary(s).await.close, CloseReason::Shutdown);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn both_legs_are_pinged_and_idle_sessions_end() {
     let s = start(RelayConfig {
         ping_interval: Duration::from_millis(100),
@@ -344,7 +344,7 @@ async fn both_legs_are_pinged_and_idle_sessions_end() {
     assert_eq!(s.relay.await.unwrap().close, CloseReason::Idle);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn sessions_end_at_the_maximum_duration_even_when_busy() {
     let mut s = start(RelayConfig {
         max_duration: Duration::from_millis(300),
@@ -365,7 +365,7 @@ async fn sessions_end_at_the_maximum_duration_even_when_busy() {
     assert_eq!(s.relay.await.unwrap().close, CloseReason::MaxDuration);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_silent_cluster_is_dropped_with_1011() {
     let mut s = start(RelayConfig {
         ping_interval: Duration::from_millis(100),
@@ -377,7 +377,7 @@ async fn a_silent_cluster_is_dropped_with_1011() {
 }
 
 /// With tiny pipes, a client that does not read holds the cluster's writes to a few frames.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_client_that_does_not_read_stops_the_relay_reading_the_cluster() {
     let mut s = start(config());
     const FRAME: usize = 1024;
@@ -398,7 +398,8 @@ async fn a_client_that_does_not_read_stops_the_relay_reading_the_cluster() {
         cluster.write_frame(Frame::close(1000, b"")).await.unwrap();
         cluster
     });
-    // Let the flood run into the wall, then check how far it got.
+    // Let the flood run into the wall, then check how far it got. Time is paused: it moves
+    // only when every task waits, so the timeout firing proves the flood is blocked.
     loop {
         let before = *written_rx.borrow_and_update();
         if tokio::time::timeout(Duration::from_millis(200), written_rx.changed())
@@ -441,7 +442,7 @@ async fn a_client_that_does_not_read_stops_the_relay_reading_the_cluster() {
 }
 
 /// With tiny pipes, a cluster that does not read stdin holds the client's writes.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_cluster_that_does_not_read_stops_the_relay_reading_the_client() {
     let s = start(config());
     let mut client = s.client;
@@ -452,6 +453,7 @@ async fn a_cluster_that_does_not_read_stops_the_relay_reading_the_client() {
             let _ = written_tx.send(i + 1);
         }
     });
+    // Paused time: the timeout fires only once every task waits (the typing is blocked).
     loop {
         let before = *written_rx.borrow_and_update();
         if tokio::time::timeout(Duration::from_millis(200), written_rx.changed())

@@ -175,6 +175,8 @@ struct Counted(Arc<AtomicUsize>);
 impl Drop for Counted {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+        #[cfg(test)]
+        tests::CLOSED.notify_waiters();
     }
 }
 

@@ -54,17 +54,28 @@ async fn healthz(clients: &mut [TcpStream]) {
     }
 }
 
-/// Waits (bounded) until the workers' open-connection counts are `want`.
+/// Woken whenever a worker's connection closes (tests only).
+pub(super) static CLOSED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Waits until the workers' open-connection counts are `want`, woken by each close; the
+/// bound only catches a hang.
 async fn counts_become(workers: &Workers, want: &[usize]) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while workers.open_connections() != want {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "counts {:?}, want {want:?}",
-            workers.open_connections()
-        );
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(1)).await;
+    let settled = async {
+        loop {
+            let closed = CLOSED.notified();
+            tokio::pin!(closed);
+            closed.as_mut().enable();
+            if workers.open_connections() == want {
+                return;
+            }
+            closed.await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(30), settled)
+        .await
+        .is_err()
+    {
+        panic!("counts {:?}, want {want:?}", workers.open_connections());
     }
 }
 
