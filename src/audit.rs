@@ -52,10 +52,8 @@ use crate::policy::Mode;
 pub const AUDIT_QUEUE_LINES: usize = 4096;
 /// Size of the audit writer's buffer, in bytes; it is flushed whenever the queue runs empty.
 const AUDIT_BUFFER_BYTES: usize = 64 * 1024;
-/// After writing a batch the writer waits this long before it takes the next. Lines sent
-/// meanwhile gather in the queue and go out in one write, and their senders wake nobody: a
-/// waiting writer is woken by every line, and it waits on another thread than the sessions,
-/// so under load each line cost a cross-thread wake-up and a write of its own.
+/// After writing a batch the writer waits this long before it takes the next, so that lines
+/// gather into one write and their senders wake nobody on another thread.
 pub const AUDIT_LINGER: Duration = Duration::from_millis(10);
 
 /// A point in time, written as RFC 3339 UTC with milliseconds.

@@ -100,16 +100,6 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
-    /// The HTTP code the client gets: the cluster's own for a refusal.
-    pub fn http_code(&self) -> u16 {
-        match self {
-            UpstreamError::Refused { code, .. } => code.as_u16(),
-            UpstreamError::Send { .. } => 503,
-            UpstreamError::Handshake { .. } => 502,
-            UpstreamError::BadIdentity(_) => 400,
-        }
-    }
-
     /// A one-line reason: the cluster's `Status` message for a refusal.
     pub fn reason(&self) -> String {
         match self {
@@ -451,11 +441,9 @@ pub fn install_crypto_provider() {
     let _ = crypto_provider().install_default();
 }
 
-/// ring, offering AES-128-GCM first (then AES-256-GCM, then ChaCha20), as browsers and Go do;
-/// ring's own order puts AES-256-GCM with SHA-384 first. The suite's hash runs the TLS 1.3 key
-/// schedule, and where the CPU has SHA instructions (they cover SHA-256 only) SHA-384 is the
-/// software path: about 4 % of podterm's CPU time at 1,300 new sessions a second. API servers
-/// pick in the client's order (Go's crypto/tls and rustls by default).
+/// ring, offering AES-128-GCM first (then AES-256-GCM, then ChaCha20), as browsers and Go do:
+/// SHA-256 runs the TLS 1.3 key schedule in hardware where SHA-384 does not, and API servers
+/// pick in the client's order.
 pub fn crypto_provider() -> rustls::crypto::CryptoProvider {
     use rustls::CipherSuite::*;
     let mut provider = rustls::crypto::ring::default_provider();

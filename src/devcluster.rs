@@ -17,20 +17,20 @@
 //! - [`process`]: process-backed containers; [`builtin`]: in-process ones.
 //! - [`kubeconfig`]: the kubeconfig file it writes.
 
-pub mod api;
-pub mod auth;
-pub mod builtin;
-pub mod config;
-pub mod exec;
-pub mod kubeconfig;
-pub mod manifest;
+mod api;
+mod auth;
+mod builtin;
+mod config;
+mod exec;
+mod kubeconfig;
+mod manifest;
 pub mod messages;
-pub mod objects;
-pub mod process;
-pub mod refusal;
-pub mod selector;
-pub mod stream;
-pub mod tls;
+mod objects;
+mod process;
+mod refusal;
+mod selector;
+mod stream;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -75,6 +75,7 @@ impl Drain {
     }
 
     /// Resolves when no session is open (the count reaching zero wakes it).
+    #[cfg(any(test, feature = "test-util"))]
     pub async fn no_sessions(&self) {
         let mut sessions = self.0.sessions.subscribe();
         let _ = sessions.wait_for(|n| *n == 0).await;
@@ -101,9 +102,8 @@ impl Drain {
 
     /// Counts one open session until the guard is dropped.
     ///
-    /// Only the count reaching zero wakes [`Drain::stopped`], the one watcher: it waits on
-    /// another thread, and waking it on every session's start and end cost two cross-thread
-    /// wake-ups per session for nothing.
+    /// Only the count reaching zero wakes [`Drain::stopped`]: it waits on another thread, and
+    /// waking it per session would cost two cross-thread wake-ups for nothing.
     pub fn session(&self) -> SessionGuard {
         self.0.sessions.send_if_modified(|n| {
             *n += 1;

@@ -10,13 +10,13 @@
 //! events ─▶ policy ─▶ identity ─▶ protocol, config          devcluster ─▶ protocol, config, drain
 //! ```
 //!
-//! - The browser side: [`server`] (accept loop, worker threads), [`routes`] (paths and the one
-//!   refusal classification), [`identity`] (trusted headers, `Origin`), [`web`] (the page).
-//! - One session: [`session`] (handshake, admission, recording, connect, run), [`gateway`]
+//! - The browser side: [`server`] (accept loop, worker threads), `routes` (paths and the one
+//!   refusal classification), [`identity`] (trusted headers, `Origin`), `web` (the page).
+//! - One session: `session` (handshake, admission, recording, connect, run), [`gateway`]
 //!   (the shared state), [`events`] (what a session reports, to whom).
 //! - The relay: [`relay`], the pump between the two sockets; knows nothing of hyper or kube.
 //! - The cluster side: [`cluster`] (kubeconfig, impersonated reads, the exec upgrade, TLS).
-//! - Rules and records: [`policy`], [`audit`], [`recording`], [`telemetry`], [`drain`].
+//! - Rules and records: [`policy`], [`audit`], [`recording`], [`telemetry`], `drain`.
 //! - Pure: [`protocol`] (channels, `Status`, the exec query), [`config`].
 //! - [`devcluster`]: the embedded Kubernetes API used by `podterm dev`, tests and load tests.
 
@@ -25,7 +25,7 @@ pub mod cluster;
 pub mod config;
 pub mod dev;
 pub mod devcluster;
-pub mod drain;
+mod drain;
 pub mod events;
 pub mod gateway;
 pub mod identity;

@@ -198,6 +198,7 @@ impl Policy {
     }
 
     /// Whether a policy file is in force.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn is_open(&self) -> bool {
         self.rules.is_none()
     }
@@ -238,6 +239,7 @@ impl Policy {
             })
     }
 
+    #[cfg(any(test, feature = "test-util"))]
     /// Decides an exec of `argv` (empty: the default shell) with or without a tty.
     pub fn decide(
         &self,

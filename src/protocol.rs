@@ -180,6 +180,7 @@ pub fn parse_resize(payload: &[u8]) -> Result<TerminalSize, ResizeError> {
 }
 
 /// Encodes a resize frame (channel byte included).
+#[cfg(any(test, feature = "test-util"))]
 pub fn resize_frame(size: TerminalSize) -> Vec<u8> {
     let mut out = vec![RESIZE];
     serde_json::to_writer(&mut out, &size).expect("serializing a size cannot fail");

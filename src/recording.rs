@@ -198,16 +198,19 @@ impl Recording {
     }
 
     /// Output on `stream` (1 stdout, 2 stderr).
+    #[cfg(test)]
     pub async fn output(&mut self, stream: u8, data: &[u8]) -> Result<(), RecordingError> {
         self.tap.output(stream, data).await
     }
 
     /// Input typed by the client; recorded only when configured.
+    #[cfg(test)]
     pub async fn input(&mut self, data: &[u8]) -> Result<(), RecordingError> {
         self.tap.input(data).await
     }
 
     /// The terminal was resized.
+    #[cfg(test)]
     pub async fn resize(&mut self, size: TerminalSize) -> Result<(), RecordingError> {
         self.tap.resize(size).await
     }

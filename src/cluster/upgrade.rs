@@ -1,12 +1,10 @@
 //! The exec upgrade's own way to the cluster: a fresh TCP (and TLS) connection per session with
 //! HTTP/1.1 straight on it, under kube's auth and extra-header layers but not its client stack.
 //!
-//! An exec connection is upgraded and never goes back to a pool, so kube's client gives it
-//! nothing but cost: every request crosses a tower `Buffer` (a channel hop to one worker task),
-//! retry and trace layers and the pool's bookkeeping, and hyper-timeout wraps the socket in two
-//! boxed timers that stay with the session for its whole life (about 1.4 KB of a 16 KiB budget).
-//! TLS is rustls' with kube's configuration, through `tls.rs`, which keeps no buffers while the
-//! session is idle. Reads keep using kube's client.
+//! An exec connection is upgraded and never goes back to a pool, so kube's client stack (a
+//! tower `Buffer`, retry and trace layers, pool bookkeeping, boxed socket timers) gives it
+//! nothing but cost. TLS is rustls' with kube's configuration, through `tls.rs`. Reads keep
+//! using kube's client.
 
 use std::sync::Arc;
 use std::time::Duration;

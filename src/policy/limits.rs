@@ -92,6 +92,7 @@ impl SessionLimits {
     }
 
     /// Live sessions of `user`.
+    #[cfg(test)]
     pub fn of_user(&self, user: &str) -> usize {
         self.lock().per_user.get(user).copied().unwrap_or(0)
     }

@@ -2,13 +2,8 @@
 //! accept loop hands every connection to the worker with the fewest open, and the connection
 //! and its session (both sockets, the relay, the timers) stay on that thread to the end.
 //!
-//! Why not one work-stealing runtime for everything: a relay does almost nothing per wake-up
-//! (read a frame, write it on), and there the stealing costs more than the work. Each task
-//! woken by the I/O driver may unpark an idle worker to steal it, which is a futex wake, an
-//! eventfd write and an extra `epoll_wait` per keystroke. Measured with `perf stat` on the
-//! syscalls during the hold load test: 7.6 syscalls per keystroke round trip on tokio's
-//! multi-thread runtime, 5.3 on one event loop (two reads, two writes, one `epoll_wait`).
-//! Thread per core is what Envoy and nginx do for the same reason.
+//! Thread per core, as Envoy and nginx do: a relay does almost nothing per wake-up, and work
+//! stealing costs more than that work (figures: loadtest/README.md, "Design figures").
 
 use std::net::SocketAddr;
 use std::sync::Arc;

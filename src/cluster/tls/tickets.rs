@@ -1,13 +1,9 @@
 //! TLS 1.3 session tickets for the exec upgrade's connections, more of them than rustls' own
 //! cache keeps.
 //!
-//! rustls' `ClientSessionMemoryCache` keeps 8 tickets per server. Each handshake takes one and
-//! gets two, so one at a time that is plenty; but a worker that takes a batch of new sessions
-//! in one turn of its event loop starts all their handshakes before any of their tickets come
-//! back, and every handshake beyond the eighth was a full one: two signature checks and the
-//! certificate chain parsed here, a signature made at the API server. At 64 sessions churning
-//! on two workers that was a third of all handshakes. Everything but TLS 1.3 tickets (the key
-//! exchange hint, TLS 1.2 sessions) stays with rustls' cache.
+//! rustls' cache keeps 8 tickets per server, and a batch of new sessions started in one turn
+//! of an event loop outruns it, so handshakes past the eighth were full ones. Everything but
+//! TLS 1.3 tickets (the key exchange hint, TLS 1.2 sessions) stays with rustls' cache.
 
 use std::collections::VecDeque;
 use std::fmt;
