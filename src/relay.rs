@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use fastwebsockets::Role;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
-use self::frames::{FrameReader, FrameWriter, Outgoing};
+use self::frames::{FrameReader, FrameWriter};
 use self::handoff::Handoff;
 pub use crate::events::{CloseReason, Summary};
 use crate::protocol::Status;
@@ -106,6 +106,38 @@ struct Leg {
 }
 
 impl Shared {
+    fn new() -> Shared {
+        Shared {
+            start: Instant::now(),
+            last_data_ms: AtomicU64::new(0),
+            client: Leg::default(),
+            upstream: Leg::default(),
+            bytes_from_client: AtomicU64::new(0),
+            bytes_to_client: AtomicU64::new(0),
+            status: Mutex::new(None),
+        }
+    }
+
+    /// What the session came to, once it ended with `close`.
+    fn summary(&self, close: CloseReason) -> Summary {
+        let status = self
+            .status
+            .lock()
+            .ok()
+            .and_then(|mut s| s.take())
+            .map(|s| *s);
+        Summary {
+            bytes_from_client: self.bytes_from_client.load(Ordering::Relaxed),
+            bytes_to_client: self.bytes_to_client.load(Ordering::Relaxed),
+            exit_code: status.as_ref().and_then(Status::exit_code),
+            status_message: status
+                .filter(|s| s.exit_code().is_none())
+                .map(|s| s.message),
+            close,
+            duration: self.start.elapsed(),
+        }
+    }
+
     fn now_ms(&self) -> u64 {
         self.start.elapsed().as_millis() as u64
     }
@@ -163,30 +195,24 @@ where
     U: AsyncRead + AsyncWrite + Unpin,
     S: Future<Output = ()>,
 {
-    let shared = Shared {
-        start: Instant::now(),
-        last_data_ms: AtomicU64::new(0),
-        client: Leg::default(),
-        upstream: Leg::default(),
-        bytes_from_client: AtomicU64::new(0),
-        bytes_to_client: AtomicU64::new(0),
-        status: Mutex::new(None),
-    };
+    let shared = Shared::new();
     let (close, aborted) = {
         let mut client_rx =
             FrameReader::new(client_read, Role::Server, config.max_client_frame_bytes);
         let mut upstream_rx =
             FrameReader::new(upstream_read, Role::Client, config.max_upstream_frame_bytes);
-        let client_tx = FrameWriter::new(&mut client_write, Role::Server);
-        let upstream_tx = FrameWriter::new(&mut upstream_write, Role::Client);
-
         let to_client = Handoff::default();
         let to_upstream = Handoff::default();
-        let client_writer = pump::writer(client_tx, &to_client);
-        let upstream_writer = pump::writer(upstream_tx, &to_upstream);
+        let client_writer = pump::writer(
+            FrameWriter::new(&mut client_write, Role::Server),
+            &to_client,
+        );
+        let upstream_writer = pump::writer(
+            FrameWriter::new(&mut upstream_write, Role::Client),
+            &to_upstream,
+        );
         tokio::pin!(client_writer, upstream_writer);
-        let mut client_written = None;
-        let mut upstream_written = None;
+        let mut written = Written::default();
 
         let close = {
             let from_client =
@@ -202,43 +228,14 @@ where
                 close = &mut from_upstream => close,
                 close = &mut watchdog => close,
                 () = &mut shutdown => CloseReason::Shutdown,
-                written = &mut client_writer => {
-                    let why = written.as_ref().err().map_or("closed".into(), |e| e.to_string());
-                    client_written = Some(written);
-                    CloseReason::ClientGone(why)
-                }
-                written = &mut upstream_writer => {
-                    let why = written.as_ref().err().map_or("closed".into(), |e| e.to_string());
-                    upstream_written = Some(written);
-                    CloseReason::Upstream(format!("cannot write: {why}"))
-                }
+                w = &mut client_writer => written.client(w),
+                w = &mut upstream_writer => written.upstream(w),
             }
         };
         to_client.close();
         to_upstream.close();
-        // The readers and the watchdog are gone and the handoffs closed: each writer sends what
-        // is left, then the close frame. A session that exited normally lets a slow client
-        // take the rest of its output (up to the idle timeout); any other end is quick. Then
-        // each socket whose close frame has not come yet is read until it does (RFC 6455
-        // §7.1.1), so that closing it resets nothing.
-        let grace = match close {
-            CloseReason::Exited | CloseReason::ClientClosed(_) => config.idle_timeout,
-            _ => CLOSE_GRACE,
-        };
-        let text = close.text();
-        let client_leg = closing::Closing {
-            written: client_written,
-            close: Outgoing::close(close.client_code(), &text),
-            leg: &shared.client,
-            grace,
-        };
-        let upstream_leg = closing::Closing {
-            written: upstream_written,
-            close: Outgoing::close(close.upstream_code(), &text),
-            leg: &shared.upstream,
-            grace,
-        };
         let finish = async {
+            let (client_leg, upstream_leg) = closing::legs(&close, written, &shared, config);
             tokio::join!(
                 client_leg.finish(client_writer, &mut client_rx),
                 upstream_leg.finish(upstream_writer, &mut upstream_rx),
@@ -258,21 +255,40 @@ where
         })
         .await;
     }
+    shared.summary(close)
+}
 
-    let status = shared
-        .status
-        .lock()
-        .ok()
-        .and_then(|mut s| s.take())
-        .map(|s| *s);
-    Summary {
-        bytes_from_client: shared.bytes_from_client.load(Ordering::Relaxed),
-        bytes_to_client: shared.bytes_to_client.load(Ordering::Relaxed),
-        exit_code: status.as_ref().and_then(Status::exit_code),
-        status_message: status
-            .filter(|s| s.exit_code().is_none())
-            .map(|s| s.message),
-        close,
-        duration: shared.start.elapsed(),
+/// A writer that ended before the readers did (its socket failed), kept for the closing.
+struct Written<CW, UW> {
+    client: Option<std::io::Result<CW>>,
+    upstream: Option<std::io::Result<UW>>,
+}
+
+impl<CW, UW> Default for Written<CW, UW> {
+    fn default() -> Self {
+        Written {
+            client: None,
+            upstream: None,
+        }
+    }
+}
+
+impl<CW, UW> Written<CW, UW> {
+    fn client(&mut self, written: std::io::Result<CW>) -> CloseReason {
+        let why = written
+            .as_ref()
+            .err()
+            .map_or("closed".into(), |e| e.to_string());
+        self.client = Some(written);
+        CloseReason::ClientGone(why)
+    }
+
+    fn upstream(&mut self, written: std::io::Result<UW>) -> CloseReason {
+        let why = written
+            .as_ref()
+            .err()
+            .map_or("closed".into(), |e| e.to_string());
+        self.upstream = Some(written);
+        CloseReason::Upstream(format!("cannot write: {why}"))
     }
 }

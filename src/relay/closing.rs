@@ -9,7 +9,39 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::frames::{FrameWriter, Outgoing};
 use super::pump::{Reader, read};
-use super::{CLOSE_GRACE, Leg};
+use super::{CLOSE_GRACE, CloseReason, Leg, RelayConfig, Shared, Written};
+
+/// Both sockets' closings for a session that ended with `close`. The readers and the watchdog
+/// are gone and the handoffs closed: each writer sends what is left, then the close frame. A
+/// session that exited normally lets a slow client take the rest of its output (up to the
+/// idle timeout); any other end is quick. Then each socket whose close frame has not come yet
+/// is read until it does (RFC 6455 §7.1.1), so that closing it resets nothing.
+pub(super) fn legs<'a, CW, UW>(
+    close: &CloseReason,
+    written: Written<FrameWriter<CW>, FrameWriter<UW>>,
+    shared: &'a Shared,
+    config: &RelayConfig,
+) -> (Closing<'a, CW>, Closing<'a, UW>) {
+    let grace = match close {
+        CloseReason::Exited | CloseReason::ClientClosed(_) => config.idle_timeout,
+        _ => CLOSE_GRACE,
+    };
+    let text = close.text();
+    (
+        Closing {
+            written: written.client,
+            close: Outgoing::close(close.client_code(), &text),
+            leg: &shared.client,
+            grace,
+        },
+        Closing {
+            written: written.upstream,
+            close: Outgoing::close(close.upstream_code(), &text),
+            leg: &shared.upstream,
+            grace,
+        },
+    )
+}
 
 /// The end of one socket's session: its writer's result if it already ended, the close frame
 /// it gets, its reader's liveness and how long its queued output may take.

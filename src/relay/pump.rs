@@ -48,6 +48,76 @@ enum ClientMessage {
     Small(BytesMut),
 }
 
+/// What becomes of one data frame from the client.
+enum Verdict {
+    Forward(Outgoing),
+    /// Not forwarded (a piece of a message being reassembled, a 0x0 resize).
+    Hold,
+    End(CloseReason),
+}
+
+impl ClientMessage {
+    /// Checks a binary, text or continuation frame against the message in progress.
+    fn take(&mut self, out: Outgoing, v5: bool) -> Verdict {
+        match out.opcode {
+            OpCode::Continuation => self.continued(out, v5),
+            _ => self.started(out, v5),
+        }
+    }
+
+    fn started(&mut self, out: Outgoing, v5: bool) -> Verdict {
+        if !matches!(self, ClientMessage::None) {
+            return Verdict::End(protocol_error("a new message inside a fragmented one"));
+        }
+        match out.payload.first() {
+            Some(&protocol::STDIN) => {
+                if !out.fin {
+                    *self = ClientMessage::Stdin;
+                }
+                Verdict::Forward(out)
+            }
+            Some(&protocol::RESIZE | &protocol::CLOSE) if !out.fin => {
+                *self = ClientMessage::Small(out.payload);
+                Verdict::Hold
+            }
+            _ => checked(out, v5),
+        }
+    }
+
+    fn continued(&mut self, out: Outgoing, v5: bool) -> Verdict {
+        match self {
+            ClientMessage::None => Verdict::End(protocol_error("continuation without a message")),
+            ClientMessage::Stdin => {
+                if out.fin {
+                    *self = ClientMessage::None;
+                }
+                Verdict::Forward(out)
+            }
+            ClientMessage::Small(buf) => {
+                buf.extend_from_slice(&out.payload);
+                if buf.len() > protocol::MAX_RESIZE_BYTES + 1 {
+                    return Verdict::End(protocol_error("control message too large"));
+                }
+                if !out.fin {
+                    return Verdict::Hold;
+                }
+                let whole = std::mem::take(buf);
+                *self = ClientMessage::None;
+                checked(Outgoing::new(true, OpCode::Binary, whole), v5)
+            }
+        }
+    }
+}
+
+/// A whole resize or close message (or a frame of an unexpected channel), checked.
+fn checked(out: Outgoing, v5: bool) -> Verdict {
+    match protocol::check_client_frame(&out.payload, v5) {
+        Ok(_) => Verdict::Forward(out),
+        Err(e) if unknown_size(&e) => Verdict::Hold,
+        Err(e) => Verdict::End(frame_error(e)),
+    }
+}
+
 /// Client → cluster: only stdin, checked resizes and (v5) close pass; anything else ends the
 /// session with 1008, a frame over the limit with 1009.
 pub(super) async fn from_client<S: AsyncRead>(
@@ -57,7 +127,6 @@ pub(super) async fn from_client<S: AsyncRead>(
     shared: &Shared,
     config: &RelayConfig,
 ) -> CloseReason {
-    let v5 = config.v5;
     let mut message = ClientMessage::None;
     let mut tap = config.recording.clone();
     loop {
@@ -74,57 +143,10 @@ pub(super) async fn from_client<S: AsyncRead>(
             }
             OpCode::Pong => continue,
             // Python's client sends str stdin as text frames; the API server takes both.
-            OpCode::Binary | OpCode::Text => {
-                if !matches!(message, ClientMessage::None) {
-                    return protocol_error("a new message inside a fragmented one");
-                }
-                match out.payload.first() {
-                    Some(&protocol::STDIN) => {
-                        if !out.fin {
-                            message = ClientMessage::Stdin;
-                        }
-                        out
-                    }
-                    Some(&protocol::RESIZE | &protocol::CLOSE) if !out.fin => {
-                        message = ClientMessage::Small(out.payload);
-                        continue;
-                    }
-                    _ => match protocol::check_client_frame(&out.payload, v5) {
-                        Ok(_) => out,
-                        Err(e) if unknown_size(&e) => continue,
-                        Err(e) => return frame_error(e),
-                    },
-                }
-            }
-            OpCode::Continuation => match &mut message {
-                ClientMessage::None => return protocol_error("continuation without a message"),
-                ClientMessage::Stdin => {
-                    if out.fin {
-                        message = ClientMessage::None;
-                    }
-                    out
-                }
-                ClientMessage::Small(buf) => {
-                    buf.extend_from_slice(&out.payload);
-                    if buf.len() > protocol::MAX_RESIZE_BYTES + 1 {
-                        return protocol_error("control message too large");
-                    }
-                    if !out.fin {
-                        continue;
-                    }
-                    let whole = std::mem::take(buf);
-                    message = ClientMessage::None;
-                    match protocol::check_client_frame(&whole, v5) {
-                        Ok(_) => {}
-                        Err(e) if unknown_size(&e) => continue,
-                        Err(e) => return frame_error(e),
-                    }
-                    Outgoing {
-                        fin: true,
-                        opcode: OpCode::Binary,
-                        payload: whole,
-                    }
-                }
+            _ => match message.take(out, config.v5) {
+                Verdict::Forward(out) => out,
+                Verdict::Hold => continue,
+                Verdict::End(why) => return why,
             },
         };
         if let Some(tap) = &mut tap {
@@ -187,6 +209,60 @@ fn client_read_error(e: ReadError) -> CloseReason {
     }
 }
 
+/// The cluster's message in progress: its channel (for the recording of continuations) and,
+/// on channel 3, its text while it stays within `MAX_STATUS_BYTES`.
+#[derive(Default)]
+struct UpstreamMessage {
+    in_message: bool,
+    channel: Option<u8>,
+    status: Option<BytesMut>,
+}
+
+impl UpstreamMessage {
+    /// Follows a binary, text or continuation frame; a finished channel-3 message that parses
+    /// becomes the session's `Status`. Returns the frame's channel and data.
+    fn track<'a>(
+        &mut self,
+        out: &'a Outgoing,
+        shared: &Shared,
+    ) -> Result<(u8, &'a [u8]), CloseReason> {
+        let data = if out.opcode == OpCode::Continuation {
+            if !self.in_message {
+                return Err(CloseReason::Upstream(
+                    "continuation without a message".into(),
+                ));
+            }
+            if let Some(buf) = &mut self.status {
+                buf.extend_from_slice(&out.payload);
+            }
+            &out.payload[..]
+        } else {
+            self.channel = out.payload.first().copied();
+            self.status =
+                (self.channel == Some(protocol::ERROR)).then(|| BytesMut::from(&out.payload[1..]));
+            out.payload.get(1..).unwrap_or_default()
+        };
+        self.in_message = !out.fin;
+        if self
+            .status
+            .as_ref()
+            .is_some_and(|b| b.len() > MAX_STATUS_BYTES)
+        {
+            self.status = None;
+        }
+        let finished = if out.fin { self.status.take() } else { None };
+        if let Some(json) = finished {
+            if let (Ok(parsed), Ok(mut seen)) = (
+                serde_json::from_slice::<Status>(&json),
+                shared.status.lock(),
+            ) {
+                *seen = Some(Box::new(parsed));
+            }
+        }
+        Ok((self.channel.unwrap_or(0), data))
+    }
+}
+
 /// Cluster → client: everything passes; channel 3 is also read for the exit status.
 pub(super) async fn from_upstream<S: AsyncRead>(
     rx: &mut Reader<S>,
@@ -195,12 +271,8 @@ pub(super) async fn from_upstream<S: AsyncRead>(
     shared: &Shared,
     config: &RelayConfig,
 ) -> CloseReason {
-    // The channel-3 message being collected, while it stays within MAX_STATUS_BYTES.
-    let mut status: Option<BytesMut> = None;
-    let mut in_message = false;
+    let mut message = UpstreamMessage::default();
     let mut tap = config.recording.clone();
-    // The channel of the message being relayed, for the recording of its continuations.
-    let mut channel = None;
     loop {
         let out = match read(rx, &shared.upstream).await {
             Ok(out) => out,
@@ -211,55 +283,21 @@ pub(super) async fn from_upstream<S: AsyncRead>(
         };
         shared.heard(&shared.upstream);
         match out.opcode {
-            OpCode::Close => {
-                return match close_code(&out.payload) {
-                    1000 | 1005 => CloseReason::Exited,
-                    code => CloseReason::Upstream(format!("closed with {code}")),
-                };
-            }
+            OpCode::Close => return upstream_closed(&out.payload),
             OpCode::Ping => {
                 to_upstream.pong(out.payload);
                 continue;
             }
             OpCode::Pong => continue,
-            OpCode::Binary | OpCode::Text => {
-                in_message = !out.fin;
-                status = (out.payload.first() == Some(&protocol::ERROR))
-                    .then(|| BytesMut::from(&out.payload[1..]));
-            }
-            OpCode::Continuation => {
-                if !in_message {
-                    return CloseReason::Upstream("continuation without a message".into());
-                }
-                in_message = !out.fin;
-                if let Some(buf) = &mut status {
-                    buf.extend_from_slice(&out.payload);
-                }
-            }
+            _ => {}
         }
-        if status.as_ref().is_some_and(|b| b.len() > MAX_STATUS_BYTES) {
-            status = None;
-        }
-        if out.fin {
-            if let Some(json) = status.take() {
-                if let Ok(parsed) = serde_json::from_slice::<Status>(&json) {
-                    if let Ok(mut seen) = shared.status.lock() {
-                        *seen = Some(Box::new(parsed));
-                    }
-                }
-            }
-        }
-        if let Some(tap) = &mut tap {
-            let data = if out.opcode == OpCode::Continuation {
-                &out.payload[..]
-            } else {
-                channel = out.payload.first().copied();
-                out.payload.get(1..).unwrap_or_default()
-            };
-            if let Some(stream @ (protocol::STDOUT | protocol::STDERR)) = channel {
-                if let Err(e) = Box::pin(tap.output(stream, data)).await {
-                    return CloseReason::Recording(e.to_string());
-                }
+        let (channel, data) = match message.track(&out, shared) {
+            Ok(tracked) => tracked,
+            Err(why) => return why,
+        };
+        if let (Some(tap), protocol::STDOUT | protocol::STDERR) = (&mut tap, channel) {
+            if let Err(e) = Box::pin(tap.output(channel, data)).await {
+                return CloseReason::Recording(e.to_string());
             }
         }
         let n = out.payload.len() as u64;
@@ -269,6 +307,14 @@ pub(super) async fn from_upstream<S: AsyncRead>(
         if to_client.send(out, &shared.upstream).await.is_err() {
             return CloseReason::ClientGone("stopped reading".into());
         }
+    }
+}
+
+/// The cluster's close frame: a normal close is the command's end.
+fn upstream_closed(payload: &[u8]) -> CloseReason {
+    match close_code(payload) {
+        1000 | 1005 => CloseReason::Exited,
+        code => CloseReason::Upstream(format!("closed with {code}")),
     }
 }
 
@@ -332,5 +378,104 @@ pub(super) async fn watchdog(
                 next_ping = now + config.ping_interval;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(fin: bool, opcode: OpCode, payload: &[u8]) -> Outgoing {
+        Outgoing::new(fin, opcode, BytesMut::from(payload))
+    }
+
+    fn forwarded(v: Verdict) -> Vec<u8> {
+        match v {
+            Verdict::Forward(out) => out.payload.to_vec(),
+            Verdict::Hold => panic!("held"),
+            Verdict::End(why) => panic!("ended: {why:?}"),
+        }
+    }
+
+    #[test]
+    fn a_resize_in_pieces_is_held_then_checked_whole() {
+        let mut m = ClientMessage::None;
+        let resize = b"\x04{\"Width\":80,\"Height\":24}";
+        let (a, b) = resize.split_at(9);
+        assert!(matches!(
+            m.take(frame(false, OpCode::Binary, a), true),
+            Verdict::Hold
+        ));
+        assert_eq!(
+            forwarded(m.take(frame(true, OpCode::Continuation, b), true)),
+            resize
+        );
+        assert!(matches!(m, ClientMessage::None));
+        // A 0x0 resize is dropped, a bad one ends the session.
+        assert!(matches!(
+            m.take(
+                frame(true, OpCode::Binary, b"\x04{\"Width\":0,\"Height\":0}"),
+                true
+            ),
+            Verdict::Hold
+        ));
+        assert!(matches!(
+            m.take(frame(true, OpCode::Binary, b"\x04{"), true),
+            Verdict::End(CloseReason::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn stdin_continues_and_nothing_interleaves() {
+        let mut m = ClientMessage::None;
+        assert_eq!(
+            forwarded(m.take(frame(false, OpCode::Binary, b"\0ab"), true)),
+            b"\0ab"
+        );
+        assert!(matches!(
+            m.take(frame(true, OpCode::Binary, b"\0x"), true),
+            Verdict::End(CloseReason::Protocol(_))
+        ));
+        let mut m = ClientMessage::Stdin;
+        assert_eq!(
+            forwarded(m.take(frame(true, OpCode::Continuation, b"cd"), true)),
+            b"cd"
+        );
+        assert!(matches!(
+            m.take(frame(true, OpCode::Continuation, b"ef"), true),
+            Verdict::End(CloseReason::Protocol(_))
+        ));
+        let mut m = ClientMessage::None;
+        assert!(matches!(
+            m.take(frame(true, OpCode::Binary, b"\x01out"), true),
+            Verdict::End(CloseReason::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn a_status_in_pieces_is_read_whole_and_other_channels_pass() {
+        let shared = Shared::new();
+        let mut m = UpstreamMessage::default();
+        let json = br#"{"metadata":{},"status":"Success"}"#;
+        let (a, b) = json.split_at(10);
+        let mut first = vec![protocol::ERROR];
+        first.extend_from_slice(a);
+        let out = frame(false, OpCode::Binary, &first);
+        assert_eq!(m.track(&out, &shared).unwrap(), (protocol::ERROR, a));
+        let out = frame(true, OpCode::Continuation, b);
+        assert_eq!(m.track(&out, &shared).unwrap(), (protocol::ERROR, b));
+        assert_eq!(shared.summary(CloseReason::Exited).exit_code, Some(0));
+        let out = frame(false, OpCode::Binary, b"\x02err");
+        assert_eq!(
+            m.track(&out, &shared).unwrap(),
+            (protocol::STDERR, &b"err"[..])
+        );
+        let out = frame(true, OpCode::Continuation, b"more");
+        assert_eq!(
+            m.track(&out, &shared).unwrap(),
+            (protocol::STDERR, &b"more"[..])
+        );
+        let out = frame(true, OpCode::Continuation, b"stray");
+        assert!(m.track(&out, &shared).is_err());
     }
 }
