@@ -216,16 +216,7 @@ async fn route(
             Ok(text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"))
         }
         ["readyz"] => Ok(text(StatusCode::OK, "ok\n")),
-        ["metrics"] => {
-            only_get(&req)?;
-            gateway.auth.check_secret(req.headers())?;
-            let mut res = Response::new(full(gateway.metrics.encode()));
-            res.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(crate::telemetry::metrics::CONTENT_TYPE),
-            );
-            Ok(res)
-        }
+        ["metrics"] => metrics(gateway, &req),
         ["api", "whoami"] => {
             only_get(&req)?;
             let identity = caller(gateway, &req)?;
@@ -250,34 +241,55 @@ async fn route(
             let attempt = SessionInfo::new(peer, name, namespace, pod);
             Ok(exec(gateway, req, attempt).await)
         }
-        ["clusters", name, rest @ ..] => {
-            let identity = caller(gateway, &req)?;
-            let cluster = gateway
-                .clusters
-                .get(name)
-                .cloned()
-                .ok_or_else(|| RouteError::UnknownCluster(name.to_string()))?;
-            if !rest.iter().all(|s| is_name(s)) {
-                return Err(RouteError::NotFound);
-            }
-            let api_path = format!("/{}", rest.join("/"));
-            match rest {
-                ["version"]
-                | ["api"]
-                | ["api", "v1"]
-                | ["apis"]
-                | ["api", "v1", "namespaces"]
-                | ["api", "v1", "namespaces", _]
-                | ["api", "v1", "pods"]
-                | ["api", "v1", "namespaces", _, "pods"]
-                | ["api", "v1", "namespaces", _, "pods", _] => {
-                    only_get(&req)?;
-                    read(gateway, &cluster, &req, &api_path, &identity).await
-                }
-                _ => Err(RouteError::NotFound),
-            }
-        }
+        ["clusters", name, rest @ ..] => cluster_read(gateway, &req, name, rest).await,
         _ => page(&req, &path),
+    }
+}
+
+/// `GET /metrics`, behind the proxy secret when one is set.
+fn metrics(gateway: &Gateway, req: &Request<Incoming>) -> Result<Response<Body>, RouteError> {
+    only_get(req)?;
+    gateway.auth.check_secret(req.headers())?;
+    let mut res = Response::new(full(gateway.metrics.encode()));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::telemetry::metrics::CONTENT_TYPE),
+    );
+    Ok(res)
+}
+
+/// `GET /clusters/{name}/{rest}`: the reads kubectl and the page make, passed to the cluster
+/// as the caller; any other path is a 404.
+async fn cluster_read(
+    gateway: &Gateway,
+    req: &Request<Incoming>,
+    name: &str,
+    rest: &[&str],
+) -> Result<Response<Body>, RouteError> {
+    let identity = caller(gateway, req)?;
+    let cluster = gateway
+        .clusters
+        .get(name)
+        .cloned()
+        .ok_or_else(|| RouteError::UnknownCluster(name.to_string()))?;
+    if !rest.iter().all(|s| is_name(s)) {
+        return Err(RouteError::NotFound);
+    }
+    match rest {
+        ["version"]
+        | ["api"]
+        | ["api", "v1"]
+        | ["apis"]
+        | ["api", "v1", "namespaces"]
+        | ["api", "v1", "namespaces", _]
+        | ["api", "v1", "pods"]
+        | ["api", "v1", "namespaces", _, "pods"]
+        | ["api", "v1", "namespaces", _, "pods", _] => {
+            only_get(req)?;
+            let api_path = format!("/{}", rest.join("/"));
+            read(gateway, &cluster, req, &api_path, &identity).await
+        }
+        _ => Err(RouteError::NotFound),
     }
 }
 

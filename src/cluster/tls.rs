@@ -246,61 +246,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<IO> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.flight_held {
-            // The handshake's last flight is still here. hyper's client reads (to see the
-            // connection close) before it writes its request: once, give that write the
-            // chance to take the flight along; then send it, since the peer may wait for it.
-            if !std::mem::replace(&mut this.read_waited, true) {
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
-            ready!(this.poll_send(cx))?;
-            this.flight_held = false;
-        }
+        ready!(this.poll_flight_before_read(cx))?;
         loop {
-            if !this.plain.is_empty() {
-                let n = this.plain.len().min(buf.remaining());
-                buf.put_slice(&this.plain.split_to(n));
-                if this.plain.is_empty() {
-                    this.plain = BytesMut::new();
-                }
+            if this.take_plain(buf) || this.read_closed {
                 return Poll::Ready(Ok(()));
             }
-            if this.read_closed {
-                return Poll::Ready(Ok(()));
-            }
-            let step = {
-                let plain = &mut this.plain;
-                let mut sink = |p: &[u8]| {
-                    let n = p.len().min(buf.remaining());
-                    buf.put_slice(&p[..n]);
-                    plain.extend_from_slice(&p[n..]);
-                };
-                let records = &mut this.records;
-                if records.incoming.is_empty() {
-                    // Nothing partly read: read onto the stack and process the records there,
-                    // so that records that arrive whole (a keystroke's echo) allocate nothing;
-                    // only the start of a record that did not come whole is kept.
-                    let mut stack = [MaybeUninit::<u8>::uninit(); READ_BYTES];
-                    let mut read = ReadBuf::uninit(&mut stack);
-                    ready!(Pin::new(&mut this.io).poll_read(cx, &mut read))?;
-                    if read.filled().is_empty() {
-                        return Poll::Ready(Err(cut_short()));
-                    }
-                    let input = read.filled_mut();
-                    let (step, used) = process(
-                        &mut records.conn,
-                        &mut records.outgoing,
-                        input,
-                        &mut sink,
-                        Queue::Nothing,
-                    )?;
-                    records.incoming.extend_from_slice(&input[used..]);
-                    step
-                } else {
-                    records.process(&mut sink, Queue::Nothing)?
-                }
-            };
+            let step = ready!(this.poll_records(cx, buf))?;
             if !this.records.outgoing.is_empty() {
                 // A reply rustls owes the peer (a key update); it also goes out before the
                 // next write.
@@ -320,6 +271,74 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<IO> {
                 }
             }
         }
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
+    /// The handshake's last flight, if still here, goes out before a read waits. hyper's client
+    /// reads (to see the connection close) before it writes its request: once, give that write
+    /// the chance to take the flight along; then send it, since the peer may wait for it.
+    fn poll_flight_before_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.flight_held {
+            if !std::mem::replace(&mut self.read_waited, true) {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            ready!(self.poll_send(cx))?;
+            self.flight_held = false;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Moves plaintext that waited into `buf`; whether there was any.
+    fn take_plain(&mut self, buf: &mut ReadBuf<'_>) -> bool {
+        if self.plain.is_empty() {
+            return false;
+        }
+        let n = self.plain.len().min(buf.remaining());
+        buf.put_slice(&self.plain.split_to(n));
+        if self.plain.is_empty() {
+            self.plain = BytesMut::new();
+        }
+        true
+    }
+
+    /// Processes the records at hand, or reads more and processes those; plaintext goes into
+    /// `buf`, what does not fit into `plain`.
+    fn poll_records(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<Step>> {
+        let plain = &mut self.plain;
+        let mut sink = |p: &[u8]| {
+            let n = p.len().min(buf.remaining());
+            buf.put_slice(&p[..n]);
+            plain.extend_from_slice(&p[n..]);
+        };
+        let records = &mut self.records;
+        if !records.incoming.is_empty() {
+            return Poll::Ready(records.process(&mut sink, Queue::Nothing));
+        }
+        // Nothing partly read: read onto the stack and process the records there, so that
+        // records that arrive whole (a keystroke's echo) allocate nothing; only the start of a
+        // record that did not come whole is kept.
+        let mut stack = [MaybeUninit::<u8>::uninit(); READ_BYTES];
+        let mut read = ReadBuf::uninit(&mut stack);
+        ready!(Pin::new(&mut self.io).poll_read(cx, &mut read))?;
+        if read.filled().is_empty() {
+            return Poll::Ready(Err(cut_short()));
+        }
+        let input = read.filled_mut();
+        let (step, used) = process(
+            &mut records.conn,
+            &mut records.outgoing,
+            input,
+            &mut sink,
+            Queue::Nothing,
+        )?;
+        records.incoming.extend_from_slice(&input[used..]);
+        Poll::Ready(Ok(step))
     }
 }
 

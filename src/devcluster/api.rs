@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::Shared;
 use super::auth::{Action, Caller, authenticate};
 use super::exec;
-use super::objects::wants_table;
+use super::objects::{Objects, wants_table};
 use super::refusal::{Body, Refusal, bytes_response, not_found, refuse, status_response};
 use super::selector::Selector;
 use super::stream::ExecOptions;
@@ -111,92 +111,114 @@ fn serve(
             "the server does not allow this method on the requested resource",
         ));
     }
-    let objects = &shared.objects;
-    let rules = &objects.manifest.rules;
-    let table = wants_table(
-        req.headers()
-            .get(hyper::header::ACCEPT)
-            .and_then(|v| v.to_str().ok()),
-    );
-    let value = match route {
-        Route::Version | Route::Health => unreachable!("answered above"),
+    match route {
+        Route::Exec(ns, name) => exec_route(req, shared, &caller, ns, name),
+        route => {
+            let table = wants_table(
+                req.headers()
+                    .get(hyper::header::ACCEPT)
+                    .and_then(|v| v.to_str().ok()),
+            );
+            let query = req.uri().query();
+            let value = match route {
+                Route::Namespaces | Route::Namespace(_) => {
+                    namespaces(&route, query, &shared.objects, &caller, table)?
+                }
+                Route::AllPods | Route::Pods(_) | Route::Pod(..) => {
+                    pods(&route, query, &shared.objects, &caller, table)?
+                }
+                other => discovery(&other, &shared.objects),
+            };
+            Ok(json_response(StatusCode::OK, &value))
+        }
+    }
+}
+
+/// `/api`, `/apis`, `/api/v1`: what any authenticated caller may read.
+fn discovery(route: &Route<'_>, objects: &Objects) -> Value {
+    match route {
         Route::Api => json!({
             "kind": "APIVersions",
             "versions": ["v1"],
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": objects.node_ip}],
         }),
         Route::Apis => json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}),
-        Route::ApiV1 => resource_list(),
-        Route::Namespaces => {
-            caller.check(rules, action("list", "namespaces", None, None))?;
-            let selector = list_query(req.uri().query())?;
-            let names: Vec<&str> = objects
-                .manifest
-                .namespaces
-                .iter()
-                .map(String::as_str)
-                .filter(|n| selector.matches(&namespace_labels(n)))
-                .collect();
-            if table {
-                objects.namespace_table(&names)
-            } else {
-                objects.namespace_list(&names)
-            }
+        _ => resource_list(),
+    }
+}
+
+/// `GET` of the namespace list or one namespace, as the caller's RBAC allows.
+fn namespaces(
+    route: &Route<'_>,
+    query: Option<&str>,
+    objects: &Objects,
+    caller: &Caller,
+    table: bool,
+) -> Result<Value, Refusal> {
+    let rules = &objects.manifest.rules;
+    if let Route::Namespace(ns) = *route {
+        caller.check(rules, action("get", "namespaces", Some(ns), None))?;
+        if !objects.manifest.has_namespace(ns) {
+            return Err(not_found("namespaces", ns).into());
         }
-        Route::Namespace(ns) => {
-            caller.check(rules, action("get", "namespaces", Some(ns), None))?;
-            if !objects.manifest.has_namespace(ns) {
-                return Err(not_found("namespaces", ns).into());
-            }
-            if table {
-                objects.namespace_table(&[ns])
-            } else {
-                objects.namespace(ns)
-            }
-        }
-        Route::AllPods => {
-            caller.check(rules, action("list", "pods", None, None))?;
-            let selector = list_query(req.uri().query())?;
-            let pods = objects
-                .manifest
-                .pods
-                .iter()
-                .filter(|p| selector.matches(&p.labels));
-            if table {
-                objects.pod_table(pods)
-            } else {
-                objects.pod_list(pods)
-            }
-        }
-        Route::Pods(ns) => {
-            caller.check(rules, action("list", "pods", None, Some(ns)))?;
-            let selector = list_query(req.uri().query())?;
-            let pods = objects
-                .manifest
-                .pods
-                .iter()
-                .filter(|p| p.namespace == ns && selector.matches(&p.labels));
-            if table {
-                objects.pod_table(pods)
-            } else {
-                objects.pod_list(pods)
-            }
-        }
-        Route::Pod(ns, name) => {
-            caller.check(rules, action("get", "pods", Some(name), Some(ns)))?;
-            let pod = objects
-                .manifest
-                .pod(ns, name)
-                .ok_or_else(|| not_found("pods", name))?;
-            if table {
-                objects.pod_table(std::iter::once(pod))
-            } else {
-                objects.pod(pod)
-            }
-        }
-        Route::Exec(ns, name) => return exec_route(req, shared, &caller, ns, name),
+        return Ok(if table {
+            objects.namespace_table(&[ns])
+        } else {
+            objects.namespace(ns)
+        });
+    }
+    caller.check(rules, action("list", "namespaces", None, None))?;
+    let selector = list_query(query)?;
+    let names: Vec<&str> = objects
+        .manifest
+        .namespaces
+        .iter()
+        .map(String::as_str)
+        .filter(|n| selector.matches(&namespace_labels(n)))
+        .collect();
+    Ok(if table {
+        objects.namespace_table(&names)
+    } else {
+        objects.namespace_list(&names)
+    })
+}
+
+/// `GET` of pods in all namespaces, in one, or one pod, as the caller's RBAC allows.
+fn pods(
+    route: &Route<'_>,
+    query: Option<&str>,
+    objects: &Objects,
+    caller: &Caller,
+    table: bool,
+) -> Result<Value, Refusal> {
+    let rules = &objects.manifest.rules;
+    if let Route::Pod(ns, name) = *route {
+        caller.check(rules, action("get", "pods", Some(name), Some(ns)))?;
+        let pod = objects
+            .manifest
+            .pod(ns, name)
+            .ok_or_else(|| not_found("pods", name))?;
+        return Ok(if table {
+            objects.pod_table(std::iter::once(pod))
+        } else {
+            objects.pod(pod)
+        });
+    }
+    let namespace = match *route {
+        Route::Pods(ns) => Some(ns),
+        _ => None,
     };
-    Ok(json_response(StatusCode::OK, &value))
+    caller.check(rules, action("list", "pods", None, namespace))?;
+    let selector = list_query(query)?;
+    let pods =
+        objects.manifest.pods.iter().filter(|p| {
+            namespace.is_none_or(|ns| p.namespace == ns) && selector.matches(&p.labels)
+        });
+    Ok(if table {
+        objects.pod_table(pods)
+    } else {
+        objects.pod_list(pods)
+    })
 }
 
 fn exec_route(

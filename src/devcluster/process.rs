@@ -203,36 +203,11 @@ fn spawn(
         .recursive(true)
         .mode(0o755)
         .create(&dir)?;
-    let root = rustix::process::geteuid().is_root();
-    let user = target.container.run_as_user();
-    let group = target.container.run_as_group().or(user);
-    let own_uid = rustix::process::geteuid().as_raw();
-    let own_gid = rustix::process::getegid().as_raw();
-    let argv = &options.command;
-    // Not root, another user is only an appearance: a user namespace mapping our own uid/gid
-    // to the wanted ones (`unshare` execs the command in place, keeping its pid).
-    let wrapped: Vec<String>;
-    let argv = match user {
-        Some(uid) if root => {
-            std::os::unix::fs::chown(&dir, Some(uid), group)?;
-            argv
-        }
-        Some(uid) if uid != own_uid || group.is_some_and(|g| g != own_gid) => {
-            wrapped = [
-                "unshare".to_string(),
-                "--user".into(),
-                format!("--map-user={uid}"),
-                format!("--map-group={}", group.unwrap_or(own_gid)),
-                "--".into(),
-            ]
-            .into_iter()
-            .chain(argv.iter().cloned())
-            .collect();
-            &wrapped
-        }
-        _ => argv,
-    };
-
+    let identity = RunAs::of(target);
+    if let (true, Some(uid)) = (identity.root, identity.user) {
+        std::os::unix::fs::chown(&dir, Some(uid), identity.group)?;
+    }
+    let argv = identity.argv(&options.command);
     let mut cmd = tokio::process::Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .current_dir(&dir)
@@ -244,62 +219,119 @@ fn spawn(
         .env("HOME", &dir)
         .env("HOSTNAME", &target.pod)
         .kill_on_drop(true);
-    if root {
-        if let Some(uid) = user {
+    if identity.root {
+        if let Some(uid) = identity.user {
             cmd.uid(uid);
         }
-        if let Some(gid) = group {
+        if let Some(gid) = identity.group {
             cmd.gid(gid);
         }
     }
     if options.tty {
-        cmd.env("TERM", "xterm");
-        let (pty, pts) = pty_process::open().map_err(std::io::Error::other)?;
-        if let Some(size) = size {
-            pty.resize(pty_size(size)).map_err(std::io::Error::other)?;
-        }
-        // The child becomes a session leader (so its pid is its process group) with the PTY
-        // as its controlling terminal.
-        let child = pty_process::Command::from(cmd)
-            .spawn(pts)
-            .map_err(std::io::Error::other)?;
-        let pid = child.id().map_or(0, |p| p as i32);
-        let (read, write) = pty.into_split();
-        Ok(Spawned {
-            pid,
-            child,
-            input: ProcessInput::Pty(write),
-            stdout: Some(Box::new(read)),
-            stderr: None,
-        })
+        spawn_on_pty(cmd, size)
     } else {
-        let piped = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
-        cmd.process_group(0)
-            .stdin(piped(options.stdin))
-            .stdout(piped(options.stdout))
-            .stderr(piped(options.stderr));
-        let mut child = cmd.spawn()?;
-        let pid = child.id().map_or(0, |p| p as i32);
-        let input = child
-            .stdin
-            .take()
-            .map_or(ProcessInput::None, ProcessInput::Pipe);
-        let stdout = child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn AsyncRead + Send + Unpin>);
-        let stderr = child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn AsyncRead + Send + Unpin>);
-        Ok(Spawned {
-            pid,
-            child,
-            input,
-            stdout,
-            stderr,
-        })
+        spawn_piped(cmd, options)
     }
+}
+
+/// Who the container's processes run as (`runAsUser`, `runAsGroup`).
+struct RunAs {
+    /// Whether the dev cluster runs as root and can set the ids itself.
+    root: bool,
+    user: Option<u32>,
+    group: Option<u32>,
+}
+
+impl RunAs {
+    fn of(target: &Target) -> RunAs {
+        let user = target.container.run_as_user();
+        RunAs {
+            root: rustix::process::geteuid().is_root(),
+            user,
+            group: target.container.run_as_group().or(user),
+        }
+    }
+
+    /// The argv to run. Not root, another user is only an appearance: a user namespace mapping
+    /// our own uid/gid to the wanted ones (`unshare` execs the command in place, keeping its
+    /// pid).
+    fn argv(&self, argv: &[String]) -> Vec<String> {
+        let own_uid = rustix::process::geteuid().as_raw();
+        let own_gid = rustix::process::getegid().as_raw();
+        match self.user {
+            Some(uid)
+                if !self.root && (uid != own_uid || self.group.is_some_and(|g| g != own_gid)) =>
+            {
+                [
+                    "unshare".to_string(),
+                    "--user".into(),
+                    format!("--map-user={uid}"),
+                    format!("--map-group={}", self.group.unwrap_or(own_gid)),
+                    "--".into(),
+                ]
+                .into_iter()
+                .chain(argv.iter().cloned())
+                .collect()
+            }
+            _ => argv.to_vec(),
+        }
+    }
+}
+
+/// The command on a new PTY, sized before it starts. The child becomes a session leader (so
+/// its pid is its process group) with the PTY as its controlling terminal.
+fn spawn_on_pty(
+    mut cmd: tokio::process::Command,
+    size: Option<TerminalSize>,
+) -> std::io::Result<Spawned> {
+    cmd.env("TERM", "xterm");
+    let (pty, pts) = pty_process::open().map_err(std::io::Error::other)?;
+    if let Some(size) = size {
+        pty.resize(pty_size(size)).map_err(std::io::Error::other)?;
+    }
+    let child = pty_process::Command::from(cmd)
+        .spawn(pts)
+        .map_err(std::io::Error::other)?;
+    let pid = child.id().map_or(0, |p| p as i32);
+    let (read, write) = pty.into_split();
+    Ok(Spawned {
+        pid,
+        child,
+        input: ProcessInput::Pty(write),
+        stdout: Some(Box::new(read)),
+        stderr: None,
+    })
+}
+
+/// The command with pipes for the streams asked for, in a process group of its own.
+fn spawn_piped(
+    mut cmd: tokio::process::Command,
+    options: &ExecOptions,
+) -> std::io::Result<Spawned> {
+    let piped = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
+    cmd.process_group(0)
+        .stdin(piped(options.stdin))
+        .stdout(piped(options.stdout))
+        .stderr(piped(options.stderr));
+    let mut child = cmd.spawn()?;
+    let pid = child.id().map_or(0, |p| p as i32);
+    let input = child
+        .stdin
+        .take()
+        .map_or(ProcessInput::None, ProcessInput::Pipe);
+    let boxed = |s| Box::new(s) as Box<dyn AsyncRead + Send + Unpin>;
+    let stdout = child.stdout.take().map(boxed);
+    let stderr = child
+        .stderr
+        .take()
+        .map(|s| Box::new(s) as Box<dyn AsyncRead + Send + Unpin>);
+    Ok(Spawned {
+        pid,
+        child,
+        input,
+        stdout,
+        stderr,
+    })
 }
 
 fn pty_size(size: TerminalSize) -> pty_process::Size {

@@ -223,10 +223,47 @@ enum Parsed {
     Missing(usize),
 }
 
+/// A frame's header, checked.
+struct Header {
+    fin: bool,
+    opcode: OpCode,
+    mask: Option<[u8; 4]>,
+    len: usize,
+    payload_len: usize,
+}
+
 /// Takes one whole frame off the front of `buf`, or says how many bytes are missing.
 fn parse(buf: &mut BytesMut, role: Role, max_payload: usize) -> Result<Parsed, ReadError> {
+    let header = match parse_header(buf, role, max_payload)? {
+        Ok(header) => header,
+        Err(missing) => return Ok(Parsed::Missing(missing)),
+    };
+    let frame_len = header.len + header.payload_len;
+    if buf.len() < frame_len {
+        return Ok(Parsed::Missing(frame_len - buf.len() + MAX_HEADER_BYTES));
+    }
+    buf.advance(header.len);
+    let mut payload = buf.split_to(header.payload_len);
+    if let Some(mask) = header.mask {
+        fastwebsockets::unmask(&mut payload, mask);
+    }
+    if header.opcode == OpCode::Text && header.fin && std::str::from_utf8(&payload).is_err() {
+        return Err(ReadError::Protocol("invalid UTF-8 in a text frame"));
+    }
+    Ok(Parsed::Frame(
+        Outgoing::new(header.fin, header.opcode, payload),
+        frame_len,
+    ))
+}
+
+/// The header at the front of `buf` (RFC 6455 §5.2, §5.5), or how many bytes it still needs.
+fn parse_header(
+    buf: &[u8],
+    role: Role,
+    max_payload: usize,
+) -> Result<Result<Header, usize>, ReadError> {
     if buf.len() < 2 {
-        return Ok(Parsed::Missing(2 - buf.len()));
+        return Ok(Err(2 - buf.len()));
     }
     let (b0, b1) = (buf[0], buf[1]);
     let fin = b0 & 0x80 != 0;
@@ -245,19 +282,19 @@ fn parse(buf: &mut BytesMut, role: Role, max_payload: usize) -> Result<Parsed, R
         127 => 8,
         _ => 0,
     };
-    let header_len = 2 + length_bytes + if masked { 4 } else { 0 };
-    if buf.len() < header_len {
-        return Ok(Parsed::Missing(header_len - buf.len()));
+    let len = 2 + length_bytes + if masked { 4 } else { 0 };
+    if buf.len() < len {
+        return Ok(Err(len - buf.len()));
     }
     let payload_len = match length_bytes {
         0 => u64::from(b1 & 0x7f),
         2 => u64::from(u16::from_be_bytes([buf[2], buf[3]])),
         _ => {
-            let len = u64::from_be_bytes(buf[2..10].try_into().expect("8 bytes"));
-            if len >> 63 != 0 {
+            let n = u64::from_be_bytes(buf[2..10].try_into().expect("8 bytes"));
+            if n >> 63 != 0 {
                 return Err(ReadError::Protocol("64-bit length with its top bit set"));
             }
-            len
+            n
         }
     };
     let control = matches!(opcode, OpCode::Close | OpCode::Ping | OpCode::Pong);
@@ -270,27 +307,14 @@ fn parse(buf: &mut BytesMut, role: Role, max_payload: usize) -> Result<Parsed, R
     if payload_len > max_payload as u64 {
         return Err(ReadError::TooLarge);
     }
-    let payload_len = payload_len as usize;
-    let frame_len = header_len + payload_len;
-    if buf.len() < frame_len {
-        return Ok(Parsed::Missing(frame_len - buf.len() + MAX_HEADER_BYTES));
-    }
-    let mask = masked.then(|| {
-        let at = header_len - 4;
-        [buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]
-    });
-    buf.advance(header_len);
-    let mut payload = buf.split_to(payload_len);
-    if let Some(mask) = mask {
-        fastwebsockets::unmask(&mut payload, mask);
-    }
-    if opcode == OpCode::Text && fin && std::str::from_utf8(&payload).is_err() {
-        return Err(ReadError::Protocol("invalid UTF-8 in a text frame"));
-    }
-    Ok(Parsed::Frame(
-        Outgoing::new(fin, opcode, payload),
-        frame_len,
-    ))
+    let mask = masked.then(|| [buf[len - 4], buf[len - 3], buf[len - 2], buf[len - 1]]);
+    Ok(Ok(Header {
+        fin,
+        opcode,
+        mask,
+        len,
+        payload_len: payload_len as usize,
+    }))
 }
 
 #[cfg(test)]
