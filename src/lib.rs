@@ -38,4 +38,6 @@ pub mod serve;
 pub mod server;
 mod session;
 pub mod telemetry;
+#[cfg(any(test, feature = "test-util"))]
+mod testing;
 mod web;

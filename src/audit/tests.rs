@@ -180,24 +180,15 @@ fn an_unusable_file_is_a_config_error_naming_it() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_full_queue_is_counted_and_reported_in_the_trail() {
     // The writer cannot run before this test yields: 2 lines fit the queue, 8 do not.
-    let (ours, mut theirs) = tokio::io::duplex(1 << 16);
+    let (ours, theirs) = tokio::io::duplex(1 << 16);
     let (log, task) = AuditLog::to_writer(ours, 2);
     let e = exec();
     for _ in 0..10 {
         log.session_start(&e);
     }
     assert_eq!(log.dropped(), 8);
-    drop(log);
-    task.await.unwrap();
-    let mut text = String::new();
-    tokio::io::AsyncReadExt::read_to_string(&mut theirs, &mut text)
-        .await
-        .unwrap();
-    let lines: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 3, "{text}");
+    let lines = audit_lines(log, task, theirs).await;
+    assert_eq!(lines.len(), 3, "{lines:?}");
     assert_eq!(lines[0]["event"], "audit.dropped");
     assert_eq!(lines[0]["count"], 8);
     assert_eq!(lines[0]["total"], 8);
@@ -304,4 +295,21 @@ async fn lines_sent_while_the_writer_lingers_go_out_in_one_write() {
     assert_eq!(out.writes(), 2);
     drop(log);
     task.await.unwrap();
+}
+
+/// Every line `log` wrote to `theirs`, once the log is dropped and its writer has ended.
+pub(crate) async fn audit_lines(
+    log: AuditLog,
+    task: tokio::task::JoinHandle<()>,
+    mut theirs: tokio::io::DuplexStream,
+) -> Vec<serde_json::Value> {
+    drop(log);
+    task.await.unwrap();
+    let mut text = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut theirs, &mut text)
+        .await
+        .unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }

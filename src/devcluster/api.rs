@@ -119,14 +119,15 @@ fn serve(
                     .get(hyper::header::ACCEPT)
                     .and_then(|v| v.to_str().ok()),
             );
-            let query = req.uri().query();
+            let read = Read {
+                query: req.uri().query(),
+                objects: &shared.objects,
+                caller: &caller,
+                table,
+            };
             let value = match route {
-                Route::Namespaces | Route::Namespace(_) => {
-                    namespaces(&route, query, &shared.objects, &caller, table)?
-                }
-                Route::AllPods | Route::Pods(_) | Route::Pod(..) => {
-                    pods(&route, query, &shared.objects, &caller, table)?
-                }
+                Route::Namespaces | Route::Namespace(_) => read.namespaces(&route)?,
+                Route::AllPods | Route::Pods(_) | Route::Pod(..) => read.pods(&route)?,
                 other => discovery(&other, &shared.objects),
             };
             Ok(json_response(StatusCode::OK, &value))
@@ -147,78 +148,78 @@ fn discovery(route: &Route<'_>, objects: &Objects) -> Value {
     }
 }
 
-/// `GET` of the namespace list or one namespace, as the caller's RBAC allows.
-fn namespaces(
-    route: &Route<'_>,
-    query: Option<&str>,
-    objects: &Objects,
-    caller: &Caller,
+/// A read of namespaces or pods: who asks, how (`table`: kubectl's `Table` form) and with
+/// which query (`labelSelector`).
+struct Read<'a> {
+    query: Option<&'a str>,
+    objects: &'a Objects,
+    caller: &'a Caller,
     table: bool,
-) -> Result<Value, Refusal> {
-    let rules = &objects.manifest.rules;
-    if let Route::Namespace(ns) = *route {
-        caller.check(rules, action("get", "namespaces", Some(ns), None))?;
-        if !objects.manifest.has_namespace(ns) {
-            return Err(not_found("namespaces", ns).into());
-        }
-        return Ok(if table {
-            objects.namespace_table(&[ns])
-        } else {
-            objects.namespace(ns)
-        });
-    }
-    caller.check(rules, action("list", "namespaces", None, None))?;
-    let selector = list_query(query)?;
-    let names: Vec<&str> = objects
-        .manifest
-        .namespaces
-        .iter()
-        .map(String::as_str)
-        .filter(|n| selector.matches(&namespace_labels(n)))
-        .collect();
-    Ok(if table {
-        objects.namespace_table(&names)
-    } else {
-        objects.namespace_list(&names)
-    })
 }
 
-/// `GET` of pods in all namespaces, in one, or one pod, as the caller's RBAC allows.
-fn pods(
-    route: &Route<'_>,
-    query: Option<&str>,
-    objects: &Objects,
-    caller: &Caller,
-    table: bool,
-) -> Result<Value, Refusal> {
-    let rules = &objects.manifest.rules;
-    if let Route::Pod(ns, name) = *route {
-        caller.check(rules, action("get", "pods", Some(name), Some(ns)))?;
-        let pod = objects
+impl Read<'_> {
+    /// `GET` of the namespace list or one namespace, as the caller's RBAC allows.
+    fn namespaces(&self, route: &Route<'_>) -> Result<Value, Refusal> {
+        let (query, objects, caller, table) = (self.query, self.objects, self.caller, self.table);
+        let rules = &objects.manifest.rules;
+        if let Route::Namespace(ns) = *route {
+            caller.check(rules, action("get", "namespaces", Some(ns), None))?;
+            if !objects.manifest.has_namespace(ns) {
+                return Err(not_found("namespaces", ns).into());
+            }
+            return Ok(if table {
+                objects.namespace_table(&[ns])
+            } else {
+                objects.namespace(ns)
+            });
+        }
+        caller.check(rules, action("list", "namespaces", None, None))?;
+        let selector = list_query(query)?;
+        let names: Vec<&str> = objects
             .manifest
-            .pod(ns, name)
-            .ok_or_else(|| not_found("pods", name))?;
-        return Ok(if table {
-            objects.pod_table(std::iter::once(pod))
+            .namespaces
+            .iter()
+            .map(String::as_str)
+            .filter(|n| selector.matches(&namespace_labels(n)))
+            .collect();
+        Ok(if table {
+            objects.namespace_table(&names)
         } else {
-            objects.pod(pod)
-        });
+            objects.namespace_list(&names)
+        })
     }
-    let namespace = match *route {
-        Route::Pods(ns) => Some(ns),
-        _ => None,
-    };
-    caller.check(rules, action("list", "pods", None, namespace))?;
-    let selector = list_query(query)?;
-    let pods =
-        objects.manifest.pods.iter().filter(|p| {
+
+    /// `GET` of pods in all namespaces, in one, or one pod, as the caller's RBAC allows.
+    fn pods(&self, route: &Route<'_>) -> Result<Value, Refusal> {
+        let (query, objects, caller, table) = (self.query, self.objects, self.caller, self.table);
+        let rules = &objects.manifest.rules;
+        if let Route::Pod(ns, name) = *route {
+            caller.check(rules, action("get", "pods", Some(name), Some(ns)))?;
+            let pod = objects
+                .manifest
+                .pod(ns, name)
+                .ok_or_else(|| not_found("pods", name))?;
+            return Ok(if table {
+                objects.pod_table(std::iter::once(pod))
+            } else {
+                objects.pod(pod)
+            });
+        }
+        let namespace = match *route {
+            Route::Pods(ns) => Some(ns),
+            _ => None,
+        };
+        caller.check(rules, action("list", "pods", None, namespace))?;
+        let selector = list_query(query)?;
+        let pods = objects.manifest.pods.iter().filter(|p| {
             namespace.is_none_or(|ns| p.namespace == ns) && selector.matches(&p.labels)
         });
-    Ok(if table {
-        objects.pod_table(pods)
-    } else {
-        objects.pod_list(pods)
-    })
+        Ok(if table {
+            objects.pod_table(pods)
+        } else {
+            objects.pod_list(pods)
+        })
+    }
 }
 
 fn exec_route(

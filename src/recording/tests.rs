@@ -1,7 +1,7 @@
 //! Unit tests for recordings: format, UTF-8 carry, write errors.
 
 use super::*;
-use crate::audit::tests::MemoryDisk;
+use crate::audit::tests::{MemoryDisk, audit_lines};
 use crate::audit::{AuditLog, Time};
 
 fn exec() -> Arc<SessionInfo> {
@@ -35,22 +35,6 @@ fn audit() -> (
     let (ours, theirs) = tokio::io::duplex(1 << 20);
     let (log, task) = AuditLog::to_writer(ours, 64);
     (log, task, theirs)
-}
-
-async fn audit_lines(
-    log: AuditLog,
-    task: tokio::task::JoinHandle<()>,
-    mut theirs: tokio::io::DuplexStream,
-) -> Vec<serde_json::Value> {
-    drop(log);
-    task.await.unwrap();
-    let mut text = String::new();
-    tokio::io::AsyncReadExt::read_to_string(&mut theirs, &mut text)
-        .await
-        .unwrap();
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn parse(text: &str) -> Vec<serde_json::Value> {

@@ -5,13 +5,15 @@
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use fastwebsockets::{OpCode, Role};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use super::frames::{FrameReader, FrameWriter, Outgoing, ReadError};
+
+use crate::testing::block_on;
 
 /// Largest payload the readers under test take, small so that the limit is reached.
 const MAX_PAYLOAD: usize = 1024;
@@ -99,18 +101,6 @@ fn round_trip(frame: &Seen, role: Role) -> Seen {
     assert_eq!(end, ReadError::Eof.to_string());
     assert_eq!(back.len(), 1, "one frame written, one read");
     back.remove(0)
-}
-
-/// Polls `f` to the end; the test streams wake at once, so "not ready" is polled again.
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    for _ in 0..1_000_000 {
-        if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
-            return out;
-        }
-    }
-    panic!("a read made no progress")
 }
 
 /// A stream in reads of given sizes; `None` is a read that is not ready yet.

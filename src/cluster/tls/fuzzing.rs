@@ -6,10 +6,12 @@ use std::collections::VecDeque;
 use std::io::{self, Read as _, Write as _};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, ReadBuf};
+
+use crate::testing::block_on;
 
 /// What the honest server sends once the handshake is done, then close_notify.
 const MESSAGE: &[u8] = b"{\"kind\":\"Status\"} and some output that spans a record or two";
@@ -203,18 +205,6 @@ impl AsyncWrite for Wire {
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
-}
-
-/// Polls `f` to the end; the wire wakes at once, so "not ready" is polled again.
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    for _ in 0..1_000_000 {
-        if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
-            return out;
-        }
-    }
-    panic!("the TLS client made no progress on a stream that always has an answer")
 }
 
 struct Pki {
