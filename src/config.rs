@@ -275,13 +275,20 @@ impl Config {
     }
 
     fn validated(mut self) -> Result<Config, ConfigError> {
-        let bad =
-            |var: &str, why: &str| Err(ConfigError(format!("bad configuration: {var} {why}")));
         self.contexts = clean_list(self.contexts);
         self.allowed_origins = clean_list(self.allowed_origins)
             .into_iter()
             .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
             .collect();
+        self.check_identity()?;
+        self.check_timers()?;
+        self.check_limits()?;
+        self.check_recording()?;
+        Ok(self)
+    }
+
+    /// Origins, identity headers, the proxy secret, and `PODTERM_AUTH=none` on loopback only.
+    fn check_identity(&self) -> Result<(), ConfigError> {
         if let Some(o) = self.allowed_origins.iter().find(|o| !o.contains("://")) {
             return bad(
                 "PODTERM_ALLOWED_ORIGINS",
@@ -303,6 +310,17 @@ impl Config {
         {
             return bad("PODTERM_PROXY_SECRET", "is empty");
         }
+        if self.auth == AuthMode::None && !self.listen.ip().is_loopback() {
+            return bad(
+                "PODTERM_AUTH",
+                "is `none`, which serves only loopback addresses (PODTERM_LISTEN)",
+            );
+        }
+        Ok(())
+    }
+
+    /// Every timer is more than zero.
+    fn check_timers(&self) -> Result<(), ConfigError> {
         for (var, d) in [
             ("PODTERM_PING_INTERVAL", self.ping_interval),
             ("PODTERM_IDLE_TIMEOUT", self.idle_timeout),
@@ -317,12 +335,11 @@ impl Config {
                 return bad(var, "must be more than zero");
             }
         }
-        if self.auth == AuthMode::None && !self.listen.ip().is_loopback() {
-            return bad(
-                "PODTERM_AUTH",
-                "is `none`, which serves only loopback addresses (PODTERM_LISTEN)",
-            );
-        }
+        Ok(())
+    }
+
+    /// Session and connection limits, worker threads and the frame limit.
+    fn check_limits(&self) -> Result<(), ConfigError> {
         for (var, limit) in [
             ("PODTERM_MAX_SESSIONS_PER_USER", self.max_sessions_per_user),
             ("PODTERM_MAX_SESSIONS", self.max_sessions),
@@ -331,22 +348,6 @@ impl Config {
             if limit == Some(0) {
                 return bad(var, "must be at least 1 (unset it for no limit)");
             }
-        }
-        if self.record_max_bytes < 1024 {
-            return bad("PODTERM_RECORD_MAX_BYTES", "must be at least 1024");
-        }
-        if let Some(dir) = &self.record_dir {
-            if !dir.is_dir() {
-                return bad(
-                    "PODTERM_RECORD_DIR",
-                    &format!("`{}` is not a directory", dir.display()),
-                );
-            }
-        } else if self.record_required || self.record_input {
-            return bad(
-                "PODTERM_RECORD_REQUIRED and PODTERM_RECORD_INPUT",
-                "need PODTERM_RECORD_DIR",
-            );
         }
         if self
             .worker_threads
@@ -363,7 +364,25 @@ impl Config {
                 &format!("must be at least {MIN_MAX_FRAME_BYTES}"),
             );
         }
-        Ok(self)
+        Ok(())
+    }
+
+    /// The recording directory exists when recordings are asked for.
+    fn check_recording(&self) -> Result<(), ConfigError> {
+        if self.record_max_bytes < 1024 {
+            return bad("PODTERM_RECORD_MAX_BYTES", "must be at least 1024");
+        }
+        match &self.record_dir {
+            Some(dir) if !dir.is_dir() => bad(
+                "PODTERM_RECORD_DIR",
+                &format!("`{}` is not a directory", dir.display()),
+            ),
+            None if self.record_required || self.record_input => bad(
+                "PODTERM_RECORD_REQUIRED and PODTERM_RECORD_INPUT",
+                "need PODTERM_RECORD_DIR",
+            ),
+            _ => Ok(()),
+        }
     }
 
     /// The connection cap: `PODTERM_MAX_CONNECTIONS`, else half of the open-file limit left
@@ -387,6 +406,11 @@ impl Config {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         })
     }
+}
+
+/// A configuration error naming the variable at fault.
+fn bad(var: &str, why: &str) -> Result<(), ConfigError> {
+    Err(ConfigError(format!("bad configuration: {var} {why}")))
 }
 
 fn clean_list(items: Vec<String>) -> Vec<String> {

@@ -57,11 +57,17 @@ pub struct RecordingConfig {
 /// Room kept under the cap for the note that ends a truncated recording, in bytes.
 const TRUNCATION_NOTE_BYTES: u64 = 128;
 
-/// Why a recording could not go on; only returned when recording is required.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a recording could not go on, named for the step that failed; only returned when
+/// recording is required.
+#[derive(Debug, thiserror::Error)]
 pub enum RecordingError {
-    #[error("cannot create the recording {path}: {error}")]
-    Create { path: String, error: String },
+    #[error("cannot create the recording {}: {source}", path.display())]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The first write error, as text: every tap of the session reports the same one.
     #[error("cannot write the recording: {0}")]
     Write(String),
 }
@@ -113,10 +119,7 @@ impl Recording {
                 audit,
             ))),
             Err(e) => {
-                let error = RecordingError::Create {
-                    path: path.display().to_string(),
-                    error: e.to_string(),
-                };
+                let error = RecordingError::Create { path, source: e };
                 audit.recording_failed(exec, &error.to_string());
                 if config.required {
                     Err(error)

