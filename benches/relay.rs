@@ -36,6 +36,7 @@ fn config() -> RelayConfig {
         max_upstream_frame_bytes: 4 << 20,
         bytes: Default::default(),
         recording: None,
+        flow: false,
     }
 }
 

@@ -14,6 +14,7 @@
 //! order of [`SUBPROTOCOLS`].
 
 pub mod exec_query;
+pub mod flow;
 
 use serde::{Deserialize, Serialize};
 

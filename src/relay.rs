@@ -10,6 +10,7 @@
 //! its close frame and is read until the peer's own (the closing handshake), then shut down.
 
 mod closing;
+mod flow;
 mod frames;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fuzzing;
@@ -63,6 +64,8 @@ pub struct RelayConfig {
     pub bytes: RelayBytes,
     /// The session's recording, fed output, resizes and (if configured) input as they pass.
     pub recording: Option<RecordingTap>,
+    /// Whether the client negotiated podterm's flow control (crate::protocol::flow).
+    pub flow: bool,
 }
 
 impl RelayConfig {
@@ -77,6 +80,7 @@ impl RelayConfig {
             max_upstream_frame_bytes: config.max_frame_bytes.max(MIN_UPSTREAM_FRAME_BYTES),
             bytes,
             recording: None,
+            flow: false,
         }
     }
 }
@@ -92,6 +96,8 @@ struct Shared {
     bytes_to_client: AtomicU64,
     /// Boxed: a `Status` is large and most sessions only get one at their very end.
     status: Mutex<Option<Box<Status>>>,
+    /// Output sent and acknowledged, when the client speaks flow control.
+    flow: Option<Box<flow::Flow>>,
 }
 
 /// Liveness of one socket's reader.
@@ -106,8 +112,9 @@ struct Leg {
 }
 
 impl Shared {
-    fn new() -> Shared {
+    fn new(config: &RelayConfig) -> Shared {
         Shared {
+            flow: config.flow.then(Box::default),
             start: Instant::now(),
             last_data_ms: AtomicU64::new(0),
             client: Leg::default(),
@@ -195,7 +202,7 @@ where
     U: AsyncRead + AsyncWrite + Unpin,
     S: Future<Output = ()>,
 {
-    let shared = Shared::new();
+    let shared = Shared::new(config);
     let (close, aborted) = {
         let mut client_rx =
             FrameReader::new(client_read, Role::Server, config.max_client_frame_bytes);

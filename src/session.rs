@@ -17,7 +17,7 @@ use crate::events::{CloseReason, Refused, SessionInfo, Summary};
 use crate::gateway::Gateway;
 use crate::policy::Denial;
 use crate::policy::limits::{LimitError, SessionGuard as LimitGuard};
-use crate::protocol;
+use crate::protocol::{self, flow};
 use crate::recording::{Recording, RecordingError};
 use crate::relay::{self, RelayConfig};
 use crate::telemetry::metrics::SessionMetrics;
@@ -31,9 +31,11 @@ pub use admission::admit;
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     #[error(
-        "offer a subprotocol podterm speaks: {} or {}",
+        "offer a subprotocol podterm speaks: {} or {} (or {}, {})",
         protocol::V5,
-        protocol::V4
+        protocol::V4,
+        flow::FLOW_V5,
+        flow::FLOW_V4
     )]
     NoSubprotocol,
     #[error("bad WebSocket upgrade: {0}")]
@@ -141,24 +143,26 @@ pub async fn exec(
 ) -> Result<Response<http_body_util::Empty<bytes::Bytes>>, ExecError> {
     let gateway = guard.gateway.clone();
     let span = session_span(&guard.info);
-    let protocols = offered_protocols(&req);
+    let offer = Offer::of(&req);
+    let protocols = &offer.upstream;
     if protocols.is_empty() {
         return Err(ExecError::NoSubprotocol);
     }
     // The client's handshake is checked before anything reaches the cluster.
     let (mut response, client_upgrade) =
         fastwebsockets::upgrade::upgrade(&mut req).map_err(ExecError::Handshake)?;
-    let place = admit(&gateway, &cluster, guard.info_mut(), &protocols)
+    let place = admit(&gateway, &cluster, guard.info_mut(), protocols)
         .instrument(span.clone())
         .await?;
     let mut recording = start_recording(&gateway, guard)?;
-    let upstream = connect(guard, &cluster, &protocols, &mut recording)
+    let upstream = connect(guard, &cluster, protocols, &mut recording)
         .instrument(span.clone())
         .await?;
     guard.phase = Phase::Reported;
+    let (answer, flow) = offer.answer(upstream.protocol);
     response.headers_mut().insert(
         header::SEC_WEBSOCKET_PROTOCOL,
-        HeaderValue::from_static(upstream.protocol),
+        HeaderValue::from_static(answer),
     );
     // Counted and reported before the 101 goes out: a client that reads the metrics or
     // starts a drain right after the upgrade sees this session.
@@ -170,6 +174,7 @@ pub async fn exec(
         upstream,
         recording,
         place,
+        flow,
     };
     tokio::spawn(run.relay(client_upgrade).instrument(span));
     Ok(response)
@@ -188,20 +193,46 @@ fn session_span(info: &SessionInfo) -> tracing::Span {
     )
 }
 
-/// The subprotocols the client offered that podterm speaks, in podterm's order (v5, v4).
-fn offered_protocols(req: &Request<hyper::body::Incoming>) -> Vec<&'static str> {
-    let offered: Vec<&str> = req
-        .headers()
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .collect();
-    protocol::SUBPROTOCOLS
-        .into_iter()
-        .filter(|p| offered.contains(p))
-        .collect()
+/// What the client offered: the subprotocols to offer the cluster (v5, v4, in podterm's
+/// order) and whether it also speaks podterm's flow control over them.
+struct Offer {
+    upstream: Vec<&'static str>,
+    /// The flow variants (crate::protocol::flow) the client offered.
+    flow: Vec<&'static str>,
+}
+
+impl Offer {
+    fn of(req: &Request<hyper::body::Incoming>) -> Offer {
+        let offered: Vec<&str> = req
+            .headers()
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect();
+        let flow: Vec<&'static str> = protocol::SUBPROTOCOLS
+            .into_iter()
+            .filter_map(flow::flow_variant)
+            .filter(|f| offered.contains(f))
+            .collect();
+        let upstream = protocol::SUBPROTOCOLS
+            .into_iter()
+            .filter(|p| {
+                offered.contains(p) || flow::flow_variant(p).is_some_and(|f| flow.contains(&f))
+            })
+            .collect();
+        Offer { upstream, flow }
+    }
+
+    /// The subprotocol the client gets once the cluster picked `upstream`, and whether it is
+    /// the flow variant.
+    fn answer(&self, upstream: &'static str) -> (&'static str, bool) {
+        match flow::flow_variant(upstream) {
+            Some(f) if self.flow.contains(&f) => (f, true),
+            _ => (upstream, false),
+        }
+    }
 }
 
 /// Creates the session's recording, if recordings are on; an error only when required.
@@ -263,6 +294,8 @@ struct Run {
     place: LimitGuard,
     live: crate::drain::SessionGuard,
     counted: SessionMetrics,
+    /// Whether the client speaks podterm's flow control.
+    flow: bool,
 }
 
 impl Run {
@@ -275,6 +308,7 @@ impl Run {
             place,
             live,
             counted,
+            flow,
         } = self;
         let _live = live;
         let _place = place;
@@ -284,6 +318,7 @@ impl Run {
             gateway.metrics.relay_bytes(),
         );
         relay_config.recording = recording.as_ref().map(Recording::tap);
+        relay_config.flow = flow;
         // Only the connection is kept: the WebSocket wrapper (and its read buffer) goes now.
         let summary = match client_upgrade.await.map(WebSocket::into_inner) {
             Ok(client) => {

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::frames::{FrameReader, FrameWriter, Outgoing, ReadError};
 use super::handoff::Handoff;
 use super::{CloseReason, Leg, MAX_STATUS_BYTES, MISSED_PINGS, RelayConfig, Shared};
-use crate::protocol::{self, FrameError, Status};
+use crate::protocol::{self, FrameError, Status, flow};
 use crate::recording::RecordingTap;
 
 /// The reader of one socket's half.
@@ -53,23 +53,30 @@ enum Verdict {
     Forward(Outgoing),
     /// Not forwarded (a piece of a message being reassembled, a 0x0 resize).
     Hold,
+    /// A flow-control ack: output processed so far (kept by podterm).
+    Ack(u64),
     End(CloseReason),
 }
 
 impl ClientMessage {
     /// Checks a binary, text or continuation frame against the message in progress.
-    fn take(&mut self, out: Outgoing, v5: bool) -> Verdict {
+    fn take(&mut self, out: Outgoing, config: &RelayConfig) -> Verdict {
         match out.opcode {
-            OpCode::Continuation => self.continued(out, v5),
-            _ => self.started(out, v5),
+            OpCode::Continuation => self.continued(out, config.v5),
+            _ => self.started(out, config),
         }
     }
 
-    fn started(&mut self, out: Outgoing, v5: bool) -> Verdict {
+    fn started(&mut self, out: Outgoing, config: &RelayConfig) -> Verdict {
+        let v5 = config.v5;
         if !matches!(self, ClientMessage::None) {
             return Verdict::End(protocol_error("a new message inside a fragmented one"));
         }
         match out.payload.first() {
+            Some(&flow::ACK) if config.flow => match (out.fin, flow::parse_ack(&out.payload)) {
+                (true, Some(count)) => Verdict::Ack(count),
+                _ => Verdict::End(protocol_error("a malformed flow-control ack")),
+            },
             Some(&protocol::STDIN) => {
                 if !out.fin {
                     *self = ClientMessage::Stdin;
@@ -143,9 +150,13 @@ pub(super) async fn from_client<S: AsyncRead>(
             }
             OpCode::Pong => continue,
             // Python's client sends str stdin as text frames; the API server takes both.
-            _ => match message.take(out, config.v5) {
+            _ => match message.take(out, config) {
                 Verdict::Forward(out) => out,
                 Verdict::Hold => continue,
+                Verdict::Ack(count) => match shared.flow.as_ref().map(|f| f.acked(count)) {
+                    Some(Ok(())) => continue,
+                    _ => return protocol_error("a flow-control ack for more than was sent"),
+                },
                 Verdict::End(why) => return why,
             },
         };
@@ -274,6 +285,9 @@ pub(super) async fn from_upstream<S: AsyncRead>(
     let mut message = UpstreamMessage::default();
     let mut tap = config.recording.clone();
     loop {
+        if let Some(flow) = &shared.flow {
+            flow.room(&shared.upstream).await;
+        }
         let out = match read(rx, &shared.upstream).await {
             Ok(out) => out,
             Err(ReadError::TooLarge) => {
@@ -295,6 +309,9 @@ pub(super) async fn from_upstream<S: AsyncRead>(
             Ok(tracked) => tracked,
             Err(why) => return why,
         };
+        if let (Some(flow), protocol::STDOUT | protocol::STDERR) = (&shared.flow, channel) {
+            flow.sent(data.len());
+        }
         if let (Some(tap), protocol::STDOUT | protocol::STDERR) = (&mut tap, channel) {
             if let Err(e) = Box::pin(tap.output(channel, data)).await {
                 return CloseReason::Recording(e.to_string());
@@ -385,6 +402,20 @@ pub(super) async fn watchdog(
 mod tests {
     use super::*;
 
+    fn config(flow: bool) -> RelayConfig {
+        RelayConfig {
+            v5: true,
+            ping_interval: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_duration: Duration::from_secs(60),
+            max_client_frame_bytes: 4096,
+            max_upstream_frame_bytes: 1 << 20,
+            bytes: Default::default(),
+            recording: None,
+            flow,
+        }
+    }
+
     fn frame(fin: bool, opcode: OpCode, payload: &[u8]) -> Outgoing {
         Outgoing::new(fin, opcode, BytesMut::from(payload))
     }
@@ -393,6 +424,7 @@ mod tests {
         match v {
             Verdict::Forward(out) => out.payload.to_vec(),
             Verdict::Hold => panic!("held"),
+            Verdict::Ack(n) => panic!("an ack of {n}"),
             Verdict::End(why) => panic!("ended: {why:?}"),
         }
     }
@@ -403,11 +435,11 @@ mod tests {
         let resize = b"\x04{\"Width\":80,\"Height\":24}";
         let (a, b) = resize.split_at(9);
         assert!(matches!(
-            m.take(frame(false, OpCode::Binary, a), true),
+            m.take(frame(false, OpCode::Binary, a), &config(false)),
             Verdict::Hold
         ));
         assert_eq!(
-            forwarded(m.take(frame(true, OpCode::Continuation, b), true)),
+            forwarded(m.take(frame(true, OpCode::Continuation, b), &config(false))),
             resize
         );
         assert!(matches!(m, ClientMessage::None));
@@ -415,12 +447,34 @@ mod tests {
         assert!(matches!(
             m.take(
                 frame(true, OpCode::Binary, b"\x04{\"Width\":0,\"Height\":0}"),
-                true
+                &config(false)
             ),
             Verdict::Hold
         ));
         assert!(matches!(
-            m.take(frame(true, OpCode::Binary, b"\x04{"), true),
+            m.take(frame(true, OpCode::Binary, b"\x04{"), &config(false)),
+            Verdict::End(CloseReason::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn acks_are_taken_only_with_flow_control_and_only_whole() {
+        let ack = flow::ack_frame(42);
+        let mut m = ClientMessage::None;
+        assert!(matches!(
+            m.take(frame(true, OpCode::Binary, &ack), &config(true)),
+            Verdict::Ack(42)
+        ));
+        assert!(matches!(
+            m.take(frame(true, OpCode::Binary, &ack), &config(false)),
+            Verdict::End(CloseReason::Protocol(_))
+        ));
+        assert!(matches!(
+            m.take(frame(true, OpCode::Binary, &ack[..5]), &config(true)),
+            Verdict::End(CloseReason::Protocol(_))
+        ));
+        assert!(matches!(
+            m.take(frame(false, OpCode::Binary, &ack), &config(true)),
             Verdict::End(CloseReason::Protocol(_))
         ));
     }
@@ -429,32 +483,32 @@ mod tests {
     fn stdin_continues_and_nothing_interleaves() {
         let mut m = ClientMessage::None;
         assert_eq!(
-            forwarded(m.take(frame(false, OpCode::Binary, b"\0ab"), true)),
+            forwarded(m.take(frame(false, OpCode::Binary, b"\0ab"), &config(false))),
             b"\0ab"
         );
         assert!(matches!(
-            m.take(frame(true, OpCode::Binary, b"\0x"), true),
+            m.take(frame(true, OpCode::Binary, b"\0x"), &config(false)),
             Verdict::End(CloseReason::Protocol(_))
         ));
         let mut m = ClientMessage::Stdin;
         assert_eq!(
-            forwarded(m.take(frame(true, OpCode::Continuation, b"cd"), true)),
+            forwarded(m.take(frame(true, OpCode::Continuation, b"cd"), &config(false))),
             b"cd"
         );
         assert!(matches!(
-            m.take(frame(true, OpCode::Continuation, b"ef"), true),
+            m.take(frame(true, OpCode::Continuation, b"ef"), &config(false)),
             Verdict::End(CloseReason::Protocol(_))
         ));
         let mut m = ClientMessage::None;
         assert!(matches!(
-            m.take(frame(true, OpCode::Binary, b"\x01out"), true),
+            m.take(frame(true, OpCode::Binary, b"\x01out"), &config(false)),
             Verdict::End(CloseReason::Protocol(_))
         ));
     }
 
     #[test]
     fn a_status_in_pieces_is_read_whole_and_other_channels_pass() {
-        let shared = Shared::new();
+        let shared = Shared::new(&config(false));
         let mut m = UpstreamMessage::default();
         let json = br#"{"metadata":{},"status":"Success"}"#;
         let (a, b) = json.split_at(10);

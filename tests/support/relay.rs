@@ -15,5 +15,6 @@ pub fn relay_config() -> RelayConfig {
         max_upstream_frame_bytes: 1 << 20,
         bytes: Default::default(),
         recording: None,
+        flow: false,
     }
 }
