@@ -36,8 +36,14 @@ fn config() -> RelayConfig {
         max_upstream_frame_bytes: 4 << 20,
         bytes: Default::default(),
         recording: None,
-        flow: false,
+        flow: flow(),
     }
+}
+
+/// `BENCH_FLOW=1`: sessions under podterm's flow control (crate::protocol::flow), the bulk
+/// client acking every 64 KiB as the page does.
+fn flow() -> bool {
+    std::env::var_os("BENCH_FLOW").is_some_and(|v| v == "1")
 }
 
 /// A client socket and a cluster socket, joined through the relay or directly.
@@ -113,8 +119,17 @@ async fn bulk(through_relay: bool) -> f64 {
     });
     let started = Instant::now();
     let mut received = 0;
+    let mut acked = 0;
     while received < BULK_BYTES {
         received += next_binary(&mut client).await.len() - 1;
+        if through_relay && flow() && received - acked >= 64 * 1024 {
+            acked = received;
+            let ack = podterm::protocol::flow::ack_frame(acked as u64);
+            client
+                .write_frame(Frame::binary(Payload::Owned(ack.to_vec())))
+                .await
+                .expect("ack");
+        }
     }
     let took = started.elapsed();
     flood.await.expect("flood task");

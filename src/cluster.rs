@@ -233,6 +233,19 @@ impl Cluster {
         protocols: &[&'static str],
         act_as: ActAs<'_>,
     ) -> Result<ExecStream, UpstreamError> {
+        self.exec_with(path_and_query, protocols, act_as, None)
+            .await
+    }
+
+    /// [`Cluster::exec`] on a connection with a receive buffer of `receive_buffer` bytes, for
+    /// a client that takes its output slowly (crate::protocol::flow).
+    pub async fn exec_with(
+        &self,
+        path_and_query: &str,
+        protocols: &[&'static str],
+        act_as: ActAs<'_>,
+        receive_buffer: Option<u32>,
+    ) -> Result<ExecStream, UpstreamError> {
         let mut req = Request::get(path_and_query)
             .header(header::CONNECTION, "Upgrade")
             .header(header::UPGRADE, "websocket")
@@ -244,6 +257,9 @@ impl Cluster {
             .header(header::SEC_WEBSOCKET_PROTOCOL, protocols.join(", "))
             .body(kube::client::Body::empty())
             .map_err(|e| self.handshake(e.to_string()))?;
+        if let Some(size) = receive_buffer {
+            req.extensions_mut().insert(upgrade::ReceiveBuffer(size));
+        }
         act_as.apply(req.headers_mut())?;
         let res = self
             .upgrades

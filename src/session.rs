@@ -155,7 +155,7 @@ pub async fn exec(
         .instrument(span.clone())
         .await?;
     let mut recording = start_recording(&gateway, guard)?;
-    let upstream = connect(guard, &cluster, protocols, &mut recording)
+    let upstream = connect(guard, &cluster, &offer, &mut recording)
         .instrument(span.clone())
         .await?;
     guard.phase = Phase::Reported;
@@ -258,7 +258,7 @@ fn start_recording(
 async fn connect(
     guard: &mut AttemptGuard,
     cluster: &Cluster,
-    protocols: &[&'static str],
+    offer: &Offer,
     recording: &mut Option<Recording>,
 ) -> Result<ExecStream, ExecError> {
     let (gateway, info) = (guard.gateway.clone(), guard.info.clone());
@@ -266,8 +266,14 @@ async fn connect(
     let identity = info.identity.as_ref().expect("routes find the caller");
     guard.phase = Phase::Connecting;
     let connecting = tokio::time::Instant::now();
+    let receive_buffer = (!offer.flow.is_empty()).then_some(flow::UPSTREAM_RECEIVE_BUFFER);
     match cluster
-        .exec(&target.upstream_path(), protocols, gateway.act_as(identity))
+        .exec_with(
+            &target.upstream_path(),
+            &offer.upstream,
+            gateway.act_as(identity),
+            receive_buffer,
+        )
         .await
     {
         Ok(upstream) => {

@@ -115,8 +115,13 @@ mod tests {
         }
         assert_eq!(constant("SUBPROTOCOL_V5"), protocol::V5);
         assert_eq!(constant("SUBPROTOCOL_V4"), protocol::V4);
-        // Offered in the gateway's order of preference.
-        assert!(js.contains("[SUBPROTOCOL_V5, SUBPROTOCOL_V4]"));
+        assert_eq!(constant("SUBPROTOCOL_FLOW_V5"), protocol::flow::FLOW_V5);
+        assert_eq!(constant("SUBPROTOCOL_FLOW_V4"), protocol::flow::FLOW_V4);
+        assert_eq!(constant("ACK"), protocol::flow::ACK.to_string());
+        // Offered in the gateway's order of preference, flow control first.
+        assert!(js.contains(
+            "[SUBPROTOCOL_FLOW_V5, SUBPROTOCOL_FLOW_V4, SUBPROTOCOL_V5, SUBPROTOCOL_V4]"
+        ));
         assert_eq!(protocol::SUBPROTOCOLS, [protocol::V5, protocol::V4]);
     }
 

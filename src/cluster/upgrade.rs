@@ -20,6 +20,12 @@ use tokio::net::TcpStream;
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceBuilder};
 
+/// A receive buffer size for the exec's connection, asked for in the request's extensions: a
+/// session whose client takes output slowly (the page, under flow control) keeps less of the
+/// cluster's output in the kernel while it waits, so that Ctrl+C shows its effect at once.
+#[derive(Debug, Clone, Copy)]
+pub struct ReceiveBuffer(pub u32);
+
 /// Sends one request on a connection of its own; the answer's upgrade is left to the caller.
 pub type UpgradeService = BoxCloneSyncService<Request<Body>, Response<Incoming>, BoxError>;
 
@@ -117,7 +123,8 @@ impl Connector {
 
     async fn exchange(&self, req: Request<Body>) -> Result<Response<Incoming>, BoxError> {
         let (host, port) = (self.host.as_str(), self.port);
-        let tcp = TcpStream::connect((host, port))
+        let receive_buffer = req.extensions().get::<ReceiveBuffer>().copied();
+        let tcp = connect_tcp(host, port, receive_buffer)
             .await
             .map_err(|e| format!("connect to {host}:{port}: {e}"))?;
         tcp.set_nodelay(true)?;
@@ -131,6 +138,32 @@ impl Connector {
             None => exchange(tcp, req).await,
         }
     }
+}
+
+/// A TCP connection to `host:port` (each address in turn), with the receive buffer set before
+/// the handshake when one is asked for (the window it offers follows from it).
+async fn connect_tcp(
+    host: &str,
+    port: u16,
+    receive_buffer: Option<ReceiveBuffer>,
+) -> std::io::Result<TcpStream> {
+    let Some(ReceiveBuffer(size)) = receive_buffer else {
+        return TcpStream::connect((host, port)).await;
+    };
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_recv_buffer_size(size)?;
+        match socket.connect(addr).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no address")))
 }
 
 /// One HTTP/1.1 request on `io`. The connection's task ends once the upgrade takes the socket,

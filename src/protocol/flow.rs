@@ -26,8 +26,15 @@ pub const ACK_FRAME_BYTES: usize = 9;
 /// Unacknowledged output above which podterm stops reading the cluster (ttyd pauses at about
 /// 1 MB pending, VS Code at 100,000 characters).
 pub const HIGH_WATER: u64 = 1 << 20;
-/// Unacknowledged output at or below which podterm reads the cluster again.
-pub const LOW_WATER: u64 = 256 << 10;
+/// Unacknowledged output at or below which podterm reads the cluster again: high enough that
+/// xterm.js never runs dry while the pipeline refills (lower marks cost the page's bulk
+/// throughput; loadtest/README.md, "Flow control").
+pub const LOW_WATER: u64 = 512 << 10;
+
+/// The receive buffer of the cluster connection of a session under flow control, in bytes:
+/// while podterm waits for acks, what the cluster already sent waits in it, and all of it is
+/// shown before the effect of a Ctrl+C.
+pub const UPSTREAM_RECEIVE_BUFFER: u32 = 256 << 10;
 
 /// The flow variant of the plain subprotocol `base` (v5 or v4).
 pub fn flow_variant(base: &str) -> Option<&'static str> {

@@ -3,12 +3,19 @@
 
 export const SUBPROTOCOL_V5 = 'v5.channel.k8s.io';
 export const SUBPROTOCOL_V4 = 'v4.channel.k8s.io';
+// podterm's flow control (src/protocol/flow.rs): the same protocols plus acks on channel 254.
+export const SUBPROTOCOL_FLOW_V5 = 'v5.flow.podterm.dev';
+export const SUBPROTOCOL_FLOW_V4 = 'v4.flow.podterm.dev';
+export const PROTOCOLS = [SUBPROTOCOL_FLOW_V5, SUBPROTOCOL_FLOW_V4, SUBPROTOCOL_V5, SUBPROTOCOL_V4];
 export const STDIN = 0;
 export const STDOUT = 1;
 export const STDERR = 2;
 export const ERROR = 3;
 export const RESIZE = 4;
 export const CLOSE = 255;
+export const ACK = 254;
+/** Output processed between two acks, at most (the gateway pauses at 1 MiB unacknowledged). */
+export const ACK_EVERY = 64 * 1024;
 
 /**
  * @typedef {{cluster: string, namespace: string, pod: string, container?: string}} Target
@@ -82,6 +89,17 @@ export function binaryStdinFrame(data) {
   return frame;
 }
 
+/**
+ * An ack frame: `count` stdout/stderr bytes processed so far, big-endian u64.
+ * @param {number} count
+ */
+export function ackFrame(count) {
+  const frame = new Uint8Array(9);
+  frame[0] = ACK;
+  new DataView(frame.buffer).setBigUint64(1, BigInt(count));
+  return frame;
+}
+
 /** A resize frame. */
 export function resizeFrame(cols, rows) {
   const json = new TextEncoder().encode(JSON.stringify({ Width: cols, Height: rows }));
@@ -102,6 +120,11 @@ export function resizeFrame(cols, rows) {
 /**
  * One exec over a WebSocket. Input sent before the socket opens is queued and sent right after
  * the first resize, so neither the first keystroke nor the initial size is lost.
+ *
+ * Output flow control: the consumer calls the `done` callback given with each output once it
+ * has processed it (xterm's write callback). With podterm's flow subprotocol the session acks
+ * what was processed, and the gateway stops reading the process while too much is not, so the
+ * terminal's backlog stays bounded and nothing is discarded.
  */
 export class ExecSession {
   /**
@@ -109,7 +132,8 @@ export class ExecSession {
    * @param {string} o.url WebSocket URL (see socketUrl)
    * @param {string} o.dryRunUrl http(s) URL of the same exec, asked without an upgrade when
    *   the socket fails before opening, to learn why (the gateway answers the refusal `Status`)
-   * @param {(channel: number, bytes: Uint8Array) => void} o.onOutput stdout/stderr bytes
+   * @param {(channel: number, bytes: Uint8Array, done: () => void) => void} o.onOutput
+   *   stdout/stderr bytes; call `done` once they are processed
    * @param {() => void} [o.onOpen]
    * @param {(ending: Ending) => void} o.onEnd called once
    * @param {() => {cols: number, rows: number} | null} [o.size] the terminal size, if a tty
@@ -122,7 +146,14 @@ export class ExecSession {
     this.ended = false;
     /** @type {{code: number} | {message: string} | null} */
     this.exit = null;
-    const ws = new WebSocket(o.url, [SUBPROTOCOL_V5, SUBPROTOCOL_V4]);
+    /** whether the gateway answered the flow subprotocol */
+    this.flow = false;
+    /** output bytes processed, and the count last acked */
+    this.processed = 0;
+    this.acked = 0;
+    /** outputs handed to the consumer and not yet processed */
+    this.unprocessed = 0;
+    const ws = new WebSocket(o.url, PROTOCOLS);
     ws.binaryType = 'arraybuffer';
     ws.onopen = () => this.#open();
     ws.onmessage = (ev) => this.#message(ev);
@@ -132,6 +163,7 @@ export class ExecSession {
 
   #open() {
     this.opened = true;
+    this.flow = this.ws.protocol === SUBPROTOCOL_FLOW_V5 || this.ws.protocol === SUBPROTOCOL_FLOW_V4;
     const size = this.o.size?.();
     if (size) this.ws.send(resizeFrame(size.cols, size.rows));
     for (const frame of this.pending) this.ws.send(frame);
@@ -147,13 +179,36 @@ export class ExecSession {
     const channel = frame[0];
     const payload = frame.subarray(1);
     if (channel === STDOUT || channel === STDERR) {
-      this.o.onOutput(channel, payload);
+      this.unprocessed += 1;
+      let called = false;
+      const done = () => {
+        if (called) return;
+        called = true;
+        this.#processed(payload.length);
+      };
+      this.o.onOutput(channel, payload, done);
     } else if (channel === ERROR) {
       try {
         this.exit = exitOf(JSON.parse(new TextDecoder().decode(payload)));
       } catch {
         this.exit = { message: new TextDecoder().decode(payload) };
       }
+    }
+  }
+
+  /**
+   * `n` output bytes were processed: ack every ACK_EVERY bytes, and whenever the consumer has
+   * caught up (so the gateway never waits on output that was shown long ago).
+   * @param {number} n
+   */
+  #processed(n) {
+    this.unprocessed -= 1;
+    this.processed += n;
+    if (!this.flow || this.ended || this.ws.readyState !== WebSocket.OPEN) return;
+    const behind = this.processed - this.acked;
+    if (behind >= ACK_EVERY || (this.unprocessed === 0 && behind > 0)) {
+      this.acked = this.processed;
+      this.ws.send(ackFrame(this.acked));
     }
   }
 
@@ -194,7 +249,8 @@ export class ExecSession {
 
   /** Ends the session from this side. */
   close(reason = 'closed by the user') {
-    if (this.ws.readyState === WebSocket.OPEN && this.ws.protocol === SUBPROTOCOL_V5) {
+    const v5 = this.ws.protocol === SUBPROTOCOL_V5 || this.ws.protocol === SUBPROTOCOL_FLOW_V5;
+    if (this.ws.readyState === WebSocket.OPEN && v5) {
       this.ws.send(new Uint8Array([CLOSE, STDIN]));
     }
     this.ws.close(1000, reason);

@@ -99,21 +99,21 @@ export class RestrictedSession extends TabSession {
     const path = execPath(this.o.target, { command: argv, stdin: false, tty: false });
     const carry = { out: new Utf8Carry(), err: new Utf8Carry() };
     let lastByte = 0x0a;
-    const write = (bytes, colour) => {
-      if (bytes.length === 0) return;
+    const write = (bytes, colour, done = undefined) => {
+      if (bytes.length === 0) return done?.();
       lastByte = bytes[bytes.length - 1];
       const text = lfToCrlf(bytes);
       if (colour) this.term.write(colour);
-      this.term.write(text);
+      this.term.write(text, done);
       if (colour) this.term.write(RESET);
     };
     this.setStatus({ text: `running ${argv[0]}`, state: 'connecting', canRestart: false });
     this.exec = new ExecSession({
       url: socketUrl(path, document.baseURI),
       dryRunUrl: new URL(path, document.baseURI).href,
-      onOutput: (channel, bytes) => {
-        if (channel === STDERR) write(carry.err.push(bytes), RED);
-        else write(carry.out.push(bytes), null);
+      onOutput: (channel, bytes, done) => {
+        if (channel === STDERR) write(carry.err.push(bytes), RED, done);
+        else write(carry.out.push(bytes), null, done);
       },
       onEnd: (ending) => {
         write(carry.out.flush(), null);

@@ -57,7 +57,8 @@ export class ShellSession extends TabSession {
         this.setStatus({ text: 'connected', state: 'connected', canRestart: false });
         this.term.focus();
       },
-      onOutput: (_channel, bytes) => this.term.write(bytes),
+      // xterm calls back once it has parsed the bytes: that is what the gateway hears as acked.
+      onOutput: (_channel, bytes, done) => this.term.write(bytes, done),
       onEnd: (ending) => this.#ended(ending),
     });
     this.term.focus();

@@ -2,7 +2,18 @@
 // status, drops and refusals, over a scripted stand-in for the browser's WebSocket.
 import { afterEach, beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ExecSession, RESIZE, STDIN, SUBPROTOCOL_V4, SUBPROTOCOL_V5, stdinFrame } from '../page/exec.js';
+import {
+  ACK,
+  ACK_EVERY,
+  ExecSession,
+  PROTOCOLS,
+  RESIZE,
+  STDIN,
+  SUBPROTOCOL_FLOW_V5,
+  SUBPROTOCOL_V4,
+  SUBPROTOCOL_V5,
+  stdinFrame,
+} from '../page/exec.js';
 
 class FakeSocket {
   static CONNECTING = 0;
@@ -82,9 +93,10 @@ function session(extra = {}) {
   return { s, ws: FakeSocket.made.at(-1), events };
 }
 
-test('offers v5 then v4; the size goes first, then what was typed while connecting', () => {
+test('offers flow control, then v5 and v4; the size goes first, then what was typed while connecting', () => {
   const { s, ws, events } = session();
-  assert.deepEqual(ws.protocols, [SUBPROTOCOL_V5, SUBPROTOCOL_V4]);
+  assert.deepEqual(ws.protocols, PROTOCOLS);
+  assert.deepEqual(PROTOCOLS.slice(2), [SUBPROTOCOL_V5, SUBPROTOCOL_V4]);
   s.send(stdinFrame('l'));
   s.send(stdinFrame('s\r'));
   s.resize(120, 40); // while connecting: dropped, the open sends the size of that moment
@@ -159,4 +171,40 @@ test('closing from the page sends stdin EOF under v5 and ends once', () => {
   assert.deepEqual([...ws.sent.at(-1)], [255, 0]);
   assert.deepEqual(ws.closedWith, { code: 1000, reason: 'tab closed' });
   assert.deepEqual(events.ends, [{ kind: 'lost', code: 1000, reason: 'tab closed' }]);
+});
+
+/** The counts of the ack frames `ws` sent. */
+const acks = (ws) =>
+  ws.sent.filter((f) => f[0] === ACK).map((f) => Number(new DataView(f.buffer, f.byteOffset).getBigUint64(1)));
+
+test('with flow control, what the terminal has processed is acked: when caught up, and every ACK_EVERY bytes', () => {
+  const waiting = [];
+  const { s, ws } = session({ onOutput: (_c, bytes, done) => waiting.push([bytes.length, done]) });
+  ws.open(SUBPROTOCOL_FLOW_V5);
+  assert.equal(s.flow, true);
+  ws.receive([1, ...new Uint8Array(100)]);
+  ws.receive([2, ...new Uint8Array(50)]);
+  assert.deepEqual(acks(ws), [], 'nothing processed yet');
+  waiting.shift()[1]();
+  assert.deepEqual(acks(ws), [], 'one output still waits and 100 bytes is under the step');
+  waiting.shift()[1]();
+  assert.deepEqual(acks(ws), [150], 'caught up: everything is acked');
+  // A flood the terminal keeps up with only slowly: an ack every ACK_EVERY bytes processed.
+  const per = ACK_EVERY / 8192;
+  for (let i = 0; i < 5 * per; i += 1) ws.receive([1, ...new Uint8Array(8192)]);
+  for (let i = 0; i < 5 * per - 1; i += 1) waiting.shift()[1]();
+  assert.deepEqual(acks(ws), [150, ...[1, 2, 3, 4].map((k) => 150 + k * per * 8192)]);
+  const last = waiting.shift()[1];
+  last();
+  last(); // a second call counts nothing
+  assert.deepEqual(acks(ws).at(-1), 150 + 5 * per * 8192);
+  s.close('tab closed');
+  assert.deepEqual([...ws.sent.at(-1)], [255, 0], 'the flow variant of v5 has the close channel');
+});
+
+test('without flow control nothing is acked', () => {
+  const { ws } = session({ onOutput: (_c, _b, done) => done() });
+  ws.open(SUBPROTOCOL_V5);
+  ws.receive([1, ...new Uint8Array(200_000)]);
+  assert.deepEqual(acks(ws), []);
 });
