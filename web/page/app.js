@@ -312,6 +312,7 @@ function showStatus() {
   const s = active?.status ?? { text: '', state: '' };
   ui.status.textContent = s.flash ? `${s.text} · ${s.flash}` : s.text;
   ui.status.dataset.state = s.state ?? '';
+  ui.status.dataset.tone = s.tone ?? '';
   ui.restart.hidden = !s.canRestart;
 }
 

@@ -114,6 +114,7 @@ export function resizeFrame(cols, rows) {
  * @typedef {{kind: 'exited', code: number}
  *   | {kind: 'failed', message: string}
  *   | {kind: 'lost', code: number, reason: string}
+ *   | {kind: 'closed', reason: string}
  *   | {kind: 'refused', message: string}} Ending
  */
 
@@ -254,12 +255,13 @@ export class ExecSession {
       this.ws.send(new Uint8Array([CLOSE, STDIN]));
     }
     this.ws.close(1000, reason);
-    this.#end({ kind: 'lost', code: 1000, reason });
+    this.#end({ kind: 'closed', reason });
   }
 }
 
 /**
- * The status line's words for how a session ended.
+ * The status line's words for how a session ended, in the user's terms (the close code and
+ * the gateway's reason say what happened; see CloseReason in src/events.rs).
  * @param {Ending} e
  */
 export function describe(e) {
@@ -270,11 +272,39 @@ export function describe(e) {
       return `failed: ${e.message}`;
     case 'refused':
       return `refused: ${e.message}`;
+    case 'closed':
+      return e.reason;
     case 'lost':
-      return `connection lost: ${e.reason}`;
+      return lostWords(e.code, e.reason);
     default:
       return 'ended';
   }
+}
+
+/** What a close from the gateway's side means to the user. */
+function lostWords(code, reason) {
+  const after = (prefix) => reason.slice(prefix.length).trim();
+  if (code === 1006) return 'connection lost (network, proxy or server)';
+  if (reason === 'podterm is shutting down') return 'the server is restarting';
+  if (reason === 'idle timeout') return 'closed after being idle too long';
+  if (reason === 'maximum session duration') return 'closed: the session reached its maximum length';
+  if (reason === 'frame too large') return 'closed: a paste or input too large for one message';
+  if (reason.startsWith('cluster:')) return `the cluster ended the session: ${after('cluster:')}`;
+  if (reason.startsWith('recording failed:')) return `closed: the session could not be recorded (${after('recording failed:')})`;
+  if (reason.startsWith('protocol:')) return `closed: the page and the server disagreed (${after('protocol:')})`;
+  if (code === 1001) return `the server went away${reason ? `: ${reason}` : ''}`;
+  return `connection closed${reason ? `: ${reason}` : ` (code ${code})`}`;
+}
+
+/**
+ * Whether an ending is good news, bad news or neither, for the status line's colour: a
+ * command that exited 0 is good; one the user closed or interrupted is neither.
+ * @param {Ending} e
+ * @returns {'good' | 'bad' | 'neutral'}
+ */
+export function toneOf(e) {
+  if (e.kind === 'exited') return e.code === 0 ? 'good' : 'bad';
+  return e.kind === 'closed' ? 'neutral' : 'bad';
 }
 
 /**

@@ -1,7 +1,7 @@
 // A restricted-mode tab: a local command prompt; each line is split into argv and run as its
 // own exec without a tty or a shell, as the policy's restricted mode requires.
 
-import { ExecSession, STDERR, describe, execPath, socketUrl } from './exec.js';
+import { ExecSession, STDERR, describe, execPath, socketUrl, toneOf } from './exec.js';
 import { LineEditor } from './line-editor.js';
 import { ShellWordsError, split } from './shellwords.js';
 import { TabSession } from './tab-session.js';
@@ -25,6 +25,8 @@ export class RestrictedSession extends TabSession {
     this.editor = new LineEditor();
     /** lines waiting while a command runs (a multi-line paste) */
     this.queue = [];
+    /** keys typed while a command runs: a shell keeps them for after it, so does this */
+    this.typeahead = '';
     this.prompt = `${o.target.namespace}/${o.target.pod}$ `;
     this.subscriptions = [this.term.onData((data) => this.input(data))];
   }
@@ -52,7 +54,10 @@ export class RestrictedSession extends TabSession {
     if (this.exec) {
       if (data.includes('\x03')) {
         this.term.write('^C');
+        this.typeahead = '';
         this.exec.close('interrupted');
+      } else {
+        this.typeahead += data;
       }
       return;
     }
@@ -74,8 +79,8 @@ export class RestrictedSession extends TabSession {
     this.term.write(`\r\x1b[K${this.prompt}${this.editor.line}${back > 0 ? `\x1b[${back}D` : ''}`);
   }
 
-  #ready(text) {
-    this.setStatus({ text, state: 'connected', canRestart: false });
+  #ready(text, tone = 'neutral') {
+    this.setStatus({ text, state: 'connected', canRestart: false, tone });
     this.#redraw();
   }
 
@@ -123,13 +128,18 @@ export class RestrictedSession extends TabSession {
         const ok = ending.kind === 'exited' && ending.code === 0;
         this.term.write(`${ok ? GREEN : RED}[${text}]${RESET}\r\n`);
         this.exec = null;
-        this.#after(text);
+        this.#after(text, toneOf(ending));
       },
     });
   }
 
-  #after(text = 'ready') {
-    if (this.queue.length > 0) this.#next();
-    else this.#ready(text);
+  #after(text = 'ready', tone = 'neutral') {
+    if (this.queue.length > 0) return this.#next();
+    this.#ready(text, tone);
+    if (this.typeahead) {
+      const keys = this.typeahead;
+      this.typeahead = '';
+      this.input(keys);
+    }
   }
 }

@@ -7,13 +7,15 @@ import {
   execPath,
   socketUrl,
   stdinFrame,
+  toneOf,
 } from './exec.js';
 import { TabSession } from './tab-session.js';
 
 /**
  * @typedef {import('./exec.js').Target} Target
  * @typedef {import('./exec.js').Ending} Ending
- * @typedef {{text: string, state: 'connecting' | 'connected' | 'ended', canRestart: boolean}} TabStatus
+ * @typedef {{text: string, state: 'connecting' | 'connected' | 'ended', canRestart: boolean,
+ *   tone?: 'good' | 'bad' | 'neutral', flash?: string}} TabStatus
  */
 
 export class ShellSession extends TabSession {
@@ -54,7 +56,7 @@ export class ShellSession extends TabSession {
       dryRunUrl: new URL(path, document.baseURI).href,
       size: () => ({ cols: this.term.cols, rows: this.term.rows }),
       onOpen: () => {
-        this.setStatus({ text: 'connected', state: 'connected', canRestart: false });
+        this.setStatus({ text: 'connected', state: 'connected', canRestart: false, tone: 'good' });
         this.term.focus();
       },
       // xterm calls back once it has parsed the bytes: that is what the gateway hears as acked.
@@ -67,7 +69,7 @@ export class ShellSession extends TabSession {
   /** @param {Ending} ending */
   #ended(ending) {
     const text = describe(ending);
-    this.setStatus({ text, state: 'ended', canRestart: true });
+    this.setStatus({ text, state: 'ended', canRestart: true, tone: toneOf(ending) });
     const colour = ending.kind === 'exited' && ending.code === 0 ? '2' : '31';
     this.term.write(`\r\n\x1b[${colour}m[${text}]\x1b[0m \x1b[2mpress Enter for a new session\x1b[0m\r\n`);
   }

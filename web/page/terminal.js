@@ -6,24 +6,7 @@ import { FitAddon } from '@xterm/addon-fit';
 import { SearchAddon } from '@xterm/addon-search';
 import { Unicode11Addon } from '@xterm/addon-unicode11';
 import { WebLinksAddon } from '@xterm/addon-web-links';
-
-const DARK = {
-  background: '#1e1f22',
-  foreground: '#d8dade',
-  cursor: '#d8dade',
-  selectionBackground: '#3d5a80',
-};
-const LIGHT = {
-  background: '#fbfbfa',
-  foreground: '#24292f',
-  cursor: '#24292f',
-  selectionBackground: '#b6d3f2',
-  // xterm's defaults for these are too pale on a light background
-  yellow: '#8a6d00',
-  brightYellow: '#9a7b00',
-  white: '#6e7781',
-  brightWhite: '#8c959f',
-};
+import { DARK, LIGHT } from './theme.js';
 
 const darkScheme = window.matchMedia('(prefers-color-scheme: dark)');
 export const isMac = /Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent);

@@ -170,7 +170,7 @@ test('closing from the page sends stdin EOF under v5 and ends once', () => {
   s.close('tab closed');
   assert.deepEqual([...ws.sent.at(-1)], [255, 0]);
   assert.deepEqual(ws.closedWith, { code: 1000, reason: 'tab closed' });
-  assert.deepEqual(events.ends, [{ kind: 'lost', code: 1000, reason: 'tab closed' }]);
+  assert.deepEqual(events.ends, [{ kind: 'closed', reason: 'tab closed' }]);
 });
 
 /** The counts of the ack frames `ws` sent. */

@@ -1,7 +1,7 @@
 // Unit tests: the page's side of the exec protocol (URLs, frames, exit status).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CLOSE, RESIZE, STDIN, binaryStdinFrame, describe, execPath, exitOf, resizeFrame, socketUrl, stdinFrame } from '../page/exec.js';
+import { CLOSE, RESIZE, STDIN, binaryStdinFrame, describe, execPath, exitOf, resizeFrame, socketUrl, stdinFrame, toneOf } from '../page/exec.js';
 
 const t = { cluster: 'dev', namespace: 'default', pod: 'web-0', container: 'app' };
 
@@ -47,6 +47,20 @@ test('exit status from channel 3', () => {
 
 test('status line words', () => {
   assert.equal(describe({ kind: 'exited', code: 3 }), 'exited with code 3');
-  assert.equal(describe({ kind: 'lost', code: 1001, reason: 'server draining' }), 'connection lost: server draining');
+  assert.equal(describe({ kind: 'lost', code: 1001, reason: 'server draining' }), 'the server went away: server draining');
+  // The gateway's close reasons, in the user's words.
+  const lost = (code, reason) => describe({ kind: 'lost', code, reason });
+  assert.match(lost(1006, ''), /^connection lost \(network, proxy or server\)/);
+  assert.doesNotMatch(lost(1006, ''), /close frame/);
+  assert.match(lost(1001, 'podterm is shutting down'), /server is restarting/);
+  assert.equal(lost(1008, 'idle timeout'), 'closed after being idle too long');
+  assert.match(lost(1008, 'maximum session duration'), /maximum length/);
+  assert.equal(lost(1011, 'cluster: connection lost (unexpected EOF)'), 'the cluster ended the session: connection lost (unexpected EOF)');
+  assert.equal(describe({ kind: 'closed', reason: 'interrupted' }), 'interrupted');
+  // The colour follows the news: exit 0 is good, a refusal or an error bad, a close neither.
+  assert.equal(toneOf({ kind: 'exited', code: 0 }), 'good');
+  assert.equal(toneOf({ kind: 'exited', code: 2 }), 'bad');
+  assert.equal(toneOf({ kind: 'refused', message: 'no' }), 'bad');
+  assert.equal(toneOf({ kind: 'closed', reason: 'interrupted' }), 'neutral');
   assert.equal(describe({ kind: 'refused', message: 'denied by rule "ops-readonly"' }), 'refused: denied by rule "ops-readonly"');
 });

@@ -60,6 +60,15 @@ test('restricted mode: a prompt with argv splitting, stderr in red, exit codes, 
   const [refusal] = await waitForLine(page, /^\[refused: .*\]$/);
   assert.match(refusal, /support-readonly/);
   assert.match(await page.locator('#status').innerText(), /refused: .*support-readonly/);
+  assert.equal(await page.locator('#status').getAttribute('data-tone'), 'bad', 'a refusal is not green');
+
+  // Lines typed while a command runs are kept and run after it, as a shell does.
+  await page.keyboard.type('echo first-typed\necho second-typed\necho third-typed\n');
+  await waitForLine(page, /^first-typed$/);
+  await waitForLine(page, /^second-typed$/);
+  await waitForLine(page, /^third-typed$/);
+  await page.locator('#status', { hasText: 'exited with code 0' }).waitFor();
+  assert.equal(await page.locator('#status').getAttribute('data-tone'), 'good');
 
   // History: Up brings back earlier lines; the line can be edited before it runs.
   await page.keyboard.press('ArrowUp');

@@ -114,6 +114,7 @@ test('pick default/web-0 container app, type, resize, exit 3, start again', asyn
 
   await page.keyboard.type('exit 3\n');
   await page.locator('#status', { hasText: 'exited with code 3' }).waitFor();
+  assert.equal(await page.locator('#status').getAttribute('data-tone'), 'bad', 'a failed exit is not green');
   await page.locator('#restart').waitFor({ state: 'visible' });
 
   // Enter starts a new session in the same tab.
@@ -334,9 +335,10 @@ test('a dropped connection says so, and Enter tries again', async () => {
     await page.locator('#status', { hasText: /^connected$/ }).waitFor();
     const stopped = own.stop();
     // The status line shows the gateway's close reason.
-    await page.locator('#status', { hasText: /^connection lost: .*shutting down/ }).waitFor();
+    await page.locator('#status', { hasText: /^the server is restarting$/ }).waitFor();
+    assert.equal(await page.locator('#status').getAttribute('data-tone'), 'bad');
     await stopped;
-    await waitForLine(page, /\[connection lost: .+\] press Enter for a new session$/);
+    await waitForLine(page, /\[the server is restarting\] press Enter for a new session$/);
     await page.keyboard.press('Enter');
     await page.locator('#status', { hasText: /^refused: the gateway cannot be reached$/ }).waitFor();
   } finally {
