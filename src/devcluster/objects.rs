@@ -99,6 +99,7 @@ impl Objects {
                 "resourceVersion": RESOURCE_VERSION,
                 "creationTimestamp": ts,
                 "labels": pod.labels,
+                "annotations": shell_annotation(pod),
             },
             "spec": {
                 "containers": containers,
@@ -276,6 +277,19 @@ pub fn rfc3339(t: SystemTime) -> String {
         rem % 60
     )
 }
+
+/// `podterm.dev/shell: none` on a pod whose containers are all builtins (no process, no
+/// shell): the page does not preselect it. Platform teams may set it on distroless pods.
+fn shell_annotation(pod: &Pod) -> Value {
+    if !pod.containers.is_empty() && pod.containers.iter().all(|c| c.builtin.is_some()) {
+        json!({ SHELL_ANNOTATION: "none" })
+    } else {
+        json!({})
+    }
+}
+
+/// The annotation that says a pod has no shell to open.
+pub const SHELL_ANNOTATION: &str = "podterm.dev/shell";
 
 #[cfg(test)]
 mod tests {

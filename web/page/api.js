@@ -56,6 +56,15 @@ export async function pod(cluster, namespace, name) {
 }
 
 /** A pod's container names, and the one to pick first (kubectl's default-container annotation). */
+/**
+ * Whether a pod may have a shell: not when it carries `podterm.dev/shell: none` (the dev
+ * cluster's in-process pods; distroless pods, where a platform sets it).
+ * @param {any} p
+ */
+export function hasShell(p) {
+  return p?.metadata?.annotations?.['podterm.dev/shell'] !== 'none';
+}
+
 export function containersOf(p) {
   const names = (p?.spec?.containers ?? []).map((c) => c.name);
   const wanted = p?.metadata?.annotations?.['kubectl.kubernetes.io/default-container'];

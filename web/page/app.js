@@ -26,6 +26,7 @@ const ui = {
   restart: /** @type {HTMLButtonElement} */ ($('restart')),
   search: $('search'),
   searchInput: /** @type {HTMLInputElement} */ ($('search-input')),
+  open: /** @type {HTMLButtonElement} */ ($('open')),
 };
 
 /** How long a note such as "copied" stays in the status line, in milliseconds. */
@@ -42,6 +43,16 @@ const tabs = [];
 let active = null;
 /** pods of the namespace shown in the picker, by name */
 let podsByName = new Map();
+/**
+ * The latest request of each picker list: an answer to an older one is dropped, so a slow
+ * list can never replace the one the user asked for since (every list, every picker).
+ */
+const latest = { clusters: 0, namespaces: 0, pods: 0, pod: 0 };
+const ask = (list) => {
+  latest[list] += 1;
+  const mine = latest[list];
+  return () => mine === latest[list];
+};
 
 function notice(text) {
   ui.notice.textContent = text;
@@ -58,18 +69,23 @@ function option(value, label = value) {
 // ---- pickers ---------------------------------------------------------------------------
 
 async function loadClusters() {
+  const current = ask('clusters');
   const names = await api.clusters();
+  if (!current()) return names;
   ui.cluster.replaceChildren(...names.map((n) => option(n)));
   return names;
 }
 
 async function loadNamespaces(wanted) {
+  const current = ask('namespaces');
   ui.namespaces.replaceChildren();
   let names = [];
   try {
     names = await api.namespaces(ui.cluster.value);
+    if (!current()) return;
     ui.namespaces.replaceChildren(...names.map((n) => option(n)));
   } catch (e) {
+    if (!current()) return;
     notice(`Cannot list namespaces (${e.message}); type the namespace's name.`);
   }
   if (wanted) ui.namespace.value = wanted;
@@ -79,20 +95,33 @@ async function loadNamespaces(wanted) {
 }
 
 async function loadPods(wanted) {
-  ui.pod.replaceChildren();
+  const current = ask('pods');
+  // Until the list comes: a placeholder, and nothing to open.
+  ui.pod.replaceChildren(option('', 'loading…'));
   podsByName = new Map();
   const ns = ui.namespace.value.trim();
   typePod(false);
-  if (!ns) return fillContainers();
+  if (!ns) {
+    ui.pod.replaceChildren();
+    return fillContainers();
+  }
   whoami(ui.cluster.value, ns);
+  ui.open.disabled = true;
   try {
     const list = await api.pods(ui.cluster.value, ns);
+    if (!current()) return;
+    ui.pod.replaceChildren();
     podsByName = new Map(list.map((p) => [p.metadata.name, p]));
     ui.pod.replaceChildren(
       ...list.map((p) => option(p.metadata.name, `${p.metadata.name} — ${api.phaseOf(p)}`)),
     );
+    // The first pod with a shell, not one that would show no prompt.
+    const first = list.find(api.hasShell);
+    if (first) ui.pod.value = first.metadata.name;
     if (list.length === 0) notice(`No pods in ${ns}.`);
   } catch (e) {
+    if (!current()) return;
+    ui.pod.replaceChildren();
     // A pod the user cannot list may still be one they can exec into: let them type it.
     notice(`Cannot list pods in ${ns} (${e.message}); type the pod's name.`);
     typePod(true);
@@ -120,14 +149,17 @@ function podPicked() {
 /** Reads a typed pod (getting one may be allowed where listing is not) for its containers. */
 async function lookUpPod(name) {
   if (!name || podsByName.has(name)) return;
+  const current = ask('pod');
   try {
-    podsByName.set(name, await api.pod(ui.cluster.value, ui.namespace.value.trim(), name));
+    const p = await api.pod(ui.cluster.value, ui.namespace.value.trim(), name);
+    if (current()) podsByName.set(name, p);
   } catch {
     /* the exec will say what is wrong */
   }
 }
 
 function fillContainers(wanted) {
+  ui.open.disabled = false;
   const { names, preferred } = api.containersOf(podsByName.get(podPicked()));
   ui.container.replaceChildren(...names.map((n) => option(n)));
   ui.container.value = wanted && names.includes(wanted) ? wanted : (preferred ?? '');

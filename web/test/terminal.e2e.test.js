@@ -346,3 +346,35 @@ test('a dropped connection says so, and Enter tries again', async () => {
     await own.stop();
   }
 });
+
+test('on a slow API server the latest pick wins, and the first pod preselected has a shell', async () => {
+  const page = await browser.context.newPage();
+  // The default namespace's pod list takes a second; team-a's comes at once.
+  await page.route('**/api/v1/namespaces/default/pods', async (r) => {
+    await new Promise((ok) => setTimeout(ok, 1000));
+    await r.continue();
+  });
+  const slowDone = page.waitForResponse('**/api/v1/namespaces/default/pods');
+  await page.goto(dev.url);
+  await page.locator('#cluster option[value="dev"]').waitFor({ state: 'attached' });
+  // While default's list is on its way: nothing to open, and the picker says it is loading.
+  await page.locator('#pod option', { hasText: 'loading…' }).waitFor({ state: 'attached' });
+  assert.equal(await page.locator('#open').isDisabled(), true);
+  await page.locator('#namespace').fill('team-a');
+  await page.locator('#namespace').dispatchEvent('change');
+  await page.locator('#pod option[value="api-0"]').waitFor({ state: 'attached' });
+  await (await slowDone).finished();
+  // The page's handling of the late answer runs before its next two frames.
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  assert.deepEqual(await page.locator('#pod option').allInnerTexts(), ['api-0 — Running']);
+  assert.equal(await page.locator('#open').isDisabled(), false);
+
+  // Back in default, once its list came: echo-0 sorts first but has no shell.
+  await page.unroute('**/api/v1/namespaces/default/pods');
+  await page.locator('#namespace').fill('default');
+  await page.locator('#namespace').dispatchEvent('change');
+  await page.locator('#pod option[value="echo-0"]').waitFor({ state: 'attached' });
+  assert.notEqual(await page.locator('#pod').inputValue(), 'echo-0');
+  assert.notEqual(await page.locator('#pod').inputValue(), 'flood-0');
+  await page.close();
+});
