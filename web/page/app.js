@@ -280,6 +280,7 @@ async function openTab(target, early = '') {
   const typed = [early];
   const typing = entry.view.term.onData((data) => typed.push(data));
   tabs.push(entry);
+  rememberTabs();
   label.addEventListener('click', () => activate(entry));
   close.addEventListener('click', () => closeTab(entry));
   activate(entry);
@@ -288,6 +289,7 @@ async function openTab(target, early = '') {
   typing.dispose();
   if (entry.closed) return;
   entry.target = target = full;
+  rememberTabs();
   label.textContent = nameOf(target);
   label.title = `${target.cluster}: ${label.textContent}${who.mode === 'restricted' ? ' (restricted)' : ''}`;
   if (who.mode === 'restricted') tab.classList.add('restricted');
@@ -303,6 +305,31 @@ async function openTab(target, early = '') {
   const keys = typed.join('');
   if (keys) entry.session.input(keys);
 }
+
+/** Where the open tabs are kept across a reload of this browser tab. */
+const OPEN_TABS = 'podterm.open-tabs';
+
+/** Remembers the open tabs (their targets, in order), for a reload to open them again. */
+function rememberTabs() {
+  try {
+    sessionStorage.setItem(OPEN_TABS, JSON.stringify(tabs.map((t) => route.format(t.target))));
+  } catch {
+    /* storage off: a reload opens the linked terminal only */
+  }
+}
+
+/** The targets of the tabs open before a reload. */
+function rememberedTabs() {
+  try {
+    const hashes = JSON.parse(sessionStorage.getItem(OPEN_TABS) ?? '[]');
+    return hashes.map((h) => route.parse(h)).filter((t) => t !== null);
+  } catch {
+    return [];
+  }
+}
+
+/** Whether a session is live in any tab (a reload or close would end it). */
+const liveSessions = () => tabs.some((t) => t.session?.exec && !t.session.exec.ended);
 
 /** @param {Tab} entry */
 function activate(entry) {
@@ -322,6 +349,7 @@ function activate(entry) {
 function closeTab(entry) {
   const i = tabs.indexOf(entry);
   tabs.splice(i, 1);
+  rememberTabs();
   entry.closed = true;
   entry.session?.dispose();
   entry.view.dispose();
@@ -438,12 +466,40 @@ function keysTypedEarly() {
   return text;
 }
 
+// Leaving the page ends every session: ask first while one is live.
+window.addEventListener('beforeunload', (ev) => {
+  if (!liveSessions()) return;
+  ev.preventDefault();
+  ev.returnValue = '';
+});
+
+/**
+ * After a reload, every tab the page had opens again (a new session each, until sessions can
+ * be resumed), in its order; the linked one is the active one.
+ * @param {route.Target | null} deepLink
+ * @param {string} early keys typed before the script ran, for the linked terminal
+ */
+function reopenTabs(deepLink, early) {
+  const remembered = rememberedTabs();
+  const opening = [];
+  let linked = null;
+  for (const t of remembered) {
+    const isLink = deepLink !== null && same(t, deepLink) && linked === null;
+    const p = openTab(t, isLink ? early : '');
+    opening.push(p);
+    if (isLink) linked = tabs.at(-1);
+  }
+  if (deepLink && !linked) opening.push(openTab(deepLink, early));
+  else if (linked) activate(linked);
+  return opening.length > 0 ? Promise.all(opening) : null;
+}
+
 async function main() {
   const deepLink = route.parse(location.hash);
   const early = keysTypedEarly();
-  // On a deep link the terminal opens now, before any answer from the gateway: the pickers fill
-  // in while the shell starts.
-  const opening = deepLink ? openTab(deepLink, early) : null;
+  // On a deep link (or a reload) the terminals open now, before any answer from the gateway:
+  // the pickers fill in while the shells start.
+  const opening = reopenTabs(deepLink, early);
   try {
     await loadClusters();
   } catch (e) {

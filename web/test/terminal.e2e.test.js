@@ -378,3 +378,43 @@ test('on a slow API server the latest pick wins, and the first pod preselected h
   assert.notEqual(await page.locator('#pod').inputValue(), 'flood-0');
   await page.close();
 });
+
+test('leaving asks first while a session is live; a reload opens every tab again', async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`${dev.url}#/dev/default/tools`);
+  await page.locator('#status', { hasText: /^connected$/ }).waitFor();
+  await page.keyboard.type('echo one-$((1+1))\n');
+  await waitForLine(page, /^one-2$/);
+  await page.evaluate(() => {
+    location.hash = '#/dev/default/web-0/app';
+  });
+  await page.locator('.tab').nth(1).waitFor();
+  await page.locator('#status', { hasText: /^connected$/ }).waitFor();
+  await page.keyboard.type('echo two-$((2+1))\n');
+  await waitForLine(page, /^two-3$/);
+
+  const asked = [];
+  page.on('dialog', async (d) => {
+    asked.push(d.type());
+    await d.accept();
+  });
+  await page.reload();
+  assert.deepEqual(asked, ['beforeunload'], 'the page asked before leaving live sessions');
+  await page.locator('.tab').nth(1).waitFor();
+  assert.deepEqual(await page.locator('.tab-label').allInnerTexts(), ['default/tools', 'default/web-0/app']);
+  assert.equal(await page.locator('.tab[aria-selected="true"] .tab-label').innerText(), 'default/web-0/app');
+  await page.locator('#status', { hasText: /^connected$/ }).waitFor();
+  // Both are live again: the other tab too.
+  await page.locator('.tab-label', { hasText: 'default/tools' }).click();
+  await page.locator('#status', { hasText: /^connected$/ }).waitFor();
+
+  // With every session ended, leaving asks nothing.
+  for (const label of ['default/tools', 'default/web-0/app']) {
+    await page.locator('.tab-label', { hasText: label }).click();
+    await page.keyboard.type('exit\n');
+    await page.locator('#status', { hasText: 'exited with code 0' }).waitFor();
+  }
+  await page.reload();
+  assert.deepEqual(asked, ['beforeunload']);
+  await page.close();
+});
