@@ -26,6 +26,7 @@ const ui = {
   restart: /** @type {HTMLButtonElement} */ ($('restart')),
   search: $('search'),
   searchInput: /** @type {HTMLInputElement} */ ($('search-input')),
+  searchCount: $('search-count'),
   open: /** @type {HTMLButtonElement} */ ($('open')),
 };
 
@@ -229,6 +230,13 @@ function whoami(cluster, namespace) {
 /** The label of a tab for a target. */
 const nameOf = (t) => `${t.namespace}/${t.pod}${t.container ? `/${t.container}` : ''}`;
 
+/** A tab's label: its target's name, numbered when another tab shows the same target. */
+function labelOf(entry) {
+  const twins = tabs.filter((t) => same(t.target, entry.target));
+  const n = twins.indexOf(entry) + 1;
+  return n > 1 ? `${nameOf(entry.target)} (${n})` : nameOf(entry.target);
+}
+
 /**
  * Opens a terminal tab. The tab and its focused terminal appear at once, before the gateway has
  * said which container and mode apply; what is typed meanwhile (and `early`, typed before the
@@ -280,6 +288,7 @@ async function openTab(target, early = '') {
   const typed = [early];
   const typing = entry.view.term.onData((data) => typed.push(data));
   tabs.push(entry);
+  label.textContent = labelOf(entry);
   rememberTabs();
   label.addEventListener('click', () => activate(entry));
   close.addEventListener('click', () => closeTab(entry));
@@ -290,7 +299,7 @@ async function openTab(target, early = '') {
   if (entry.closed) return;
   entry.target = target = full;
   rememberTabs();
-  label.textContent = nameOf(target);
+  label.textContent = labelOf(entry);
   label.title = `${target.cluster}: ${label.textContent}${who.mode === 'restricted' ? ' (restricted)' : ''}`;
   if (who.mode === 'restricted') tab.classList.add('restricted');
   if (entry === active) history.replaceState(null, '', route.format(target));
@@ -391,13 +400,36 @@ function closeSearch() {
   active?.view.term.focus();
 }
 
+/** Shows "3 of 12", "more than 1000" or "no match" beside the search field. */
+function showMatches({ resultIndex, resultCount }) {
+  const none = resultCount === 0 && ui.searchInput.value !== '';
+  ui.searchCount.textContent = none
+    ? 'no match'
+    : resultCount === 0
+      ? ''
+      : resultIndex < 0
+        ? `${resultCount}+ matches`
+        : `${resultIndex + 1} of ${resultCount}`;
+  ui.searchCount.classList.toggle('not-found', none);
+  ui.searchInput.classList.toggle('not-found', none);
+}
+
+/** @type {{dispose(): void} | null} */
+let counting = null;
+
 function find(backwards = false) {
   const q = ui.searchInput.value;
-  if (!active || !q) return;
+  if (!active) return;
   const search = active.view.search;
-  const opts = { incremental: !backwards, caseSensitive: false };
+  counting?.dispose();
+  counting = search.onDidChangeResults(showMatches);
+  if (!q) {
+    search.clearDecorations();
+    return showMatches({ resultIndex: -1, resultCount: 0 });
+  }
+  const opts = { ...active.view.searchOptions, incremental: !backwards };
   const found = backwards ? search.findPrevious(q, opts) : search.findNext(q, opts);
-  ui.searchInput.classList.toggle('not-found', !found);
+  if (!found) showMatches({ resultIndex: -1, resultCount: 0 });
 }
 
 // ---- wiring ----------------------------------------------------------------------------

@@ -92,6 +92,15 @@ export function createTerminal(pane, o = {}) {
     term,
     fit,
     search,
+    /** Search options: matches are highlighted, so the addon counts them. */
+    searchOptions: {
+      caseSensitive: false,
+      decorations: {
+        matchOverviewRuler: '#888888',
+        activeMatchColorOverviewRuler: '#ff8800',
+        activeMatchBackground: '#ff8800',
+      },
+    },
     dispose() {
       resize.disconnect();
       darkScheme.removeEventListener('change', theme);

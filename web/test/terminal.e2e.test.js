@@ -319,8 +319,13 @@ test('search finds text in the scrollback', async () => {
   await page.locator('#search-input').waitFor({ state: 'visible' });
   await page.keyboard.type('line-42');
   await page.keyboard.press('Enter');
-  // The match is selected and scrolled into view.
+  // The match is selected and scrolled into view, and counted.
   await waitForLine(page, /^line-42$/);
+  await page.locator('#search-count', { hasText: /^1 of 1$/ }).waitFor();
+  // No match says so, visibly.
+  await page.keyboard.type('-nowhere');
+  await page.locator('#search-count', { hasText: 'no match' }).waitFor();
+  assert.match(await page.locator('#search-input').getAttribute('class'), /not-found/);
   await page.keyboard.press('Escape');
   await terminalFocused(page);
   await page.close();
@@ -416,5 +421,29 @@ test('leaving asks first while a session is live; a reload opens every tab again
   }
   await page.reload();
   assert.deepEqual(asked, ['beforeunload']);
+  await page.close();
+});
+
+test('details: numbered twin tabs, a namespace field that fits, the last row above the status line', async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`${dev.url}#/dev/default/tools`);
+  await page.locator('#status', { hasText: /^connected$/ }).waitFor();
+  await page.locator('#pod option[value="tools"]').waitFor({ state: 'attached' });
+  await page.locator('#open').click();
+  await page.locator('.tab').nth(1).waitFor();
+  assert.deepEqual(await page.locator('.tab-label').allInnerTexts(), ['default/tools', 'default/tools (2)']);
+
+  await page.locator('#namespace').fill('kube-system');
+  const fits = await page.locator('#namespace').evaluate((el) => el.scrollWidth <= el.clientWidth);
+  assert.ok(fits, 'kube-system fits the namespace field');
+
+  // Fill the screen, then the last row must end above the status line.
+  await page.locator('.tab-label', { hasText: 'default/tools (2)' }).click();
+  await page.locator('#status', { hasText: /^connected$/ }).waitFor();
+  await page.keyboard.type('seq 1 200\n');
+  await waitForLine(page, /^200$/);
+  const rows = await page.locator('.pane:not([hidden]) .xterm-rows > div').last().boundingBox();
+  const footer = await page.locator('footer').boundingBox();
+  assert.ok(rows.y + rows.height <= footer.y + 0.5, `last row ends at ${rows.y + rows.height}, the status line starts at ${footer.y}`);
   await page.close();
 });
