@@ -3,6 +3,7 @@
 
 import { ExecSession, STDERR, describe, execPath, socketUrl, toneOf } from './exec.js';
 import { LineEditor } from './line-editor.js';
+import { leave, redraw } from './prompt-render.js';
 import { ShellWordsError, split } from './shellwords.js';
 import { TabSession } from './tab-session.js';
 import { Utf8Carry, lfToCrlf } from './utf8.js';
@@ -28,7 +29,21 @@ export class RestrictedSession extends TabSession {
     /** keys typed while a command runs: a shell keeps them for after it, so does this */
     this.typeahead = '';
     this.prompt = `${o.target.namespace}/${o.target.pod}$ `;
-    this.subscriptions = [this.term.onData((data) => this.input(data))];
+    /** rows between the prompt's first row and the cursor, as last drawn */
+    this.rowsAbove = 0;
+    /** the cursor's cell in the drawn prompt, to find it again after a reflow */
+    this.cursorCell = 0;
+    /** the line as last drawn */
+    this.drawn = [];
+    this.subscriptions = [
+      this.term.onData((data) => this.input(data)),
+      // xterm reflows wrapped rows on a resize: the prompt's first row moves with them.
+      this.term.onResize(({ cols }) => {
+        if (this.exec) return;
+        this.rowsAbove = Math.floor(this.cursorCell / cols);
+        this.#redraw();
+      }),
+    ];
   }
 
   start() {
@@ -65,18 +80,35 @@ export class RestrictedSession extends TabSession {
     for (const line of lines) this.queue.push(line);
     if (signal === 'interrupt') {
       this.queue = [];
-      this.term.write('^C\r\n');
+      this.term.write(`^C${this.#leave(this.drawn)}`);
     } else if (signal === 'clear') {
       this.term.clear();
       this.term.write('\x1b[H\x1b[2J');
+      this.rowsAbove = 0;
     }
     if (this.queue.length > 0) this.#next();
     else this.#redraw();
   }
 
+  /** Draws the prompt and the line in place, over as many rows as it wraps to. */
   #redraw() {
-    const back = this.editor.chars.length - this.editor.cursor;
-    this.term.write(`\r\x1b[K${this.prompt}${this.editor.line}${back > 0 ? `\x1b[${back}D` : ''}`);
+    const { chars, cursor } = this.editor;
+    const r = redraw({ prompt: this.prompt, chars, cursor, cols: this.term.cols, rowsAbove: this.rowsAbove });
+    this.rowsAbove = r.rowsAbove;
+    this.cursorCell = r.cell;
+    this.drawn = [...chars];
+    this.term.write(r.out);
+  }
+
+  /**
+   * The sequences that leave the drawn prompt (showing `chars`) for a fresh line below it.
+   * @param {string[]} chars
+   */
+  #leave(chars) {
+    const out = leave({ prompt: this.prompt, chars, cols: this.term.cols, rowsAbove: this.rowsAbove });
+    this.rowsAbove = 0;
+    this.cursorCell = 0;
+    return out;
   }
 
   #ready(text, tone = 'neutral') {
@@ -86,7 +118,11 @@ export class RestrictedSession extends TabSession {
 
   #next() {
     const line = this.queue.shift();
-    this.term.write(`\r\x1b[K${this.prompt}${line}\r\n`);
+    // The line as it runs: drawn whole (it may wrap), then a fresh line for its output.
+    const chars = [...line];
+    const r = redraw({ prompt: this.prompt, chars, cursor: chars.length, cols: this.term.cols, rowsAbove: this.rowsAbove });
+    this.rowsAbove = r.rowsAbove;
+    this.term.write(r.out + this.#leave(chars));
     let argv;
     try {
       argv = split(line);

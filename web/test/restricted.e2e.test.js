@@ -91,6 +91,30 @@ test('restricted mode: a prompt with argv splitting, stderr in red, exit codes, 
   await page.close();
 });
 
+test('a line wider than the terminal wraps once, with wide characters and a resize', async () => {
+  const page = await browser.context.newPage();
+  await page.setViewportSize({ width: 700, height: 500 });
+  await page.goto(`${dev.url}#/dev/default/tools`);
+  await waitForLine(page, /^default\/tools\$$/);
+  const cols = Number(await page.locator('.pane:not([hidden])').getAttribute('data-cols'));
+  const word = 'x'.repeat(cols + 20);
+  await page.keyboard.type(`echo ${word} 你好世界`);
+  // One copy of the prompt, whatever was typed after it wrapped.
+  const prompts = (await screenLines(page)).filter((l) => l.startsWith('default/tools$'));
+  assert.deepEqual(prompts.length, 1, (await screenLines(page)).join('\n'));
+  // A narrower window reflows the line; it is still there once, and runs whole.
+  await page.setViewportSize({ width: 500, height: 500 });
+  await page.waitForFunction((c) => Number(document.querySelector('.pane:not([hidden])').dataset.cols) < c, cols);
+  await page.keyboard.press('End');
+  const again = (await screenLines(page)).filter((l) => l.startsWith('default/tools$'));
+  assert.deepEqual(again.length, 1, (await screenLines(page)).join('\n'));
+  await page.keyboard.press('Enter');
+  await page.locator('#status', { hasText: 'exited with code 0' }).waitFor();
+  const text = (await screenLines(page)).join('');
+  assert.ok(text.includes(`${word} 你好世界`), text);
+  await page.close();
+});
+
 test('where no policy rule applies, the page says so and the refused exec gives the reason', async () => {
   const page = await browser.context.newPage();
   await page.goto(`${dev.url}#/dev/team-a/api-0`);
