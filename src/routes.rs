@@ -348,25 +348,43 @@ fn page(req: &Request<Incoming>, path: &str) -> Result<Response<Body>, RouteErro
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Err(RouteError::MethodNotAllowed);
     }
-    let fresh = asset.is_fresh(
-        req.headers()
+    let headers = req.headers();
+    let (coding, body) = asset.encoded(
+        headers
+            .get(header::ACCEPT_ENCODING)
+            .map(HeaderValue::as_bytes),
+    );
+    let etag = coding.etag(asset.etag);
+    let fresh = crate::web::matches_etag(
+        headers
             .get(header::IF_NONE_MATCH)
             .map(HeaderValue::as_bytes),
+        &etag,
     );
     let mut res = if fresh {
         let mut res = Response::new(full(Bytes::new()));
         *res.status_mut() = StatusCode::NOT_MODIFIED;
         res
     } else {
-        let mut res = Response::new(full(Bytes::from_static(asset.bytes)));
+        let mut res = Response::new(full(Bytes::from_static(body)));
         res.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static(asset.content_type),
         );
+        if let Some(c) = coding.header() {
+            res.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static(c));
+        }
         res
     };
     let headers = res.headers_mut();
-    headers.insert(header::ETAG, HeaderValue::from_static(asset.etag));
+    if asset.gzip.is_some() || asset.br.is_some() {
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
+    headers.insert(
+        header::ETAG,
+        HeaderValue::from_str(&etag).expect("hex and quotes"),
+    );
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static(asset.cache_control),

@@ -6,6 +6,9 @@ pub struct Asset {
     /// `Content-Type`.
     pub content_type: &'static str,
     pub bytes: &'static [u8],
+    /// The same bytes gzipped and brotli-compressed at build time, where that saves a tenth.
+    pub gzip: Option<&'static [u8]>,
+    pub br: Option<&'static [u8]>,
     /// `ETag` (quoted): a hash of the bytes.
     pub etag: &'static str,
     /// `Cache-Control`: `immutable` for vendor files (their path carries the content hash),
@@ -13,20 +16,68 @@ pub struct Asset {
     pub cache_control: &'static str,
 }
 
+/// Whether a request's `If-None-Match` value names `etag`, so the answer is `304 Not
+/// Modified` without a body.
+pub fn matches_etag(if_none_match: Option<&[u8]>, etag: &str) -> bool {
+    let Some(value) = if_none_match.and_then(|v| std::str::from_utf8(v).ok()) else {
+        return false;
+    };
+    value
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+}
+
+/// A content coding the page's assets come in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coding {
+    Identity,
+    Gzip,
+    Br,
+}
+
 impl Asset {
-    /// Whether a request's `If-None-Match` value names this asset's current `ETag`, so the
-    /// answer is `304 Not Modified` without a body.
-    pub fn is_fresh(&self, if_none_match: Option<&[u8]>) -> bool {
-        let Some(value) = if_none_match else {
-            return false;
+    /// The body to send for a request's `Accept-Encoding`: brotli, else gzip, where the client
+    /// accepts it (a `q=0` refuses, RFC 9110 §12.5.3) and the asset has it.
+    pub fn encoded(&self, accept_encoding: Option<&[u8]>) -> (Coding, &'static [u8]) {
+        let accepted = |coding: &str| {
+            let Some(value) = accept_encoding.and_then(|v| std::str::from_utf8(v).ok()) else {
+                return false;
+            };
+            value.split(',').any(|item| {
+                let mut parts = item.split(';').map(str::trim);
+                let name = parts.next().unwrap_or_default();
+                let q = parts
+                    .find_map(|p| p.strip_prefix("q="))
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .unwrap_or(1.0);
+                (name.eq_ignore_ascii_case(coding) || name == "*") && q > 0.0
+            })
         };
-        let Ok(value) = std::str::from_utf8(value) else {
-            return false;
-        };
-        value
-            .split(',')
-            .map(str::trim)
-            .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == self.etag)
+        match (self.br, self.gzip) {
+            (Some(br), _) if accepted("br") => (Coding::Br, br),
+            (_, Some(gz)) if accepted("gzip") => (Coding::Gzip, gz),
+            _ => (Coding::Identity, self.bytes),
+        }
+    }
+}
+
+impl Coding {
+    /// The `Content-Encoding` value, if any.
+    pub fn header(self) -> Option<&'static str> {
+        match self {
+            Coding::Identity => None,
+            Coding::Gzip => Some("gzip"),
+            Coding::Br => Some("br"),
+        }
+    }
+
+    /// The `ETag` of an asset in this coding: a representation of its own (RFC 9110 §8.8.3).
+    pub fn etag(self, etag: &str) -> String {
+        match self.header() {
+            Some(c) => format!("{}-{c}\"", etag.trim_end_matches('"')),
+            None => etag.to_string(),
+        }
     }
 }
 
@@ -141,10 +192,43 @@ mod tests {
     #[test]
     fn etags_match_if_none_match() {
         let a = asset("/assets/app.js").unwrap();
-        assert!(a.is_fresh(Some(a.etag.as_bytes())));
-        assert!(a.is_fresh(Some(format!("\"x\", W/{}", a.etag).as_bytes())));
-        assert!(a.is_fresh(Some(b"*")));
-        assert!(!a.is_fresh(Some(b"\"other\"")));
-        assert!(!a.is_fresh(None));
+        let fresh = |inm: &[u8]| matches_etag(Some(inm), a.etag);
+        assert!(fresh(a.etag.as_bytes()));
+        assert!(fresh(format!("\"x\", W/{}", a.etag).as_bytes()));
+        assert!(fresh(b"*"));
+        assert!(!fresh(b"\"other\""));
+        assert!(!matches_etag(None, a.etag));
+    }
+
+    #[test]
+    fn text_assets_come_precompressed_and_are_picked_by_accept_encoding() {
+        use std::io::Read as _;
+        let a = asset("/assets/vendor/xterm.mjs")
+            .or_else(|| {
+                PATHS
+                    .iter()
+                    .filter(|p| p.ends_with(".mjs"))
+                    .find_map(|p| asset(p))
+            })
+            .unwrap();
+        let (br, gz) = (a.br.expect("brotli"), a.gzip.expect("gzip"));
+        assert!(br.len() < a.bytes.len() / 2 && gz.len() < a.bytes.len() / 2);
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(gz)
+            .read_to_end(&mut plain)
+            .unwrap();
+        assert_eq!(plain, a.bytes);
+        let mut unbr = Vec::new();
+        brotli::Decompressor::new(br, 4096)
+            .read_to_end(&mut unbr)
+            .unwrap();
+        assert_eq!(unbr, a.bytes);
+        assert_eq!(a.encoded(Some(b"gzip, deflate, br, zstd")).0, Coding::Br);
+        assert_eq!(a.encoded(Some(b"gzip")).0, Coding::Gzip);
+        assert_eq!(a.encoded(Some(b"br;q=0, gzip;q=0.5")).0, Coding::Gzip);
+        assert_eq!(a.encoded(Some(b"identity")).0, Coding::Identity);
+        assert_eq!(a.encoded(Some(b"*")).0, Coding::Br);
+        assert_eq!(a.encoded(None), (Coding::Identity, a.bytes));
+        assert_eq!(Coding::Br.etag("\"abc\""), "\"abc-br\"");
     }
 }
