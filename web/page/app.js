@@ -27,6 +27,7 @@ const ui = {
   search: $('search'),
   searchInput: /** @type {HTMLInputElement} */ ($('search-input')),
   searchCount: $('search-count'),
+  keys: $('keys'),
   open: /** @type {HTMLButtonElement} */ ($('open')),
 };
 
@@ -310,6 +311,7 @@ async function openTab(target, early = '') {
     who.mode === 'restricted'
       ? new RestrictedSession({ target, view, onStatus, whoami: who })
       : new ShellSession({ target, view, onStatus });
+  entry.session.keyFilter = withModifiers;
   entry.session.start();
   const keys = typed.join('');
   if (keys) entry.session.input(keys);
@@ -465,14 +467,62 @@ $('search-close').addEventListener('click', closeSearch);
 window.addEventListener(
   'keydown',
   (ev) => {
-    if ((ev.ctrlKey || ev.metaKey) && ev.shiftKey && ev.key.toLowerCase() === 'f') {
+    const key = ev.key.toLowerCase();
+    if ((ev.ctrlKey || ev.metaKey) && ev.shiftKey && key === 'f') {
       ev.preventDefault();
       ev.stopPropagation();
       openSearch();
+    } else if (ev.ctrlKey && ev.shiftKey && key === 'm') {
+      // No keyboard trap: the terminal takes Tab, so this key leaves it for the page.
+      ev.preventDefault();
+      ev.stopPropagation();
+      /** @type {HTMLElement | null} */ (active?.tab.querySelector('.tab-label') ?? ui.namespace)?.focus();
     }
   },
   true, // before xterm sees the key
 );
+
+// ---- on-screen keys (touch screens) ------------------------------------------------------
+
+const KEYS = { esc: '\x1b', tab: '\t', up: '\x1b[A', down: '\x1b[B', right: '\x1b[C', left: '\x1b[D' };
+/** The sticky Ctrl and Alt of the on-screen keys: they apply to the next key, then let go. */
+const modifiers = { ctrl: false, alt: false };
+
+/** A typed key as the on-screen modifiers make it: Ctrl+letter → its control code, Alt → ESC first. */
+function withModifiers(data) {
+  if (!modifiers.ctrl && !modifiers.alt) return data;
+  let out = data;
+  if (modifiers.ctrl && data.length === 1) {
+    const code = data.toUpperCase().charCodeAt(0);
+    if (code >= 0x40 && code <= 0x5f) out = String.fromCharCode(code - 0x40);
+  }
+  if (modifiers.alt) out = `\x1b${out}`;
+  modifiers.ctrl = modifiers.alt = false;
+  for (const b of ui.keys.querySelectorAll('[data-mod]')) b.setAttribute('aria-pressed', 'false');
+  return out;
+}
+
+const coarsePointer = window.matchMedia('(pointer: coarse)');
+const showKeys = () => {
+  ui.keys.hidden = !coarsePointer.matches;
+  active?.view.fit.fit();
+};
+coarsePointer.addEventListener('change', showKeys);
+showKeys();
+// Tapping a key must not take the focus (and the phone's keyboard) away from the terminal.
+ui.keys.addEventListener('pointerdown', (ev) => ev.preventDefault());
+ui.keys.addEventListener('click', (ev) => {
+  const button = /** @type {HTMLElement} */ (ev.target).closest('button');
+  if (!button || !active?.session) return;
+  const mod = button.dataset.mod;
+  if (mod === 'ctrl' || mod === 'alt') {
+    modifiers[mod] = !modifiers[mod];
+    button.setAttribute('aria-pressed', String(modifiers[mod]));
+  } else if (button.dataset.key) {
+    active.session.input(withModifiers(KEYS[button.dataset.key]));
+  }
+  active.view.term.focus();
+});
 window.addEventListener('hashchange', async () => {
   const t = route.parse(location.hash);
   if (!t) return;

@@ -36,7 +36,7 @@ export class RestrictedSession extends TabSession {
     /** the line as last drawn */
     this.drawn = [];
     this.subscriptions = [
-      this.term.onData((data) => this.input(data)),
+      this.term.onData((data) => this.input(this.keyFilter(data))),
       // xterm reflows wrapped rows on a resize: the prompt's first row moves with them.
       this.term.onResize(({ cols }) => {
         if (this.exec) return;

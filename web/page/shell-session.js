@@ -28,7 +28,7 @@ export class ShellSession extends TabSession {
   constructor(o) {
     super(o, { text: '', state: 'connecting', canRestart: false });
     this.subscriptions = [
-      this.term.onData((data) => this.input(data)),
+      this.term.onData((data) => this.input(this.keyFilter(data))),
       this.term.onBinary((data) => {
         if (this.exec && !this.exec.ended) this.exec.send(binaryStdinFrame(data));
       }),

@@ -19,6 +19,8 @@ export class TabSession {
     this.status = status;
     /** @type {{dispose(): void}[]} terminal listeners, disposed with the session */
     this.subscriptions = [];
+    /** what typed keys pass through first (the on-screen Ctrl and Alt of touch screens) */
+    this.keyFilter = (/** @type {string} */ data) => data;
   }
 
   /** @param {TabStatus} s */

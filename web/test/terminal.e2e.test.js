@@ -447,3 +447,29 @@ test('details: numbered twin tabs, a namespace field that fits, the last row abo
   assert.ok(rows.y + rows.height <= footer.y + 0.5, `last row ends at ${rows.y + rows.height}, the status line starts at ${footer.y}`);
   await page.close();
 });
+
+test('touch screens get Esc, Tab, Ctrl, Alt and arrows; a documented key leaves the terminal', async () => {
+  const page = await browser.context.newPage();
+  const cdp = await browser.context.newCDPSession(page);
+  await cdp.send('Emulation.setTouchEmulationEnabled', { enabled: true, maxTouchPoints: 5 });
+  await page.goto(`${dev.url}#/dev/default/tools`);
+  await page.locator('#status', { hasText: /^connected$/ }).waitFor();
+  await page.locator('#keys').waitFor({ state: 'visible' });
+  await page.keyboard.type('echo touch-$((4+4))');
+  // Ctrl then a letter from the (soft) keyboard: Ctrl+A goes to the line's start.
+  await page.locator('#keys [data-mod="ctrl"]').click();
+  assert.equal(await page.locator('#keys [data-mod="ctrl"]').getAttribute('aria-pressed'), 'true');
+  await page.keyboard.type('a');
+  assert.equal(await page.locator('#keys [data-mod="ctrl"]').getAttribute('aria-pressed'), 'false');
+  await page.keyboard.type('# ');
+  await page.keyboard.press('Enter');
+  await waitForLine(page, /[$#] # echo touch-\$\(\(4\+4\)\)$/);
+  // The arrows reach the shell: Up brings back the commented line, to be edited.
+  await page.locator('#keys [data-key="up"]').click();
+  await page.keyboard.type('-again\n');
+  await waitForLine(page, /[$#] # echo touch-\$\(\(4\+4\)\)-again$/);
+  // Ctrl+Shift+M leaves the terminal: the focus goes to the tab, and Tab moves on in the page.
+  await page.keyboard.press('Control+Shift+M');
+  assert.equal(await page.evaluate(() => document.activeElement?.className), 'tab-label');
+  await page.close();
+});
