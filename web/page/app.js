@@ -81,13 +81,16 @@ async function loadClusters() {
 async function loadNamespaces(wanted) {
   const current = ask('namespaces');
   ui.namespaces.replaceChildren();
+  ui.namespace.placeholder = 'loading…';
   let names = [];
   try {
     names = await api.namespaces(ui.cluster.value);
     if (!current()) return;
+    ui.namespace.placeholder = 'type or pick';
     ui.namespaces.replaceChildren(...names.map((n) => option(n)));
   } catch (e) {
     if (!current()) return;
+    ui.namespace.placeholder = 'type or pick';
     notice(`Cannot list namespaces (${e.message}); type the namespace's name.`);
   }
   if (wanted) ui.namespace.value = wanted;
@@ -585,6 +588,7 @@ async function main() {
   try {
     await loadClusters();
   } catch (e) {
+    ui.cluster.replaceChildren();
     notice(`Cannot list clusters: ${e.message}`);
     return;
   }
