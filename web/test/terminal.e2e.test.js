@@ -432,6 +432,16 @@ test('details: numbered twin tabs, a namespace field that fits, the last row abo
   await page.locator('#open').click();
   await page.locator('.tab').nth(1).waitFor();
   assert.deepEqual(await page.locator('.tab-label').allInnerTexts(), ['default/tools', 'default/tools (2)']);
+  // On a phone-sized window the labels stay on one line each (the tab bar scrolls instead).
+  await page.setViewportSize({ width: 360, height: 700 });
+  for (const label of await page.locator('.tab-label').all()) {
+    const one = await label.evaluate((el) => {
+      const line = Number.parseFloat(getComputedStyle(el).lineHeight) || 20;
+      return el.getBoundingClientRect().height < 2 * line;
+    });
+    assert.ok(one, 'a tab label wrapped');
+  }
+  await page.setViewportSize({ width: 1100, height: 700 });
 
   await page.locator('#namespace').fill('kube-system');
   const fits = await page.locator('#namespace').evaluate((el) => el.scrollWidth <= el.clientWidth);
