@@ -69,6 +69,23 @@ pub struct RelayConfig {
 }
 
 impl RelayConfig {
+    /// The settings relay-level tests share: v5, timers far beyond a test's length, a 4 KiB
+    /// client frame limit, no recording, no flow control.
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn for_tests() -> RelayConfig {
+        RelayConfig {
+            v5: true,
+            ping_interval: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_duration: Duration::from_secs(60),
+            max_client_frame_bytes: 4096,
+            max_upstream_frame_bytes: 1 << 20,
+            bytes: Default::default(),
+            recording: None,
+            flow: false,
+        }
+    }
+
     /// Limits from the gateway's configuration.
     pub fn new(config: &crate::config::Config, v5: bool, bytes: RelayBytes) -> RelayConfig {
         RelayConfig {

@@ -7,12 +7,8 @@ mod support;
 
 use std::io::Read as _;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Empty};
 use hyper::StatusCode;
-use hyper_util::rt::TokioIo;
 use support::Stack;
-use tokio::net::TcpStream;
 
 struct Got {
     code: StatusCode,
@@ -21,25 +17,11 @@ struct Got {
 }
 
 async fn get(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> Got {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let mut req = hyper::Request::get(path).header("host", addr.to_string());
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let res = sender
-        .send_request(req.body(Empty::<Bytes>::new()).unwrap())
-        .await
-        .unwrap();
-    let (parts, body) = res.into_parts();
-    let body = body.collect().await.unwrap().to_bytes().to_vec();
+    let (parts, body) = support::fetch(addr, path, headers).await.into_parts();
     Got {
         code: parts.status,
         headers: parts.headers,
-        body,
+        body: body.to_vec(),
     }
 }
 

@@ -404,15 +404,8 @@ mod tests {
 
     fn config(flow: bool) -> RelayConfig {
         RelayConfig {
-            v5: true,
-            ping_interval: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(60),
-            max_duration: Duration::from_secs(60),
-            max_client_frame_bytes: 4096,
-            max_upstream_frame_bytes: 1 << 20,
-            bytes: Default::default(),
-            recording: None,
             flow,
+            ..RelayConfig::for_tests()
         }
     }
 

@@ -90,6 +90,19 @@ impl Refusal {
 
 /// `GET path` on the gateway with `headers`; the code and body.
 pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Refusal {
+    let res = fetch(addr, path, headers).await;
+    Refusal {
+        code: res.status().as_u16(),
+        body: res.into_body(),
+    }
+}
+
+/// `GET path` on the gateway with `headers`; the whole answer, its body read.
+pub async fn fetch(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> hyper::Response<Bytes> {
     let stream = TcpStream::connect(addr).await.expect("connect");
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -103,9 +116,9 @@ pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Refu
         .send_request(req.body(Empty::<Bytes>::new()).unwrap())
         .await
         .expect("response");
-    let code = res.status().as_u16();
-    let body = res.into_body().collect().await.expect("body").to_bytes();
-    Refusal { code, body }
+    let (parts, body) = res.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    hyper::Response::from_parts(parts, body)
 }
 
 /// Opens an exec WebSocket on the gateway offering `protocols`; the socket and the
