@@ -102,9 +102,9 @@ test('Ctrl+C after 10 s of yes gives the prompt back within a second; the page s
   // The better of two tries: a 2-core machine busy elsewhere for a moment is not the page's
   // fault, while without flow control every try takes several seconds (the backlog).
   const tries = [await interrupted(page, 10, 6)];
-  if (tries[0].back >= 1) tries.push(await interrupted(page, 10, 7));
-  const back = Math.min(...tries.map((t) => t.back));
-  const slowest = Math.min(...tries.map((t) => t.slowest));
+  if (tries[0].back >= 1 || tries[0].slowest >= 500) tries.push(await interrupted(page, 10, 7));
+  const best = tries.reduce((a, b) => (b.back < 1 && b.slowest < 500 ? b : a));
+  const { back, slowest } = best;
   report.ctrl_c_seconds = back;
   report.page_answer_slowest_ms = slowest;
   console.log(`Ctrl+C to prompt: ${tries.map((t) => t.back.toFixed(2)).join(', ')} s; slowest page answer during the flood: ${slowest} ms`);
