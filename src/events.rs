@@ -52,6 +52,12 @@ impl SessionInfo {
         }
     }
 
+    /// The caller and the parsed request, once both are known (routes check both before a
+    /// session is prepared).
+    pub fn caller_and_target(&self) -> Option<(&Identity, &ExecTarget)> {
+        Some((self.identity.as_ref()?, self.target.as_ref()?))
+    }
+
     pub fn user(&self) -> Option<&str> {
         self.identity.as_ref().map(|i| i.user.as_str())
     }

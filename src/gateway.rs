@@ -107,8 +107,7 @@ impl Gateway {
 
     /// A session started: counted in the metrics and told to every observer.
     pub fn session_started(&self, info: &SessionInfo) -> SessionMetrics {
-        let cluster = info.target.as_ref().map_or(&info.cluster, |t| &t.cluster);
-        let counted = self.metrics.session_started(cluster);
+        let counted = self.metrics.session_started(&info.cluster);
         for o in &self.hooks.observers {
             o.started(info);
         }

@@ -517,9 +517,7 @@ async fn plain_exec(
 ) -> Result<Response<Body>, RouteError> {
     let place = session::admit(gateway, cluster, info, &SUBPROTOCOLS).await?;
     drop(place);
-    let (Some(identity), Some(target)) = (&info.identity, &info.target) else {
-        unreachable!("admitted with both");
-    };
+    let (identity, target) = info.caller_and_target().expect("admitted with both");
     let res = cluster
         .plain_exec(
             req.method().clone(),

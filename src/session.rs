@@ -262,8 +262,9 @@ async fn connect(
     recording: &mut Option<Recording>,
 ) -> Result<ExecStream, ExecError> {
     let (gateway, info) = (guard.gateway.clone(), guard.info.clone());
-    let target = info.target.as_ref().expect("routes parse the request");
-    let identity = info.identity.as_ref().expect("routes find the caller");
+    let (identity, target) = info
+        .caller_and_target()
+        .expect("routes parse the caller and the request first");
     guard.phase = Phase::Connecting;
     let connecting = tokio::time::Instant::now();
     let receive_buffer = (!offer.flow.is_empty()).then_some(flow::UPSTREAM_RECEIVE_BUFFER);

@@ -49,10 +49,8 @@ pub async fn admit(
 }
 
 fn caller_and_target(info: &SessionInfo) -> (&Identity, &ExecTarget) {
-    match (&info.identity, &info.target) {
-        (Some(identity), Some(target)) => (identity, target),
-        _ => unreachable!("routes parse the caller and the request first"),
-    }
+    info.caller_and_target()
+        .expect("routes parse the caller and the request first")
 }
 
 /// `deny_root`: runs the constant check exec in the target container (as the caller, no stdin,
