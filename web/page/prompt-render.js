@@ -58,13 +58,11 @@ export function redraw({ prompt, chars, cursor, cols, rowsAbove }) {
   const target = cells(prompt) + cells(chars.slice(0, cursor).join(''));
   let out = rowsAbove > 0 ? `\x1b[${rowsAbove}A` : '';
   out += `\r\x1b[J${text}`;
-  // After the text the cursor is on its last row; at exactly a full row it waits at that row's
-  // end (xterm's pending wrap), so a space then a return makes the next row and goes there.
-  let end = at(width, cols);
-  if (width > 0 && width % cols === 0) {
-    out += ' \r';
-    end = { row: width / cols, col: 0 };
-  }
+  // After the text the cursor is at cell `width`; at exactly a full row it waits at that row's
+  // end instead (xterm's pending wrap), so a space then a return makes the next row and goes
+  // there, and the cursor is at cell `width` in both cases.
+  if (width > 0 && width % cols === 0) out += ' \r';
+  const end = at(width, cols);
   const goal = at(target, cols);
   if (end.row > goal.row) out += `\x1b[${end.row - goal.row}A`;
   out += '\r';
@@ -73,13 +71,16 @@ export function redraw({ prompt, chars, cursor, cols, rowsAbove }) {
 }
 
 /**
- * The sequences that move from the cursor (`rowsAbove` rows below the prompt's first row) to
- * a fresh line after the whole drawn prompt, e.g. before a command's output.
+ * The sequences that move from the cursor (`rowsAbove` rows below the prompt's first row, as
+ * redraw() left it) to a fresh line after the whole drawn prompt, e.g. before a command's
+ * output. A prompt that fills its last row exactly already has the row after it (redraw()
+ * made it), so the output goes there rather than one row lower.
  * @param {{prompt: string, chars: string[], cols: number, rowsAbove: number}} s
  */
 export function leave({ prompt, chars, cols, rowsAbove }) {
   const width = cells(prompt + chars.join(''));
-  const last = width > 0 && width % cols === 0 ? width / cols - 1 : Math.floor(width / cols);
-  const down = last - rowsAbove;
-  return `${down > 0 ? `\x1b[${down}B` : ''}\r\n`;
+  const end = at(width, cols);
+  const down = end.row - rowsAbove;
+  const fresh = width > 0 && end.col === 0 ? '\r' : '\r\n';
+  return `${down > 0 ? `\x1b[${down}B` : ''}${fresh}`;
 }

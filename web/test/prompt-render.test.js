@@ -126,3 +126,11 @@ test('editing in the middle, then a resize redraw, then leaving, keeps one copy'
   screen.write('out');
   assert.equal(screen.text(), ['$ 01234567', '89abcdef', 'out'].join('\n'));
 });
+
+test('leaving a prompt that fills its last row exactly puts the output right under it', () => {
+  const screen = new Screen(6);
+  const { chars, rowsAbove } = typeInto(screen, '$ ', [...'abcd']);
+  screen.write(leave({ prompt: '$ ', chars, cols: 6, rowsAbove }));
+  screen.write('out');
+  assert.equal(screen.text(), ['$ abcd', 'out'].join('\n'));
+});
