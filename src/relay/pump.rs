@@ -231,12 +231,13 @@ struct UpstreamMessage {
 
 impl UpstreamMessage {
     /// Follows a binary, text or continuation frame; a finished channel-3 message that parses
-    /// becomes the session's `Status`. Returns the frame's channel and data.
+    /// becomes the session's `Status`. Returns the frame's channel (`None` for an empty
+    /// message) and data.
     fn track<'a>(
         &mut self,
         out: &'a Outgoing,
         shared: &Shared,
-    ) -> Result<(u8, &'a [u8]), CloseReason> {
+    ) -> Result<(Option<u8>, &'a [u8]), CloseReason> {
         let data = if out.opcode == OpCode::Continuation {
             if !self.in_message {
                 return Err(CloseReason::Upstream(
@@ -270,7 +271,7 @@ impl UpstreamMessage {
                 *seen = Some(Box::new(parsed));
             }
         }
-        Ok((self.channel.unwrap_or(0), data))
+        Ok((self.channel, data))
     }
 }
 
@@ -309,12 +310,14 @@ pub(super) async fn from_upstream<S: AsyncRead>(
             Ok(tracked) => tracked,
             Err(why) => return why,
         };
-        if let (Some(flow), protocol::STDOUT | protocol::STDERR) = (&shared.flow, channel) {
-            flow.sent(data.len());
-        }
-        if let (Some(tap), protocol::STDOUT | protocol::STDERR) = (&mut tap, channel) {
-            if let Err(e) = Box::pin(tap.output(channel, data)).await {
-                return CloseReason::Recording(e.to_string());
+        if let Some(stream @ (protocol::STDOUT | protocol::STDERR)) = channel {
+            if let Some(flow) = &shared.flow {
+                flow.sent(data.len());
+            }
+            if let Some(tap) = &mut tap {
+                if let Err(e) = Box::pin(tap.output(stream, data)).await {
+                    return CloseReason::Recording(e.to_string());
+                }
             }
         }
         let n = out.payload.len() as u64;
@@ -508,19 +511,19 @@ mod tests {
         let mut first = vec![protocol::ERROR];
         first.extend_from_slice(a);
         let out = frame(false, OpCode::Binary, &first);
-        assert_eq!(m.track(&out, &shared).unwrap(), (protocol::ERROR, a));
+        assert_eq!(m.track(&out, &shared).unwrap(), (Some(protocol::ERROR), a));
         let out = frame(true, OpCode::Continuation, b);
-        assert_eq!(m.track(&out, &shared).unwrap(), (protocol::ERROR, b));
+        assert_eq!(m.track(&out, &shared).unwrap(), (Some(protocol::ERROR), b));
         assert_eq!(shared.summary(CloseReason::Exited).exit_code, Some(0));
         let out = frame(false, OpCode::Binary, b"\x02err");
         assert_eq!(
             m.track(&out, &shared).unwrap(),
-            (protocol::STDERR, &b"err"[..])
+            (Some(protocol::STDERR), &b"err"[..])
         );
         let out = frame(true, OpCode::Continuation, b"more");
         assert_eq!(
             m.track(&out, &shared).unwrap(),
-            (protocol::STDERR, &b"more"[..])
+            (Some(protocol::STDERR), &b"more"[..])
         );
         let out = frame(true, OpCode::Continuation, b"stray");
         assert!(m.track(&out, &shared).is_err());
