@@ -99,8 +99,13 @@ async function loadNamespaces(wanted) {
   }
 }
 
+/** The cluster and namespace whose pods the picker shows, or is asking for. */
+let podsOf = '';
+const pickedNamespace = () => JSON.stringify([ui.cluster.value, ui.namespace.value.trim()]);
+
 async function loadPods(wanted) {
   const current = ask('pods');
+  podsOf = pickedNamespace();
   // Until the list comes: a placeholder, and nothing to open.
   ui.pod.replaceChildren(option('', 'loading…'));
   podsByName = new Map();
@@ -137,6 +142,17 @@ async function loadPods(wanted) {
   if (wanted && !podsByName.has(wanted)) ui.pod.append(option(wanted));
   if (wanted) ui.pod.value = wanted;
   fillContainers();
+}
+
+/**
+ * The namespaces, then the default namespace's pods, unless the user asked for pods of a
+ * namespace while the namespaces came: that newer request is theirs, and a default list must
+ * not replace what they picked from it.
+ */
+async function namespacesThenPods() {
+  const before = latest.pods;
+  await loadNamespaces();
+  if (latest.pods === before) await loadPods();
 }
 
 /** Shows a text field for the pod's name instead of the list (when pods cannot be listed). */
@@ -441,10 +457,12 @@ function find(backwards = false) {
 
 ui.cluster.addEventListener('change', async () => {
   notice('');
-  await loadNamespaces();
-  await loadPods();
+  await namespacesThenPods();
 });
 ui.namespace.addEventListener('change', () => {
+  // A change event for the namespace already shown (the field losing focus after Enter, or
+  // to the Open button) must not reload the pods and lose the pick, or the click.
+  if (pickedNamespace() === podsOf) return;
   notice('');
   loadPods();
 });
@@ -596,8 +614,7 @@ async function main() {
     await showInPickers(deepLink, true);
     await opening;
   } else {
-    await loadNamespaces();
-    await loadPods();
+    await namespacesThenPods();
   }
 }
 

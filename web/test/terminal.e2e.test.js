@@ -374,6 +374,7 @@ test('on a slow API server the latest pick wins, and the first pod preselected h
   assert.deepEqual(await page.locator('#pod option').allInnerTexts(), ['api-0 — Running']);
   assert.equal(await page.locator('#open').isDisabled(), false);
 
+
   // Back in default, once its list came: echo-0 sorts first but has no shell.
   await page.unroute('**/api/v1/namespaces/default/pods');
   await page.locator('#namespace').fill('default');
@@ -381,6 +382,25 @@ test('on a slow API server the latest pick wins, and the first pod preselected h
   await page.locator('#pod option[value="echo-0"]').waitFor({ state: 'attached' });
   assert.notEqual(await page.locator('#pod').inputValue(), 'echo-0');
   assert.notEqual(await page.locator('#pod').inputValue(), 'flood-0');
+  // The namespace list coming late does not undo what the user picked meanwhile (web-0, not
+  // the preselected tools), and the click that takes the focus from the field opens it.
+  await page.route('**/api/v1/namespaces', async (r) => {
+    await new Promise((ok) => setTimeout(ok, 1000));
+    await r.continue();
+  });
+  const namespacesDone = page.waitForResponse('**/api/v1/namespaces');
+  await page.reload();
+  await page.locator('#cluster option[value="dev"]').waitFor({ state: 'attached' });
+  await page.locator('#namespace').fill('default');
+  await page.locator('#namespace').dispatchEvent('change');
+  await page.locator('#pod option[value="web-0"]').waitFor({ state: 'attached' });
+  await page.locator('#pod').selectOption('web-0');
+  await (await namespacesDone).finished();
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  assert.equal(await page.locator('#pod').inputValue(), 'web-0');
+  await page.locator('#open').click();
+  await page.locator('.tab-label', { hasText: 'default/web-0/app' }).waitFor();
+  await page.unroute('**/api/v1/namespaces');
   await page.close();
 });
 
