@@ -4,6 +4,10 @@
 //! `session.end` when it ran, `session.denied` then `session.end` when it was refused (the end
 //! line of a refused exec has `close_reason: "denied"`, zero bytes and no exit code), so a
 //! reader can always pair lines by `session`. A recording that fails adds `recording.failed`.
+//! Between the two, a page session that outlives its connection adds `session.detach` (the
+//! connection dropped; `reason` says how) and `session.resume` (`reason`: the offset it
+//! resumed from and the replica it came through); `session.watch` / `session.unwatch` name the
+//! watcher in `reason`, `session.kill` who ended it. The end line still comes once, at the end.
 //! (A plain, non-upgrade exec request runs nothing — the cluster answers it 400 — and leaves
 //! no line: it is how kubectl reads a refusal after falling back from WebSocket to SPDY, and
 //! auditing it would count one refused kubectl exec twice.)
@@ -11,7 +15,7 @@
 //!
 //! | field | meaning |
 //! |---|---|
-//! | `event` | `session.start`, `session.denied`, `session.end`, `recording.failed`, `recording.truncated` |
+//! | `event` | `session.start`, `session.denied`, `session.end`, `session.detach`, `session.resume`, `session.watch`, `session.unwatch`, `session.kill`, `recording.failed`, `recording.truncated` |
 //! | `time` | when the line was written, RFC 3339 UTC |
 //! | `session` | the session id (also the recording's file name) |
 //! | `user`, `groups` | the identity the exec runs as (impersonated) |
@@ -45,7 +49,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
 
 use crate::config::ConfigError;
-use crate::events::SessionInfo;
+use crate::events::{SessionEvent, SessionInfo};
 use crate::policy::Mode;
 
 /// Lines the audit queue holds before new ones are diverted to the error log.
@@ -293,6 +297,15 @@ impl AuditLog {
                 ..SessionEnd::default()
             },
         );
+    }
+
+    /// A line about a live session: `session.detach`, `session.resume`, `session.watch`,
+    /// `session.unwatch` or `session.kill`, with what happened in `reason`.
+    pub fn session_event(&self, exec: &SessionInfo, event: SessionEvent, reason: &str) {
+        self.send(&Line {
+            reason: Some(reason),
+            ..Line::new(event.name(), exec)
+        });
     }
 
     /// `recording.failed`: the session's recording stopped because of `error`.

@@ -40,6 +40,10 @@ pub const DEFAULT_CONNECTION_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const RESERVED_FILES: u64 = 200;
 /// `PODTERM_RECORD_MAX_BYTES` default: the most one session's recording may take on disk.
 pub const DEFAULT_RECORD_MAX_BYTES: u64 = 100 * 1024 * 1024;
+/// `PODTERM_RESUME_GRACE` default: how long a dropped page session waits to be resumed.
+pub const DEFAULT_RESUME_GRACE: Duration = Duration::from_secs(5 * 60);
+/// Shortest `PODTERM_RESUME_SECRET` accepted, in bytes.
+pub const MIN_RESUME_SECRET_BYTES: usize = 32;
 /// Most `PODTERM_WORKER_THREADS` accepted.
 pub const MAX_WORKER_THREADS: usize = 1024;
 
@@ -189,8 +193,36 @@ pub struct Config {
     /// may use (its cgroup CPU quota counted), via [`Config::worker_thread_count`].
     #[serde(default)]
     pub worker_threads: Option<usize>,
+    /// `PODTERM_RESUME_GRACE`: how long a page session whose connection dropped (without a
+    /// normal close) keeps its process and output for the page to come back
+    /// (crate::protocol::resume); `0` turns resume off. Default [`DEFAULT_RESUME_GRACE`] (5m).
+    #[serde(default = "default_resume_grace", deserialize_with = "duration")]
+    pub resume_grace: Duration,
+    /// `PODTERM_RESUME_SECRET`: the key (at least 32 bytes) every replica signs resume proofs
+    /// and replica-to-replica requests with; the same on every replica. Default: a random key
+    /// per process (resume then works only on the replica that holds the session). Never
+    /// printed.
+    #[serde(default)]
+    pub resume_secret: Option<Secret>,
+    /// `PODTERM_PEER_LISTEN`: the internal address other replicas reach this one on (only
+    /// `/peer/…`, signed with the resume secret). Default: none (a single replica).
+    #[serde(default)]
+    pub peer_listen: Option<SocketAddr>,
+    /// `PODTERM_ADVERTISE`: `host:port` other replicas reach this one's peer address at (in
+    /// a pod: `$(POD_IP):PORT` from the downward API). Default: `PODTERM_PEER_LISTEN` as
+    /// bound (fine on one machine).
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// `PODTERM_PEERS`: comma-separated `host:port` of every replica's peer address, each
+    /// resolved at use (a headless Service's name resolves to every ready replica). Default:
+    /// none.
+    #[serde(default)]
+    pub peers: Vec<String>,
 }
 
+fn default_resume_grace() -> Duration {
+    DEFAULT_RESUME_GRACE
+}
 fn default_listen() -> SocketAddr {
     DEFAULT_LISTEN.parse().expect("valid default address")
 }
@@ -256,6 +288,11 @@ impl Default for Config {
             connection_idle_timeout: DEFAULT_CONNECTION_IDLE_TIMEOUT,
             max_connections: None,
             worker_threads: None,
+            resume_grace: DEFAULT_RESUME_GRACE,
+            resume_secret: None,
+            peer_listen: None,
+            advertise: None,
+            peers: Vec::new(),
         }
     }
 }
@@ -284,6 +321,8 @@ impl Config {
         self.check_timers()?;
         self.check_limits()?;
         self.check_recording()?;
+        self.peers = clean_list(self.peers);
+        self.check_fleet()?;
         Ok(self)
     }
 
@@ -367,6 +406,40 @@ impl Config {
         Ok(())
     }
 
+    /// The resume secret's length; peers need it, and an address to serve them on.
+    fn check_fleet(&self) -> Result<(), ConfigError> {
+        if self
+            .resume_secret
+            .as_ref()
+            .is_some_and(|s| s.expose().len() < MIN_RESUME_SECRET_BYTES)
+        {
+            return bad(
+                "PODTERM_RESUME_SECRET",
+                &format!("must be at least {MIN_RESUME_SECRET_BYTES} bytes"),
+            );
+        }
+        if let Some(p) = self.peers.iter().find(|p| !is_host_port(p)) {
+            return bad("PODTERM_PEERS", &format!("has `{p}`, not host:port"));
+        }
+        if let Some(a) = self.advertise.as_deref().filter(|a| !is_host_port(a)) {
+            return bad("PODTERM_ADVERTISE", &format!("`{a}` is not host:port"));
+        }
+        let fleet = !self.peers.is_empty() || self.peer_listen.is_some();
+        if fleet && self.resume_secret.is_none() {
+            return bad(
+                "PODTERM_PEERS and PODTERM_PEER_LISTEN",
+                "need PODTERM_RESUME_SECRET (the same on every replica)",
+            );
+        }
+        if !self.peers.is_empty() && self.peer_listen.is_none() {
+            return bad("PODTERM_PEERS", "needs PODTERM_PEER_LISTEN");
+        }
+        if self.peer_listen.is_some_and(|p| p == self.listen) {
+            return bad("PODTERM_PEER_LISTEN", "must differ from PODTERM_LISTEN");
+        }
+        Ok(())
+    }
+
     /// The recording directory exists when recordings are asked for.
     fn check_recording(&self) -> Result<(), ConfigError> {
         if self.record_max_bytes < 1024 {
@@ -406,6 +479,12 @@ impl Config {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         })
     }
+}
+
+/// Whether `s` is `host:port` with a port number and a non-empty host.
+fn is_host_port(s: &str) -> bool {
+    s.rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0))
 }
 
 /// A configuration error naming the variable at fault.

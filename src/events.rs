@@ -94,6 +94,36 @@ pub trait SessionObserver: Send + Sync + 'static {
     fn denied(&self, _attempt: &SessionInfo, _refused: &Refused<'_>) {}
     /// The session ended.
     fn ended(&self, _session: &SessionInfo, _summary: &Summary) {}
+    /// Something happened to a live session (`detail`: what, in a few words).
+    fn event(&self, _session: &SessionInfo, _event: SessionEvent, _detail: &str) {}
+}
+
+/// What may happen to a live session between its start and its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// Its connection dropped; it waits for the page to come back.
+    Detached,
+    /// A connection came back to it.
+    Resumed,
+    /// Someone started watching it, read-only.
+    Watched,
+    /// A watcher left.
+    Unwatched,
+    /// Someone ended it.
+    Killed,
+}
+
+impl SessionEvent {
+    /// The audit trail's `event` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SessionEvent::Detached => "session.detach",
+            SessionEvent::Resumed => "session.resume",
+            SessionEvent::Watched => "session.watch",
+            SessionEvent::Unwatched => "session.unwatch",
+            SessionEvent::Killed => "session.kill",
+        }
+    }
 }
 
 /// Logs sessions as tracing events (the session's span carries who and where): refusals at
@@ -115,6 +145,9 @@ impl SessionObserver for LogObserver {
             reason = refused.reason,
             "session denied"
         );
+    }
+    fn event(&self, s: &SessionInfo, event: SessionEvent, detail: &str) {
+        tracing::info!(session = %s.id, event = event.name(), detail, "session event");
     }
     fn ended(&self, _: &SessionInfo, sum: &Summary) {
         tracing::debug!(
@@ -151,6 +184,8 @@ pub enum CloseReason {
     Shutdown,
     /// The session's recording failed and `PODTERM_RECORD_REQUIRED` is on.
     Recording(String),
+    /// An authorized user ended it (`DELETE /api/sessions/{id}`).
+    Ended(String),
 }
 
 impl CloseReason {
@@ -161,7 +196,10 @@ impl CloseReason {
             CloseReason::ClientClosed(code) if sendable(*code) => *code,
             CloseReason::ClientClosed(_) => 1000,
             CloseReason::ClientGone(_) | CloseReason::Shutdown => 1001,
-            CloseReason::Protocol(_) | CloseReason::Idle | CloseReason::MaxDuration => 1008,
+            CloseReason::Protocol(_)
+            | CloseReason::Idle
+            | CloseReason::MaxDuration
+            | CloseReason::Ended(_) => 1008,
             CloseReason::FrameTooLarge => 1009,
             CloseReason::Upstream(_) | CloseReason::Recording(_) => 1011,
         }
@@ -188,6 +226,7 @@ impl CloseReason {
             CloseReason::MaxDuration => "max_duration",
             CloseReason::Shutdown => "shutdown",
             CloseReason::Recording(_) => "recording_failed",
+            CloseReason::Ended(_) => "ended",
         }
     }
 
@@ -204,6 +243,7 @@ impl CloseReason {
             CloseReason::MaxDuration => "maximum session duration".to_string(),
             CloseReason::Shutdown => "podterm is shutting down".to_string(),
             CloseReason::Recording(why) => format!("recording failed: {why}"),
+            CloseReason::Ended(by) => format!("ended by {by}"),
         };
         protocol::truncate_utf8(&text, 120).to_string()
     }

@@ -8,7 +8,8 @@ use crate::audit::{AuditLog, AuditObserver, AuditSink};
 use crate::cluster::{ActAs, Clusters};
 use crate::config::{Config, ConfigError};
 use crate::drain::Drain;
-use crate::events::{LogObserver, Refused, SessionInfo, SessionObserver, Summary};
+use crate::events::{LogObserver, Refused, SessionEvent, SessionInfo, SessionObserver, Summary};
+use crate::fleet::Fleet;
 use crate::identity::{Authenticator, Identity};
 use crate::policy::Policy;
 use crate::policy::limits::SessionLimits;
@@ -24,6 +25,8 @@ pub struct Gateway {
     pub hooks: Hooks,
     pub drain: Drain,
     pub metrics: Metrics,
+    /// This replica's live sessions and the way to the other replicas'.
+    pub fleet: Fleet,
 }
 
 /// The policy, limits, audit trail, recording and observers each session goes through.
@@ -85,6 +88,7 @@ impl Gateway {
             hooks,
             drain: Drain::new(config.drain_timeout),
             metrics,
+            fleet: Fleet::new(&config),
             config,
         }
     }
@@ -127,6 +131,13 @@ impl Gateway {
         self.metrics.denied(refused.label);
         for o in &self.hooks.observers {
             o.denied(info, refused);
+        }
+    }
+
+    /// Something happened to a live session: told to every observer.
+    pub fn session_event(&self, info: &SessionInfo, event: SessionEvent, detail: &str) {
+        for o in &self.hooks.observers {
+            o.event(info, event, detail);
         }
     }
 

@@ -27,6 +27,7 @@ pub mod dev;
 pub mod devcluster;
 mod drain;
 pub mod events;
+pub mod fleet;
 pub mod gateway;
 pub mod identity;
 pub mod policy;

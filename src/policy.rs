@@ -13,6 +13,11 @@
 //!       - [jstack, "[0-9]*"]     # see `policy::argv`; `podterm policy check` flags unsafe ones
 //!       - [cat, "/proc/*/status"]
 //!     deny_root: true            # refuse containers whose user is uid 0 (see `policy::root`)
+//!   - name: oncall
+//!     groups: [sre]
+//!     mode: shell
+//!     observe: true              # may list, watch (read-only) and end anyone's sessions in
+//!                                # the rule's clusters and namespaces (default false)
 //! ```
 //!
 //! No file: everyone gets `shell` and the cluster's RBAC alone decides. A file with no rule
@@ -63,6 +68,7 @@ pub struct Rule {
     mode: Mode,
     allow: Vec<ArgvPattern>,
     deny_root: bool,
+    observe: bool,
 }
 
 /// What the matching rule grants in a cluster and namespace (see [`Policy::grant`]).
@@ -74,6 +80,8 @@ pub struct Grant<'a> {
     pub deny_root: bool,
     /// Restricted mode's allow list (empty in shell mode).
     pub allow: &'a [ArgvPattern],
+    /// Whether the caller may list, watch and end other users' sessions here.
+    pub observe: bool,
 }
 
 /// An exec the policy lets through.
@@ -148,6 +156,8 @@ struct RuleFile {
     allow: Vec<Vec<String>>,
     #[serde(default)]
     deny_root: bool,
+    #[serde(default)]
+    observe: bool,
 }
 
 impl Policy {
@@ -216,6 +226,7 @@ impl Policy {
                 rule: None,
                 deny_root: false,
                 allow: &[],
+                observe: false,
             });
         };
         rules
@@ -226,6 +237,7 @@ impl Policy {
                 rule: Some(&rule.name),
                 deny_root: rule.deny_root,
                 allow: &rule.allow,
+                observe: rule.observe,
             })
             .ok_or_else(|| Denial::NoRule {
                 user: identity.user.clone(),
@@ -340,6 +352,7 @@ fn compile_rule(rule: RuleFile, default_name: String) -> Result<Rule, String> {
         mode: rule.mode,
         allow,
         deny_root: rule.deny_root,
+        observe: rule.observe,
     })
 }
 

@@ -15,6 +15,7 @@
 
 pub mod exec_query;
 pub mod flow;
+pub mod resume;
 
 use serde::{Deserialize, Serialize};
 
@@ -281,6 +282,16 @@ pub fn reason_for_code(code: u16) -> &'static str {
 
 impl Status {
     /// A `Failure` status with the standard reason for `code`.
+    /// A `Success` status with `message` (code 200).
+    pub fn success(message: impl Into<String>) -> Status {
+        Status {
+            status: "Success".into(),
+            reason: String::new(),
+            code: 200,
+            ..Status::failure(200, message)
+        }
+    }
+
     pub fn failure(code: u16, message: impl Into<String>) -> Status {
         Status {
             kind: status_kind(),

@@ -10,16 +10,18 @@
 //! its close frame and is read until the peer's own (the closing handshake), then shut down.
 
 mod closing;
+mod detach;
 mod flow;
 mod frames;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fuzzing;
 mod handoff;
+mod kept;
 mod pump;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -30,6 +32,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use self::frames::{FrameReader, FrameWriter};
 use self::handoff::Handoff;
+pub use self::detach::{Attach, AttachEvents, relay_detachable};
+pub use self::kept::{Kept, watch};
 pub use crate::events::{CloseReason, Summary};
 use crate::protocol::Status;
 use crate::recording::RecordingTap;
@@ -66,6 +70,15 @@ pub struct RelayConfig {
     pub recording: Option<RecordingTap>,
     /// Whether the client negotiated podterm's flow control (crate::protocol::flow).
     pub flow: bool,
+    /// The session's own byte counts, readable while it runs (the fleet's session list).
+    pub session_bytes: Arc<SessionBytes>,
+}
+
+/// Frame payload bytes one session relayed so far, each way.
+#[derive(Debug, Default)]
+pub struct SessionBytes {
+    pub from_client: AtomicU64,
+    pub to_client: AtomicU64,
 }
 
 impl RelayConfig {
@@ -83,6 +96,7 @@ impl RelayConfig {
             bytes: Default::default(),
             recording: None,
             flow: false,
+            session_bytes: Arc::default(),
         }
     }
 
@@ -98,6 +112,7 @@ impl RelayConfig {
             bytes,
             recording: None,
             flow: false,
+            session_bytes: Arc::default(),
         }
     }
 }
@@ -109,12 +124,14 @@ struct Shared {
     last_data_ms: AtomicU64,
     client: Leg,
     upstream: Leg,
-    bytes_from_client: AtomicU64,
-    bytes_to_client: AtomicU64,
+    bytes: Arc<SessionBytes>,
     /// Boxed: a `Status` is large and most sessions only get one at their very end.
     status: Mutex<Option<Box<Status>>>,
     /// Output sent and acknowledged, when the client speaks flow control.
     flow: Option<Box<flow::Flow>>,
+    /// The output kept for whichever connection is attached, in a session that outlives its
+    /// connection (crate::protocol::resume).
+    kept: Option<Arc<Kept>>,
 }
 
 /// Liveness of one socket's reader.
@@ -136,9 +153,9 @@ impl Shared {
             last_data_ms: AtomicU64::new(0),
             client: Leg::default(),
             upstream: Leg::default(),
-            bytes_from_client: AtomicU64::new(0),
-            bytes_to_client: AtomicU64::new(0),
+            bytes: config.session_bytes.clone(),
             status: Mutex::new(None),
+            kept: None,
         }
     }
 
@@ -151,8 +168,8 @@ impl Shared {
             .and_then(|mut s| s.take())
             .map(|s| *s);
         Summary {
-            bytes_from_client: self.bytes_from_client.load(Ordering::Relaxed),
-            bytes_to_client: self.bytes_to_client.load(Ordering::Relaxed),
+            bytes_from_client: self.bytes.from_client.load(Ordering::Relaxed),
+            bytes_to_client: self.bytes.to_client.load(Ordering::Relaxed),
             exit_code: status.as_ref().and_then(Status::exit_code),
             status_message: status
                 .filter(|s| s.exit_code().is_none())

@@ -18,6 +18,7 @@ use crate::identity::{Identity, IdentityError};
 use crate::policy::limits::LimitError;
 use crate::protocol::exec_query::{ExecTarget, QueryError};
 use crate::protocol::{SUBPROTOCOLS, Status};
+use crate::session::live::LiveError;
 use crate::session::{self, AttemptGuard, ExecError};
 
 /// Every response body the gateway sends.
@@ -51,6 +52,8 @@ pub enum RouteError {
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
     Exec(#[from] ExecError),
+    #[error(transparent)]
+    Live(#[from] LiveError),
 }
 
 /// A refusal, classified once: the `Status` the client gets (or the cluster's own answer,
@@ -104,6 +107,15 @@ pub fn classify(e: RouteError) -> Refusal {
         RouteError::Query(_) => Refusal::new(400, "bad_query", message),
         RouteError::WebSocketOnly => Refusal::new(400, "websocket_only", message),
         RouteError::Upstream(e) | RouteError::Exec(ExecError::Connect(e)) => upstream_refusal(e),
+        RouteError::Live(LiveError::Peer(status)) => Refusal {
+            label: "peer_refused",
+            status,
+            passthrough: None,
+        },
+        RouteError::Live(e) => {
+            let (code, label) = e.code();
+            Refusal::new(code, label, message)
+        }
         RouteError::Exec(e) => {
             let (code, label) = match &e {
                 ExecError::NoSubprotocol => (400, "no_subprotocol"),
@@ -189,8 +201,14 @@ pub async fn handle(
     gateway: Arc<Gateway>,
     req: Request<Incoming>,
     peer: SocketAddr,
+    internal: bool,
 ) -> Result<Response<Body>, Infallible> {
-    Ok(route(&gateway, req, peer).await.unwrap_or_else(|e| {
+    let routed = if internal {
+        peer_route(&gateway, req).await
+    } else {
+        route(&gateway, req, peer).await
+    };
+    Ok(routed.unwrap_or_else(|e| {
         // Exec attempts count their own refusals (AttemptGuard); other routes count only
         // who was turned away.
         let identity = matches!(e, RouteError::Identity(_));
@@ -227,6 +245,10 @@ async fn route(
             caller(gateway, &req)?;
             Ok(json(&serde_json::json!(gateway.clusters.names())))
         }
+        ["api", "sessions", rest @ ..] => {
+            let identity = caller(gateway, &req)?;
+            sessions(gateway, req, rest, &identity, false).await
+        }
         [
             "clusters",
             name,
@@ -243,6 +265,75 @@ async fn route(
         }
         ["clusters", name, rest @ ..] => cluster_read(gateway, &req, name, rest).await,
         _ => page(&req, &path),
+    }
+}
+
+/// The internal listener (`PODTERM_PEER_LISTEN`): only `/healthz` and other replicas' signed
+/// requests about this replica's sessions.
+async fn peer_route(
+    gateway: &Arc<Gateway>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, RouteError> {
+    let path = req.uri().path().to_string();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["healthz"] => Ok(text(StatusCode::OK, "ok\n")),
+        ["peer", "sessions", rest @ ..] => {
+            let signed = req.uri().path_and_query().map_or("", |p| p.as_str());
+            let identity = gateway
+                .fleet
+                .verify_peer(req.method().as_str(), signed, req.headers())
+                .map_err(|e| RouteError::Live(e.into()))?;
+            sessions(gateway, req, rest, &identity, true).await
+        }
+        _ => Err(RouteError::NotFound),
+    }
+}
+
+/// `/api/sessions/…` (and `/peer/sessions/…` from another replica, `via_peer`).
+async fn sessions(
+    gateway: &Arc<Gateway>,
+    req: Request<Incoming>,
+    rest: &[&str],
+    identity: &Identity,
+    via_peer: bool,
+) -> Result<Response<Body>, RouteError> {
+    use crate::session::live;
+    let websocket = fastwebsockets::upgrade::is_upgrade_request(&req);
+    let upgraded = |res: Response<http_body_util::Empty<Bytes>>| {
+        res.map(|b| b.map_err(|e| match e {}).boxed_unsync())
+    };
+    match rest {
+        [] if via_peer => {
+            only_get(&req)?;
+            Ok(json(&serde_json::json!(live::local_entries(gateway, identity))))
+        }
+        [] => {
+            only_get(&req)?;
+            Ok(json(&live::list(gateway, identity).await))
+        }
+        [id] if is_name(id) && req.method() == Method::DELETE => {
+            let status = live::end(gateway, &req, id, identity, via_peer).await?;
+            Ok(status_response(&status))
+        }
+        [id] if is_name(id) => Err(RouteError::MethodNotAllowed),
+        [id, "resume"] if is_name(id) => {
+            only_get(&req)?;
+            if !websocket {
+                return Err(RouteError::BadRequest("resume is a WebSocket request"));
+            }
+            let id = id.to_string();
+            Ok(upgraded(live::resume(gateway, req, &id, identity, via_peer).await?))
+        }
+        [id, "watch"] if is_name(id) => {
+            only_get(&req)?;
+            if !websocket {
+                return Err(RouteError::BadRequest("watch is a WebSocket request"));
+            }
+            let id = id.to_string();
+            Ok(upgraded(live::watch(gateway, req, &id, identity, via_peer).await?))
+        }
+        _ => Err(RouteError::NotFound),
     }
 }
 

@@ -8,12 +8,12 @@ use tokio::net::TcpListener;
 use crate::cluster::Clusters;
 use crate::config::{Config, ConfigError, StartError};
 use crate::gateway::{Gateway, Hooks};
-use crate::server::{bind, run};
+use crate::server::{bind, run_with_peers};
 
 /// `podterm serve`: configuration from the environment, clusters from the kubeconfig, then
 /// serve until drained (first SIGTERM/SIGINT) or forced (second).
 pub async fn main() -> Result<(), StartError> {
-    let config = Config::from_env()?;
+    let mut config = Config::from_env()?;
     // The policy file and the audit file first: configuration errors before any connection.
     let hooks = Hooks::from_config(&config)?;
     let clusters = Clusters::load(&config).await.map_err(ConfigError::from)?;
@@ -21,16 +21,37 @@ pub async fn main() -> Result<(), StartError> {
     let listen = listener
         .local_addr()
         .map_err(|e| StartError::Fatal(e.to_string()))?;
+    let peers = bind_peers(&mut config).await?;
     let gateway = Arc::new(Gateway::with_hooks(config, clusters, hooks));
     // Signals are handled from here on, so "serving" means a SIGTERM drains.
     tokio::spawn(signal_handler(&gateway)?);
     tracing::info!(
         %listen,
+        peer_listen = ?gateway.config.peer_listen,
+        replica = gateway.fleet.replica,
         clusters = ?gateway.clusters.names(),
         auth = ?gateway.config.auth,
         "podterm serving"
     );
-    until_stopped(listener, gateway).await
+    if !gateway.fleet.shared_key && !gateway.fleet.grace.is_zero() {
+        tracing::info!("no PODTERM_RESUME_SECRET: sessions resume only on this replica");
+    }
+    until_stopped(listener, peers, gateway).await
+}
+
+/// Binds `PODTERM_PEER_LISTEN`, if set, and records the bound address (and, unless
+/// `PODTERM_ADVERTISE` names one, the address other replicas reach this one at).
+async fn bind_peers(config: &mut Config) -> Result<Option<TcpListener>, StartError> {
+    let Some(addr) = config.peer_listen else {
+        return Ok(None);
+    };
+    let listener = bind(addr).await?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| StartError::Fatal(e.to_string()))?;
+    config.peer_listen = Some(bound);
+    config.advertise.get_or_insert_with(|| bound.to_string());
+    Ok(Some(listener))
 }
 
 /// Serves until SIGTERM/SIGINT drain the gateway (a second signal forces it).
@@ -44,12 +65,16 @@ pub async fn serve_until_signalled(
         }
         Err(e) => tracing::error!(error = %e, "signals will not drain the gateway"),
     }
-    until_stopped(listener, gateway).await
+    until_stopped(listener, None, gateway).await
 }
 
-/// [`run`], then the audit trail flushed: how `serve` and `dev` both end.
-async fn until_stopped(listener: TcpListener, gateway: Arc<Gateway>) -> Result<(), StartError> {
-    let how = run(listener, gateway.clone()).await?;
+/// [`run_with_peers`], then the audit trail flushed: how `serve` and `dev` both end.
+async fn until_stopped(
+    listener: TcpListener,
+    peers: Option<TcpListener>,
+    gateway: Arc<Gateway>,
+) -> Result<(), StartError> {
+    let how = run_with_peers(listener, peers, gateway.clone()).await?;
     tracing::info!(?how, "stopped");
     gateway.sync_audit().await;
     Ok(())

@@ -24,9 +24,19 @@ use workers::Workers;
 /// that probes see `/readyz` 503. Connections are served on `PODTERM_WORKER_THREADS` worker
 /// threads, which have all ended (their connections closed) when this returns.
 pub async fn run(listener: TcpListener, gateway: Arc<Gateway>) -> Result<Stopped, StartError> {
+    run_with_peers(listener, None, gateway).await
+}
+
+/// [`run`], and also `peers`: the internal listener other replicas reach this one on
+/// (`PODTERM_PEER_LISTEN`), whose connections are routed to `/peer/…` only.
+pub async fn run_with_peers(
+    listener: TcpListener,
+    peers: Option<TcpListener>,
+    gateway: Arc<Gateway>,
+) -> Result<Stopped, StartError> {
     let mut workers = Workers::start(gateway.config.worker_thread_count(), &gateway)?;
     tracing::debug!(workers = workers.count(), "worker threads started");
-    let how = accept_until_stopped(&listener, &gateway, &mut workers).await;
+    let how = accept_until_stopped(&listener, peers.as_ref(), &gateway, &mut workers).await;
     drop(listener);
     workers.stop().await;
     Ok(how)
@@ -34,6 +44,7 @@ pub async fn run(listener: TcpListener, gateway: Arc<Gateway>) -> Result<Stopped
 
 async fn accept_until_stopped(
     listener: &TcpListener,
+    peers: Option<&TcpListener>,
     gateway: &Gateway,
     workers: &mut Workers,
 ) -> Stopped {
@@ -43,7 +54,7 @@ async fn accept_until_stopped(
     let mut failures = AcceptFailures::default();
     loop {
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = accept(listener, peers) => match accepted {
                 Ok(accepted) => {
                     failures.recovered();
                     accepted
@@ -66,6 +77,20 @@ async fn accept_until_stopped(
         }
         let _ = stream.set_nodelay(true);
         workers.dispatch(stream, peer);
+    }
+}
+
+/// The next connection on either listener.
+async fn accept(
+    listener: &TcpListener,
+    peers: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match peers {
+        Some(peers) => tokio::select! {
+            accepted = listener.accept() => accepted,
+            accepted = peers.accept() => accepted,
+        },
+        None => listener.accept().await,
     }
 }
 
@@ -138,6 +163,10 @@ struct Activity {
 
 async fn serve_connection(gateway: Arc<Gateway>, stream: tokio::net::TcpStream, peer: SocketAddr) {
     let started = tokio::time::Instant::now();
+    // Only with an internal listener: one more syscall per connection otherwise spared.
+    let internal = gateway.config.peer_listen.is_some_and(|p| {
+        stream.local_addr().is_ok_and(|local| local.port() == p.port())
+    });
     let activity = Arc::new(Activity::default());
     let service = {
         let (gateway, activity) = (gateway.clone(), activity.clone());
@@ -146,7 +175,7 @@ async fn serve_connection(gateway: Arc<Gateway>, stream: tokio::net::TcpStream, 
             activity.started.fetch_add(1, Ordering::Relaxed);
             activity.in_flight.fetch_add(1, Ordering::Relaxed);
             async move {
-                let res = crate::routes::handle(gateway, req, peer).await;
+                let res = crate::routes::handle(gateway, req, peer, internal).await;
                 let ms = started.elapsed().as_millis() as u64;
                 activity.last_ms.store(ms, Ordering::Relaxed);
                 activity.in_flight.fetch_sub(1, Ordering::Relaxed);

@@ -13,16 +13,18 @@ use hyper::{Request, Response};
 use tracing::Instrument as _;
 
 use crate::cluster::{Cluster, ExecStream, UpstreamError};
-use crate::events::{CloseReason, Refused, SessionInfo, Summary};
+use crate::events::{CloseReason, Refused, SessionEvent, SessionInfo, Summary};
 use crate::gateway::Gateway;
 use crate::policy::Denial;
 use crate::policy::limits::{LimitError, SessionGuard as LimitGuard};
-use crate::protocol::{self, flow};
+use crate::fleet::Live;
+use crate::protocol::{self, flow, resume};
 use crate::recording::{Recording, RecordingError};
-use crate::relay::{self, RelayConfig};
+use crate::relay::{self, AttachEvents, Kept, RelayConfig};
 use crate::telemetry::metrics::SessionMetrics;
 
 mod admission;
+pub mod live;
 
 pub use admission::admit;
 
@@ -143,7 +145,7 @@ pub async fn exec(
 ) -> Result<Response<http_body_util::Empty<bytes::Bytes>>, ExecError> {
     let gateway = guard.gateway.clone();
     let span = session_span(&guard.info);
-    let offer = Offer::of(&req);
+    let offer = Offer::of(&req, !gateway.fleet.grace.is_zero());
     let protocols = &offer.upstream;
     if protocols.is_empty() {
         return Err(ExecError::NoSubprotocol);
@@ -159,10 +161,10 @@ pub async fn exec(
         .instrument(span.clone())
         .await?;
     guard.phase = Phase::Reported;
-    let (answer, flow) = offer.answer(upstream.protocol);
+    let answer = offer.answer(upstream.protocol);
     response.headers_mut().insert(
         header::SEC_WEBSOCKET_PROTOCOL,
-        HeaderValue::from_static(answer),
+        HeaderValue::from_static(answer.protocol),
     );
     // Counted and reported before the 101 goes out: a client that reads the metrics or
     // starts a drain right after the upgrade sees this session.
@@ -174,7 +176,7 @@ pub async fn exec(
         upstream,
         recording,
         place,
-        flow,
+        answer,
     };
     tokio::spawn(run.relay(client_upgrade).instrument(span));
     Ok(response)
@@ -199,10 +201,20 @@ struct Offer {
     upstream: Vec<&'static str>,
     /// The flow variants (crate::protocol::flow) the client offered.
     flow: Vec<&'static str>,
+    /// The resume variants (crate::protocol::resume) the client offered, when resume is on.
+    resume: Vec<&'static str>,
+}
+
+/// What the client gets back: the subprotocol, and whether it brings flow control and resume.
+#[derive(Debug, Clone, Copy)]
+struct Answer {
+    protocol: &'static str,
+    flow: bool,
+    resume: bool,
 }
 
 impl Offer {
-    fn of(req: &Request<hyper::body::Incoming>) -> Offer {
+    fn of(req: &Request<hyper::body::Incoming>, resume_on: bool) -> Offer {
         let offered: Vec<&str> = req
             .headers()
             .get_all(header::SEC_WEBSOCKET_PROTOCOL)
@@ -211,26 +223,61 @@ impl Offer {
             .flat_map(|v| v.split(','))
             .map(str::trim)
             .collect();
+        let resume: Vec<&'static str> = protocol::SUBPROTOCOLS
+            .into_iter()
+            .filter_map(resume::resume_variant)
+            .filter(|r| resume_on && offered.contains(r))
+            .collect();
         let flow: Vec<&'static str> = protocol::SUBPROTOCOLS
             .into_iter()
-            .filter_map(flow::flow_variant)
-            .filter(|f| offered.contains(f))
-            .collect();
+            .filter(|p| resume::resume_variant(p).is_some_and(|r| resume.contains(&r)))
+            .chain(protocol::SUBPROTOCOLS)
+            .filter_map(|p| {
+                let f = flow::flow_variant(p)?;
+                let by_resume = resume::resume_variant(p).is_some_and(|r| resume.contains(&r));
+                (offered.contains(&f) || by_resume).then_some(f)
+            })
+            .fold(Vec::new(), |mut v, f| {
+                if !v.contains(&f) {
+                    v.push(f);
+                }
+                v
+            });
         let upstream = protocol::SUBPROTOCOLS
             .into_iter()
             .filter(|p| {
                 offered.contains(p) || flow::flow_variant(p).is_some_and(|f| flow.contains(&f))
             })
             .collect();
-        Offer { upstream, flow }
+        Offer {
+            upstream,
+            flow,
+            resume,
+        }
     }
 
-    /// The subprotocol the client gets once the cluster picked `upstream`, and whether it is
-    /// the flow variant.
-    fn answer(&self, upstream: &'static str) -> (&'static str, bool) {
+    /// The subprotocol the client gets once the cluster picked `upstream`: the resume
+    /// variant if offered, else the flow variant, else the plain one.
+    fn answer(&self, upstream: &'static str) -> Answer {
+        let plain = Answer {
+            protocol: upstream,
+            flow: false,
+            resume: false,
+        };
+        if let Some(r) = resume::resume_variant(upstream).filter(|r| self.resume.contains(r)) {
+            return Answer {
+                protocol: r,
+                flow: true,
+                resume: true,
+            };
+        }
         match flow::flow_variant(upstream) {
-            Some(f) if self.flow.contains(&f) => (f, true),
-            _ => (upstream, false),
+            Some(f) if self.flow.contains(&f) => Answer {
+                protocol: f,
+                flow: true,
+                ..plain
+            },
+            _ => plain,
         }
     }
 }
@@ -301,8 +348,8 @@ struct Run {
     place: LimitGuard,
     live: crate::drain::SessionGuard,
     counted: SessionMetrics,
-    /// Whether the client speaks podterm's flow control.
-    flow: bool,
+    /// The subprotocol the client got: flow control, resume.
+    answer: Answer,
 }
 
 impl Run {
@@ -315,7 +362,7 @@ impl Run {
             place,
             live,
             counted,
-            flow,
+            answer,
         } = self;
         let _live = live;
         let _place = place;
@@ -325,23 +372,100 @@ impl Run {
             gateway.metrics.relay_bytes(),
         );
         relay_config.recording = recording.as_ref().map(Recording::tap);
-        relay_config.flow = flow;
+        relay_config.flow = answer.flow;
+        let kept = answer.resume.then(Arc::<Kept>::default);
+        let (session, attachments) = gateway.fleet.register(
+            info.clone(),
+            upstream.protocol,
+            relay_config.session_bytes.clone(),
+            kept.clone(),
+        );
         // Only the connection is kept: the WebSocket wrapper (and its read buffer) goes now.
-        let summary = match client_upgrade.await.map(WebSocket::into_inner) {
+        let mut summary = match client_upgrade.await.map(WebSocket::into_inner) {
             Ok(client) => {
-                let shutdown = gateway.drain.session_deadline();
-                relay::relay(client, upstream.io, &relay_config, shutdown).await
+                let deadline = gateway.drain.session_deadline();
+                let shutdown = async {
+                    tokio::select! {
+                        () = deadline => {}
+                        _ = session.ended() => {}
+                    }
+                };
+                match (kept, attachments) {
+                    (Some(kept), Some(attachments)) => {
+                        let link = Link {
+                            gateway: gateway.clone(),
+                            session: session.clone(),
+                            proof: gateway.fleet.proof(&info.id, info.user().unwrap_or_default()),
+                        };
+                        let grace = gateway.fleet.grace;
+                        relay::relay_detachable(
+                            client,
+                            upstream.io,
+                            &relay_config,
+                            kept,
+                            attachments,
+                            &link,
+                            grace,
+                            shutdown,
+                        )
+                        .await
+                    }
+                    _ => relay::relay(client, upstream.io, &relay_config, shutdown).await,
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "client upgrade failed; closing the exec");
                 Summary::unstarted(CloseReason::ClientGone(format!("upgrade failed: {e}")))
             }
         };
+        gateway.fleet.remove(&info.id);
+        if let (CloseReason::Shutdown, Some(by)) = (&summary.close, session.ended_by()) {
+            summary.close = CloseReason::Ended(by);
+        }
         drop(relay_config);
         if let Some(recording) = recording {
             // Failures were audited as they happened; the session is over either way.
             let _ = recording.finish().await;
         }
         gateway.session_ended(&info, counted, &summary);
+    }
+}
+
+/// How a session that outlives its connection reports its attachments: control messages for
+/// the page, audit lines, the session list's "attached".
+struct Link {
+    gateway: Arc<Gateway>,
+    session: Arc<Live>,
+    proof: String,
+}
+
+impl AttachEvents for Link {
+    fn control(&self, input: u64) -> Vec<u8> {
+        let fleet = &self.gateway.fleet;
+        resume::Control {
+            session: &self.session.info.id,
+            proof: Some(&self.proof),
+            grace: fleet.grace.as_secs(),
+            input,
+            watchers: &self.session.watchers(),
+            replica: &fleet.replica,
+            watching: false,
+        }
+        .frame()
+    }
+
+    fn detached(&self, why: &str) {
+        self.session.set_attached(false);
+        self.gateway
+            .session_event(&self.session.info, SessionEvent::Detached, why);
+    }
+
+    fn resumed(&self, output: u64) {
+        self.session.set_attached(true);
+        self.gateway.session_event(
+            &self.session.info,
+            SessionEvent::Resumed,
+            &format!("resumed at output byte {output}"),
+        );
     }
 }

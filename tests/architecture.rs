@@ -14,6 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["audit", "cluster"],
     &["recording"],
     &["relay"],
+    &["fleet"],
     &["gateway"],
     &["session"],
     &["routes"],

@@ -1,7 +1,7 @@
 //! The audit trail as a session observer: the gateway's session events become audit lines.
 
 use super::{AuditLog, SessionEnd};
-use crate::events::{Refused, SessionInfo, SessionObserver, Summary};
+use crate::events::{Refused, SessionEvent, SessionInfo, SessionObserver, Summary};
 
 /// Writes `session.start`, `session.denied` + `session.end`, and `session.end` lines.
 #[derive(Debug, Clone)]
@@ -23,6 +23,10 @@ impl SessionObserver for AuditObserver {
     fn denied(&self, a: &SessionInfo, refused: &Refused<'_>) {
         let reason = format!("{}: {}", refused.code, refused.reason);
         self.log.exec_denied(a, &reason);
+    }
+
+    fn event(&self, s: &SessionInfo, event: SessionEvent, detail: &str) {
+        self.log.session_event(s, event, detail);
     }
 
     fn ended(&self, s: &SessionInfo, summary: &Summary) {

@@ -87,12 +87,23 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     pub(super) async fn write(&mut self, mut out: Outgoing) -> io::Result<()> {
         let mask = (self.role == Role::Client).then(rand::random::<[u8; 4]>);
         let mut header = [0u8; MAX_HEADER_BYTES];
-        let len = encode_header(&mut header, &out, mask);
+        let len = encode_header(&mut header, out.fin, out.opcode, out.payload.len(), mask);
         if let Some(mask) = mask {
             // Masking and unmasking are the same XOR.
             fastwebsockets::unmask(&mut out.payload, mask);
         }
         let mut frame = Buf::chain(&header[..len], &out.payload[..]);
+        self.io.write_all_buf(&mut frame).await
+    }
+
+    /// Writes one whole binary message, `channel` then `data`, from borrowed bytes (server
+    /// role: nothing to mask, so output kept for a resume is written without a copy).
+    pub(super) async fn write_message(&mut self, channel: u8, data: &[u8]) -> io::Result<()> {
+        debug_assert!(self.role == Role::Server, "only a server writes unmasked");
+        let mut header = [0u8; MAX_HEADER_BYTES];
+        let len = encode_header(&mut header, true, OpCode::Binary, 1 + data.len(), None);
+        let channel = [channel];
+        let mut frame = Buf::chain(Buf::chain(&header[..len], &channel[..]), data);
         self.io.write_all_buf(&mut frame).await
     }
 
@@ -104,12 +115,13 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
 /// Writes `out`'s header into `header`; returns its length.
 fn encode_header(
     header: &mut [u8; MAX_HEADER_BYTES],
-    out: &Outgoing,
+    fin: bool,
+    opcode: OpCode,
+    payload_len: usize,
     mask: Option<[u8; 4]>,
 ) -> usize {
-    header[0] = if out.fin { 0x80 } else { 0 } | out.opcode as u8;
+    header[0] = if fin { 0x80 } else { 0 } | opcode as u8;
     let masked = if mask.is_some() { 0x80 } else { 0 };
-    let payload_len = out.payload.len();
     let mut len = match payload_len {
         0..=125 => {
             header[1] = masked | payload_len as u8;

@@ -75,6 +75,34 @@ impl Handoff {
         self.to_reader.notify_one();
     }
 
+    /// Whether the session's traffic ended ([`Handoff::close`]).
+    pub(super) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Opens a closed handoff again, with nothing due: for the next connection of a session
+    /// that outlives its connections (crate::relay::detach).
+    pub(super) fn reopen(&self) {
+        *self.pong.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.ping.store(false, Ordering::Relaxed);
+        self.closed.store(false, Ordering::Release);
+    }
+
+    /// A due pong or ping, if any (a writer that takes its data from elsewhere).
+    pub(super) fn take_ping_pong(&self) -> Option<Outgoing> {
+        if let Some(payload) = self.pong.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return Some(Outgoing::pong(payload));
+        }
+        self.ping
+            .swap(false, Ordering::Relaxed)
+            .then(Outgoing::ping)
+    }
+
+    /// Waits until something is due or the handoff closed (a permit is kept).
+    pub(super) async fn woken(&self) {
+        self.to_writer.notified().await;
+    }
+
     /// The next thing to write, pongs and pings first.
     fn take(&self) -> Option<Outgoing> {
         if let Some(payload) = self.pong.lock().unwrap_or_else(|e| e.into_inner()).take() {

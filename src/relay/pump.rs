@@ -154,7 +154,12 @@ pub(super) async fn from_client<S: AsyncRead>(
                 Verdict::Forward(out) => out,
                 Verdict::Hold => continue,
                 Verdict::Ack(count) => match shared.flow.as_ref().map(|f| f.acked(count)) {
-                    Some(Ok(())) => continue,
+                    Some(Ok(())) => {
+                        if let Some(kept) = &shared.kept {
+                            kept.acked(count);
+                        }
+                        continue;
+                    }
                     _ => return protocol_error("a flow-control ack for more than was sent"),
                 },
                 Verdict::End(why) => return why,
@@ -166,8 +171,11 @@ pub(super) async fn from_client<S: AsyncRead>(
                 return CloseReason::Recording(e.to_string());
             }
         }
+        if let Some(kept) = &shared.kept {
+            kept.received(&out);
+        }
         let n = out.payload.len() as u64;
-        shared.bytes_from_client.fetch_add(n, Ordering::Relaxed);
+        shared.bytes.from_client.fetch_add(n, Ordering::Relaxed);
         config.bytes.client_to_cluster.inc_by(n);
         shared.data();
         if to_upstream.send(out, &shared.client).await.is_err() {
@@ -321,9 +329,15 @@ pub(super) async fn from_upstream<S: AsyncRead>(
             }
         }
         let n = out.payload.len() as u64;
-        shared.bytes_to_client.fetch_add(n, Ordering::Relaxed);
+        shared.bytes.to_client.fetch_add(n, Ordering::Relaxed);
         config.bytes.cluster_to_client.inc_by(n);
         shared.data();
+        if let Some(kept) = &shared.kept {
+            // A session that outlives its connection keeps output until it is acknowledged
+            // (bounded by the flow control above), for whichever connection is attached.
+            kept.push(channel, out);
+            continue;
+        }
         if to_client.send(out, &shared.upstream).await.is_err() {
             return CloseReason::ClientGone("stopped reading".into());
         }
