@@ -76,7 +76,7 @@ pub struct Live {
     pub bytes: Arc<SessionBytes>,
     watchers: Mutex<Vec<String>>,
     attached: AtomicBool,
-    ended_by: Mutex<Option<String>>,
+    ended_by: Arc<std::sync::OnceLock<String>>,
     end: Notify,
 }
 
@@ -114,7 +114,10 @@ impl Live {
 
     /// Who watches now.
     pub fn watchers(&self) -> Vec<String> {
-        self.watchers.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.watchers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// `user` starts watching; the owner's status line is told.
@@ -154,24 +157,13 @@ impl Live {
 
     /// Ends the session (an authorized request by `by`).
     pub fn end(&self, by: &str) {
-        self.ended_by
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_or_insert_with(|| by.to_string());
+        let _ = self.ended_by.set(by.to_string());
         self.end.notify_one();
     }
 
     /// Resolves once someone ended the session.
     pub async fn ended(&self) {
         self.end.notified().await;
-    }
-
-    /// Who ended the session, if someone did.
-    pub fn ended_by(&self) -> Option<String> {
-        self.ended_by
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
     }
 
     /// The session's list entry.
@@ -230,6 +222,7 @@ impl Fleet {
         info: Arc<SessionInfo>,
         protocol: &'static str,
         bytes: Arc<SessionBytes>,
+        ended_by: Arc<std::sync::OnceLock<String>>,
         kept: Option<Arc<Kept>>,
     ) -> (Arc<Live>, Option<mpsc::Receiver<Attach<ClientIo>>>) {
         let (attach, rx) = match kept {
@@ -247,11 +240,10 @@ impl Fleet {
             bytes,
             watchers: Mutex::default(),
             attached: AtomicBool::new(true),
-            ended_by: Mutex::default(),
+            ended_by,
             end: Notify::new(),
         });
-        self.sessions()
-            .insert(live.info.id.clone(), live.clone());
+        self.sessions().insert(live.info.id.clone(), live.clone());
         (live, rx)
     }
 
@@ -423,19 +415,40 @@ mod tests {
     fn a_proof_is_for_one_session_one_user_and_one_key() {
         let a = fleet("0123456789abcdef0123456789abcdef", "10.0.0.1:8081");
         let proof = a.proof("s1", "alice");
-        assert_eq!(a.verify_proof(&proof, "s1", "alice").unwrap(), "10.0.0.1:8081");
-        assert_eq!(a.verify_proof(&proof, "s1", "bob"), Err(ProofError::Invalid));
-        assert_eq!(a.verify_proof(&proof, "s2", "alice"), Err(ProofError::Invalid));
+        assert_eq!(
+            a.verify_proof(&proof, "s1", "alice").unwrap(),
+            "10.0.0.1:8081"
+        );
+        assert_eq!(
+            a.verify_proof(&proof, "s1", "bob"),
+            Err(ProofError::Invalid)
+        );
+        assert_eq!(
+            a.verify_proof(&proof, "s2", "alice"),
+            Err(ProofError::Invalid)
+        );
         let other = fleet("fedcba9876543210fedcba9876543210", "10.0.0.1:8081");
-        assert_eq!(other.verify_proof(&proof, "s1", "alice"), Err(ProofError::Invalid));
+        assert_eq!(
+            other.verify_proof(&proof, "s1", "alice"),
+            Err(ProofError::Invalid)
+        );
         // Another replica with the same secret checks it and learns the owner.
         let b = fleet("0123456789abcdef0123456789abcdef", "10.0.0.2:8081");
-        assert_eq!(b.verify_proof(&proof, "s1", "alice").unwrap(), "10.0.0.1:8081");
+        assert_eq!(
+            b.verify_proof(&proof, "s1", "alice").unwrap(),
+            "10.0.0.1:8081"
+        );
         // The owner's address cannot be swapped for another.
         let (_, sig) = proof.split_once('.').unwrap();
         let forged = format!("{}.{sig}", B64.encode("10.9.9.9:8081"));
-        assert_eq!(b.verify_proof(&forged, "s1", "alice"), Err(ProofError::Invalid));
-        assert_eq!(b.verify_proof("nodot", "s1", "alice"), Err(ProofError::Malformed));
+        assert_eq!(
+            b.verify_proof(&forged, "s1", "alice"),
+            Err(ProofError::Invalid)
+        );
+        assert_eq!(
+            b.verify_proof("nodot", "s1", "alice"),
+            Err(ProofError::Malformed)
+        );
     }
 
     #[test]
@@ -447,7 +460,10 @@ mod tests {
             groups: vec!["devs".into()],
         };
         let headers = a.peer_headers("GET", "/peer/sessions", &alice);
-        assert_eq!(b.verify_peer("GET", "/peer/sessions", &headers).unwrap(), alice);
+        assert_eq!(
+            b.verify_peer("GET", "/peer/sessions", &headers).unwrap(),
+            alice
+        );
         assert_eq!(
             b.verify_peer("DELETE", "/peer/sessions", &headers),
             Err(ProofError::NotAPeer)

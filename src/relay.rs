@@ -21,8 +21,8 @@ mod pump;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -30,9 +30,9 @@ use tokio::time::Instant;
 use fastwebsockets::Role;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
+pub use self::detach::{Attach, AttachEvents, relay_detachable};
 use self::frames::{FrameReader, FrameWriter};
 use self::handoff::Handoff;
-pub use self::detach::{Attach, AttachEvents, relay_detachable};
 pub use self::kept::{Kept, watch};
 pub use crate::events::{CloseReason, Summary};
 use crate::protocol::Status;
@@ -72,6 +72,9 @@ pub struct RelayConfig {
     pub flow: bool,
     /// The session's own byte counts, readable while it runs (the fleet's session list).
     pub session_bytes: Arc<SessionBytes>,
+    /// Who ended the session, when `shutdown` resolved because someone did (else the gateway
+    /// is shutting down).
+    pub ended_by: Arc<std::sync::OnceLock<String>>,
 }
 
 /// Frame payload bytes one session relayed so far, each way.
@@ -82,6 +85,13 @@ pub struct SessionBytes {
 }
 
 impl RelayConfig {
+    /// Why `shutdown` resolved: someone ended the session, or the gateway is shutting down.
+    fn shutdown_reason(&self) -> CloseReason {
+        self.ended_by
+            .get()
+            .map_or(CloseReason::Shutdown, |by| CloseReason::Ended(by.clone()))
+    }
+
     /// The settings relay-level tests share: v5, timers far beyond a test's length, a 4 KiB
     /// client frame limit, no recording, no flow control.
     #[cfg(any(test, feature = "test-util"))]
@@ -97,6 +107,7 @@ impl RelayConfig {
             recording: None,
             flow: false,
             session_bytes: Arc::default(),
+            ended_by: Arc::default(),
         }
     }
 
@@ -113,6 +124,7 @@ impl RelayConfig {
             recording: None,
             flow: false,
             session_bytes: Arc::default(),
+            ended_by: Arc::default(),
         }
     }
 }
@@ -268,7 +280,7 @@ where
                 close = &mut from_client => close,
                 close = &mut from_upstream => close,
                 close = &mut watchdog => close,
-                () = &mut shutdown => CloseReason::Shutdown,
+                () = &mut shutdown => config.shutdown_reason(),
                 w = &mut client_writer => written.client(w),
                 w = &mut upstream_writer => written.upstream(w),
             }
@@ -282,7 +294,7 @@ where
                 upstream_leg.finish(upstream_writer, &mut upstream_rx),
             );
         };
-        let shut_down = close == CloseReason::Shutdown;
+        let shut_down = matches!(close, CloseReason::Shutdown | CloseReason::Ended(_));
         let aborted = tokio::select! {
             () = finish => false,
             () = &mut shutdown, if !shut_down => true,

@@ -306,7 +306,9 @@ async fn sessions(
     match rest {
         [] if via_peer => {
             only_get(&req)?;
-            Ok(json(&serde_json::json!(live::local_entries(gateway, identity))))
+            Ok(json(&serde_json::json!(live::local_entries(
+                gateway, identity
+            ))))
         }
         [] => {
             only_get(&req)?;
@@ -323,7 +325,9 @@ async fn sessions(
                 return Err(RouteError::BadRequest("resume is a WebSocket request"));
             }
             let id = id.to_string();
-            Ok(upgraded(live::resume(gateway, req, &id, identity, via_peer).await?))
+            Ok(upgraded(
+                live::resume(gateway, req, &id, identity, via_peer).await?,
+            ))
         }
         [id, "watch"] if is_name(id) => {
             only_get(&req)?;
@@ -331,7 +335,9 @@ async fn sessions(
                 return Err(RouteError::BadRequest("watch is a WebSocket request"));
             }
             let id = id.to_string();
-            Ok(upgraded(live::watch(gateway, req, &id, identity, via_peer).await?))
+            Ok(upgraded(
+                live::watch(gateway, req, &id, identity, via_peer).await?,
+            ))
         }
         _ => Err(RouteError::NotFound),
     }

@@ -165,7 +165,9 @@ async fn serve_connection(gateway: Arc<Gateway>, stream: tokio::net::TcpStream, 
     let started = tokio::time::Instant::now();
     // Only with an internal listener: one more syscall per connection otherwise spared.
     let internal = gateway.config.peer_listen.is_some_and(|p| {
-        stream.local_addr().is_ok_and(|local| local.port() == p.port())
+        stream
+            .local_addr()
+            .is_ok_and(|local| local.port() == p.port())
     });
     let activity = Arc::new(Activity::default());
     let service = {

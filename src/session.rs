@@ -14,10 +14,10 @@ use tracing::Instrument as _;
 
 use crate::cluster::{Cluster, ExecStream, UpstreamError};
 use crate::events::{CloseReason, Refused, SessionEvent, SessionInfo, Summary};
+use crate::fleet::Live;
 use crate::gateway::Gateway;
 use crate::policy::Denial;
 use crate::policy::limits::{LimitError, SessionGuard as LimitGuard};
-use crate::fleet::Live;
 use crate::protocol::{self, flow, resume};
 use crate::recording::{Recording, RecordingError};
 use crate::relay::{self, AttachEvents, Kept, RelayConfig};
@@ -378,10 +378,11 @@ impl Run {
             info.clone(),
             upstream.protocol,
             relay_config.session_bytes.clone(),
+            relay_config.ended_by.clone(),
             kept.clone(),
         );
         // Only the connection is kept: the WebSocket wrapper (and its read buffer) goes now.
-        let mut summary = match client_upgrade.await.map(WebSocket::into_inner) {
+        let summary = match client_upgrade.await.map(WebSocket::into_inner) {
             Ok(client) => {
                 let deadline = gateway.drain.session_deadline();
                 let shutdown = async {
@@ -395,7 +396,9 @@ impl Run {
                         let link = Link {
                             gateway: gateway.clone(),
                             session: session.clone(),
-                            proof: gateway.fleet.proof(&info.id, info.user().unwrap_or_default()),
+                            proof: gateway
+                                .fleet
+                                .proof(&info.id, info.user().unwrap_or_default()),
                         };
                         let grace = gateway.fleet.grace;
                         relay::relay_detachable(
@@ -419,9 +422,6 @@ impl Run {
             }
         };
         gateway.fleet.remove(&info.id);
-        if let (CloseReason::Shutdown, Some(by)) = (&summary.close, session.ended_by()) {
-            summary.close = CloseReason::Ended(by);
-        }
         drop(relay_config);
         if let Some(recording) = recording {
             // Failures were audited as they happened; the session is over either way.

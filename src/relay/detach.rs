@@ -150,7 +150,7 @@ where
                             grace.as_secs()
                         ));
                     }
-                    () = &mut shutdown => break CloseReason::Shutdown,
+                    () = &mut shutdown => break config.shutdown_reason(),
                     w = &mut upstream_writer => {
                         let why = w.as_ref().err().map_or("closed".into(), |e| e.to_string());
                         written = Some(w);
@@ -187,7 +187,7 @@ where
             .finish(upstream_writer, &mut upstream_rx);
             tokio::join!(client, upstream);
         };
-        let shut_down = close == CloseReason::Shutdown;
+        let shut_down = matches!(close, CloseReason::Shutdown | CloseReason::Ended(_));
         let aborted = tokio::select! {
             () = finish => false,
             () = &mut shutdown, if !shut_down => true,

@@ -181,7 +181,11 @@ impl Kept {
     pub(super) fn end(&self, code: u16, reason: String, drain: bool) {
         let end = {
             let mut state = self.state();
-            state.ending.get_or_insert(Ending { code, reason, drain });
+            state.ending.get_or_insert(Ending {
+                code,
+                reason,
+                drain,
+            });
             state.end
         };
         self.owner.notify_one();

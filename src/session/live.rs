@@ -26,15 +26,21 @@ pub const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Why a request about a live session got no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
-    #[error("session {0} is not running any more (it ended, or its resume grace ran out): open a new session")]
+    #[error(
+        "session {0} is not running any more (it ended, or its resume grace ran out): open a new session"
+    )]
     Gone(String),
     #[error(transparent)]
     Proof(#[from] ProofError),
-    #[error("the replica that held this session ({0}) cannot be reached (it stopped or was drained): the session is lost, open a new one")]
+    #[error(
+        "the replica that held this session ({0}) cannot be reached (it stopped or was drained): the session is lost, open a new one"
+    )]
     OwnerGone(String),
     #[error("{0} is not a podterm replica of this fleet")]
     UnknownReplica(String),
-    #[error("you may not {0} session {1}: it is another user's, and no policy rule lets you observe it")]
+    #[error(
+        "you may not {0} session {1}: it is another user's, and no policy rule lets you observe it"
+    )]
     NotYours(&'static str, String),
     #[error("the policy no longer lets you use this session: {0}")]
     Policy(String),
@@ -86,7 +92,11 @@ fn may_observe(gateway: &Gateway, identity: &Identity, live: &Live) -> bool {
 }
 
 /// The session's target is checked against the policy again, as the caller now.
-fn policy_still_allows(gateway: &Gateway, identity: &Identity, live: &Live) -> Result<(), LiveError> {
+fn policy_still_allows(
+    gateway: &Gateway,
+    identity: &Identity,
+    live: &Live,
+) -> Result<(), LiveError> {
     let Some((_, target)) = live.info.caller_and_target() else {
         return Err(LiveError::Gone(live.info.id.clone()));
     };
@@ -130,17 +140,27 @@ pub async fn resume(
     let output = match query_value(&req, "output").map(|o| o.parse::<u64>()) {
         Some(Ok(n)) => n,
         None => 0,
-        Some(Err(_)) => return Err(LiveError::BadRequest("`output` must be a byte count".into())),
+        Some(Err(_)) => {
+            return Err(LiveError::BadRequest(
+                "`output` must be a byte count".into(),
+            ));
+        }
     };
     let owner = gateway.fleet.verify_proof(&proof, id, &identity.user)?;
     if !gateway.fleet.is_self(&owner) {
         if via_peer {
             return Err(LiveError::Gone(id.to_string()));
         }
-        let path = format!("/peer/sessions/{id}/resume?{}", req.uri().query().unwrap_or(""));
+        let path = format!(
+            "/peer/sessions/{id}/resume?{}",
+            req.uri().query().unwrap_or("")
+        );
         return forward_upgrade(gateway, req, &owner, &path, identity).await;
     }
-    let live = gateway.fleet.get(id).ok_or_else(|| LiveError::Gone(id.to_string()))?;
+    let live = gateway
+        .fleet
+        .get(id)
+        .ok_or_else(|| LiveError::Gone(id.to_string()))?;
     if live.kept.is_none() || live.info.user() != Some(identity.user.as_str()) {
         return Err(LiveError::Gone(id.to_string()));
     }
@@ -148,9 +168,10 @@ pub async fn resume(
     let protocol = offered_resume(&req, live.protocol)?;
     let (mut response, upgrade) =
         fastwebsockets::upgrade::upgrade(&mut req).map_err(LiveError::Handshake)?;
-    response
-        .headers_mut()
-        .insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(protocol));
+    response.headers_mut().insert(
+        header::SEC_WEBSOCKET_PROTOCOL,
+        HeaderValue::from_static(protocol),
+    );
     tokio::spawn(async move {
         match upgrade.await.map(WebSocket::into_inner) {
             Ok(io) => {
@@ -181,7 +202,10 @@ pub async fn watch(
         let path = format!("/peer/sessions/{id}/watch");
         return forward_upgrade(gateway, req, &replica, &path, identity).await;
     }
-    let live = gateway.fleet.get(id).ok_or_else(|| LiveError::Gone(id.to_string()))?;
+    let live = gateway
+        .fleet
+        .get(id)
+        .ok_or_else(|| LiveError::Gone(id.to_string()))?;
     if !may_observe(gateway, identity, &live) {
         return Err(LiveError::NotYours("watch", id.to_string()));
     }
@@ -193,16 +217,21 @@ pub async fn watch(
     let protocol = offered_resume(&req, live.protocol)?;
     let (mut response, upgrade) =
         fastwebsockets::upgrade::upgrade(&mut req).map_err(LiveError::Handshake)?;
-    response
-        .headers_mut()
-        .insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(protocol));
+    response.headers_mut().insert(
+        header::SEC_WEBSOCKET_PROTOCOL,
+        HeaderValue::from_static(protocol),
+    );
     let (gateway, watcher) = (gateway.clone(), identity.user.clone());
     tokio::spawn(async move {
         let Ok(io) = upgrade.await.map(WebSocket::into_inner) else {
             return;
         };
         live.watch_started(&watcher);
-        gateway.session_event(&live.info, SessionEvent::Watched, &format!("watcher {watcher}"));
+        gateway.session_event(
+            &live.info,
+            SessionEvent::Watched,
+            &format!("watcher {watcher}"),
+        );
         let first = resume::Control {
             session: &live.info.id,
             proof: None,
@@ -218,7 +247,11 @@ pub async fn watch(
             () = gateway.drain.session_deadline() => {}
         }
         live.watch_ended(&watcher);
-        gateway.session_event(&live.info, SessionEvent::Unwatched, &format!("watcher {watcher}"));
+        gateway.session_event(
+            &live.info,
+            SessionEvent::Unwatched,
+            &format!("watcher {watcher}"),
+        );
     });
     Ok(response)
 }
@@ -290,11 +323,18 @@ pub async fn end(
             Err(LiveError::Peer(status))
         };
     }
-    let live = gateway.fleet.get(id).ok_or_else(|| LiveError::Gone(id.to_string()))?;
+    let live = gateway
+        .fleet
+        .get(id)
+        .ok_or_else(|| LiveError::Gone(id.to_string()))?;
     if !may_observe(gateway, identity, &live) {
         return Err(LiveError::NotYours("end", id.to_string()));
     }
-    gateway.session_event(&live.info, SessionEvent::Killed, &format!("ended by {}", identity.user));
+    gateway.session_event(
+        &live.info,
+        SessionEvent::Killed,
+        &format!("ended by {}", identity.user),
+    );
     live.end(&identity.user);
     Ok(Status::success(format!("session {id} ended")))
 }
@@ -383,7 +423,10 @@ async fn forward_upgrade(
     let headers = up.headers_mut();
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    headers.insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+    headers.insert(
+        header::SEC_WEBSOCKET_VERSION,
+        HeaderValue::from_static("13"),
+    );
     if let Ok(key) = HeaderValue::from_str(&key) {
         headers.insert(header::SEC_WEBSOCKET_KEY, key);
     }
@@ -421,4 +464,3 @@ async fn forward_upgrade(
     });
     Ok(response)
 }
-
