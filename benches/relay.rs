@@ -37,6 +37,8 @@ fn config() -> RelayConfig {
         bytes: Default::default(),
         recording: None,
         flow: flow(),
+        session_bytes: Default::default(),
+        ended_by: Default::default(),
     }
 }
 

@@ -322,6 +322,8 @@ async fn sessions(
         [id, "resume"] if is_name(id) => {
             only_get(&req)?;
             if !websocket {
+                // The page asks this way why a resume failed: the session's state, as a Status.
+                live::check_resume(gateway, &req, id, identity, via_peer).await?;
                 return Err(RouteError::BadRequest("resume is a WebSocket request"));
             }
             let id = id.to_string();

@@ -440,13 +440,14 @@ struct Link {
 }
 
 impl AttachEvents for Link {
-    fn control(&self, input: u64) -> Vec<u8> {
+    fn control(&self, input: u64, output: u64) -> Vec<u8> {
         let fleet = &self.gateway.fleet;
         resume::Control {
             session: &self.session.info.id,
             proof: Some(&self.proof),
             grace: fleet.grace.as_secs(),
             input,
+            output,
             watchers: &self.session.watchers(),
             replica: &fleet.replica,
             watching: false,

@@ -54,6 +54,9 @@ pub struct Control<'a> {
     pub grace: u64,
     /// Stdin payload bytes (channel 0, channel bytes excluded) podterm has received so far.
     pub input: u64,
+    /// Output bytes read from the cluster so far: a client that resumed from a smaller offset
+    /// is replaying up to here (and drops its terminal's automatic answers meanwhile).
+    pub output: u64,
     /// Who watches the session now (read-only).
     pub watchers: &'a [String],
     /// The replica that holds the session.
@@ -86,6 +89,7 @@ mod tests {
             proof: Some("p"),
             grace: 300,
             input: 7,
+            output: 9,
             watchers: &watchers,
             replica: "10.0.0.1:8081",
             watching: false,

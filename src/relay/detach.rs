@@ -36,8 +36,8 @@ pub struct Attach<C> {
 /// What the session tells the rest of podterm about its attachments.
 pub trait AttachEvents: Send + Sync {
     /// The control frame (crate::protocol::resume) for the owner's connection, with `input`
-    /// stdin bytes received so far.
-    fn control(&self, input: u64) -> Vec<u8>;
+    /// stdin bytes received so far and `output` bytes read from the cluster so far.
+    fn control(&self, input: u64, output: u64) -> Vec<u8>;
     /// The connection dropped; the session waits for the next one.
     fn detached(&self, why: &str);
     /// A connection resumed the session.
@@ -397,7 +397,7 @@ async fn owner_writer<W: AsyncWrite + Unpin>(
             continue;
         }
         if kept.take_control() {
-            let frame = parts.events.control(kept.input());
+            let frame = parts.events.control(kept.input(), kept.output().0);
             tx.write_message(frame[0], &frame[1..]).await?;
             continue;
         }

@@ -185,6 +185,37 @@ pub async fn resume(
     Ok(response)
 }
 
+/// A resume asked without an upgrade (the page, learning why its resume failed): `Ok` while
+/// the session can be resumed, else why not — asked of the replica that holds it.
+pub async fn check_resume(
+    gateway: &Gateway,
+    req: &Request<Incoming>,
+    id: &str,
+    identity: &Identity,
+    via_peer: bool,
+) -> Result<(), LiveError> {
+    let proof = query_value(req, "proof").ok_or(ProofError::Malformed)?;
+    let owner = gateway.fleet.verify_proof(&proof, id, &identity.user)?;
+    if !gateway.fleet.is_self(&owner) && !via_peer {
+        let path = format!(
+            "/peer/sessions/{id}/resume?{}",
+            req.uri().query().unwrap_or("")
+        );
+        let (code, body) = peer_request(gateway, &owner, Method::GET, &path, identity).await?;
+        let status: Option<Status> = serde_json::from_slice(&body).ok();
+        return match status {
+            Some(s) if code != 400 => Err(LiveError::Peer(s)),
+            _ => Ok(()),
+        };
+    }
+    match gateway.fleet.get(id) {
+        Some(live) if live.kept.is_some() && live.info.user() == Some(identity.user.as_str()) => {
+            policy_still_allows(gateway, identity, &live)
+        }
+        _ => Err(LiveError::Gone(id.to_string())),
+    }
+}
+
 /// `GET /api/sessions/{id}/watch?replica=R` (WebSocket): another session's output, read-only,
 /// for its owner or a user a policy rule lets observe it.
 pub async fn watch(
@@ -237,6 +268,7 @@ pub async fn watch(
             proof: None,
             grace: gateway.fleet.grace.as_secs(),
             input: 0,
+            output: kept.output().0,
             watchers: &live.watchers(),
             replica: &gateway.fleet.replica,
             watching: true,

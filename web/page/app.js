@@ -264,7 +264,7 @@ function labelOf(entry) {
  * @param {route.Target} target
  * @param {string} [early]
  */
-async function openTab(target, early = '') {
+async function openTab(target, early = '', resumeFrom = null) {
   notice('');
   const pane = document.createElement('div');
   pane.className = 'pane';
@@ -329,7 +329,7 @@ async function openTab(target, early = '') {
   entry.session =
     who.mode === 'restricted'
       ? new RestrictedSession({ target, view, onStatus, whoami: who })
-      : new ShellSession({ target, view, onStatus });
+      : new ShellSession({ target, view, onStatus, resumeFrom });
   entry.session.keyFilter = withModifiers;
   entry.session.start();
   const keys = typed.join('');
@@ -339,27 +339,41 @@ async function openTab(target, early = '') {
 /** Where the open tabs are kept across a reload of this browser tab. */
 const OPEN_TABS = 'podterm.open-tabs';
 
-/** Remembers the open tabs (their targets, in order), for a reload to open them again. */
+/**
+ * Remembers the open tabs (their targets, in order, and what resumes each session), for a
+ * reload to open them again.
+ */
 function rememberTabs() {
   try {
-    sessionStorage.setItem(OPEN_TABS, JSON.stringify(tabs.map((t) => route.format(t.target))));
+    const remembered = tabs.map((t) => ({
+      hash: route.format(t.target),
+      resume: t.session?.exec?.resumable ?? null,
+    }));
+    sessionStorage.setItem(OPEN_TABS, JSON.stringify(remembered));
   } catch {
     /* storage off: a reload opens the linked terminal only */
   }
 }
 
-/** The targets of the tabs open before a reload. */
+/**
+ * The tabs open before a reload: their targets and what resumes their sessions.
+ * @returns {{target: route.Target, resume: any}[]}
+ */
 function rememberedTabs() {
   try {
-    const hashes = JSON.parse(sessionStorage.getItem(OPEN_TABS) ?? '[]');
-    return hashes.map((h) => route.parse(h)).filter((t) => t !== null);
+    const saved = JSON.parse(sessionStorage.getItem(OPEN_TABS) ?? '[]');
+    return saved
+      .map((e) => (typeof e === 'string' ? { hash: e, resume: null } : e))
+      .map((e) => ({ target: route.parse(e.hash), resume: e.resume ?? null }))
+      .filter((e) => e.target !== null);
   } catch {
     return [];
   }
 }
 
-/** Whether a session is live in any tab (a reload or close would end it). */
-const liveSessions = () => tabs.some((t) => t.session?.exec && !t.session.exec.ended);
+/** Whether a session that a reload would end is live in any tab (resumable ones come back). */
+const liveSessions = () =>
+  tabs.some((t) => t.session?.exec && !t.session.exec.ended && !t.session.exec.resumable);
 
 /** @param {Tab} entry */
 function activate(entry) {
@@ -569,16 +583,19 @@ function keysTypedEarly() {
   return text;
 }
 
-// Leaving the page ends every session: ask first while one is live.
+// Leaving the page ends every session that cannot be resumed: ask first while one is live.
+// Resumable ones are remembered with their latest offsets, for a reload to come back to.
+window.addEventListener('pagehide', () => rememberTabs());
 window.addEventListener('beforeunload', (ev) => {
+  rememberTabs();
   if (!liveSessions()) return;
   ev.preventDefault();
   ev.returnValue = '';
 });
 
 /**
- * After a reload, every tab the page had opens again (a new session each, until sessions can
- * be resumed), in its order; the linked one is the active one.
+ * After a reload, every tab the page had opens again, in its order, resuming its session
+ * where the gateway still holds it (else a new one); the linked one is the active one.
  * @param {route.Target | null} deepLink
  * @param {string} early keys typed before the script ran, for the linked terminal
  */
@@ -586,9 +603,9 @@ function reopenTabs(deepLink, early) {
   const remembered = rememberedTabs();
   const opening = [];
   let linked = null;
-  for (const t of remembered) {
+  for (const { target: t, resume } of remembered) {
     const isLink = deepLink !== null && same(t, deepLink) && linked === null;
-    const p = openTab(t, isLink ? early : '');
+    const p = openTab(t, isLink ? early : '', resume);
     opening.push(p);
     if (isLink) linked = tabs.at(-1);
   }

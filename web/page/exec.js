@@ -6,7 +6,22 @@ export const SUBPROTOCOL_V4 = 'v4.channel.k8s.io';
 // podterm's flow control (src/protocol/flow.rs): the same protocols plus acks on channel 254.
 export const SUBPROTOCOL_FLOW_V5 = 'v5.flow.podterm.dev';
 export const SUBPROTOCOL_FLOW_V4 = 'v4.flow.podterm.dev';
-export const PROTOCOLS = [SUBPROTOCOL_FLOW_V5, SUBPROTOCOL_FLOW_V4, SUBPROTOCOL_V5, SUBPROTOCOL_V4];
+// podterm's resume (src/protocol/resume.rs): flow control, plus control messages on 253 and a
+// session that outlives its connection.
+export const SUBPROTOCOL_RESUME_V5 = 'v5.resume.podterm.dev';
+export const SUBPROTOCOL_RESUME_V4 = 'v4.resume.podterm.dev';
+export const PROTOCOLS = [
+  SUBPROTOCOL_RESUME_V5,
+  SUBPROTOCOL_RESUME_V4,
+  SUBPROTOCOL_FLOW_V5,
+  SUBPROTOCOL_FLOW_V4,
+  SUBPROTOCOL_V5,
+  SUBPROTOCOL_V4,
+];
+export const CONTROL = 253;
+/** Reconnect delays: the first, the longest (each doubles, with ±30 % jitter). */
+export const RECONNECT_FIRST_MS = 500;
+export const RECONNECT_MAX_MS = 8000;
 export const STDIN = 0;
 export const STDOUT = 1;
 export const STDERR = 2;
@@ -37,6 +52,27 @@ export function execPath(t, opts) {
   q.append('stderr', String(!opts.tty));
   q.append('tty', String(opts.tty));
   return `clusters/${enc(t.cluster)}/api/v1/namespaces/${enc(t.namespace)}/pods/${enc(t.pod)}/exec?${q}`;
+}
+
+/**
+ * The resume path of a session (src/session/live.rs), from output offset `output`.
+ * @param {string} session
+ * @param {string} proof
+ * @param {number} output
+ */
+export function resumePath(session, proof, output) {
+  const q = new URLSearchParams({ proof, output: String(output) });
+  return `api/sessions/${encodeURIComponent(session)}/resume?${q}`;
+}
+
+/**
+ * Whether `data` (from xterm's onData) is one of the terminal's automatic answers to a query
+ * (device attributes, cursor position, status, colours, window reports), not a key.
+ * @param {string} data
+ */
+export function isTerminalReport(data) {
+  return /^\x1b\[[?>=]?[\d;]*[cnRt]$/.test(data) || /^\x1b\][\s\S]*(\x07|\x1b\\)$/.test(data)
+    || /^\x1bP[\s\S]*\x1b\\$/.test(data) || /^\x1b\[\?[\d;]*\$y$/.test(data);
 }
 
 /**
@@ -141,20 +177,43 @@ export class ExecSession {
    */
   constructor(o) {
     this.o = o;
-    /** @type {Uint8Array[]} */
+    /** @type {Uint8Array[]} frames other than stdin, waiting for the socket */
     this.pending = [];
     this.opened = false;
     this.ended = false;
     /** @type {{code: number} | {message: string} | null} */
     this.exit = null;
-    /** whether the gateway answered the flow subprotocol */
+    /** whether the gateway answered the flow subprotocol (resume includes it) */
     this.flow = false;
-    /** output bytes processed, and the count last acked */
-    this.processed = 0;
-    this.acked = 0;
+    /** whether the session outlives its connection (the resume subprotocol) */
+    this.resume = false;
+    /** @type {any} the last control message: session, proof, grace, input, output, watchers */
+    this.control = o.resumeFrom ?? null;
+    /** output bytes received (handed to the consumer), processed, and last acked */
+    this.received = o.resumeFrom?.output ?? 0;
+    this.processed = this.received;
+    this.acked = this.received;
     /** outputs handed to the consumer and not yet processed */
     this.unprocessed = 0;
-    const ws = new WebSocket(o.url, PROTOCOLS);
+    /** stdin bytes sent, and the frames the gateway has not acknowledged yet */
+    this.inputSent = 0;
+    /** @type {{end: number, frame: Uint8Array}[]} */
+    this.inputLog = [];
+    /** until a control message arrives after (re)connecting, stdin waits in inputLog */
+    this.resyncing = true;
+    /** output offset up to which the gateway replays (the terminal's answers are dropped) */
+    this.replayUntil = 0;
+    this.attempts = o.resumeFrom ? 1 : 0;
+    this.droppedAt = o.resumeFrom ? Date.now() : 0;
+    this.#connect(o.resumeFrom
+      ? socketUrl(resumePath(o.resumeFrom.session, o.resumeFrom.proof, this.received), document.baseURI)
+      : o.url);
+  }
+
+  /** @param {string} url */
+  #connect(url) {
+    this.opened = false;
+    const ws = new WebSocket(url, PROTOCOLS);
     ws.binaryType = 'arraybuffer';
     ws.onopen = () => this.#open();
     ws.onmessage = (ev) => this.#message(ev);
@@ -164,12 +223,46 @@ export class ExecSession {
 
   #open() {
     this.opened = true;
-    this.flow = this.ws.protocol === SUBPROTOCOL_FLOW_V5 || this.ws.protocol === SUBPROTOCOL_FLOW_V4;
+    const p = this.ws.protocol;
+    this.resume = p === SUBPROTOCOL_RESUME_V5 || p === SUBPROTOCOL_RESUME_V4;
+    this.flow = this.resume || p === SUBPROTOCOL_FLOW_V5 || p === SUBPROTOCOL_FLOW_V4;
+    this.resyncing = this.resume;
     const size = this.o.size?.();
     if (size) this.ws.send(resizeFrame(size.cols, size.rows));
     for (const frame of this.pending) this.ws.send(frame);
     this.pending = [];
+    if (!this.resume) this.#sendInputFrom(0);
+    this.attempts = 0;
     this.o.onOpen?.();
+  }
+
+  /** Sends the logged stdin after byte `from` (what the gateway has not received). */
+  #sendInputFrom(from) {
+    this.inputLog = this.inputLog.filter((e) => e.end > from);
+    for (const e of this.inputLog) {
+      const start = e.end - (e.frame.length - 1);
+      const skip = Math.max(0, from - start);
+      this.ws.send(skip ? Uint8Array.of(STDIN, ...e.frame.subarray(1 + skip)) : e.frame);
+    }
+    if (!this.resume) this.inputLog = [];
+  }
+
+  /** A control message (src/protocol/resume.rs). @param {any} c */
+  #controlled(c) {
+    this.control = c;
+    if (this.resyncing) {
+      this.resyncing = false;
+      this.replayUntil = c.output ?? 0;
+      this.#sendInputFrom(c.input ?? 0);
+    } else {
+      this.inputLog = this.inputLog.filter((e) => e.end > (c.input ?? 0));
+    }
+    this.o.onControl?.(c);
+  }
+
+  /** Whether output written before the connection came back is still being replayed. */
+  get replaying() {
+    return this.processed < this.replayUntil;
   }
 
   /** @param {MessageEvent} ev */
@@ -179,7 +272,14 @@ export class ExecSession {
     if (frame.length < 2) return; // no channel byte or an empty "ready" frame
     const channel = frame[0];
     const payload = frame.subarray(1);
-    if (channel === STDOUT || channel === STDERR) {
+    if (channel === CONTROL) {
+      try {
+        this.#controlled(JSON.parse(new TextDecoder().decode(payload)));
+      } catch {
+        /* not for this page */
+      }
+    } else if (channel === STDOUT || channel === STDERR) {
+      this.received += payload.length;
       this.unprocessed += 1;
       let called = false;
       const done = () => {
@@ -216,6 +316,20 @@ export class ExecSession {
   /** @param {CloseEvent} ev */
   async #close(ev) {
     if (this.ended) return;
+    // A drop (no close frame) of a session that outlives it: come back, from where we were,
+    // unless the gateway says the session is gone (a refused resume).
+    const dropped = this.control?.proof && !this.exit && !ev.wasClean;
+    if (dropped && this.attempts > 0 && !this.opened) {
+      const c = this.control;
+      const why = await refusalReason(new URL(resumePath(c.session, c.proof, this.received), document.baseURI).href);
+      if (/WebSocket request|cannot be reached$/.test(why)) this.#reconnect();
+      else this.#end({ kind: 'lost', code: 1006, reason: why });
+      return;
+    }
+    if (dropped && (this.resume || this.attempts > 0)) {
+      this.#reconnect();
+      return;
+    }
     if (this.exit && 'code' in this.exit) {
       this.#end({ kind: 'exited', code: this.exit.code });
     } else if (this.exit) {
@@ -228,6 +342,32 @@ export class ExecSession {
     }
   }
 
+  /** Tries the connection again after a drop, with backoff and jitter, within the grace. */
+  #reconnect() {
+    if (!this.droppedAt || this.opened) this.droppedAt = Date.now();
+    this.opened = false;
+    this.attempts += 1;
+    const grace = (this.control?.grace ?? 300) * 1000;
+    if (Date.now() - this.droppedAt > grace) {
+      this.#end({ kind: 'lost', code: 1006, reason: 'the connection did not come back in time' });
+      return;
+    }
+    this.o.onReconnecting?.(this.attempts);
+    const base = Math.min(RECONNECT_MAX_MS, RECONNECT_FIRST_MS * 2 ** (this.attempts - 1));
+    const delay = base * (0.7 + 0.6 * Math.random());
+    setTimeout(() => {
+      if (this.ended) return;
+      const c = this.control;
+      this.#connect(socketUrl(resumePath(c.session, c.proof, this.received), document.baseURI));
+    }, this.attempts === 1 ? 0 : delay);
+  }
+
+  /** What a reload needs to come back to this session, while it can. */
+  get resumable() {
+    if (!this.resume || this.ended || !this.control?.proof) return null;
+    return { session: this.control.session, proof: this.control.proof, output: this.acked, grace: this.control.grace };
+  }
+
   /** @param {Ending} ending */
   #end(ending) {
     if (this.ended) return;
@@ -236,11 +376,21 @@ export class ExecSession {
     this.o.onEnd(ending);
   }
 
-  /** Sends a frame now, or right after the socket opens. */
+  /** Sends a frame now, or right after the socket opens (stdin: once, across drops). */
   send(frame) {
     if (this.ended) return;
+    if (frame[0] === STDIN) {
+      this.inputSent += frame.length - 1;
+      this.inputLog.push({ end: this.inputSent, frame });
+      const open = this.ws.readyState === WebSocket.OPEN && this.opened;
+      if (open && !this.resyncing) {
+        this.ws.send(frame);
+        if (!this.resume) this.inputLog = [];
+      }
+      return;
+    }
     if (this.ws.readyState === WebSocket.OPEN) this.ws.send(frame);
-    else if (this.ws.readyState === WebSocket.CONNECTING) this.pending.push(frame);
+    else this.pending.push(frame);
   }
 
   /** Sends the terminal's size (dropped while connecting: the open sends the latest). */
@@ -250,7 +400,8 @@ export class ExecSession {
 
   /** Ends the session from this side. */
   close(reason = 'closed by the user') {
-    const v5 = this.ws.protocol === SUBPROTOCOL_V5 || this.ws.protocol === SUBPROTOCOL_FLOW_V5;
+    const p = this.ws.protocol;
+    const v5 = p === SUBPROTOCOL_V5 || p === SUBPROTOCOL_FLOW_V5 || p === SUBPROTOCOL_RESUME_V5;
     if (this.ws.readyState === WebSocket.OPEN && v5) {
       this.ws.send(new Uint8Array([CLOSE, STDIN]));
     }
@@ -292,6 +443,7 @@ function lostWords(code, reason) {
   if (reason.startsWith('cluster:')) return `the cluster ended the session: ${after('cluster:')}`;
   if (reason.startsWith('recording failed:')) return `closed: the session could not be recorded (${after('recording failed:')})`;
   if (reason.startsWith('protocol:')) return `closed: the page and the server disagreed (${after('protocol:')})`;
+  if (reason.startsWith('ended by ')) return `ended by ${after('ended by')}`;
   if (code === 1001) return `the server went away${reason ? `: ${reason}` : ''}`;
   return `connection closed${reason ? `: ${reason}` : ` (code ${code})`}`;
 }

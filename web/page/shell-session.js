@@ -5,6 +5,7 @@ import {
   binaryStdinFrame,
   describe,
   execPath,
+  isTerminalReport,
   socketUrl,
   stdinFrame,
   toneOf,
@@ -24,6 +25,7 @@ export class ShellSession extends TabSession {
    * @param {Target} o.target
    * @param {import('./terminal.js').View} o.view the tab's terminal
    * @param {(s: TabStatus) => void} o.onStatus
+   * @param {any} [o.resumeFrom] a session to come back to (a reload), from ExecSession.resumable
    */
   constructor(o) {
     super(o, { text: '', state: 'connecting', canRestart: false });
@@ -42,6 +44,8 @@ export class ShellSession extends TabSession {
    * @param {string} data
    */
   input(data) {
+    // Output replayed after a drop may hold old terminal queries: xterm's answers stay here.
+    if (this.exec?.replaying && isTerminalReport(data)) return;
     if (this.exec && !this.exec.ended) this.exec.send(stdinFrame(data));
     else if (data.includes('\r')) this.start();
   }
@@ -51,13 +55,30 @@ export class ShellSession extends TabSession {
     const path = execPath(this.o.target, { stdin: true, tty: true });
     if (this.exec) this.term.write('\x1b[!p'); // soft reset: modes left by the last session
     this.setStatus({ text: 'connecting…', state: 'connecting', canRestart: false });
+    const resumeFrom = this.o.resumeFrom;
+    this.o.resumeFrom = null;
+    /** @type {string[]} */
+    let watchers = [];
+    const connected = () => {
+      const watched = watchers.length ? ` · watched by ${watchers.join(', ')}` : '';
+      this.setStatus({ text: `connected${watched}`, state: 'connected', canRestart: false, tone: 'good' });
+    };
     this.exec = new ExecSession({
       url: socketUrl(path, document.baseURI),
       dryRunUrl: new URL(path, document.baseURI).href,
+      resumeFrom,
       size: () => ({ cols: this.term.cols, rows: this.term.rows }),
       onOpen: () => {
-        this.setStatus({ text: 'connected', state: 'connected', canRestart: false, tone: 'good' });
+        connected();
         this.term.focus();
+      },
+      onReconnecting: (attempt) => {
+        const text = attempt > 1 ? `reconnecting… (attempt ${attempt})` : 'reconnecting…';
+        this.setStatus({ text, state: 'connecting', canRestart: false });
+      },
+      onControl: (c) => {
+        watchers = c.watchers ?? [];
+        if (this.exec?.opened) connected();
       },
       // xterm calls back once it has parsed the bytes: that is what the gateway hears as acked.
       onOutput: (_channel, bytes, done) => this.term.write(bytes, done),

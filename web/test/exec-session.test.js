@@ -9,8 +9,12 @@ import {
   PROTOCOLS,
   RESIZE,
   STDIN,
+  CONTROL,
   SUBPROTOCOL_FLOW_V5,
+  SUBPROTOCOL_RESUME_V4,
+  SUBPROTOCOL_RESUME_V5,
   SUBPROTOCOL_V4,
+  isTerminalReport,
   SUBPROTOCOL_V5,
   stdinFrame,
 } from '../page/exec.js';
@@ -96,7 +100,8 @@ function session(extra = {}) {
 test('offers flow control, then v5 and v4; the size goes first, then what was typed while connecting', () => {
   const { s, ws, events } = session();
   assert.deepEqual(ws.protocols, PROTOCOLS);
-  assert.deepEqual(PROTOCOLS.slice(2), [SUBPROTOCOL_V5, SUBPROTOCOL_V4]);
+  assert.deepEqual(PROTOCOLS.slice(0, 2), [SUBPROTOCOL_RESUME_V5, SUBPROTOCOL_RESUME_V4]);
+  assert.deepEqual(PROTOCOLS.slice(4), [SUBPROTOCOL_V5, SUBPROTOCOL_V4]);
   s.send(stdinFrame('l'));
   s.send(stdinFrame('s\r'));
   s.resize(120, 40); // while connecting: dropped, the open sends the size of that moment
@@ -207,4 +212,69 @@ test('without flow control nothing is acked', () => {
   ws.open(SUBPROTOCOL_V5);
   ws.receive([1, ...new Uint8Array(200_000)]);
   assert.deepEqual(acks(ws), []);
+});
+
+/** A control frame (src/protocol/resume.rs). */
+function control(c) {
+  const json = new TextEncoder().encode(JSON.stringify(c));
+  return Uint8Array.of(CONTROL, ...json);
+}
+
+test('a dropped resumable session reconnects from the bytes it had, and each key goes once', async () => {
+  globalThis.document = { baseURI: 'http://h/' };
+  const states = [];
+  const { s, ws } = session({ onReconnecting: (n) => states.push(n), onOutput: (_c, _b, done) => done() });
+  ws.open(SUBPROTOCOL_RESUME_V5);
+  s.send(stdinFrame('ab'));
+  assert.equal(ws.sent.length, 1, 'only the size: keys wait for the first control message');
+  ws.receive(control({ session: 's1', proof: 'p', grace: 300, input: 0, output: 0, watchers: [] }));
+  assert.deepEqual(ws.sent.slice(1).map((f) => decode(f.subarray(1))), ['ab']);
+  ws.receive(Uint8Array.of(1, ...new TextEncoder().encode('hello')));
+  s.send(stdinFrame('cd'));
+  await ws.drop(1006, '');
+  assert.equal(s.ended, false, 'a drop is not the end');
+  assert.deepEqual(states, [1]);
+  s.send(stdinFrame('ef')); // typed while reconnecting
+  await new Promise((r) => setTimeout(r, 5));
+  const again = FakeSocket.made.at(-1);
+  assert.notEqual(again, ws);
+  assert.equal(again.url, 'ws://h/api/sessions/s1/resume?proof=p&output=5');
+  again.open(SUBPROTOCOL_RESUME_V5);
+  // The gateway had "ab" and the first byte of "cd": the rest goes again, once.
+  again.receive(control({ session: 's1', proof: 'p', grace: 300, input: 3, output: 9, watchers: ['carol'] }));
+  assert.deepEqual(again.sent.slice(1).map((f) => decode(f.subarray(1))), ['d', 'ef']);
+  assert.equal(s.replaying, true, 'output up to 9 is a replay');
+  again.receive(Uint8Array.of(1, ...new TextEncoder().encode('abcd')));
+  assert.equal(s.replaying, false);
+  assert.deepEqual(s.resumable, { session: 's1', proof: 'p', output: 9, grace: 300 });
+  delete globalThis.document;
+});
+
+test('a refused resume ends the session with the gateway\'s words', async () => {
+  globalThis.document = { baseURI: 'http://h/' };
+  globalThis.fetch = async () => ({
+    ok: false,
+    status: 404,
+    statusText: 'Not Found',
+    text: async () => JSON.stringify({ message: 'session s1 is not running any more' }),
+  });
+  const { s, ws, events } = session();
+  ws.open(SUBPROTOCOL_RESUME_V5);
+  ws.receive(control({ session: 's1', proof: 'p', grace: 300, input: 0, output: 0, watchers: [] }));
+  await ws.drop(1006, '');
+  await new Promise((r) => setTimeout(r, 5));
+  await FakeSocket.made.at(-1).drop(1006, '');
+  assert.equal(s.ended, true);
+  assert.equal(events.ends[0].kind, 'lost');
+  assert.match(events.ends[0].reason, /not running any more/);
+  delete globalThis.document;
+});
+
+test('terminal reports are told from keys', () => {
+  for (const report of ['\x1b[?1;2c', '\x1b[>0;276;0c', '\x1b[12;40R', '\x1b[0n', '\x1b]11;rgb:0000/0000/0000\x07']) {
+    assert.equal(isTerminalReport(report), true, JSON.stringify(report));
+  }
+  for (const key of ['a', '\r', '\x1b[A', '\x1b[1;5C', '\x03', '\x1b']) {
+    assert.equal(isTerminalReport(key), false, JSON.stringify(key));
+  }
 });
