@@ -109,7 +109,7 @@ pub fn classify(e: RouteError) -> Refusal {
         RouteError::Upstream(e) | RouteError::Exec(ExecError::Connect(e)) => upstream_refusal(e),
         RouteError::Live(LiveError::Peer(status)) => Refusal {
             label: "peer_refused",
-            status,
+            status: *status,
             passthrough: None,
         },
         RouteError::Live(e) => {

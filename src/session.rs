@@ -401,14 +401,17 @@ impl Run {
                                 .proof(&info.id, info.user().unwrap_or_default()),
                         };
                         let grace = gateway.fleet.grace;
+                        let detachable = relay::Detachable {
+                            kept,
+                            attachments,
+                            events: &link,
+                            grace,
+                        };
                         relay::relay_detachable(
                             client,
                             upstream.io,
                             &relay_config,
-                            kept,
-                            attachments,
-                            &link,
-                            grace,
+                            detachable,
                             shutdown,
                         )
                         .await

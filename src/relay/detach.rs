@@ -66,18 +66,24 @@ struct Parts<'a> {
     events: &'a dyn AttachEvents,
 }
 
+/// What a session that outlives its connection has beside its sockets: its kept output, the
+/// connections that come back to it, who hears about them, and how long a drop is waited for
+/// (zero: the drop ends the session).
+pub struct Detachable<'a, C> {
+    pub kept: Arc<Kept>,
+    pub attachments: mpsc::Receiver<Attach<C>>,
+    pub events: &'a dyn AttachEvents,
+    pub grace: Duration,
+}
+
 /// Relays a session that outlives its connection until it ends: `first` is the client's
 /// connection, `upstream` the cluster's; later connections come through `attachments`.
-/// `config.flow` must be on (the kept output is bounded by it). A dropped connection is
-/// waited for `grace` (zero: the drop ends the session).
+/// `config.flow` must be on (the kept output is bounded by it).
 pub async fn relay_detachable<C, U, S>(
     first: C,
     upstream: U,
     config: &RelayConfig,
-    kept: Arc<Kept>,
-    mut attachments: mpsc::Receiver<Attach<C>>,
-    events: &dyn AttachEvents,
-    grace: Duration,
+    detachable: Detachable<'_, C>,
     shutdown: S,
 ) -> Summary
 where
@@ -86,6 +92,12 @@ where
     S: Future<Output = ()>,
 {
     debug_assert!(config.flow, "kept output is bounded by flow control");
+    let Detachable {
+        kept,
+        mut attachments,
+        events,
+        grace,
+    } = detachable;
     let mut shared = Shared::new(config);
     shared.kept = Some(kept.clone());
     let shared = shared;

@@ -50,7 +50,7 @@ pub enum LiveError {
     Handshake(#[source] fastwebsockets::WebSocketError),
     /// Another replica answered with this status.
     #[error("{}", .0.message)]
-    Peer(Status),
+    Peer(Box<Status>),
 }
 
 impl LiveError {
@@ -204,7 +204,7 @@ pub async fn check_resume(
         let (code, body) = peer_request(gateway, &owner, Method::GET, &path, identity).await?;
         let status: Option<Status> = serde_json::from_slice(&body).ok();
         return match status {
-            Some(s) if code != 400 => Err(LiveError::Peer(s)),
+            Some(s) if code != 400 => Err(LiveError::Peer(Box::new(s))),
             _ => Ok(()),
         };
     }
@@ -352,7 +352,7 @@ pub async fn end(
         return if code == 200 {
             Ok(status)
         } else {
-            Err(LiveError::Peer(status))
+            Err(LiveError::Peer(Box::new(status)))
         };
     }
     let live = gateway
@@ -476,7 +476,7 @@ async fn forward_upgrade(
             .ok()
             .and_then(|b| serde_json::from_slice::<Status>(&b).ok())
             .unwrap_or_else(|| Status::failure(code, "the replica that holds the session refused"));
-        return Err(LiveError::Peer(status));
+        return Err(LiveError::Peer(Box::new(status)));
     }
     let protocol = res.headers().get(header::SEC_WEBSOCKET_PROTOCOL).cloned();
     let (mut response, client) =
