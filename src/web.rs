@@ -169,10 +169,19 @@ mod tests {
         assert_eq!(constant("SUBPROTOCOL_FLOW_V5"), protocol::flow::FLOW_V5);
         assert_eq!(constant("SUBPROTOCOL_FLOW_V4"), protocol::flow::FLOW_V4);
         assert_eq!(constant("ACK"), protocol::flow::ACK.to_string());
-        // Offered in the gateway's order of preference, flow control first.
-        assert!(js.contains(
-            "[SUBPROTOCOL_FLOW_V5, SUBPROTOCOL_FLOW_V4, SUBPROTOCOL_V5, SUBPROTOCOL_V4]"
-        ));
+        assert_eq!(
+            constant("SUBPROTOCOL_RESUME_V5"),
+            protocol::resume::RESUME_V5
+        );
+        assert_eq!(
+            constant("SUBPROTOCOL_RESUME_V4"),
+            protocol::resume::RESUME_V4
+        );
+        assert_eq!(constant("CONTROL"), protocol::resume::CONTROL.to_string());
+        // Offered in the gateway's order of preference: resume, then flow control, then plain.
+        let order = "SUBPROTOCOL_RESUME_V5,\n  SUBPROTOCOL_RESUME_V4,\n  SUBPROTOCOL_FLOW_V5,\n  \
+                     SUBPROTOCOL_FLOW_V4,\n  SUBPROTOCOL_V5,\n  SUBPROTOCOL_V4,";
+        assert!(js.contains(order), "exec.js offers {order}");
         assert_eq!(protocol::SUBPROTOCOLS, [protocol::V5, protocol::V4]);
     }
 
