@@ -371,9 +371,11 @@ function rememberedTabs() {
   }
 }
 
-/** Whether a session that a reload would end is live in any tab (resumable ones come back). */
-const liveSessions = () =>
-  tabs.some((t) => t.session?.exec && !t.session.exec.ended && !t.session.exec.resumable);
+/**
+ * Whether a session is live in any tab. A reload resumes it, but the page cannot tell a reload
+ * from closing the tab, which leaves it detached until the grace ends it: so it asks.
+ */
+const liveSessions = () => tabs.some((t) => t.session?.exec && !t.session.exec.ended);
 
 /** @param {Tab} entry */
 function activate(entry) {
@@ -583,8 +585,8 @@ function keysTypedEarly() {
   return text;
 }
 
-// Leaving the page ends every session that cannot be resumed: ask first while one is live.
-// Resumable ones are remembered with their latest offsets, for a reload to come back to.
+// Leaving the page ends its sessions (a closed tab's after the resume grace): ask first while
+// one is live. Resumable ones are remembered with their latest offsets, for a reload.
 window.addEventListener('pagehide', () => rememberTabs());
 window.addEventListener('beforeunload', (ev) => {
   rememberTabs();
