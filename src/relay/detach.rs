@@ -24,7 +24,7 @@ use super::closing::Closing;
 use super::frames::{FrameReader, FrameWriter, Outgoing};
 use super::handoff::Handoff;
 use super::kept::{Cursor, Kept, Step, step};
-use super::{CLOSE_GRACE, CloseReason, RelayConfig, Shared, Summary, pump};
+use super::{CLOSE_GRACE, CloseReason, RelayConfig, Shared, Summary, cut_short, pump};
 
 /// A connection that resumes a session: `io` is upgraded (podterm is the WebSocket server),
 /// `output` the stdout+stderr bytes its client had processed.
@@ -199,11 +199,7 @@ where
             .finish(upstream_writer, &mut upstream_rx);
             tokio::join!(client, upstream);
         };
-        let shut_down = matches!(close, CloseReason::Shutdown | CloseReason::Ended(_));
-        let aborted = tokio::select! {
-            () = finish => false,
-            () = &mut shutdown, if !shut_down => true,
-        };
+        let aborted = cut_short(&close, finish, &mut shutdown).await;
         (close, aborted)
     };
     if !aborted {
@@ -246,7 +242,9 @@ impl<'p, 'a> Session<'p, 'a> {
         self.parts
             .kept
             .end(close.client_code(), close.text(), drain);
-        if self.attached.is_none() && (!drain || self.detached_until.is_none()) {
+        // Detached (nothing attached means detached): only an exit leaves output and a status
+        // worth coming back for.
+        if self.attached.is_none() && !drain {
             return Some(close);
         }
         self.upstream_over = Some(close);
@@ -278,31 +276,31 @@ impl<'p, 'a> Session<'p, 'a> {
         self.detach(why)
     }
 
-    /// The connection dropped: wait for the next one, unless resume is off or nothing is
-    /// left to wait for.
+    /// The connection dropped: wait for the next one, unless resume is off or the cluster's
+    /// stream failed (a connection that came back would get only the close: that end sends
+    /// no output and no status first).
     fn detach(&mut self, why: String) -> Option<CloseReason> {
         let parts = self.parts;
         if self.grace.is_zero() {
             return Some(CloseReason::ClientGone(why));
         }
-        if let Some(over) = &self.upstream_over {
-            if parts.kept.all_acked() && over != &CloseReason::Exited {
-                return self.upstream_over.take();
-            }
+        if self
+            .upstream_over
+            .as_ref()
+            .is_some_and(|over| over != &CloseReason::Exited)
+        {
+            return self.upstream_over.take();
         }
         parts.shared.client.blocked.store(true, Ordering::Relaxed);
         parts.events.detached(&why);
         self.detached_until = Some(Instant::now() + self.grace);
         None
     }
-}
 
-impl<'p, 'a> Session<'p, 'a> {
     /// A connection comes back: it replaces any attached one and starts where its client was.
     fn attach<C: AsyncRead + AsyncWrite + Unpin + Send + 'p>(&mut self, attach: Attach<C>) {
         let parts = self.parts;
-        let (end, _) = parts.kept.output();
-        let output = attach.output.min(end);
+        let output = attach.output.min(parts.kept.output());
         if let Some(flow) = &parts.shared.flow {
             let _ = flow.acked(output);
         }
@@ -409,7 +407,7 @@ async fn owner_writer<W: AsyncWrite + Unpin>(
             continue;
         }
         if kept.take_control() {
-            let frame = parts.events.control(kept.input(), kept.output().0);
+            let frame = parts.events.control(kept.input(), kept.output());
             tx.write_message(frame[0], &frame[1..]).await?;
             continue;
         }

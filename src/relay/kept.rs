@@ -47,8 +47,6 @@ struct State {
     frames: VecDeque<Frame>,
     /// Offset just past the last output kept.
     end: u64,
-    /// Output acknowledged by the owner, cumulative.
-    acked: u64,
     /// The cluster's channel-3 message (its exit `Status`), sent after all output.
     status: Option<BytesMut>,
     ending: Option<Ending>,
@@ -71,8 +69,8 @@ pub struct Kept {
     control_due: AtomicBool,
     /// Wakes the attached owner's writer (it also waits on its pings and pongs).
     owner: Notify,
-    /// Output end and whether the session ended, for watchers.
-    watchers: signal::Sender<(u64, bool)>,
+    /// Wakes every watcher's writer: new output, or the end.
+    watchers: signal::Sender<()>,
 }
 
 impl Default for Kept {
@@ -82,7 +80,7 @@ impl Default for Kept {
             input: AtomicU64::new(0),
             control_due: AtomicBool::new(false),
             owner: Notify::new(),
-            watchers: signal::Sender::new((0, false)),
+            watchers: signal::Sender::new(()),
         }
     }
 }
@@ -95,11 +93,11 @@ impl Kept {
     /// Keeps a frame read from the cluster (`channel`: the message's, for continuations).
     pub(super) fn push(&self, channel: Option<u8>, out: Outgoing) {
         let skip = usize::from(out.opcode != OpCode::Continuation);
-        let end = {
+        {
             let mut state = self.state();
             match channel {
                 Some(channel @ (protocol::STDOUT | protocol::STDERR)) => {
-                    let data = out.payload.freeze().slice(skip.min(1)..);
+                    let data = out.payload.freeze().slice(skip..);
                     if data.is_empty() {
                         return;
                     }
@@ -119,18 +117,16 @@ impl Kept {
                 }
                 _ => return,
             }
-            state.end
-        };
+        }
         self.owner.notify_one();
         if self.watchers.receiver_count() > 0 {
-            self.watchers.send_replace((end, false));
+            self.watchers.send_replace(());
         }
     }
 
     /// The owner processed `total` output bytes: what is before goes.
     pub(super) fn acked(&self, total: u64) {
         let mut state = self.state();
-        state.acked = state.acked.max(total);
         while state.frames.front().is_some_and(|f| f.end() <= total) {
             state.frames.pop_front();
         }
@@ -158,16 +154,9 @@ impl Kept {
         self.input.load(Ordering::Relaxed)
     }
 
-    /// Output bytes read from the cluster so far, and how many the owner acknowledged.
-    pub fn output(&self) -> (u64, u64) {
-        let state = self.state();
-        (state.end, state.acked)
-    }
-
-    /// Bytes of output kept now.
-    pub fn kept_bytes(&self) -> u64 {
-        let state = self.state();
-        state.end - state.frames.front().map_or(state.end, |f| f.start)
+    /// Output bytes read from the cluster so far.
+    pub fn output(&self) -> u64 {
+        self.state().end
     }
 
     /// The owner's connection gets a fresh control message (watchers joined or left).
@@ -179,23 +168,13 @@ impl Kept {
     /// The session ends for the attached connection with `code` and `reason`, after its
     /// output and status when `drain`.
     pub(super) fn end(&self, code: u16, reason: String, drain: bool) {
-        let end = {
-            let mut state = self.state();
-            state.ending.get_or_insert(Ending {
-                code,
-                reason,
-                drain,
-            });
-            state.end
-        };
+        self.state().ending.get_or_insert(Ending {
+            code,
+            reason,
+            drain,
+        });
         self.owner.notify_one();
-        self.watchers.send_replace((end, true));
-    }
-
-    /// Whether everything kept was acknowledged (a detached session that ended has nothing
-    /// left to give).
-    pub(super) fn all_acked(&self) -> bool {
-        self.state().frames.is_empty()
+        self.watchers.send_replace(());
     }
 
     /// What a connection at output offset `pos` writes next (`status_sent`: it had the status).
@@ -293,7 +272,7 @@ pub async fn watch<C: AsyncRead + AsyncWrite + Unpin>(io: C, kept: &Kept, first:
     let (read, mut write) = tokio::io::split(io);
     let mut rx = FrameReader::new(read, Role::Server, protocol::MAX_RESIZE_BYTES + 1);
     {
-        let mut cursor = Cursor::at(kept.output().0);
+        let mut cursor = Cursor::at(kept.output());
         let writing = async {
             let mut tx = FrameWriter::new(&mut write, Role::Server);
             tx.write_message(first[0], &first[1..]).await?;

@@ -268,7 +268,7 @@ pub async fn watch(
             proof: None,
             grace: gateway.fleet.grace.as_secs(),
             input: 0,
-            output: kept.output().0,
+            output: kept.output(),
             watchers: &live.watchers(),
             replica: &gateway.fleet.replica,
             watching: true,
