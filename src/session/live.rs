@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fastwebsockets::WebSocket;
+use fastwebsockets::upgrade::UpgradeFut;
 use http_body_util::{BodyExt as _, Empty};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
@@ -136,7 +137,6 @@ pub async fn resume(
     identity: &Identity,
     via_peer: bool,
 ) -> Answer {
-    let proof = query_value(&req, "proof").ok_or(ProofError::Malformed)?;
     let output = match query_value(&req, "output").map(|o| o.parse::<u64>()) {
         Some(Ok(n)) => n,
         None => 0,
@@ -146,32 +146,14 @@ pub async fn resume(
             ));
         }
     };
-    let owner = gateway.fleet.verify_proof(&proof, id, &identity.user)?;
-    if !gateway.fleet.is_self(&owner) {
-        if via_peer {
-            return Err(LiveError::Gone(id.to_string()));
+    let live = match resume_at(gateway, &req, id, identity, via_peer)? {
+        ResumeAt::Peer { owner, path } => {
+            return forward_upgrade(gateway, req, &owner, &path, identity).await;
         }
-        let path = format!(
-            "/peer/sessions/{id}/resume?{}",
-            req.uri().query().unwrap_or("")
-        );
-        return forward_upgrade(gateway, req, &owner, &path, identity).await;
-    }
-    let live = gateway
-        .fleet
-        .get(id)
-        .ok_or_else(|| LiveError::Gone(id.to_string()))?;
-    if live.kept.is_none() || live.info.user() != Some(identity.user.as_str()) {
-        return Err(LiveError::Gone(id.to_string()));
-    }
-    policy_still_allows(gateway, identity, &live)?;
+        ResumeAt::Here(live) => live,
+    };
     let protocol = offered_resume(&req, live.protocol)?;
-    let (mut response, upgrade) =
-        fastwebsockets::upgrade::upgrade(&mut req).map_err(LiveError::Handshake)?;
-    response.headers_mut().insert(
-        header::SEC_WEBSOCKET_PROTOCOL,
-        HeaderValue::from_static(protocol),
-    );
+    let (response, upgrade) = upgrade(&mut req, Some(HeaderValue::from_static(protocol)))?;
     tokio::spawn(async move {
         match upgrade.await.map(WebSocket::into_inner) {
             Ok(io) => {
@@ -194,6 +176,33 @@ pub async fn check_resume(
     identity: &Identity,
     via_peer: bool,
 ) -> Result<(), LiveError> {
+    let ResumeAt::Peer { owner, path } = resume_at(gateway, req, id, identity, via_peer)? else {
+        return Ok(());
+    };
+    let (code, body) = peer_request(gateway, &owner, Method::GET, &path, identity).await?;
+    match serde_json::from_slice::<Status>(&body) {
+        Ok(s) if code != 400 => Err(LiveError::Peer(Box::new(s))),
+        _ => Ok(()),
+    }
+}
+
+/// Where a resume of session `id` goes.
+enum ResumeAt {
+    /// To the replica the proof names (a client's request that reached another replica).
+    Peer { owner: String, path: String },
+    /// The caller's own page session, here, which the policy still allows.
+    Here(Arc<Live>),
+}
+
+/// Checks the resume proof of the request for session `id` and the caller, and finds where
+/// the session is.
+fn resume_at(
+    gateway: &Gateway,
+    req: &Request<Incoming>,
+    id: &str,
+    identity: &Identity,
+    via_peer: bool,
+) -> Result<ResumeAt, LiveError> {
     let proof = query_value(req, "proof").ok_or(ProofError::Malformed)?;
     let owner = gateway.fleet.verify_proof(&proof, id, &identity.user)?;
     if !gateway.fleet.is_self(&owner) && !via_peer {
@@ -201,19 +210,31 @@ pub async fn check_resume(
             "/peer/sessions/{id}/resume?{}",
             req.uri().query().unwrap_or("")
         );
-        let (code, body) = peer_request(gateway, &owner, Method::GET, &path, identity).await?;
-        let status: Option<Status> = serde_json::from_slice(&body).ok();
-        return match status {
-            Some(s) if code != 400 => Err(LiveError::Peer(Box::new(s))),
-            _ => Ok(()),
-        };
+        return Ok(ResumeAt::Peer { owner, path });
     }
-    match gateway.fleet.get(id) {
-        Some(live) if live.kept.is_some() && live.info.user() == Some(identity.user.as_str()) => {
-            policy_still_allows(gateway, identity, &live)
-        }
-        _ => Err(LiveError::Gone(id.to_string())),
+    let live = gateway
+        .fleet
+        .get(id)
+        .filter(|l| l.kept.is_some() && l.info.user() == Some(identity.user.as_str()))
+        .ok_or_else(|| LiveError::Gone(id.to_string()))?;
+    policy_still_allows(gateway, identity, &live)?;
+    Ok(ResumeAt::Here(live))
+}
+
+/// Answers the client's WebSocket upgrade with `protocol`; the upgrade completes once the
+/// response went out.
+fn upgrade(
+    req: &mut Request<Incoming>,
+    protocol: Option<HeaderValue>,
+) -> Result<(Response<Empty<Bytes>>, UpgradeFut), LiveError> {
+    let (mut response, upgrade) =
+        fastwebsockets::upgrade::upgrade(req).map_err(LiveError::Handshake)?;
+    if let Some(protocol) = protocol {
+        response
+            .headers_mut()
+            .insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
     }
+    Ok((response, upgrade))
 }
 
 /// `GET /api/sessions/{id}/watch?replica=R` (WebSocket): another session's output, read-only,
@@ -246,12 +267,7 @@ pub async fn watch(
         )));
     };
     let protocol = offered_resume(&req, live.protocol)?;
-    let (mut response, upgrade) =
-        fastwebsockets::upgrade::upgrade(&mut req).map_err(LiveError::Handshake)?;
-    response.headers_mut().insert(
-        header::SEC_WEBSOCKET_PROTOCOL,
-        HeaderValue::from_static(protocol),
-    );
+    let (response, upgrade) = upgrade(&mut req, Some(HeaderValue::from_static(protocol)))?;
     let (gateway, watcher) = (gateway.clone(), identity.user.clone());
     tokio::spawn(async move {
         let Ok(io) = upgrade.await.map(WebSocket::into_inner) else {
@@ -479,13 +495,7 @@ async fn forward_upgrade(
         return Err(LiveError::Peer(Box::new(status)));
     }
     let protocol = res.headers().get(header::SEC_WEBSOCKET_PROTOCOL).cloned();
-    let (mut response, client) =
-        fastwebsockets::upgrade::upgrade(&mut req).map_err(LiveError::Handshake)?;
-    if let Some(protocol) = protocol {
-        response
-            .headers_mut()
-            .insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
-    }
+    let (response, client) = upgrade(&mut req, protocol)?;
     let owner = hyper::upgrade::on(res);
     tokio::spawn(async move {
         let (Ok(client), Ok(owner)) = (client.await.map(WebSocket::into_inner), owner.await) else {
