@@ -195,6 +195,18 @@ impl Live {
     }
 }
 
+/// What [`Fleet`] signs for `parts`: each, then a NUL byte. Only a proof's replica can hold
+/// a NUL (it is decoded from base64); every other part comes from a header or a checked path,
+/// which cannot, so no other list of parts signs the same bytes.
+fn signed_message(parts: &[&str]) -> Vec<u8> {
+    let mut msg = Vec::new();
+    for p in parts {
+        msg.extend_from_slice(p.as_bytes());
+        msg.push(0);
+    }
+    msg
+}
+
 impl Fleet {
     pub fn new(config: &Config) -> Fleet {
         let (secret, shared_key) = match &config.resume_secret {
@@ -262,24 +274,12 @@ impl Fleet {
     }
 
     fn sign(&self, parts: &[&str]) -> String {
-        let mut ctx = hmac::Context::with_key(&self.key);
-        for p in parts {
-            ctx.update(p.as_bytes());
-            ctx.update(&[0]);
-        }
-        B64.encode(ctx.sign().as_ref())
+        B64.encode(hmac::sign(&self.key, &signed_message(parts)).as_ref())
     }
 
     fn check(&self, parts: &[&str], signature: &str) -> bool {
-        let Ok(tag) = B64.decode(signature) else {
-            return false;
-        };
-        let mut msg = Vec::new();
-        for p in parts {
-            msg.extend_from_slice(p.as_bytes());
-            msg.push(0);
-        }
-        hmac::verify(&self.key, &msg, &tag).is_ok()
+        B64.decode(signature)
+            .is_ok_and(|tag| hmac::verify(&self.key, &signed_message(parts), &tag).is_ok())
     }
 
     /// The proof that lets `user` (and only them) resume session `id`: `REPLICA.SIGNATURE`,

@@ -228,21 +228,15 @@ impl Offer {
             .filter_map(resume::resume_variant)
             .filter(|r| resume_on && offered.contains(r))
             .collect();
+        // Resume includes flow control: offering it offers the flow variant too.
         let flow: Vec<&'static str> = protocol::SUBPROTOCOLS
             .into_iter()
-            .filter(|p| resume::resume_variant(p).is_some_and(|r| resume.contains(&r)))
-            .chain(protocol::SUBPROTOCOLS)
             .filter_map(|p| {
                 let f = flow::flow_variant(p)?;
                 let by_resume = resume::resume_variant(p).is_some_and(|r| resume.contains(&r));
                 (offered.contains(&f) || by_resume).then_some(f)
             })
-            .fold(Vec::new(), |mut v, f| {
-                if !v.contains(&f) {
-                    v.push(f);
-                }
-                v
-            });
+            .collect();
         let upstream = protocol::SUBPROTOCOLS
             .into_iter()
             .filter(|p| {
