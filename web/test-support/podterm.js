@@ -19,6 +19,13 @@ function binary() {
 }
 
 /**
+ * The resume grace of the tests' gateways (unless a test sets its own): a page a test closes
+ * leaves its session detached (browsers close with 1001), and the default 5 minutes would hold
+ * every such session, and the gateway's drain at `stop()`, that long.
+ */
+const TEST_RESUME_GRACE = '5s';
+
+/**
  * Runs `podterm dev` with `env` added and resolves once it prints the gateway's URL.
  * @param {Record<string, string>} [env]
  * @returns {Promise<{url: string, stop: () => Promise<void>, output: () => string}>}
@@ -26,7 +33,7 @@ function binary() {
 export async function startDev(env = {}) {
   const child = spawn(binary(), ['dev'], {
     cwd: ROOT,
-    env: { ...process.env, PODTERM_LISTEN: '127.0.0.1:0', ...env },
+    env: { ...process.env, PODTERM_LISTEN: '127.0.0.1:0', PODTERM_RESUME_GRACE: TEST_RESUME_GRACE, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
