@@ -213,6 +213,12 @@ impl CloseReason {
         }
     }
 
+    /// Whether the session's shutdown signal ended it: the gateway's drain, or someone ending
+    /// it (a second shutdown then has nothing to cut short).
+    pub fn by_shutdown(&self) -> bool {
+        matches!(self, CloseReason::Shutdown | CloseReason::Ended(_))
+    }
+
     /// A fixed label for metrics (`outcome`).
     pub fn label(&self) -> &'static str {
         match self {

@@ -294,7 +294,12 @@ where
                 upstream_leg.finish(upstream_writer, &mut upstream_rx),
             );
         };
-        let aborted = cut_short(&close, finish, &mut shutdown).await;
+        // A shutdown meanwhile cuts the handshakes short, unless the session ended by one.
+        let by_shutdown = close.by_shutdown();
+        let aborted = tokio::select! {
+            () = finish => false,
+            () = &mut shutdown, if !by_shutdown => true,
+        };
         (close, aborted)
     };
     // Both closing handshakes are over: end both streams in order (FIN, TLS close_notify).
@@ -305,20 +310,6 @@ where
         .await;
     }
     shared.summary(close)
-}
-
-/// Runs `finish` (the closing handshakes of a session that ended with `close`); a shutdown
-/// that comes meanwhile cuts it short, unless the session ended by one. Whether it was cut.
-async fn cut_short<S: Future<Output = ()>>(
-    close: &CloseReason,
-    finish: impl Future<Output = ()>,
-    shutdown: &mut Pin<Box<S>>,
-) -> bool {
-    let shut_down = matches!(close, CloseReason::Shutdown | CloseReason::Ended(_));
-    tokio::select! {
-        () = finish => false,
-        () = shutdown, if !shut_down => true,
-    }
 }
 
 /// A writer that ended before the readers did (its socket failed), kept for the closing.

@@ -24,7 +24,7 @@ use super::closing::Closing;
 use super::frames::{FrameReader, FrameWriter, Outgoing};
 use super::handoff::Handoff;
 use super::kept::{Cursor, Kept, Step, step};
-use super::{CLOSE_GRACE, CloseReason, RelayConfig, Shared, Summary, cut_short, pump};
+use super::{CLOSE_GRACE, CloseReason, RelayConfig, Shared, Summary, pump};
 
 /// A connection that resumes a session: `io` is upgraded (podterm is the WebSocket server),
 /// `output` the stdout+stderr bytes its client had processed.
@@ -199,7 +199,12 @@ where
             .finish(upstream_writer, &mut upstream_rx);
             tokio::join!(client, upstream);
         };
-        let aborted = cut_short(&close, finish, &mut shutdown).await;
+        // A shutdown meanwhile cuts the handshakes short, unless the session ended by one.
+        let by_shutdown = close.by_shutdown();
+        let aborted = tokio::select! {
+            () = finish => false,
+            () = &mut shutdown, if !by_shutdown => true,
+        };
         (close, aborted)
     };
     if !aborted {
