@@ -4,8 +4,10 @@
 import * as api from './api.js';
 import * as route from './route.js';
 import { RestrictedSession } from './restricted-session.js';
+import { SessionsView, targetOf } from './sessions-view.js';
 import { ShellSession } from './shell-session.js';
 import { createTerminal } from './terminal.js';
+import { WatchSession } from './watch-session.js';
 
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const ui = {
@@ -29,6 +31,8 @@ const ui = {
   searchCount: $('search-count'),
   keys: $('keys'),
   open: /** @type {HTMLButtonElement} */ ($('open')),
+  sessionsToggle: /** @type {HTMLButtonElement} */ ($('sessions-toggle')),
+  sessions: $('sessions'),
 };
 
 /** How long a note such as "copied" stays in the status line, in milliseconds. */
@@ -36,8 +40,8 @@ const FLASH_MS = 1500;
 
 /**
  * @typedef {{target: route.Target, view: import('./terminal.js').View,
- *   session: ShellSession | RestrictedSession | null, tab: HTMLElement, pane: HTMLElement,
- *   status: any, closed: boolean}} Tab
+ *   session: ShellSession | RestrictedSession | WatchSession | null, tab: HTMLElement,
+ *   pane: HTMLElement, status: any, closed: boolean, watching: boolean}} Tab
  */
 /** @type {Tab[]} */
 const tabs = [];
@@ -252,7 +256,7 @@ const nameOf = (t) => `${t.namespace}/${t.pod}${t.container ? `/${t.container}` 
 
 /** A tab's label: its target's name, numbered when another tab shows the same target. */
 function labelOf(entry) {
-  const twins = tabs.filter((t) => same(t.target, entry.target));
+  const twins = tabs.filter((t) => !t.watching && same(t.target, entry.target));
   const n = twins.indexOf(entry) + 1;
   return n > 1 ? `${nameOf(entry.target)} (${n})` : nameOf(entry.target);
 }
@@ -265,6 +269,56 @@ function labelOf(entry) {
  * @param {string} [early]
  */
 async function openTab(target, early = '', resumeFrom = null) {
+  const entry = makeTab(target, nameOf(target), false);
+  const typed = [early];
+  const typing = entry.view.term.onData((data) => typed.push(data));
+  rememberTabs();
+
+  const [full, who] = await Promise.all([withContainer(target), whoami(target.cluster, target.namespace)]);
+  typing.dispose();
+  if (entry.closed) return;
+  const label = /** @type {HTMLElement} */ (entry.tab.querySelector('.tab-label'));
+  entry.target = target = full;
+  rememberTabs();
+  label.textContent = labelOf(entry);
+  label.title = `${target.cluster}: ${label.textContent}${who.mode === 'restricted' ? ' (restricted)' : ''}`;
+  if (who.mode === 'restricted') entry.tab.classList.add('restricted');
+  if (entry === active) history.replaceState(null, '', route.format(target));
+  if (who.user) ui.user.textContent = who.user;
+  if (who.denied) notice(who.denied); // the exec will be refused with the same words
+  const view = entry.view;
+  const onStatus = entry.onStatus;
+  entry.session =
+    who.mode === 'restricted'
+      ? new RestrictedSession({ target, view, onStatus, whoami: who })
+      : new ShellSession({ target, view, onStatus, resumeFrom });
+  entry.session.keyFilter = withModifiers;
+  entry.session.start();
+  const keys = typed.join('');
+  if (keys) entry.session.input(keys);
+}
+
+/**
+ * Opens a read-only tab on another live session (the Sessions view's Watch).
+ * @param {import('./sessions-view.js').Entry} e
+ */
+function openWatchTab(e) {
+  const target = { cluster: e.cluster, namespace: e.namespace, pod: e.pod, ...(e.container ? { container: e.container } : {}) };
+  const entry = makeTab(target, `watch ${e.user}: ${nameOf(target)}`, true);
+  const label = /** @type {HTMLElement} */ (entry.tab.querySelector('.tab-label'));
+  label.title = `watching ${e.user}'s session in ${targetOf(e)} (read-only)`;
+  entry.session = new WatchSession({ entry: e, view: entry.view, onStatus: entry.onStatus });
+  entry.session.start();
+}
+
+/**
+ * A new tab and its terminal, active at once; its session comes later.
+ * @param {route.Target} target
+ * @param {string} text the tab's label
+ * @param {boolean} watching a read-only watch tab (not remembered, not in the URL)
+ * @returns {Tab & {onStatus: (s: any) => void}}
+ */
+function makeTab(target, text, watching) {
   notice('');
   const pane = document.createElement('div');
   pane.className = 'pane';
@@ -275,7 +329,7 @@ async function openTab(target, early = '', resumeFrom = null) {
   tab.setAttribute('role', 'tab');
   const label = document.createElement('button');
   label.className = 'tab-label';
-  label.textContent = nameOf(target);
+  label.textContent = text;
   const close = document.createElement('button');
   close.className = 'tab-close';
   close.textContent = '×';
@@ -283,7 +337,6 @@ async function openTab(target, early = '', resumeFrom = null) {
   tab.append(label, close);
   ui.tabs.append(tab);
 
-  /** @type {Tab} */
   const entry = {
     target,
     tab,
@@ -292,7 +345,10 @@ async function openTab(target, early = '', resumeFrom = null) {
     view: /** @type {any} */ (null),
     session: null,
     closed: false,
+    watching,
+    onStatus: (/** @type {any} */ _s) => {},
   };
+  if (watching) tab.classList.add('watching');
   let flashTimer;
   const onStatus = (s) => {
     entry.status = s;
@@ -304,36 +360,14 @@ async function openTab(target, early = '', resumeFrom = null) {
       flashTimer = setTimeout(() => onStatus({ ...entry.status, flash: undefined }), FLASH_MS);
     }
   };
+  entry.onStatus = onStatus;
   entry.view = createTerminal(pane, { onCopy: () => onStatus({ ...entry.status, flash: 'copied' }) });
-  const typed = [early];
-  const typing = entry.view.term.onData((data) => typed.push(data));
   tabs.push(entry);
-  label.textContent = labelOf(entry);
-  rememberTabs();
+  if (!watching) label.textContent = labelOf(entry);
   label.addEventListener('click', () => activate(entry));
   close.addEventListener('click', () => closeTab(entry));
   activate(entry);
-
-  const [full, who] = await Promise.all([withContainer(target), whoami(target.cluster, target.namespace)]);
-  typing.dispose();
-  if (entry.closed) return;
-  entry.target = target = full;
-  rememberTabs();
-  label.textContent = labelOf(entry);
-  label.title = `${target.cluster}: ${label.textContent}${who.mode === 'restricted' ? ' (restricted)' : ''}`;
-  if (who.mode === 'restricted') tab.classList.add('restricted');
-  if (entry === active) history.replaceState(null, '', route.format(target));
-  if (who.user) ui.user.textContent = who.user;
-  if (who.denied) notice(who.denied); // the exec will be refused with the same words
-  const view = entry.view;
-  entry.session =
-    who.mode === 'restricted'
-      ? new RestrictedSession({ target, view, onStatus, whoami: who })
-      : new ShellSession({ target, view, onStatus, resumeFrom });
-  entry.session.keyFilter = withModifiers;
-  entry.session.start();
-  const keys = typed.join('');
-  if (keys) entry.session.input(keys);
+  return entry;
 }
 
 /** Where the open tabs are kept across a reload of this browser tab. */
@@ -345,7 +379,7 @@ const OPEN_TABS = 'podterm.open-tabs';
  */
 function rememberTabs() {
   try {
-    const remembered = tabs.map((t) => ({
+    const remembered = tabs.filter((t) => !t.watching).map((t) => ({
       hash: route.format(t.target),
       resume: t.session?.exec?.resumable ?? null,
     }));
@@ -375,7 +409,7 @@ function rememberedTabs() {
  * Whether a session is live in any tab. A reload resumes it, but the page cannot tell a reload
  * from closing the tab, which leaves it detached until the grace ends it: so it asks.
  */
-const liveSessions = () => tabs.some((t) => t.session?.exec && !t.session.exec.ended);
+const liveSessions = () => tabs.some((t) => !t.watching && t.session?.exec && !t.session.exec.ended);
 
 /** @param {Tab} entry */
 function activate(entry) {
@@ -384,8 +418,9 @@ function activate(entry) {
     t.pane.hidden = t !== entry;
     t.tab.setAttribute('aria-selected', String(t === entry));
   }
-  history.replaceState(null, '', route.format(entry.target));
-  document.title = `${entry.target.pod} — podterm`;
+  // A watch tab is not a place a link can open again: the URL stays.
+  if (!entry.watching) history.replaceState(null, '', route.format(entry.target));
+  document.title = `${entry.watching ? 'watch ' : ''}${entry.target.pod} — podterm`;
   entry.view.fit.fit();
   entry.view.term.focus();
   showStatus();
@@ -492,6 +527,22 @@ ui.form.addEventListener('submit', (ev) => {
   const t = picked();
   if (t) openTab(t);
 });
+// ---- sessions view ---------------------------------------------------------------------
+
+const sessionsView = new SessionsView({
+  root: ui.sessions,
+  onWatch: (e) => openWatchTab(e),
+  onNotice: notice,
+  me: () => ui.user.textContent ?? '',
+  onToggle: (shown) => {
+    ui.sessionsToggle.setAttribute('aria-expanded', String(shown));
+    active?.view.fit.fit();
+    // Closed: the keys go back to the terminal.
+    if (!shown) active?.view.term.focus();
+  },
+});
+ui.sessionsToggle.addEventListener('click', () => sessionsView.toggle());
+
 ui.restart.addEventListener('click', () => active?.session?.start());
 ui.searchInput.addEventListener('input', () => find());
 ui.searchInput.addEventListener('keydown', (ev) => {
@@ -563,7 +614,7 @@ ui.keys.addEventListener('click', (ev) => {
 window.addEventListener('hashchange', async () => {
   const t = route.parse(location.hash);
   if (!t) return;
-  const open = tabs.find((x) => same(x.target, t));
+  const open = tabs.find((x) => !x.watching && same(x.target, t));
   if (open) activate(open);
   else {
     // The tab first, so that keys typed from now on reach it; the pickers follow.

@@ -151,7 +151,9 @@ export function resizeFrame(cols, rows) {
  *   | {kind: 'failed', message: string}
  *   | {kind: 'lost', code: number, reason: string}
  *   | {kind: 'closed', reason: string}
- *   | {kind: 'refused', message: string}} Ending
+ *   | {kind: 'refused', message: string}
+ *   | {kind: 'gone', message: string}} Ending (gone: a dropped session that cannot be resumed,
+ *   in the gateway's words)
  */
 
 /**
@@ -323,7 +325,7 @@ export class ExecSession {
       const c = this.control;
       const why = await refusalReason(new URL(resumePath(c.session, c.proof, this.received), document.baseURI).href);
       if (/WebSocket request|cannot be reached$/.test(why)) this.#reconnect();
-      else this.#end({ kind: 'lost', code: 1006, reason: why });
+      else this.#end({ kind: 'gone', message: why });
       return;
     }
     if (dropped && (this.resume || this.attempts > 0)) {
@@ -423,6 +425,8 @@ export function describe(e) {
       return `failed: ${e.message}`;
     case 'refused':
       return `refused: ${e.message}`;
+    case 'gone':
+      return e.message;
     case 'closed':
       return e.reason;
     case 'lost':

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** The podterm binary: $PODTERM_BIN, else a debug build made now (a no-op when up to date). */
-function binary() {
+export function binary() {
   if (process.env.PODTERM_BIN) return process.env.PODTERM_BIN;
   const build = spawnSync('cargo', ['build', '--quiet', '--locked', '--bin', 'podterm'], {
     cwd: ROOT,

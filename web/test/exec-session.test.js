@@ -14,6 +14,7 @@ import {
   SUBPROTOCOL_RESUME_V4,
   SUBPROTOCOL_RESUME_V5,
   SUBPROTOCOL_V4,
+  describe,
   isTerminalReport,
   SUBPROTOCOL_V5,
   stdinFrame,
@@ -265,8 +266,9 @@ test('a refused resume ends the session with the gateway\'s words', async () => 
   await new Promise((r) => setTimeout(r, 5));
   await FakeSocket.made.at(-1).drop(1006, '');
   assert.equal(s.ended, true);
-  assert.equal(events.ends[0].kind, 'lost');
-  assert.match(events.ends[0].reason, /not running any more/);
+  assert.equal(events.ends[0].kind, 'gone');
+  assert.match(events.ends[0].message, /not running any more/);
+  assert.match(describe(events.ends[0]), /^session s1 is not running any more/);
   delete globalThis.document;
 });
 
