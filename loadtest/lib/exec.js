@@ -6,6 +6,9 @@
 //              (through podterm) or wss://127.0.0.1:PORT/api/v1/namespaces/default/pods (direct)
 //   HEADERS    JSON object of extra upgrade headers (Authorization for the dev cluster, the
 //              identity headers for podterm)
+//   CLIENT     "kubectl" (v5.channel.k8s.io, the default) or "page": through podterm, offer
+//              what the page offers (resume, flow control, plain v5), acknowledge output as the
+//              page does and take control messages; straight to the dev cluster, plain v5
 // k6 1.1 ships the global-event-loop WebSocket API under its experimental name.
 import { WebSocket } from 'k6/experimental/websockets';
 import { Counter } from 'k6/metrics';
@@ -16,9 +19,19 @@ export const STDOUT = 1;
 export const STDERR = 2;
 export const ERROR = 3;
 export const CLOSE = 255;
+export const ACK = 254;
+export const CONTROL = 253;
 export const SUBPROTOCOL = 'v5.channel.k8s.io';
+// podterm's page protocols (src/protocol/resume.rs, src/protocol/flow.rs), most capable first.
+export const RESUME_V5 = 'v5.resume.podterm.dev';
+export const FLOW_V5 = 'v5.flow.podterm.dev';
+export const PAGE_PROTOCOLS = [RESUME_V5, FLOW_V5, SUBPROTOCOL];
 
 export const TARGET = __ENV.TARGET || 'direct';
+export const CLIENT = __ENV.CLIENT || 'kubectl';
+if (CLIENT !== 'kubectl' && CLIENT !== 'page') throw new Error(`CLIENT must be kubectl or page, got ${CLIENT}`);
+/** What the sessions offer: the page's protocols only through podterm. */
+export const PROTOCOLS = CLIENT === 'page' && TARGET === 'podterm' ? PAGE_PROTOCOLS : [SUBPROTOCOL];
 const EXEC_BASE = __ENV.EXEC_BASE;
 const HEADERS = JSON.parse(__ENV.HEADERS || '{}');
 
@@ -44,8 +57,8 @@ export function execUrl(pod, argv, { stdin }) {
  * silently drops messages that arrive before the open event has run: a session must let the
  * container speak only after onopen (echo answers stdin; flood with stdin waits for its EOF).
  */
-export function openExec(url) {
-  const ws = new WebSocket(url, [SUBPROTOCOL], { headers: HEADERS, tags: { target: TARGET } });
+export function openExec(url, protocols = PROTOCOLS) {
+  const ws = new WebSocket(url, protocols, { headers: HEADERS, tags: { target: TARGET } });
   ws.binaryType = 'arraybuffer';
   return ws;
 }
@@ -60,6 +73,26 @@ export function frame(channel, payload) {
 
 /** v5 stdin EOF: `[255, 0]`. */
 export const STDIN_EOF = frame(CLOSE, [STDIN]);
+
+/** An ack of `count` output bytes (flow control): big-endian u64 on channel 254. */
+export function ackFrame(count) {
+  const bytes = new Uint8Array(9);
+  bytes[0] = ACK;
+  // count < 2^53: the high word, then the low word.
+  const view = new DataView(bytes.buffer);
+  view.setUint32(1, Math.floor(count / 2 ** 32));
+  view.setUint32(5, count % 2 ** 32);
+  return bytes.buffer;
+}
+
+/** A control message's JSON (channel 253), or null. */
+export function control(payload) {
+  try {
+    return JSON.parse(String.fromCharCode.apply(null, payload));
+  } catch (_) {
+    return null;
+  }
+}
 
 /** Splits a received message into its channel and payload. */
 export function parseFrame(data) {
@@ -113,6 +146,9 @@ export function execSession(url, hooks) {
   let failed = false;
   let done = false;
   let stuck = null;
+  // Output bytes received: acknowledged at once under the page's protocols.
+  let received = 0;
+  let acks = false;
 
   const stop = () => {
     if (stuck !== null) clearTimeout(stuck);
@@ -133,13 +169,20 @@ export function execSession(url, hooks) {
   };
 
   ws.onopen = (event) => {
-    if (ws.protocol !== SUBPROTOCOL) return fail('subprotocol');
+    if (!PROTOCOLS.includes(ws.protocol)) return fail('subprotocol');
+    acks = ws.protocol !== SUBPROTOCOL;
     if (hooks.open) hooks.open(event);
   };
   ws.onmessage = (event) => {
     const { channel, payload } = parseFrame(event.data);
     if (channel === STDOUT) {
+      if (acks) {
+        received += payload.length;
+        ws.send(ackFrame(received));
+      }
       if (hooks.stdout) hooks.stdout(payload, event);
+    } else if (channel === CONTROL && acks) {
+      if (control(payload) === null) fail('control');
     } else if (channel === ERROR) {
       exit = exitCode(payload);
       if (exit !== 0) fail('exit');
