@@ -18,12 +18,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use hyper::HeaderMap;
 use ring::hmac;
 use serde::Serialize;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::events::SessionInfo;
 use crate::identity::Identity;
-use crate::relay::{Attach, Kept, SessionBytes};
+use crate::relay::{Attach, Attachments, Kept, SessionBytes};
 
 /// An upgraded client connection (podterm is the WebSocket server).
 pub type ClientIo = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
@@ -36,8 +36,6 @@ pub const PEER_USER: &str = "podterm-peer-user";
 pub const PEER_GROUPS: &str = "podterm-peer-groups";
 /// How far a peer request's time may be from this replica's clock.
 pub const PEER_CLOCK_SKEW: Duration = Duration::from_secs(60);
-/// Connections that may wait to resume one session at once.
-const ATTACH_QUEUE: usize = 2;
 
 /// Why a resume proof or a peer request was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -72,7 +70,7 @@ pub struct Live {
     pub protocol: &'static str,
     /// The kept output, when the session outlives its connection (page sessions).
     pub kept: Option<Arc<Kept>>,
-    attach: Option<mpsc::Sender<Attach<ClientIo>>>,
+    attach: Option<Arc<Attachments<ClientIo>>>,
     pub bytes: Arc<SessionBytes>,
     watchers: Mutex<Vec<String>>,
     attached: AtomicBool,
@@ -144,13 +142,11 @@ impl Live {
         }
     }
 
-    /// Hands a resuming connection to the session; `Err` gives it back if the session is
-    /// ending or too many wait.
+    /// Hands a resuming connection to the session; `Err` gives it back if the session has
+    /// ended.
     pub fn resume(&self, attach: Attach<ClientIo>) -> Result<(), Attach<ClientIo>> {
         match &self.attach {
-            Some(tx) => tx.try_send(attach).map_err(|e| match e {
-                mpsc::error::TrySendError::Full(a) | mpsc::error::TrySendError::Closed(a) => a,
-            }),
+            Some(slot) => slot.offer(attach),
             None => Err(attach),
         }
     }
@@ -227,8 +223,8 @@ impl Fleet {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a session; with `kept`, it outlives its connection and the receiver gets
-    /// the connections that resume it.
+    /// Registers a session; with `kept`, it outlives its connection and the slot gets the
+    /// connections that resume it.
     pub fn register(
         &self,
         info: Arc<SessionInfo>,
@@ -236,14 +232,9 @@ impl Fleet {
         bytes: Arc<SessionBytes>,
         ended_by: Arc<std::sync::OnceLock<String>>,
         kept: Option<Arc<Kept>>,
-    ) -> (Arc<Live>, Option<mpsc::Receiver<Attach<ClientIo>>>) {
-        let (attach, rx) = match kept {
-            Some(_) => {
-                let (tx, rx) = mpsc::channel(ATTACH_QUEUE);
-                (Some(tx), Some(rx))
-            }
-            None => (None, None),
-        };
+    ) -> (Arc<Live>, Option<Arc<Attachments<ClientIo>>>) {
+        let attach = kept.as_ref().map(|_| Arc::new(Attachments::default()));
+        let rx = attach.clone();
         let live = Arc::new(Live {
             info,
             protocol,

@@ -30,7 +30,7 @@ use tokio::time::Instant;
 use fastwebsockets::Role;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
-pub use self::detach::{Attach, AttachEvents, Detachable, relay_detachable};
+pub use self::detach::{Attach, AttachEvents, Attachments, Detachable, relay_detachable};
 use self::frames::{FrameReader, FrameWriter};
 use self::handoff::Handoff;
 pub use self::kept::{Kept, watch};

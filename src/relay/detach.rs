@@ -11,13 +11,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fastwebsockets::Role;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::closing::Closing;
@@ -31,6 +31,70 @@ use super::{CLOSE_GRACE, CloseReason, RelayConfig, Shared, Summary, pump};
 pub struct Attach<C> {
     pub io: C,
     pub output: u64,
+}
+
+/// Where the connections that resume a session are handed to it, one at a time: a newer one
+/// replaces one not taken yet (its client has given up on it). A slot, not a channel: tokio's
+/// mpsc allocates a block of 32 slots for every session, which held ~2 KiB per idle session.
+pub struct Attachments<C> {
+    next: Mutex<Option<Attach<C>>>,
+    ready: Notify,
+    closed: AtomicBool,
+}
+
+impl<C> Default for Attachments<C> {
+    fn default() -> Self {
+        Attachments {
+            next: Mutex::new(None),
+            ready: Notify::new(),
+            closed: AtomicBool::new(false),
+        }
+    }
+}
+
+impl<C> Attachments<C> {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Attach<C>>> {
+        self.next.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands a connection to the session; `Err` gives it back once the session has ended.
+    pub fn offer(&self, attach: Attach<C>) -> Result<(), Attach<C>> {
+        let mut next = self.slot();
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(attach);
+        }
+        *next = Some(attach);
+        drop(next);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The next connection (cancel-safe: a connection stays in the slot until taken).
+    async fn take(&self) -> Attach<C> {
+        loop {
+            let ready = self.ready.notified();
+            if let Some(attach) = self.slot().take() {
+                return attach;
+            }
+            ready.await;
+        }
+    }
+
+    /// The session ended: nothing more is taken, and a connection still waiting goes.
+    fn close(&self) {
+        let mut next = self.slot();
+        self.closed.store(true, Ordering::Relaxed);
+        next.take();
+    }
+}
+
+/// Closes a session's attachments when its relay ends, however it ends.
+struct Closed<'a, C>(&'a Attachments<C>);
+
+impl<C> Drop for Closed<'_, C> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 /// What the session tells the rest of podterm about its attachments.
@@ -71,7 +135,7 @@ struct Parts<'a> {
 /// (zero: the drop ends the session).
 pub struct Detachable<'a, C> {
     pub kept: Arc<Kept>,
-    pub attachments: mpsc::Receiver<Attach<C>>,
+    pub attachments: Arc<Attachments<C>>,
     pub events: &'a dyn AttachEvents,
     pub grace: Duration,
 }
@@ -94,10 +158,11 @@ where
     debug_assert!(config.flow, "kept output is bounded by flow control");
     let Detachable {
         kept,
-        mut attachments,
+        attachments,
         events,
         grace,
     } = detachable;
+    let _closed = Closed(&attachments);
     let mut shared = Shared::new(config);
     shared.kept = Some(kept.clone());
     let shared = shared;
@@ -150,7 +215,7 @@ where
                             break close;
                         }
                     }
-                    Some(attach) = attachments.recv() => session.attach(attach),
+                    attach = attachments.take() => session.attach(attach),
                     close = &mut session.watchdog => {
                         if let Some(close) = session.watchdog_fired(close) {
                             break close;
@@ -426,5 +491,34 @@ async fn owner_writer<W: AsyncWrite + Unpin>(
             () = pings.woken() => {}
             () = kept.owner_woken() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attach(output: u64) -> Attach<()> {
+        Attach { io: (), output }
+    }
+
+    #[tokio::test]
+    async fn a_newer_connection_replaces_one_not_taken_and_an_ended_session_takes_none() {
+        let slot = Attachments::default();
+        assert!(slot.offer(attach(1)).is_ok());
+        assert!(slot.offer(attach(2)).is_ok());
+        assert_eq!(slot.take().await.output, 2, "the newer one");
+        // Taking waits for the next one (no stale wake-up hands out nothing).
+        let waiting = tokio::time::timeout(Duration::from_millis(20), slot.take()).await;
+        assert!(waiting.is_err(), "nothing waits to be taken");
+        assert!(slot.offer(attach(3)).is_ok());
+        assert_eq!(slot.take().await.output, 3);
+        {
+            let _closed = Closed(&slot);
+            assert!(slot.offer(attach(4)).is_ok());
+        }
+        let refused = slot.offer(attach(5)).expect_err("the session ended");
+        assert_eq!(refused.output, 5);
+        assert!(slot.slot().is_none(), "the one left waiting was dropped");
     }
 }

@@ -9,12 +9,12 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use fastwebsockets::{OpCode, Role};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Notify, watch as signal};
+use tokio::sync::Notify;
 
 use super::frames::{FrameReader, FrameWriter, Outgoing};
 use super::{CLOSE_GRACE, MAX_STATUS_BYTES};
@@ -30,6 +30,23 @@ struct Frame {
 impl Frame {
     fn end(&self) -> u64 {
         self.start + self.data.len() as u64
+    }
+}
+
+/// Frames shorter than this are copied when kept; longer ones keep the reader's buffer.
+const COPY_BELOW: usize = super::frames::READ_BYTES / 2;
+
+/// A frame's payload (from byte `skip`) as kept. A payload is a slice of the reader's buffer,
+/// which a read reserves at 8 KiB at least: kept as is, a small frame pins its whole buffer,
+/// and the reader takes a fresh one for the next read. A detached session whose client left 20
+/// short lines unacknowledged held 184 KiB so; copied, small frames cost their length. Frames
+/// of half a buffer or more keep it (at most twice their size), without a copy.
+fn keepable(payload: BytesMut, skip: usize) -> Bytes {
+    let data = &payload[skip.min(payload.len())..];
+    if data.len() < COPY_BELOW {
+        Bytes::copy_from_slice(data)
+    } else {
+        payload.freeze().slice(skip..)
     }
 }
 
@@ -69,8 +86,11 @@ pub struct Kept {
     control_due: AtomicBool,
     /// Wakes the attached owner's writer (it also waits on its pings and pongs).
     owner: Notify,
-    /// Wakes every watcher's writer: new output, or the end.
-    watchers: signal::Sender<()>,
+    /// Wakes every watcher's writer: new output, or the end. (A Notify, not a watch
+    /// channel: that one allocates its shared state, eight Notifys, for every session.)
+    watchers: Notify,
+    /// Watchers connected now: output wakes them only while there are any.
+    watching: AtomicUsize,
 }
 
 impl Default for Kept {
@@ -80,7 +100,8 @@ impl Default for Kept {
             input: AtomicU64::new(0),
             control_due: AtomicBool::new(false),
             owner: Notify::new(),
-            watchers: signal::Sender::new(()),
+            watchers: Notify::new(),
+            watching: AtomicUsize::new(0),
         }
     }
 }
@@ -97,7 +118,7 @@ impl Kept {
             let mut state = self.state();
             match channel {
                 Some(channel @ (protocol::STDOUT | protocol::STDERR)) => {
-                    let data = out.payload.freeze().slice(skip..);
+                    let data = keepable(out.payload, skip);
                     if data.is_empty() {
                         return;
                     }
@@ -119,8 +140,8 @@ impl Kept {
             }
         }
         self.owner.notify_one();
-        if self.watchers.receiver_count() > 0 {
-            self.watchers.send_replace(());
+        if self.watching.load(Ordering::Relaxed) > 0 {
+            self.watchers.notify_waiters();
         }
     }
 
@@ -174,7 +195,7 @@ impl Kept {
             drain,
         });
         self.owner.notify_one();
-        self.watchers.send_replace(());
+        self.watchers.notify_waiters();
     }
 
     /// What a connection at output offset `pos` writes next (`status_sent`: it had the status).
@@ -268,7 +289,8 @@ impl Kept {
 /// from where it is now, read-only, until the session ends or the watcher leaves. `first` is
 /// the control frame that tells the watcher what it watches.
 pub async fn watch<C: AsyncRead + AsyncWrite + Unpin>(io: C, kept: &Kept, first: Vec<u8>) {
-    let mut changes = kept.watchers.subscribe();
+    kept.watching.fetch_add(1, Ordering::Relaxed);
+    let _left = Left(&kept.watching);
     let (read, mut write) = tokio::io::split(io);
     let mut rx = FrameReader::new(read, Role::Server, protocol::MAX_RESIZE_BYTES + 1);
     {
@@ -277,15 +299,17 @@ pub async fn watch<C: AsyncRead + AsyncWrite + Unpin>(io: C, kept: &Kept, first:
             let mut tx = FrameWriter::new(&mut write, Role::Server);
             tx.write_message(first[0], &first[1..]).await?;
             loop {
+                // Listening before looking: output kept after the look wakes this one.
+                let changed = kept.watchers.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
                 match step(&mut tx, kept, &mut cursor).await? {
                     Step::Wrote => continue,
                     Step::Closed => return Ok::<_, std::io::Error>(()),
                     Step::Idle => {}
                 }
                 tx.flush().await?;
-                if changes.changed().await.is_err() {
-                    return Ok(());
-                }
+                changed.await;
             }
         };
         // A watcher's input is read only for its close (and to notice that it left).
@@ -307,4 +331,13 @@ pub async fn watch<C: AsyncRead + AsyncWrite + Unpin>(io: C, kept: &Kept, first:
         }
     }
     let _ = write.shutdown().await;
+}
+
+/// Counts a watcher out when its relay ends, however it ends.
+struct Left<'a>(&'a AtomicUsize);
+
+impl Drop for Left<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
