@@ -1,7 +1,7 @@
 // Shared by the load-test scenarios: the target, exec URLs, channel frames and session checks.
 //
 // Configuration (k6 `-e` variables, set by loadtest/run):
-//   TARGET     "podterm" or "direct" (a tag on every metric, and the name in the results)
+//   TARGET     "podterm", "nginx" or "direct" (a tag on every metric, the name in the results)
 //   EXEC_BASE  the pods URL, e.g. ws://127.0.0.1:PORT/clusters/dev/api/v1/namespaces/default/pods
 //              (through podterm) or wss://127.0.0.1:PORT/api/v1/namespaces/default/pods (direct)
 //   HEADERS    JSON object of extra upgrade headers (Authorization for the dev cluster, the
