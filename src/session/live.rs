@@ -82,6 +82,23 @@ fn query_value(req: &Request<Incoming>, key: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// The replica `?replica=` names when a request about a session must go there: `None` when it
+/// is this one (or the request came from a peer), an error when it is no replica of the fleet.
+async fn elsewhere(
+    gateway: &Gateway,
+    req: &Request<Incoming>,
+    via_peer: bool,
+) -> Result<Option<String>, LiveError> {
+    let replica = query_value(req, "replica").unwrap_or_default();
+    if via_peer || gateway.fleet.is_self(&replica) {
+        return Ok(None);
+    }
+    if !gateway.fleet.is_peer(&replica).await {
+        return Err(LiveError::UnknownReplica(replica));
+    }
+    Ok(Some(replica))
+}
+
 /// Whether `identity` may see, watch and end `live`: their own, or a rule lets them observe.
 fn may_observe(gateway: &Gateway, identity: &Identity, live: &Live) -> bool {
     live.info.user() == Some(identity.user.as_str())
@@ -246,11 +263,7 @@ pub async fn watch(
     identity: &Identity,
     via_peer: bool,
 ) -> Answer {
-    let replica = query_value(&req, "replica").unwrap_or_default();
-    if !via_peer && !gateway.fleet.is_self(&replica) {
-        if !gateway.fleet.is_peer(&replica).await {
-            return Err(LiveError::UnknownReplica(replica));
-        }
+    if let Some(replica) = elsewhere(gateway, &req, via_peer).await? {
         let path = format!("/peer/sessions/{id}/watch");
         return forward_upgrade(gateway, req, &replica, &path, identity).await;
     }
@@ -356,11 +369,7 @@ pub async fn end(
     identity: &Identity,
     via_peer: bool,
 ) -> Result<Status, LiveError> {
-    let replica = query_value(req, "replica").unwrap_or_default();
-    if !via_peer && !gateway.fleet.is_self(&replica) {
-        if !gateway.fleet.is_peer(&replica).await {
-            return Err(LiveError::UnknownReplica(replica));
-        }
+    if let Some(replica) = elsewhere(gateway, req, via_peer).await? {
         let path = format!("/peer/sessions/{id}");
         let (code, body) = peer_request(gateway, &replica, Method::DELETE, &path, identity).await?;
         let status: Status = serde_json::from_slice(&body)

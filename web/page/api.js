@@ -12,11 +12,16 @@ export class ApiError extends Error {
   }
 }
 
-/** @param {string} path relative to the page */
-export async function getJSON(path) {
+/**
+ * Asks the gateway and reads its JSON answer; an answer that is not a success throws an
+ * ApiError with its `Status` message.
+ * @param {string} path relative to the page
+ * @param {string} [method]
+ */
+export async function requestJSON(path, method = 'GET') {
   let res;
   try {
-    res = await fetch(path, { headers: { Accept: 'application/json' } });
+    res = await fetch(path, { method, headers: { Accept: 'application/json' } });
   } catch {
     throw new ApiError(0, 'the gateway cannot be reached');
   }
@@ -30,6 +35,11 @@ export async function getJSON(path) {
   if (!res.ok) throw new ApiError(res.status, body?.message || `HTTP ${res.status}`);
   if (body === null) throw new ApiError(res.status, 'the answer is not JSON');
   return body;
+}
+
+/** @param {string} path relative to the page */
+export async function getJSON(path) {
+  return requestJSON(path);
 }
 
 const enc = encodeURIComponent;

@@ -2,7 +2,7 @@
 // and everyone's where a policy rule gives them `observe: true`), with watch and end.
 // The gateway's list: GET api/sessions (src/session/live.rs).
 
-import { ApiError, getJSON } from './api.js';
+import { ApiError, getJSON, requestJSON } from './api.js';
 
 /**
  * One row of `GET api/sessions` (src/fleet.rs, `Entry`).
@@ -33,23 +33,8 @@ export function watchPath(e) {
  * @param {Entry} e
  */
 export async function endSession(e) {
-  let res;
-  try {
-    res = await fetch(`api/sessions/${enc(e.id)}?replica=${enc(e.replica)}`, {
-      method: 'DELETE',
-      headers: { Accept: 'application/json' },
-    });
-  } catch {
-    throw new ApiError(0, 'the gateway cannot be reached');
-  }
-  let status = null;
-  try {
-    status = await res.json();
-  } catch {
-    /* not JSON */
-  }
-  if (!res.ok) throw new ApiError(res.status, status?.message || `HTTP ${res.status}`);
-  return status?.message ?? 'ended';
+  const status = await requestJSON(`api/sessions/${enc(e.id)}?replica=${enc(e.replica)}`, 'DELETE');
+  return status.message ?? 'ended';
 }
 
 /** "512 B", "1.5 KiB", "3.2 MiB", "1.1 GiB". @param {number} n */

@@ -8,11 +8,11 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { binary, ROOT } from './podterm.js';
+import { headerPairs, reverseProxy } from './reverse-proxy.js';
 
 const SECRET = 'podterm-browser-tests-resume-secret-0123456789';
 /** How long a replica may take to stop: its drain timeout (5 s here) and a margin. */
@@ -167,61 +167,32 @@ async function identityProxy(ports) {
   const state = { route: 0, seen: ports.map(() => /** @type {string[]} */ ([])) };
   /** @type {Set<net.Socket>} */
   const sockets = new Set();
-  const split = (url) => {
-    const m = url.match(/^\/([a-z]+)(\/.*)$/);
-    return m ? { user: m[1], path: m[2] } : null;
-  };
-  const headersFor = (raw, user) => {
-    const out = [];
-    for (let i = 0; i < raw.length; i += 2) {
-      if (!IDENTITY_HEADERS.includes(raw[i].toLowerCase())) out.push([raw[i], raw[i + 1]]);
-    }
-    out.push(['X-Forwarded-User', user], ['X-Forwarded-Groups', 'devs']);
-    return out;
-  };
-  const server = http.createServer((req, res) => {
-    const to = split(req.url ?? '');
-    if (!to) return res.writeHead(404).end('no user in the path');
-    const replica = state.route;
-    state.seen[replica].push(`${req.method} ${to.path}`);
-    const forward = http.request(
-      { host: '127.0.0.1', port: ports[replica], method: req.method, path: to.path, headers: Object.fromEntries(headersFor(req.rawHeaders, to.user)) },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
+  const proxy = await reverseProxy(
+    (req) => {
+      const m = (req.url ?? '').match(/^\/([a-z]+)(\/.*)$/);
+      if (!m) return null;
+      const [, user, path] = m;
+      const replica = state.route;
+      state.seen[replica].push(`${req.method} ${path}`);
+      const headers = headerPairs(req.rawHeaders).filter(([k]) => !IDENTITY_HEADERS.includes(k.toLowerCase()));
+      headers.push(['X-Forwarded-User', user], ['X-Forwarded-Groups', 'devs']);
+      return { port: ports[replica], path, headers };
+    },
+    {
+      notFound: 'no user in the path',
+      onTunnel: (socket, conn) => {
+        sockets.add(socket).add(conn);
+        const forget = () => {
+          sockets.delete(socket);
+          sockets.delete(conn);
+        };
+        conn.on('close', forget);
+        socket.on('close', forget);
       },
-    );
-    forward.on('error', () => res.destroy());
-    req.pipe(forward);
-  });
-  server.on('upgrade', (req, socket, head) => {
-    const to = split(req.url ?? '');
-    if (!to) return socket.destroy();
-    const replica = state.route;
-    state.seen[replica].push(`${req.method} ${to.path}`);
-    const conn = net.connect(ports[replica], '127.0.0.1', () => {
-      let text = `${req.method} ${to.path} HTTP/1.1\r\n`;
-      for (const [k, v] of headersFor(req.rawHeaders, to.user)) text += `${k}: ${v}\r\n`;
-      conn.write(`${text}\r\n`);
-      conn.write(head);
-      conn.pipe(socket);
-      socket.pipe(conn);
-    });
-    sockets.add(socket).add(conn);
-    const forget = () => {
-      sockets.delete(socket);
-      sockets.delete(conn);
-    };
-    conn.on('close', forget);
-    socket.on('close', forget);
-    conn.on('error', () => socket.destroy());
-    socket.on('error', () => conn.destroy());
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = /** @type {net.AddressInfo} */ (server.address());
+    },
+  );
   return {
-    url: `http://127.0.0.1:${port}/`,
+    url: `http://127.0.0.1:${proxy.port}/`,
     /** which replica new connections go to (0 or 1) */
     set route(i) {
       state.route = i;
@@ -239,11 +210,7 @@ async function identityProxy(ports) {
     },
     async close() {
       this.cut();
-      if (!server.listening) return;
-      const closed = once(server, 'close');
-      server.close();
-      server.closeAllConnections();
-      await closed;
+      await proxy.close();
     },
   };
 }
