@@ -20,7 +20,8 @@
 //! | `session` | the session id (also the recording's file name) |
 //! | `user`, `groups` | the identity the exec runs as (impersonated) |
 //! | `cluster`, `namespace`, `pod`, `container` | where |
-//! | `argv`, `tty` | the command run (the default shell's argv when the client named none) |
+//! | `argv`, `tty` | the command run (the default shell's argv when the client named none; `[]` for attach) |
+//! | `subresource` | `exec` or `attach` |
 //! | `mode`, `rule` | the policy decision (`null` without a matching rule or policy file) |
 //! | `peer` | the client's socket address |
 //! | `start`, `end` | when the exec arrived and ended, RFC 3339 UTC (`end` only on `session.end`) |
@@ -51,6 +52,7 @@ use tokio::sync::mpsc;
 use crate::config::ConfigError;
 use crate::events::{SessionEvent, SessionInfo};
 use crate::policy::Mode;
+use crate::protocol::exec_query::Subresource;
 
 /// Lines the audit queue holds before new ones are diverted to the error log.
 pub const AUDIT_QUEUE_LINES: usize = 4096;
@@ -107,6 +109,8 @@ struct Fields<'a> {
     /// `None` when refused before the request was parsed.
     argv: Option<&'a [String]>,
     tty: Option<bool>,
+    /// `exec` or `attach`; `None` when refused before the request was parsed.
+    subresource: Option<Subresource>,
     mode: Option<Mode>,
     rule: Option<&'a str>,
     peer: SocketAddr,
@@ -126,6 +130,7 @@ impl<'a> Fields<'a> {
             container: s.container(),
             argv: s.argv(),
             tty: s.tty(),
+            subresource: s.target.as_ref().map(|t| t.subresource),
             mode: s.mode,
             rule: s.rule.as_deref(),
             peer: s.peer,

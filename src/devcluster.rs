@@ -21,8 +21,10 @@ mod api;
 mod auth;
 mod builtin;
 mod config;
+mod ephemeral;
 mod exec;
 mod kubeconfig;
+mod logs;
 mod manifest;
 pub mod messages;
 mod objects;
@@ -182,6 +184,7 @@ impl DevCluster {
                 created: SystemTime::now(),
                 instance: rand::random(),
                 node_ip: host_ip.to_string(),
+                ephemeral: objects::Ephemeral::default(),
             },
             token: token.clone(),
             workdir: workdir.clone(),

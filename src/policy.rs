@@ -6,7 +6,7 @@
 //!     groups: [devs]             # and/or users: [...]; neither = everyone
 //!     clusters: ["*"]            # name globs; omitted = any
 //!     namespaces: [default]      # name globs; omitted = any
-//!     mode: shell                # shell | restricted (required)
+//!     mode: shell                # shell | restricted | none (required; none: no exec)
 //!   - groups: [support]
 //!     mode: restricted           # only argv matching `allow`; no tty, no default shell
 //!     allow:
@@ -20,6 +20,8 @@
 //!                                # the rule's clusters and namespaces (default false)
 //! ```
 //!
+//! Beside exec a rule grants files, logs, debug containers and attach: see [`toolkit`].
+//!
 //! No file: everyone gets `shell` and the cluster's RBAC alone decides. A file with no rule
 //! matching the request: refused. The file is read once, at start-up; a bad file is a
 //! [`ConfigError`] (exit 64) naming the file and the problem.
@@ -29,6 +31,7 @@ pub mod check;
 pub mod glob;
 pub mod limits;
 pub mod root;
+pub mod toolkit;
 
 use std::path::Path;
 
@@ -39,6 +42,7 @@ use crate::identity::Identity;
 use crate::protocol::Status;
 use argv::{ArgvPattern, ArgvProblem, check_restricted_argv, display_argv};
 use glob::{Flavor, Glob};
+use toolkit::{DebugFile, Direction, FileRules, FilesFile};
 
 /// What kind of exec a rule grants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +52,8 @@ pub enum Mode {
     Shell,
     /// Only commands matching the rule's allow list; no tty; no default shell.
     Restricted,
+    /// No exec and no attach: only what the rule's `logs` and `files` grant.
+    None,
 }
 
 /// The loaded policy.
@@ -69,6 +75,9 @@ pub struct Rule {
     allow: Vec<ArgvPattern>,
     deny_root: bool,
     observe: bool,
+    logs: bool,
+    files: FileRules,
+    debug_images: Vec<Glob>,
 }
 
 /// What the matching rule grants in a cluster and namespace (see [`Policy::grant`]).
@@ -82,6 +91,12 @@ pub struct Grant<'a> {
     pub allow: &'a [ArgvPattern],
     /// Whether the caller may list, watch and end other users' sessions here.
     pub observe: bool,
+    /// Whether the caller may read pod logs here.
+    pub logs: bool,
+    /// Which paths may be read and written (crate::policy::toolkit).
+    pub files: &'a FileRules,
+    /// Images a debug container may use (empty: none).
+    pub debug_images: &'a [Glob],
 }
 
 /// An exec the policy lets through.
@@ -124,6 +139,40 @@ pub enum Denial {
         "denied by rule {rule:?}: cannot check that the container does not run as root: {detail}"
     )]
     RootCheck { rule: String, detail: String },
+    #[error("rule {rule:?} grants no exec here (mode: none)")]
+    NoExec { rule: String },
+    #[error("rule {rule:?} does not allow attaching to a container: attach needs `mode: shell`")]
+    Attach { rule: String },
+    #[error("rule {rule:?} does not allow reading pod logs here (`logs: true` would)")]
+    Logs { rule: String },
+    #[error(
+        "rule {rule:?} does not allow {} {path:?} (files.{}: {globs})",
+        direction_word(*.direction),
+        direction.as_str()
+    )]
+    File {
+        rule: String,
+        direction: Direction,
+        path: String,
+        globs: String,
+    },
+    #[error(
+        "rule {rule:?} does not allow debug containers: they need `mode: shell` and `debug.images`"
+    )]
+    Debug { rule: String },
+    #[error("rule {rule:?} does not allow debug image {image:?} (debug.images: {allowed})")]
+    DebugImage {
+        rule: String,
+        image: String,
+        allowed: String,
+    },
+}
+
+fn direction_word(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Read => "reading",
+        Direction::Write => "writing",
+    }
 }
 
 impl Denial {
@@ -158,7 +207,13 @@ struct RuleFile {
     deny_root: bool,
     #[serde(default)]
     observe: bool,
+    logs: Option<bool>,
+    files: Option<FilesFile>,
+    debug: Option<DebugFile>,
 }
+
+/// The grant without a policy file: a shell, and everything beside it but debug containers.
+static OPEN_FILES: std::sync::LazyLock<FileRules> = std::sync::LazyLock::new(FileRules::anything);
 
 impl Policy {
     /// No policy file: everyone gets `shell`.
@@ -227,6 +282,9 @@ impl Policy {
                 deny_root: false,
                 allow: &[],
                 observe: false,
+                logs: true,
+                files: &OPEN_FILES,
+                debug_images: &[],
             });
         };
         rules
@@ -238,6 +296,9 @@ impl Policy {
                 deny_root: rule.deny_root,
                 allow: &rule.allow,
                 observe: rule.observe,
+                logs: rule.logs,
+                files: &rule.files,
+                debug_images: &rule.debug_images,
             })
             .ok_or_else(|| Denial::NoRule {
                 user: identity.user.clone(),
@@ -269,6 +330,9 @@ impl Grant<'_> {
     /// Judges an exec of `argv` (empty: the default shell) under this grant.
     pub fn judge(&self, argv: &[String], tty: bool) -> Result<Decision, Denial> {
         let rule = self.rule.unwrap_or_default();
+        if self.mode == Mode::None {
+            return Err(Denial::NoExec { rule: rule.into() });
+        }
         if self.mode == Mode::Restricted {
             if tty {
                 return Err(Denial::Tty { rule: rule.into() });
@@ -291,6 +355,98 @@ impl Grant<'_> {
             mode: self.mode,
             rule: self.rule.map(str::to_string),
             deny_root: self.deny_root,
+        })
+    }
+}
+
+impl Grant<'_> {
+    /// Judges one parsed exec or attach request.
+    pub fn judge_target(
+        &self,
+        target: &crate::protocol::exec_query::ExecTarget,
+    ) -> Result<Decision, Denial> {
+        use crate::protocol::exec_query::Subresource;
+        match target.subresource {
+            Subresource::Exec => self.judge(target.requested_argv(), target.request.tty),
+            Subresource::Attach => self.judge_attach(),
+        }
+    }
+
+    fn rule_name(&self) -> String {
+        self.rule.unwrap_or_default().to_string()
+    }
+
+    fn decision(&self) -> Decision {
+        Decision {
+            mode: self.mode,
+            rule: self.rule.map(str::to_string),
+            deny_root: self.deny_root,
+        }
+    }
+
+    /// Judges attaching to a container's main process: an interactive terminal, so shell only.
+    pub fn judge_attach(&self) -> Result<Decision, Denial> {
+        match self.mode {
+            Mode::Shell => Ok(self.decision()),
+            Mode::None => Err(Denial::NoExec {
+                rule: self.rule_name(),
+            }),
+            Mode::Restricted => Err(Denial::Attach {
+                rule: self.rule_name(),
+            }),
+        }
+    }
+
+    /// Judges reading pod logs.
+    pub fn judge_logs(&self) -> Result<(), Denial> {
+        if self.logs {
+            Ok(())
+        } else {
+            Err(Denial::Logs {
+                rule: self.rule_name(),
+            })
+        }
+    }
+
+    /// Judges a file going `direction` at the normalized absolute `path`.
+    pub fn judge_file(&self, direction: Direction, path: &str) -> Result<Decision, Denial> {
+        if self.files.permits(direction, path) {
+            return Ok(self.decision());
+        }
+        Err(Denial::File {
+            rule: self.rule_name(),
+            direction,
+            path: path.into(),
+            globs: match self.files.globs(direction) {
+                [] => "none".into(),
+                globs => globs
+                    .iter()
+                    .map(Glob::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            },
+        })
+    }
+
+    /// Judges a debug container of `image`.
+    pub fn judge_debug(&self, image: &str) -> Result<Decision, Denial> {
+        if self.mode != Mode::Shell || self.debug_images.is_empty() {
+            return Err(Denial::Debug {
+                rule: self.rule_name(),
+            });
+        }
+        if self.debug_images.iter().any(|g| g.matches(image)) {
+            return Ok(self.decision());
+        }
+        Err(Denial::DebugImage {
+            rule: self.rule_name(),
+            image: image.into(),
+            allowed: self
+                .debug_images
+                .iter()
+                .map(Glob::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
         })
     }
 }
@@ -341,8 +497,25 @@ fn compile_rule(rule: RuleFile, default_name: String) -> Result<Rule, String> {
         Mode::Restricted if allow.is_empty() => {
             return Err("`mode: restricted` needs a non-empty `allow` list".into());
         }
+        Mode::None if !allow.is_empty() => {
+            return Err("`allow` applies only to `mode: restricted`".into());
+        }
         _ => {}
     }
+    let debug_images = match rule.debug {
+        None => Vec::new(),
+        Some(_) if rule.mode != Mode::Shell => {
+            return Err(
+                "`debug` needs `mode: shell`: a debug container is an interactive terminal".into(),
+            );
+        }
+        Some(debug) => toolkit::compile_debug(debug)?,
+    };
+    let files = match rule.files {
+        Some(files) => toolkit::compile_files(files)?,
+        None if rule.mode == Mode::Shell => FileRules::anything(),
+        None => FileRules::default(),
+    };
     Ok(Rule {
         name,
         users: names("users", rule.users)?,
@@ -353,6 +526,9 @@ fn compile_rule(rule: RuleFile, default_name: String) -> Result<Rule, String> {
         allow,
         deny_root: rule.deny_root,
         observe: rule.observe,
+        logs: rule.logs.unwrap_or(rule.mode == Mode::Shell),
+        files,
+        debug_images,
     })
 }
 

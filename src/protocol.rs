@@ -15,6 +15,7 @@
 
 pub mod exec_query;
 pub mod flow;
+pub mod log_query;
 pub mod resume;
 
 use serde::{Deserialize, Serialize};

@@ -16,7 +16,7 @@ use crate::events::{Refused, SessionInfo};
 use crate::gateway::Gateway;
 use crate::identity::{Identity, IdentityError};
 use crate::policy::limits::LimitError;
-use crate::protocol::exec_query::{ExecTarget, QueryError};
+use crate::protocol::exec_query::{ExecTarget, QueryError, Subresource};
 use crate::protocol::{SUBPROTOCOLS, Status};
 use crate::session::live::LiveError;
 use crate::session::{self, AttemptGuard, ExecError};
@@ -258,10 +258,15 @@ async fn route(
             namespace,
             "pods",
             pod,
-            "exec",
+            verb @ ("exec" | "attach"),
         ] => {
             let attempt = SessionInfo::new(peer, name, namespace, pod);
-            Ok(exec(gateway, req, attempt).await)
+            let subresource = if *verb == "exec" {
+                Subresource::Exec
+            } else {
+                Subresource::Attach
+            };
+            Ok(exec(gateway, req, attempt, subresource).await)
         }
         ["clusters", name, rest @ ..] => cluster_read(gateway, &req, name, rest).await,
         _ => page(&req, &path),
@@ -540,11 +545,12 @@ async fn exec(
     gateway: &Arc<Gateway>,
     req: Request<Incoming>,
     attempt: SessionInfo,
+    subresource: Subresource,
 ) -> Response<Body> {
     let websocket = fastwebsockets::upgrade::is_upgrade_request(&req);
     let plain = !websocket && matches!(*req.method(), Method::GET | Method::POST);
     let mut guard = AttemptGuard::new(gateway.clone(), attempt, plain);
-    match exec_checked(gateway, &mut guard, req, websocket).await {
+    match exec_checked(gateway, &mut guard, req, websocket, subresource).await {
         Ok(res) => {
             guard.answered();
             res
@@ -568,6 +574,7 @@ async fn exec_checked(
     guard: &mut AttemptGuard,
     req: Request<Incoming>,
     websocket: bool,
+    subresource: Subresource,
 ) -> Result<Response<Body>, RouteError> {
     if req.method() != Method::GET && req.method() != Method::POST {
         return Err(RouteError::MethodNotAllowed);
@@ -587,7 +594,11 @@ async fn exec_checked(
     if !is_name(&info.namespace) || !is_name(&info.pod) {
         return Err(RouteError::NotFound);
     }
-    let target = ExecTarget::parse(
+    let parse = match subresource {
+        Subresource::Exec => ExecTarget::parse,
+        Subresource::Attach => ExecTarget::parse_attach,
+    };
+    let target = parse(
         cluster.name(),
         &info.namespace,
         &info.pod,

@@ -17,7 +17,7 @@ const V5: &str = "v5.channel.k8s.io";
 const SECRET: &str = "proxy-s3cret-value";
 const TOKEN: &str = "Bearer client-t0ken-value";
 
-const FIELDS: [&str; 22] = [
+const FIELDS: [&str; 23] = [
     "argv",
     "bytes_in",
     "bytes_out",
@@ -37,6 +37,7 @@ const FIELDS: [&str; 22] = [
     "rule",
     "session",
     "start",
+    "subresource",
     "time",
     "tty",
     "user",

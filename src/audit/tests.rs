@@ -25,7 +25,8 @@ fn exec() -> SessionInfo {
 }
 
 /// Every field of the table in the module doc, and nothing else.
-const FIELDS: [&str; 22] = [
+const FIELDS: [&str; 23] = [
+    "subresource",
     "event",
     "time",
     "session",

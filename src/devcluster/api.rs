@@ -36,6 +36,9 @@ enum Route<'a> {
     Pods(&'a str),
     Pod(&'a str, &'a str),
     Exec(&'a str, &'a str),
+    Attach(&'a str, &'a str),
+    Log(&'a str, &'a str),
+    Ephemeral(&'a str, &'a str),
 }
 
 fn route(path: &str) -> Option<Route<'_>> {
@@ -56,6 +59,17 @@ fn route(path: &str) -> Option<Route<'_>> {
         ["api", "v1", "namespaces", ns, "pods"] => Route::Pods(ns),
         ["api", "v1", "namespaces", ns, "pods", pod] => Route::Pod(ns, pod),
         ["api", "v1", "namespaces", ns, "pods", pod, "exec"] => Route::Exec(ns, pod),
+        ["api", "v1", "namespaces", ns, "pods", pod, "attach"] => Route::Attach(ns, pod),
+        ["api", "v1", "namespaces", ns, "pods", pod, "log"] => Route::Log(ns, pod),
+        [
+            "api",
+            "v1",
+            "namespaces",
+            ns,
+            "pods",
+            pod,
+            "ephemeralcontainers",
+        ] => Route::Ephemeral(ns, pod),
         _ => return None,
     })
 }
@@ -69,7 +83,7 @@ pub(crate) async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let mut user = String::new();
-    let response = match serve(req, &shared, &mut user) {
+    let response = match serve(req, &shared, &mut user).await {
         Ok(response) => response,
         Err(Refusal(status)) => status_response(&status),
     };
@@ -84,7 +98,7 @@ pub(crate) async fn handle(
     response
 }
 
-fn serve(
+async fn serve(
     req: Request<Incoming>,
     shared: &Arc<Shared>,
     user: &mut String,
@@ -95,7 +109,8 @@ fn serve(
         return Err(not_found_path().into());
     };
     let allowed: &[Method] = match route {
-        Route::Exec(..) => &[Method::GET, Method::POST],
+        Route::Exec(..) | Route::Attach(..) => &[Method::GET, Method::POST],
+        Route::Ephemeral(..) => &[Method::GET, Method::PATCH],
         _ => &[Method::GET],
     };
     match route {
@@ -112,7 +127,23 @@ fn serve(
         ));
     }
     match route {
-        Route::Exec(ns, name) => exec_route(req, shared, &caller, ns, name),
+        Route::Exec(ns, name) => exec_route(req, shared, &caller, ns, name, false),
+        Route::Attach(ns, name) => exec_route(req, shared, &caller, ns, name, true),
+        Route::Log(ns, name) => {
+            let rules = &shared.objects.manifest.rules;
+            caller.check(rules, action("get", "pods/log", Some(name), Some(ns)))?;
+            let pod = shared
+                .objects
+                .pod_now(ns, name)
+                .ok_or_else(|| not_found("pods", name))?;
+            super::logs::serve(
+                req.uri().query().unwrap_or(""),
+                &pod,
+                shared.objects.created,
+                shared.shutdown.clone(),
+            )
+        }
+        Route::Ephemeral(ns, name) => super::ephemeral::serve(req, shared, &caller, ns, name).await,
         route => {
             let table = wants_table(
                 req.headers()
@@ -196,13 +227,12 @@ impl Read<'_> {
         if let Route::Pod(ns, name) = *route {
             caller.check(rules, action("get", "pods", Some(name), Some(ns)))?;
             let pod = objects
-                .manifest
-                .pod(ns, name)
+                .pod_now(ns, name)
                 .ok_or_else(|| not_found("pods", name))?;
             return Ok(if table {
-                objects.pod_table(std::iter::once(pod))
+                objects.pod_table(std::iter::once(&*pod))
             } else {
-                objects.pod(pod)
+                objects.pod(&pod)
             });
         }
         let namespace = match *route {
@@ -211,8 +241,12 @@ impl Read<'_> {
         };
         caller.check(rules, action("list", "pods", None, namespace))?;
         let selector = list_query(query)?;
-        let pods = objects.manifest.pods.iter().filter(|p| {
-            namespace.is_none_or(|ns| p.namespace == ns) && selector.matches(&p.labels)
+        let fields = field_selector(query)?;
+        let all = objects.pods_now();
+        let pods = all.iter().map(|p| &**p).filter(|p| {
+            namespace.is_none_or(|ns| p.namespace == ns)
+                && selector.matches(&p.labels)
+                && fields.matches(&pod_fields(p))
         });
         Ok(if table {
             objects.pod_table(pods)
@@ -222,28 +256,47 @@ impl Read<'_> {
     }
 }
 
+/// `pods/exec`, or `pods/attach` (`attach`: the container's own process, see
+/// [`ExecOptions::for_attach`]).
 fn exec_route(
     req: Request<Incoming>,
     shared: &Arc<Shared>,
     caller: &Caller,
     ns: &str,
     name: &str,
+    attach: bool,
 ) -> Result<Response<Body>, Refusal> {
     let rules = &shared.objects.manifest.rules;
-    // Exec needs both verbs on pods/exec (the API server checks both since 1.35).
+    let resource = if attach { "pods/attach" } else { "pods/exec" };
+    // Exec and attach need both verbs (the API server checks both since 1.35).
     for verb in ["create", "get"] {
-        caller.check(rules, action(verb, "pods/exec", Some(name), Some(ns)))?;
+        caller.check(rules, action(verb, resource, Some(name), Some(ns)))?;
     }
     let pod = shared
         .objects
-        .manifest
-        .pod(ns, name)
+        .pod_now(ns, name)
         .ok_or_else(|| not_found("pods", name))?;
-    let options = ExecOptions::from_query(req.uri().query().unwrap_or(""), pod)?;
-    let container = pod
-        .container(&options.container)
-        .expect("from_query checked the container")
-        .clone();
+    let query = req.uri().query().unwrap_or("");
+    let options = if attach {
+        ExecOptions::for_attach(query, &pod)?
+    } else {
+        ExecOptions::from_query(query, &pod)?
+    };
+    let (container, kind) = pod
+        .find(&options.container)
+        .expect("from_query checked the container");
+    if kind == super::manifest::ContainerKind::Init {
+        // The kubelet's answer for a container that is not running.
+        return Err(refuse(
+            400,
+            format!(
+                "container {} is an init container of pod {} and has completed: it is not running",
+                container.name, pod.name
+            ),
+        ));
+    }
+    let container = container.clone();
+    let pod = &*pod;
     let executed = Executed {
         user: caller.user.clone(),
         groups: caller.groups.clone(),
@@ -267,6 +320,26 @@ fn list_query(query: Option<&str>) -> Result<Selector, Refusal> {
         Some(text) => Selector::parse(&String::from_utf8_lossy(text)).map_err(|e| refuse(400, e)),
         None => Ok(Selector::default()),
     }
+}
+
+/// A list's `fieldSelector` (`metadata.name=x`, `metadata.namespace=y`, as kubectl debug
+/// watches one pod), read with the label selector's syntax.
+fn field_selector(query: Option<&str>) -> Result<Selector, Refusal> {
+    let values = Values::parse(query.unwrap_or(""));
+    match values.first("fieldSelector") {
+        Some(text) => Selector::parse(&String::from_utf8_lossy(text)).map_err(|e| refuse(400, e)),
+        None => Ok(Selector::default()),
+    }
+}
+
+/// The fields a pod list may be selected by.
+fn pod_fields(pod: &super::manifest::Pod) -> std::collections::BTreeMap<String, String> {
+    [
+        ("metadata.name".to_string(), pod.name.clone()),
+        ("metadata.namespace".to_string(), pod.namespace.clone()),
+        ("status.phase".to_string(), "Running".to_string()),
+    ]
+    .into()
 }
 
 /// The labels every namespace carries.
@@ -323,6 +396,9 @@ fn resource_list() -> Value {
             resource("namespaces", "Namespace", false, &["get", "list"], &["ns"]),
             resource("pods", "Pod", true, &["get", "list"], &["po"]),
             resource("pods/exec", "PodExecOptions", true, &["create", "get"], &[]),
+            resource("pods/attach", "PodAttachOptions", true, &["create", "get"], &[]),
+            resource("pods/log", "Pod", true, &["get"], &[]),
+            resource("pods/ephemeralcontainers", "Pod", true, &["get", "patch", "update"], &[]),
         ],
     })
 }
@@ -363,7 +439,15 @@ mod tests {
             route("/api/v1/namespaces/a/pods/p/exec"),
             Some(Route::Exec("a", "p"))
         );
-        assert_eq!(route("/api/v1/namespaces/a/pods/p/log"), None);
+        assert_eq!(
+            route("/api/v1/namespaces/a/pods/p/log"),
+            Some(Route::Log("a", "p"))
+        );
+        assert_eq!(
+            route("/api/v1/namespaces/a/pods/p/attach"),
+            Some(Route::Attach("a", "p"))
+        );
+        assert_eq!(route("/api/v1/namespaces/a/pods/p/status"), None);
         assert_eq!(route("/apis/apps/v1"), None);
         assert_eq!(route("/"), None);
     }

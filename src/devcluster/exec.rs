@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, SEC_WEBSOCKET_PROTOCOL};
 use hyper::{Request, Response};
@@ -74,7 +73,10 @@ pub(crate) fn upgrade(
         }
         .instrument(span),
     );
-    Ok(Response::from_parts(parts, Full::default()))
+    Ok(Response::from_parts(
+        parts,
+        super::refusal::full(bytes::Bytes::new()),
+    ))
 }
 
 type Upgraded = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;

@@ -33,6 +33,20 @@ pub struct Pod {
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     pub containers: Vec<Container>,
+    /// Shown as completed; they cannot be exec'd into or attached to.
+    #[serde(default, rename = "initContainers")]
+    pub init_containers: Vec<Container>,
+    /// Added at run time through `pods/ephemeralcontainers` (never from the manifest).
+    #[serde(skip)]
+    pub ephemeral_containers: Vec<Container>,
+}
+
+/// Which list of its pod a container is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerKind {
+    Regular,
+    Init,
+    Ephemeral,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -47,6 +61,19 @@ pub struct Container {
     pub builtin: Option<Builtin>,
     #[serde(default)]
     pub security_context: Option<SecurityContext>,
+    /// The container's own process, which `pods/attach` joins (default: `sh`). The dev
+    /// cluster starts it for each attach rather than keeping one running.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// No binaries at all (a distroless image): every exec fails as the runtime's would.
+    #[serde(default)]
+    pub distroless: bool,
+    /// What the container logs (`pods/log`); none: an empty log.
+    #[serde(default)]
+    pub logs: Option<super::logs::LogSpec>,
+    /// An ephemeral container's `targetContainerName`.
+    #[serde(skip)]
+    pub target_container: Option<String>,
 }
 
 /// In-process containers: cheap enough for thousands of sessions.
@@ -149,7 +176,7 @@ impl Manifest {
                 return invalid(format!("pod {id} has no containers"));
             }
             let mut names = HashSet::new();
-            for c in &pod.containers {
+            for c in pod.containers.iter().chain(&pod.init_containers) {
                 if !is_dns_label(&c.name) {
                     return invalid(format!(
                         "pod {id}: container {:?} is not a DNS label",
@@ -182,8 +209,20 @@ impl Manifest {
 }
 
 impl Pod {
+    /// A container of any kind (regular, init, ephemeral) by name.
     pub fn container(&self, name: &str) -> Option<&Container> {
-        self.containers.iter().find(|c| c.name == name)
+        self.find(name).map(|(c, _)| c)
+    }
+
+    /// A container of any kind by name, with its kind.
+    pub fn find(&self, name: &str) -> Option<(&Container, ContainerKind)> {
+        [
+            (&self.containers, ContainerKind::Regular),
+            (&self.init_containers, ContainerKind::Init),
+            (&self.ephemeral_containers, ContainerKind::Ephemeral),
+        ]
+        .into_iter()
+        .find_map(|(list, kind)| list.iter().find(|c| c.name == name).map(|c| (c, kind)))
     }
 
     pub fn container_names(&self) -> Vec<&str> {

@@ -4,21 +4,54 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use super::manifest::{Manifest, Pod};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Mutex;
 
-/// The resource version every object reports (the dev cluster's objects never change).
+use super::manifest::{Container, Manifest, Pod};
+
+/// The resource version of lists and of pods without ephemeral containers (the manifest's
+/// objects never change; a pod's version counts the ephemeral containers added to it).
 const RESOURCE_VERSION: &str = "1";
 
-/// What is known about the objects beyond the manifest: when they were "created".
+/// The ephemeral containers added to each pod (`namespace/name`), oldest first.
+pub type Ephemeral = Mutex<HashMap<(String, String), Vec<Container>>>;
+
+/// What is known about the objects beyond the manifest: when they were "created", and the
+/// ephemeral containers added since.
 pub struct Objects {
     pub manifest: Manifest,
     pub created: SystemTime,
     /// Distinguishes the uids of one start from the next.
     pub instance: u64,
     pub node_ip: String,
+    pub ephemeral: Ephemeral,
 }
 
 impl Objects {
+    /// The pod `namespace/name` as it is now: the manifest's, with its ephemeral containers.
+    pub fn pod_now(&self, namespace: &str, name: &str) -> Option<Cow<'_, Pod>> {
+        let pod = self.manifest.pod(namespace, name)?;
+        let added = self.ephemeral.lock().unwrap_or_else(|e| e.into_inner());
+        match added.get(&(namespace.to_string(), name.to_string())) {
+            Some(list) if !list.is_empty() => {
+                let mut pod = pod.clone();
+                pod.ephemeral_containers.clone_from(list);
+                Some(Cow::Owned(pod))
+            }
+            _ => Some(Cow::Borrowed(pod)),
+        }
+    }
+
+    /// Every pod as it is now.
+    pub fn pods_now(&self) -> Vec<Cow<'_, Pod>> {
+        self.manifest
+            .pods
+            .iter()
+            .filter_map(|p| self.pod_now(&p.namespace, &p.name))
+            .collect()
+    }
+
     fn timestamp(&self) -> String {
         rfc3339(self.created)
     }
@@ -43,51 +76,85 @@ impl Objects {
     /// A v1 Pod as the API server returns it.
     pub fn pod(&self, pod: &Pod) -> Value {
         let ts = self.timestamp();
-        let containers: Vec<Value> = pod
+        let spec = |c: &Container| {
+            let mut v = json!({
+                "name": c.name,
+                "image": c.image(),
+                "imagePullPolicy": "IfNotPresent",
+                "terminationMessagePath": "/dev/termination-log",
+                "terminationMessagePolicy": "File",
+                "resources": {},
+                "stdin": true,
+                "tty": true,
+            });
+            if let Some(sc) = &c.security_context {
+                let mut ctx = serde_json::Map::new();
+                if let Some(u) = sc.run_as_user {
+                    ctx.insert("runAsUser".into(), u.into());
+                    ctx.insert("runAsNonRoot".into(), (u != 0).into());
+                }
+                if let Some(g) = sc.run_as_group {
+                    ctx.insert("runAsGroup".into(), g.into());
+                }
+                v["securityContext"] = Value::Object(ctx);
+            }
+            if let Some(command) = &c.command {
+                v["command"] = json!(command);
+            }
+            if let Some(target) = &c.target_container {
+                v["targetContainerName"] = json!(target);
+            }
+            v
+        };
+        let containers: Vec<Value> = pod.containers.iter().map(spec).collect();
+        let status = |c: &Container, state: Value| {
+            let restarted = c.logs.as_ref().is_some_and(|l| l.restarted);
+            json!({
+                "name": c.name,
+                "image": c.image(),
+                "imageID": "",
+                "containerID": format!("podterm://{}", self.uid("container", &pod.name, &c.name)),
+                "ready": state.get("running").is_some(),
+                "started": state.get("running").is_some(),
+                "restartCount": u32::from(restarted),
+                "state": state,
+                "lastState": if restarted {
+                    json!({"terminated": {"exitCode": 1, "reason": "Error", "startedAt": ts, "finishedAt": ts}})
+                } else {
+                    json!({})
+                },
+            })
+        };
+        let running = json!({"running": {"startedAt": ts}});
+        let statuses: Vec<Value> = pod
             .containers
             .iter()
+            .map(|c| status(c, running.clone()))
+            .collect();
+        let completed = json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": ts, "finishedAt": ts}});
+        let init_statuses: Vec<Value> = pod
+            .init_containers
+            .iter()
+            .map(|c| status(c, completed.clone()))
+            .collect();
+        let ephemeral_statuses: Vec<Value> = pod
+            .ephemeral_containers
+            .iter()
             .map(|c| {
-                let mut v = json!({
-                    "name": c.name,
-                    "image": c.image(),
-                    "imagePullPolicy": "IfNotPresent",
-                    "terminationMessagePath": "/dev/termination-log",
-                    "terminationMessagePolicy": "File",
-                    "resources": {},
-                    "stdin": true,
-                    "tty": true,
-                });
-                if let Some(sc) = &c.security_context {
-                    let mut ctx = serde_json::Map::new();
-                    if let Some(u) = sc.run_as_user {
-                        ctx.insert("runAsUser".into(), u.into());
-                        ctx.insert("runAsNonRoot".into(), (u != 0).into());
-                    }
-                    if let Some(g) = sc.run_as_group {
-                        ctx.insert("runAsGroup".into(), g.into());
-                    }
-                    v["securityContext"] = Value::Object(ctx);
+                let mut v = status(c, running.clone());
+                // Ephemeral container statuses carry no ready/started.
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("ready");
+                    o.remove("started");
                 }
                 v
             })
             .collect();
-        let statuses: Vec<Value> = pod
-            .containers
-            .iter()
-            .map(|c| {
-                json!({
-                    "name": c.name,
-                    "image": c.image(),
-                    "imageID": "",
-                    "containerID": format!("podterm://{}", self.uid("container", &pod.name, &c.name)),
-                    "ready": true,
-                    "started": true,
-                    "restartCount": 0,
-                    "state": {"running": {"startedAt": ts}},
-                    "lastState": {},
-                })
-            })
-            .collect();
+        let version = if pod.ephemeral_containers.is_empty() {
+            RESOURCE_VERSION.to_string()
+        } else {
+            (1 + pod.ephemeral_containers.len()).to_string()
+        };
         let ready = |status| json!({"type": status, "status": "True", "lastProbeTime": null, "lastTransitionTime": ts});
         json!({
             "kind": "Pod",
@@ -96,14 +163,18 @@ impl Objects {
                 "name": pod.name,
                 "namespace": pod.namespace,
                 "uid": self.uid("Pod", &pod.namespace, &pod.name),
-                "resourceVersion": RESOURCE_VERSION,
+                "resourceVersion": version,
                 "creationTimestamp": ts,
                 "labels": pod.labels,
                 "annotations": shell_annotation(pod),
             },
             "spec": {
                 "containers": containers,
+                "initContainers": pod.init_containers.iter().map(spec).collect::<Vec<_>>(),
+                "ephemeralContainers": pod.ephemeral_containers.iter().map(spec).collect::<Vec<_>>(),
                 "restartPolicy": "Always",
+                // Defaulted to {} by the API server; kubectl debug reads into it.
+                "securityContext": {},
                 "terminationGracePeriodSeconds": 30,
                 "dnsPolicy": "ClusterFirst",
                 "nodeName": "podterm-dev",
@@ -118,6 +189,8 @@ impl Objects {
                 "podIPs": [{"ip": self.node_ip}],
                 "startTime": ts,
                 "containerStatuses": statuses,
+                "initContainerStatuses": init_statuses,
+                "ephemeralContainerStatuses": ephemeral_statuses,
                 "qosClass": "BestEffort",
             },
         })
@@ -281,7 +354,12 @@ pub fn rfc3339(t: SystemTime) -> String {
 /// `podterm.dev/shell: none` on a pod whose containers are all builtins (no process, no
 /// shell): the page does not preselect it. Platform teams may set it on distroless pods.
 fn shell_annotation(pod: &Pod) -> Value {
-    if !pod.containers.is_empty() && pod.containers.iter().all(|c| c.builtin.is_some()) {
+    if !pod.containers.is_empty()
+        && pod
+            .containers
+            .iter()
+            .all(|c| c.builtin.is_some() || c.distroless)
+    {
         json!({ SHELL_ANNOTATION: "none" })
     } else {
         json!({})
@@ -328,6 +406,7 @@ mod tests {
             created: SystemTime::now(),
             instance: 7,
             node_ip: "127.0.0.1".into(),
+            ephemeral: Ephemeral::default(),
         };
         let web = objects.manifest.pod("default", "web-0").unwrap();
         let pod = objects.pod(web);

@@ -47,11 +47,17 @@ pub fn prepare_base_dir(path: &Path) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o711))
 }
 
-/// The working directory of a container: `<base>/<namespace>/<pod>/<container>`.
+/// The working directory of a container: `<base>/<namespace>/<pod>/<container>`. An
+/// ephemeral container with a `targetContainerName` shares its target's (as it shares the
+/// target's processes and, through them, its files).
 pub fn container_dir(base: &Path, target: &Target) -> PathBuf {
-    base.join(&target.namespace)
-        .join(&target.pod)
-        .join(&target.container.name)
+    let container = &target.container;
+    base.join(&target.namespace).join(&target.pod).join(
+        container
+            .target_container
+            .as_deref()
+            .unwrap_or(&container.name),
+    )
 }
 
 /// Runs `options.command` in the container and relays it until it exits or the client leaves.
@@ -198,6 +204,13 @@ fn spawn(
     base: &Path,
     size: Option<TerminalSize>,
 ) -> std::io::Result<Spawned> {
+    if target.container.distroless {
+        // A distroless image has no shell and no tools: the runtime finds nothing to run.
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "executable file not found in $PATH: unknown",
+        ));
+    }
     let dir = container_dir(base, target);
     std::fs::DirBuilder::new()
         .recursive(true)

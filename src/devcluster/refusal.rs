@@ -1,12 +1,18 @@
 //! How the dev cluster refuses a request: the API server's `Status`, sent with its HTTP code.
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt as _, Full};
 use hyper::{Response, StatusCode};
 
 use crate::protocol::Status;
 
-pub type Body = Full<Bytes>;
+/// Every dev cluster response body: whole, or streamed (`pods/log?follow=true`).
+pub type Body = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
+/// A whole body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
 
 /// A request refused before any upgrade: the API server's `Status`, sent with its HTTP code.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -44,6 +50,6 @@ pub(crate) fn bytes_response(
         .status(code)
         .header(hyper::header::CONTENT_TYPE, content_type)
         .header("Cache-Control", "no-cache, private")
-        .body(Full::new(Bytes::from(body)))
+        .body(full(body))
         .expect("a valid response")
 }

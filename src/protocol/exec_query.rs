@@ -148,6 +148,8 @@ pub enum QueryError {
     NotUtf8(&'static str),
     #[error("the exec query has more than {MAX_QUERY_PAIRS} parameters")]
     TooManyPairs,
+    #[error("attach runs no command (it joins the container's own process): leave out `command`")]
+    AttachCommand,
 }
 
 /// podterm's reading of an exec query: what kube-apiserver reads, with nothing left to
@@ -239,6 +241,25 @@ pub struct ExecTarget {
     pub request: ExecQuery,
     /// Whether the client sent no `command` and gets [`super::default_shell`].
     pub default_shell: bool,
+    /// `pods/exec` (run `request.command`) or `pods/attach` (join the container's process).
+    pub subresource: Subresource,
+}
+
+/// Which streaming subresource of a pod a session opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Subresource {
+    Exec,
+    Attach,
+}
+
+impl Subresource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Subresource::Exec => "exec",
+            Subresource::Attach => "attach",
+        }
+    }
 }
 
 impl ExecTarget {
@@ -261,12 +282,43 @@ impl ExecTarget {
             pod: pod.into(),
             request,
             default_shell,
+            subresource: Subresource::Exec,
         })
     }
 
-    /// The exec path and query for the cluster, made from this value alone.
+    /// Parses an attach query (`PodAttachOptions`: `container`, `stdin`, `stdout`, `stderr`,
+    /// `tty`) with the same strict reading; a `command` is refused rather than ignored.
+    pub fn parse_attach(
+        cluster: &str,
+        namespace: &str,
+        pod: &str,
+        query: &str,
+    ) -> Result<ExecTarget, QueryError> {
+        let request = ExecQuery::parse(query)?;
+        if !request.command.is_empty() {
+            return Err(QueryError::AttachCommand);
+        }
+        Ok(ExecTarget {
+            cluster: cluster.into(),
+            namespace: namespace.into(),
+            pod: pod.into(),
+            request,
+            default_shell: false,
+            subresource: Subresource::Attach,
+        })
+    }
+
+    /// The exec (or attach) path and query for the cluster, made from this value alone.
     pub fn upstream_path(&self) -> String {
-        exec_path(&self.namespace, &self.pod, &self.request)
+        match self.subresource {
+            Subresource::Exec => exec_path(&self.namespace, &self.pod, &self.request),
+            Subresource::Attach => format!(
+                "/api/v1/namespaces/{}/pods/{}/attach?{}",
+                self.namespace,
+                self.pod,
+                self.request.encode()
+            ),
+        }
     }
 
     /// The argv the policy judges: empty for the default shell.
@@ -455,6 +507,22 @@ mod tests {
             "/api/v1/namespaces/ns/pods/p/exec?command=ls&stdout=true&tty=true"
         );
         assert!(ExecTarget::parse("dev", "ns", "p", "tty=true&tty=false").is_err());
+    }
+
+    #[test]
+    fn attach_targets() {
+        let t = ExecTarget::parse_attach("dev", "ns", "p", "container=dbg&stdin=1&tty=t").unwrap();
+        assert_eq!(t.subresource, Subresource::Attach);
+        assert!(t.request.command.is_empty() && !t.default_shell);
+        assert_eq!(
+            t.upstream_path(),
+            "/api/v1/namespaces/ns/pods/p/attach?container=dbg&stdin=true&tty=true"
+        );
+        assert_eq!(
+            ExecTarget::parse_attach("dev", "ns", "p", "command=sh").unwrap_err(),
+            QueryError::AttachCommand
+        );
+        assert!(ExecTarget::parse_attach("dev", "ns", "p", "tty=1&tty=0").is_err());
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub async fn admit(
     let grant = hooks
         .policy
         .grant(identity, &target.cluster, &target.namespace)?;
-    let decision = grant.judge(target.requested_argv(), target.request.tty);
+    let decision = grant.judge_target(target);
     let (mode, rule) = (grant.mode, grant.rule.map(str::to_string));
     info.mode = Some(mode);
     info.rule = rule;

@@ -121,7 +121,7 @@ fn policy_still_allows(
     let policy = &gateway.hooks.policy;
     policy
         .grant(identity, &live.info.cluster, &live.info.namespace)
-        .and_then(|grant| grant.judge(&target.request.command, target.request.tty))
+        .and_then(|grant| grant.judge_target(target))
         .map(|_| ())
         .map_err(|d| LiveError::Policy(d.to_string()))
 }

@@ -24,7 +24,20 @@ impl ExecOptions {
     /// one difference: argv that is not UTF-8 is refused, since the dev cluster runs Rust
     /// strings.
     pub fn from_query(query: &str, pod: &Pod) -> Result<ExecOptions, Refusal> {
-        let read = PodExecOptions::read(query);
+        ExecOptions::read(query, pod, false)
+    }
+
+    /// An attach request's options (`PodAttachOptions`: the exec's without `command`); the
+    /// command is the container's own process (its `command`, default `sh`).
+    pub fn for_attach(query: &str, pod: &Pod) -> Result<ExecOptions, Refusal> {
+        ExecOptions::read(query, pod, true)
+    }
+
+    fn read(query: &str, pod: &Pod, attach: bool) -> Result<ExecOptions, Refusal> {
+        let mut read = PodExecOptions::read(query);
+        if attach {
+            read.command.clear();
+        }
         let text = |bytes: Vec<u8>| {
             String::from_utf8(bytes).map_err(|e| {
                 refuse(
@@ -76,6 +89,13 @@ impl ExecOptions {
                 400,
                 "you must specify at least 1 of stdin, stdout, stderr",
             ));
+        }
+        if attach {
+            let container = pod.container(&options.container).expect("checked above");
+            options.command = container
+                .command
+                .clone()
+                .unwrap_or_else(|| vec!["sh".into()]);
         }
         if options.command.is_empty() {
             return Err(refuse(
