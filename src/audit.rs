@@ -30,6 +30,12 @@
 //! | `reason` | why it was refused (`session.denied`), or the error (`recording.failed`) |
 //! | `recording` | the recording file, if any |
 //!
+//! Actions beside a session have lines of their own (`logs.read`, `file.read`, `file.write`,
+//! `debug.create`; [`crate::events::Action`]): `time`, `event`, `action` (its id), `user`,
+//! `groups`, `cluster`, `namespace`, `pod`, `container`, `peer`, `start`, `rule`, `outcome`
+//! (`ok`, `denied`, `failed`, `cancelled`), `reason` and `detail` (the log options; a file's
+//! `path`, `bytes`, `sha256`, `entries`; a debug container's `name`, `image`, `target`).
+//!
 //! Nothing else goes in: no header, no token, no secret. The writer task is fed by a bounded
 //! queue so no session ever waits on the disk; when the queue is full the line goes to the
 //! error log instead, is counted ([`AuditLog::dropped`]), and the trail itself gets an
@@ -50,7 +56,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
 
 use crate::config::ConfigError;
-use crate::events::{SessionEvent, SessionInfo};
+use crate::events::{Action, SessionEvent, SessionInfo};
 use crate::policy::Mode;
 use crate::protocol::exec_query::Subresource;
 
@@ -313,6 +319,24 @@ impl AuditLog {
         });
     }
 
+    /// One line for an action beside a session (`logs.read`, `file.read`, `file.write`,
+    /// `debug.create`): the [`Action`] as it is, with the time the line was written.
+    pub fn action(&self, action: &Action) {
+        #[derive(Serialize)]
+        struct ActionLine<'a> {
+            time: Time,
+            #[serde(flatten)]
+            action: &'a Action,
+        }
+        let mut text = serde_json::to_string(&ActionLine {
+            time: Time::now(),
+            action,
+        })
+        .expect("audit lines always serialize");
+        text.push('\n');
+        self.send_text(text);
+    }
+
     /// `recording.failed`: the session's recording stopped because of `error`.
     pub fn recording_failed(&self, exec: &SessionInfo, error: &str) {
         self.send(&Line {
@@ -340,6 +364,10 @@ impl AuditLog {
     fn send(&self, line: &Line<'_>) {
         let mut text = serde_json::to_string(line).expect("audit lines always serialize");
         text.push('\n');
+        self.send_text(text);
+    }
+
+    fn send_text(&self, text: String) {
         if let Err(e) = self.tx.try_send(Msg::Line(text)) {
             let total = self.dropped.inc() + 1;
             let (why, msg) = match e {

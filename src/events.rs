@@ -96,6 +96,68 @@ pub trait SessionObserver: Send + Sync + 'static {
     fn ended(&self, _session: &SessionInfo, _summary: &Summary) {}
     /// Something happened to a live session (`detail`: what, in a few words).
     fn event(&self, _session: &SessionInfo, _event: SessionEvent, _detail: &str) {}
+    /// An action beside a session (logs, files, debug containers) was allowed and done, or
+    /// refused.
+    fn action(&self, _action: &Action) {}
+}
+
+/// One action beside a session, from the moment it was asked for: reading a pod's logs,
+/// copying a file, adding a debug container. Built once from the parsed request; the audit
+/// line is written from it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Action {
+    /// `logs.read`, `file.read`, `file.write`, `debug.create`.
+    pub event: &'static str,
+    /// Random, 16 hex digits.
+    pub action: String,
+    pub user: String,
+    pub groups: Vec<String>,
+    pub cluster: String,
+    pub namespace: String,
+    pub pod: String,
+    pub container: Option<String>,
+    pub peer: SocketAddr,
+    #[serde(serialize_with = "rfc3339")]
+    pub start: SystemTime,
+    pub rule: Option<String>,
+    /// `ok`, `denied`, `failed`, `cancelled`.
+    pub outcome: &'static str,
+    /// Why it was denied or failed.
+    pub reason: Option<String>,
+    /// What was asked and done: the log options; the path, bytes and sha256; the image.
+    pub detail: serde_json::Value,
+}
+
+fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    let t = jiff::Timestamp::try_from(*t).unwrap_or_else(|_| jiff::Timestamp::now());
+    s.collect_str(&t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"))
+}
+
+impl Action {
+    /// A new action by `identity` on `cluster/namespace/pod`, not yet decided.
+    pub fn new(
+        event: &'static str,
+        identity: &Identity,
+        peer: SocketAddr,
+        (cluster, namespace, pod): (&str, &str, &str),
+    ) -> Action {
+        Action {
+            event,
+            action: format!("{:016x}", rand::random::<u64>()),
+            user: identity.user.clone(),
+            groups: identity.groups.clone(),
+            cluster: cluster.into(),
+            namespace: namespace.into(),
+            pod: pod.into(),
+            container: None,
+            peer,
+            start: SystemTime::now(),
+            rule: None,
+            outcome: "ok",
+            reason: None,
+            detail: serde_json::Value::Null,
+        }
+    }
 }
 
 /// What may happen to a live session between its start and its end.

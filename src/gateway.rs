@@ -141,6 +141,13 @@ impl Gateway {
         }
     }
 
+    /// Reports an action beside a session (logs, files, debug containers) to every observer.
+    pub fn action(&self, action: &crate::events::Action) {
+        for o in &self.hooks.observers {
+            o.action(action);
+        }
+    }
+
     /// The audit trail flushed, at the end of `serve` and `dev`.
     pub async fn sync_audit(&self) {
         if let Some(audit) = &self.hooks.audit {

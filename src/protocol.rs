@@ -17,6 +17,7 @@ pub mod exec_query;
 pub mod flow;
 pub mod log_query;
 pub mod resume;
+pub mod tar;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,7 +1,7 @@
 //! The audit trail as a session observer: the gateway's session events become audit lines.
 
 use super::{AuditLog, SessionEnd};
-use crate::events::{Refused, SessionEvent, SessionInfo, SessionObserver, Summary};
+use crate::events::{Action, Refused, SessionEvent, SessionInfo, SessionObserver, Summary};
 
 /// Writes `session.start`, `session.denied` + `session.end`, and `session.end` lines.
 #[derive(Debug, Clone)]
@@ -27,6 +27,10 @@ impl SessionObserver for AuditObserver {
 
     fn event(&self, s: &SessionInfo, event: SessionEvent, detail: &str) {
         self.log.session_event(s, event, detail);
+    }
+
+    fn action(&self, action: &Action) {
+        self.log.action(action);
     }
 
     fn ended(&self, s: &SessionInfo, summary: &Summary) {
