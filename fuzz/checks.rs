@@ -99,3 +99,33 @@ pub fn frame_sequence(data: &[u8]) {
         }
     }
 }
+
+/// The tar reader never panics; whatever it accepts is clean (relative, no `..`, under the
+/// top, links inside), and cutting the stream into other pieces changes nothing.
+pub fn tar_reader(data: &[u8]) {
+    use podterm::protocol::tar::{Event, Kind, TarReader};
+    let run = |chunk: usize| {
+        let mut reader = TarReader::new("top", 1 << 20);
+        let mut seen = Vec::new();
+        let result = data.chunks(chunk.max(1)).try_for_each(|piece| {
+            reader.push(piece, &mut |e| {
+                if let Event::Entry(e) = e {
+                    assert!(e.name == "top" || e.name.starts_with("top/"), "{e:?}");
+                    assert!(
+                        !e.name.split('/').any(|s| s == ".." || s.is_empty()),
+                        "{e:?}"
+                    );
+                    if e.kind == Kind::Symlink {
+                        assert!(!e.link.as_deref().unwrap_or("/").starts_with('/'));
+                    }
+                    seen.push(e.clone());
+                }
+                Ok(())
+            })
+        });
+        (result.and_then(|()| reader.finish()).is_ok(), seen)
+    };
+    let whole = run(data.len());
+    let split = run(1 + data.len() % 97);
+    assert_eq!(whole, split);
+}

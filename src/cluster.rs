@@ -190,6 +190,27 @@ impl Cluster {
         self.send_as(req, act_as, &PASSED_RESPONSE_HEADERS).await
     }
 
+    /// A request made by podterm (a patch it built, say) sent as `act_as`; the cluster's
+    /// status, content type and body come back.
+    pub async fn request(
+        &self,
+        method: hyper::Method,
+        path_and_query: &str,
+        content_type: Option<&'static str>,
+        body: Bytes,
+        act_as: ActAs<'_>,
+    ) -> Result<Response<kube::client::Body>, UpstreamError> {
+        let mut req = Request::builder().method(method).uri(path_and_query);
+        if let Some(ct) = content_type {
+            req = req.header(header::CONTENT_TYPE, ct);
+        }
+        req = req.header(header::ACCEPT, "application/json");
+        let req = req
+            .body(kube::client::Body::from(body.to_vec()))
+            .map_err(|e| self.handshake(e.to_string()))?;
+        self.send_as(req, act_as, &PASSED_RESPONSE_HEADERS).await
+    }
+
     /// An exec request without an upgrade, passed as is: the cluster's answer comes back.
     pub async fn plain_exec(
         &self,

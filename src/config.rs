@@ -21,6 +21,10 @@ pub const DEFAULT_GROUPS_HEADER: &str = "X-Forwarded-Groups";
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(30);
 /// `PODTERM_IDLE_TIMEOUT` default: a session with no data either way for this long ends.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+fn default_file_max_bytes() -> u64 {
+    4 << 30
+}
+
 /// `PODTERM_MAX_SESSION_DURATION` default.
 pub const DEFAULT_MAX_SESSION_DURATION: Duration = Duration::from_secs(12 * 3600);
 /// `PODTERM_MAX_FRAME_BYTES` default, in bytes (channel byte included).
@@ -149,6 +153,10 @@ pub struct Config {
     /// Default: no limit.
     #[serde(default)]
     pub max_sessions: Option<usize>,
+    /// `PODTERM_FILE_MAX_BYTES`: the largest file (or directory archive) one download or
+    /// upload may move, in bytes. Default 4 GiB.
+    #[serde(default = "default_file_max_bytes")]
+    pub file_max_bytes: u64,
     /// `PODTERM_AUDIT_FILE`: append audit lines (JSON) to this file, created 0600. Default:
     /// stdout.
     #[serde(default)]
@@ -278,6 +286,7 @@ impl Default for Config {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             policy_file: None,
             max_sessions_per_user: None,
+            file_max_bytes: default_file_max_bytes(),
             max_sessions: None,
             audit_file: None,
             record_dir: None,

@@ -41,4 +41,5 @@ mod session;
 pub mod telemetry;
 #[cfg(any(test, feature = "test-util"))]
 mod testing;
+pub mod toolkit;
 mod web;

@@ -212,8 +212,11 @@ struct RuleFile {
     debug: Option<DebugFile>,
 }
 
-/// The grant without a policy file: a shell, and everything beside it but debug containers.
+/// The grant without a policy file: a shell, and everything beside it.
 static OPEN_FILES: std::sync::LazyLock<FileRules> = std::sync::LazyLock::new(FileRules::anything);
+/// Without a policy file any image: the cluster's RBAC alone decides.
+static OPEN_IMAGES: std::sync::LazyLock<Vec<Glob>> =
+    std::sync::LazyLock::new(|| vec![Glob::new("*", Flavor::Name).expect("valid glob")]);
 
 impl Policy {
     /// No policy file: everyone gets `shell`.
@@ -284,7 +287,7 @@ impl Policy {
                 observe: false,
                 logs: true,
                 files: &OPEN_FILES,
-                debug_images: &[],
+                debug_images: &OPEN_IMAGES,
             });
         };
         rules

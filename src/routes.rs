@@ -20,6 +20,7 @@ use crate::protocol::exec_query::{ExecTarget, QueryError, Subresource};
 use crate::protocol::{SUBPROTOCOLS, Status};
 use crate::session::live::LiveError;
 use crate::session::{self, AttemptGuard, ExecError};
+use crate::toolkit::{self, Place, ToolkitError};
 
 /// Every response body the gateway sends.
 pub type Body = UnsyncBoxBody<Bytes, BoxError>;
@@ -54,6 +55,8 @@ pub enum RouteError {
     Exec(#[from] ExecError),
     #[error(transparent)]
     Live(#[from] LiveError),
+    #[error(transparent)]
+    Toolkit(#[from] ToolkitError),
 }
 
 /// A refusal, classified once: the `Status` the client gets (or the cluster's own answer,
@@ -113,6 +116,12 @@ pub fn classify(e: RouteError) -> Refusal {
             passthrough: None,
         },
         RouteError::Live(e) => {
+            let (code, label) = e.code();
+            Refusal::new(code, label, message)
+        }
+        RouteError::Toolkit(ToolkitError::Upstream(e)) => upstream_refusal(e),
+        RouteError::Toolkit(ToolkitError::Identity(e)) => classify(RouteError::Identity(e)),
+        RouteError::Toolkit(e) => {
             let (code, label) = e.code();
             Refusal::new(code, label, message)
         }
@@ -244,6 +253,47 @@ async fn route(
             only_get(&req)?;
             caller(gateway, &req)?;
             Ok(json(&serde_json::json!(gateway.clusters.names())))
+        }
+        ["api", "files", name, namespace, pod] => {
+            if !is_name(namespace) || !is_name(pod) {
+                return Err(RouteError::NotFound);
+            }
+            let place = Place::of(gateway, &req, peer, (name, namespace, pod))?;
+            match *req.method() {
+                Method::GET => Ok(toolkit::files::download(gateway, &req, place)
+                    .await?
+                    .map(|b| b.boxed_unsync())),
+                Method::PUT => Ok(toolkit::files::upload(gateway, req, place)
+                    .await?
+                    .map(|b| b.map_err(|e| match e {}).boxed_unsync())),
+                _ => Err(RouteError::MethodNotAllowed),
+            }
+        }
+        [
+            "clusters",
+            name,
+            "api",
+            "v1",
+            "namespaces",
+            namespace,
+            "pods",
+            pod,
+            verb @ ("log" | "ephemeralcontainers"),
+        ] => {
+            if !is_name(namespace) || !is_name(pod) {
+                return Err(RouteError::NotFound);
+            }
+            let place = Place::of(gateway, &req, peer, (name, namespace, pod))?;
+            let res = if *verb == "log" {
+                only_get(&req)?;
+                toolkit::logs(gateway, &req, place).await?
+            } else {
+                if !matches!(*req.method(), Method::GET | Method::PATCH) {
+                    return Err(RouteError::MethodNotAllowed);
+                }
+                toolkit::ephemeral(gateway, req, place).await?
+            };
+            Ok(res.map(|body| body.map_err(|e| Box::new(e) as BoxError).boxed_unsync()))
         }
         ["api", "sessions", rest @ ..] => {
             let identity = caller(gateway, &req)?;
@@ -431,6 +481,12 @@ fn whoami(
             "rule": grant.rule,
             "deny_root": grant.deny_root,
             "allow": grant.allow.iter().map(|a| a.written()).collect::<Vec<_>>(),
+            "logs": grant.logs,
+            "files": {
+                "read": grant.files.read.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+                "write": grant.files.write.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+            },
+            "debug_images": grant.debug_images.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
             "denied": null,
         }),
         Err(denial) => serde_json::json!({
@@ -440,6 +496,9 @@ fn whoami(
             "rule": null,
             "deny_root": false,
             "allow": [],
+            "logs": false,
+            "files": {"read": [], "write": []},
+            "debug_images": [],
             "denied": denial.to_string(),
         }),
     };

@@ -16,7 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["relay"],
     &["fleet"],
     &["gateway"],
-    &["session"],
+    &["session", "toolkit"],
     &["routes"],
     &["server"],
     &["serve"],

@@ -198,3 +198,34 @@ fn the_tls_client_holds_on_hostile_and_damaged_server_streams() {
         podterm::cluster::tls_fuzzing::server_stream(&data);
     }
 }
+
+/// A small archive for the tar reader's mutations: a file, a directory and a link.
+fn tar_seed() -> Vec<u8> {
+    use podterm::protocol::tar::{BLOCK, file_header, trailer};
+    let mut out = Vec::new();
+    for (name, data) in [("top", &b"hello"[..])] {
+        out.extend_from_slice(&file_header(name, data.len() as u64, 0o644, 0).unwrap());
+        out.extend_from_slice(data);
+        out.extend(std::iter::repeat_n(0u8, BLOCK - data.len()));
+    }
+    out.extend(trailer(0));
+    out
+}
+
+#[test]
+fn the_tar_reader_holds_on_random_and_damaged_archives() {
+    let mut rng = seeded("tar_reader");
+    let seed = tar_seed();
+    for _ in 0..3_000 {
+        let mut data = seed.clone();
+        for _ in 0..rng.random_range(0..8) {
+            let i = rng.random_range(0..data.len());
+            match rng.random_range(0..3) {
+                0 => data[i] = rng.random(),
+                1 => data[i] = *b"./\0 0157xLKg2".choose(&mut rng).unwrap(),
+                _ => data.truncate(i.max(1)),
+            }
+        }
+        checks::tar_reader(&data);
+    }
+}

@@ -1,0 +1,663 @@
+//! Files in and out of a container, with no shell anywhere: podterm execs the container's own
+//! `tar` with an argv it builds (`tar cf - -C DIR -- NAME` to read, `tar xmf - -C DIR` to
+//! write), reads every entry of what comes back through [`TarReader`] before a byte of it
+//! reaches the caller, and writes the archive an upload is unpacked from itself
+//! ([`tar::file_header`]), under a temporary name that is renamed (`mv -f -- TMP PATH`) only
+//! once the whole file arrived, so a cancelled upload leaves nothing half-written.
+//!
+//! `GET /api/files/{cluster}/{namespace}/{pod}?container=C&path=/abs/path`: a file comes back
+//! as itself (`Content-Length` from its tar header, so the browser shows progress); a
+//! directory as a checked tar archive (`NAME.tar`). A symbolic link is refused: following it
+//! would let a path glob reach a file it does not name.
+//! `PUT` with the file as the body (and a `Content-Length`) writes it at `path`.
+//! Both are judged by the rule's `files.read`/`files.write` globs and leave one audit line
+//! (`file.read`, `file.write`) with the path, bytes, sha256 and outcome.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use fastwebsockets::{FragmentCollector, Frame, OpCode, Payload};
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response};
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Place, ToolkitError, report};
+use crate::events::Action;
+use crate::gateway::Gateway;
+use crate::policy::toolkit::{Direction, normalize_path, split_path};
+use crate::protocol::exec_query::{ExecQuery, Values, exec_path};
+use crate::protocol::tar::{self, Event, Kind, TarReader};
+use crate::protocol::{self, Status};
+
+/// An exec podterm runs itself, as a WebSocket client.
+type Exec = FragmentCollector<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
+
+/// Largest stderr kept from a tar that failed, in bytes.
+const MAX_STDERR: usize = 4096;
+/// Chunks of a download queued toward the client before the container is read no further.
+const BODY_QUEUE: usize = 8;
+/// Largest stdin frame of an upload, in bytes.
+const UPLOAD_FRAME: usize = 64 * 1024;
+
+/// A file request, parsed once: where, in which container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRequest {
+    pub container: Option<String>,
+    /// Absolute and normalized (crate::policy::toolkit::normalize_path).
+    pub path: String,
+    pub dir: String,
+    pub name: String,
+}
+
+impl FileRequest {
+    /// Reads `container` and `path` (each at most once) from the query.
+    pub fn parse(query: &str) -> Result<FileRequest, ToolkitError> {
+        let values = Values::parse(query);
+        if let Some(d) = values.dropped.first() {
+            return Err(ToolkitError::BadRequest(format!(
+                "the query has a pair that cannot be read: {d:?}"
+            )));
+        }
+        let one = |key: &str| -> Result<Option<String>, ToolkitError> {
+            if values.all(key).nth(1).is_some() {
+                return Err(ToolkitError::BadRequest(format!(
+                    "`{key}` is given more than once"
+                )));
+            }
+            values
+                .first(key)
+                .map(|v| {
+                    String::from_utf8(v.to_vec())
+                        .map_err(|_| ToolkitError::BadRequest(format!("`{key}` is not UTF-8")))
+                })
+                .transpose()
+        };
+        let path = one("path")?.ok_or_else(|| {
+            ToolkitError::BadRequest("name the file with `path` (an absolute path)".into())
+        })?;
+        let path = normalize_path(&path).map_err(|e| ToolkitError::BadRequest(e.to_string()))?;
+        let (dir, name) = split_path(&path)
+            .ok_or_else(|| ToolkitError::BadRequest("`/` itself cannot be copied".into()))?;
+        Ok(FileRequest {
+            container: one("container")?.filter(|c| !c.is_empty()),
+            dir: dir.to_string(),
+            name: name.to_string(),
+            path,
+        })
+    }
+
+    /// The exec path of `argv` in this request's container.
+    fn exec(&self, place: &Place, argv: Vec<String>, stdin: bool) -> String {
+        let query = ExecQuery {
+            container: self.container.clone(),
+            command: argv,
+            stdin,
+            stdout: true,
+            stderr: true,
+            tty: false,
+        };
+        exec_path(&place.namespace, &place.pod, &query)
+    }
+}
+
+/// The argv that reads `name` in `dir` as a tar stream on stdout.
+pub fn read_argv(dir: &str, name: &str) -> Vec<String> {
+    ["tar", "cf", "-", "-C", dir, "--", name]
+        .map(String::from)
+        .to_vec()
+}
+
+/// The argv that unpacks a tar stream from stdin into `dir`.
+pub fn write_argv(dir: &str) -> Vec<String> {
+    ["tar", "xmf", "-", "-C", dir].map(String::from).to_vec()
+}
+
+/// A response body fed from a channel; an `Err` aborts the response.
+pub struct Streamed(mpsc::Receiver<Result<Bytes, String>>);
+
+impl hyper::body::Body for Streamed {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        self.0.poll_recv(cx).map(|item| {
+            item.map(|r| {
+                r.map(hyper::body::Frame::data)
+                    .map_err(|e| Box::new(std::io::Error::other(e)) as Self::Error)
+            })
+        })
+    }
+}
+
+/// How an exec podterm ran ended.
+#[derive(Debug, Default)]
+struct Ended {
+    status: Option<Status>,
+    stderr: Vec<u8>,
+}
+
+impl Ended {
+    fn success(&self) -> bool {
+        self.status.as_ref().is_some_and(|s| s.status == "Success")
+    }
+
+    /// What went wrong, in the container's words.
+    fn error(&self, what: &str) -> ToolkitError {
+        let stderr = String::from_utf8_lossy(&self.stderr).trim().to_string();
+        let message = self
+            .status
+            .as_ref()
+            .map(|s| s.message.clone())
+            .unwrap_or_default();
+        if message.contains("executable file not found")
+            || message.contains("no such file or directory") && message.contains("\"tar\"")
+            || stderr.contains("tar: not found")
+            || stderr.contains("tar: command not found")
+        {
+            return ToolkitError::NoTar(message);
+        }
+        if stderr.contains("No such file or directory") || stderr.contains("Cannot stat") {
+            return ToolkitError::NotFound(format!("{what}: {stderr}"));
+        }
+        if stderr.contains("Permission denied") {
+            return ToolkitError::Conflict(format!("{what}: {stderr}"));
+        }
+        let detail = if stderr.is_empty() { message } else { stderr };
+        ToolkitError::Failed(format!("{what} failed in the container: {detail}"))
+    }
+}
+
+/// The next data frame of an exec as (channel, payload without the channel byte); `None` at
+/// the close.
+async fn next_frame(socket: &mut Exec) -> Result<Option<(u8, Bytes)>, ToolkitError> {
+    loop {
+        let frame = socket
+            .read_frame()
+            .await
+            .map_err(|e| ToolkitError::Failed(format!("the exec stream broke: {e}")))?;
+        match frame.opcode {
+            OpCode::Close => return Ok(None),
+            OpCode::Binary | OpCode::Text => {}
+            _ => continue,
+        }
+        let payload = payload_bytes(frame.payload);
+        if let Some(&channel) = payload.first() {
+            return Ok(Some((channel, payload.slice(1..))));
+        }
+    }
+}
+
+impl Ended {
+    /// Keeps stderr (bounded) and the status; true for stdout, which the caller handles.
+    fn note(&mut self, channel: u8, data: &[u8]) -> bool {
+        match channel {
+            protocol::STDOUT => return true,
+            protocol::STDERR => {
+                let room = MAX_STDERR.saturating_sub(self.stderr.len());
+                self.stderr.extend_from_slice(&data[..data.len().min(room)]);
+            }
+            protocol::ERROR => self.status = serde_json::from_slice(data).ok(),
+            _ => {}
+        }
+        false
+    }
+}
+
+/// Reads an exec to its end, keeping stderr and the status; stdout is dropped.
+async fn drain(socket: &mut Exec, ended: &mut Ended) -> Result<(), ToolkitError> {
+    while let Some((channel, data)) = next_frame(socket).await? {
+        ended.note(channel, &data);
+    }
+    Ok(())
+}
+
+fn payload_bytes(payload: Payload<'_>) -> Bytes {
+    match payload {
+        Payload::Bytes(b) => b.freeze(),
+        Payload::Owned(v) => Bytes::from(v),
+        other => Bytes::copy_from_slice(&other),
+    }
+}
+
+/// Opens `path` (an exec) as the caller, offering `protocols`.
+async fn open(
+    gateway: &Gateway,
+    place: &Place,
+    path: &str,
+    protocols: &[&'static str],
+) -> Result<Exec, ToolkitError> {
+    let stream = place
+        .cluster
+        .exec(path, protocols, gateway.act_as(&place.identity))
+        .await?;
+    let mut socket = stream.socket();
+    socket.set_auto_close(true);
+    socket.set_auto_pong(true);
+    Ok(FragmentCollector::new(socket))
+}
+
+fn judge(
+    gateway: &Gateway,
+    place: &Place,
+    action: &mut Action,
+    request: &FileRequest,
+    direction: Direction,
+) -> Result<(), ToolkitError> {
+    action.container.clone_from(&request.container);
+    action.detail = json!({"path": request.path, "direction": direction});
+    let grant = place.grant(gateway)?;
+    action.rule = grant.rule.map(str::to_string);
+    grant.judge_file(direction, &request.path)?;
+    Ok(())
+}
+
+/// `GET /api/files/…`: a file or directory from the container (see the module doc).
+pub async fn download(
+    gateway: &Arc<Gateway>,
+    req: &Request<Incoming>,
+    place: Place,
+) -> Result<Response<Streamed>, ToolkitError> {
+    let mut action = place.action("file.read");
+    let prepared = async {
+        let request = FileRequest::parse(req.uri().query().unwrap_or(""))?;
+        judge(gateway, &place, &mut action, &request, Direction::Read)?;
+        let path = request.exec(&place, read_argv(&request.dir, &request.name), false);
+        let socket = open(gateway, &place, &path, &protocol::SUBPROTOCOLS).await?;
+        Ok((request, socket))
+    }
+    .await;
+    let (request, socket) = match prepared {
+        Ok(ok) => ok,
+        Err(e) => return report(gateway, action, Err(e)),
+    };
+    let (first_tx, first_rx) = oneshot::channel();
+    let (body_tx, body_rx) = mpsc::channel(BODY_QUEUE);
+    let limit = gateway.config.file_max_bytes;
+    tokio::spawn(relay_download(
+        gateway.clone(),
+        action,
+        request.clone(),
+        socket,
+        limit,
+        first_tx,
+        body_tx,
+    ));
+    let first: tar::Entry = first_rx
+        .await
+        .map_err(|_| ToolkitError::Failed("the download stopped".into()))??;
+    let mut res = Response::new(Streamed(body_rx));
+    let headers = res.headers_mut();
+    let (file_name, content_type) = match first.kind {
+        Kind::File => {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(first.size));
+            (request.name.clone(), "application/octet-stream")
+        }
+        _ => (format!("{}.tar", request.name), "application/x-tar"),
+    };
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&content_disposition(&file_name))
+            .unwrap_or(HeaderValue::from_static("attachment")),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
+/// `attachment; filename="…"; filename*=UTF-8''…` (RFC 6266), the plain name made ASCII.
+fn content_disposition(name: &str) -> String {
+    let plain: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    format!("attachment; filename=\"{plain}\"; filename*=UTF-8''{encoded}")
+}
+
+/// Reads the container's tar, checks it, and feeds the caller: the first entry (or why not)
+/// to `first`, then the file's data (or the archive's bytes) to `body`. Audits the outcome.
+async fn relay_download(
+    gateway: Arc<Gateway>,
+    mut action: Action,
+    request: FileRequest,
+    mut socket: Exec,
+    limit: u64,
+    first: oneshot::Sender<Result<tar::Entry, ToolkitError>>,
+    body: mpsc::Sender<Result<Bytes, String>>,
+) {
+    let mut reader = TarReader::new(&request.name, limit.saturating_add(64 * 1024));
+    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut first = Some(first);
+    let mut single = None::<bool>;
+    let mut sent: u64 = 0;
+    let mut failure: Option<ToolkitError> = None;
+    let mut ended = Ended::default();
+    let mut cancelled = false;
+    let mut queue: Vec<Bytes> = Vec::new();
+    loop {
+        let frame = match next_frame(&mut socket).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
+        let (channel, chunk) = frame;
+        if !ended.note(channel, &chunk) {
+            continue;
+        }
+        let base = chunk.as_ptr() as usize;
+        let pushed = reader.push(&chunk, &mut |event| {
+            match event {
+                Event::Entry(entry) => {
+                    if single.is_none() {
+                        if entry.kind == Kind::Symlink {
+                            return Err(tar::TarError::Refused(format!(
+                                "{} is a symbolic link to {:?}: download the file it points to",
+                                request.path,
+                                entry.link.as_deref().unwrap_or_default()
+                            )));
+                        }
+                        single = Some(entry.kind == Kind::File);
+                        if let Some(tx) = first.take() {
+                            let _ = tx.send(Ok(entry.clone()));
+                        }
+                    }
+                }
+                Event::Data(data) if single == Some(true) => {
+                    let offset = data.as_ptr() as usize - base;
+                    queue.push(chunk.slice(offset..offset + data.len()));
+                }
+                Event::Data(_) => {}
+            }
+            Ok(())
+        });
+        if let Err(e) = pushed {
+            failure = Some(e.into());
+            break;
+        }
+        if single == Some(false) {
+            queue.push(chunk);
+        }
+        // Sent before the next frame is read: a slow client stops podterm reading the
+        // container (backpressure through `body`).
+        for piece in queue.drain(..) {
+            hasher.update(&piece);
+            sent += piece.len() as u64;
+            if body.send(Ok(piece)).await.is_err() {
+                cancelled = true;
+                break;
+            }
+        }
+        if cancelled {
+            break;
+        }
+    }
+    if failure.is_none() && !cancelled {
+        if !ended.success() {
+            failure = Some(ended.error(&format!("reading {}", request.path)));
+        } else if let Err(e) = reader.finish() {
+            failure = Some(e.into());
+        } else if single == Some(true) && first.is_some() {
+            failure = Some(ToolkitError::Failed("no file came back".into()));
+        }
+    }
+    let digest = hasher.finish();
+    let sha256: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    action.detail = json!({
+        "path": request.path,
+        "direction": "read",
+        "kind": match single { Some(true) => "file", Some(false) => "dir", None => "none" },
+        "bytes": sent,
+        "sha256": sha256,
+        "entries": reader.entries,
+    });
+    match (failure, cancelled) {
+        (Some(e), _) => {
+            action.outcome = if matches!(e, ToolkitError::Tar(_)) {
+                "denied"
+            } else {
+                "failed"
+            };
+            action.reason = Some(e.to_string());
+            match first.take() {
+                Some(tx) => {
+                    let _ = tx.send(Err(e));
+                }
+                None => {
+                    let _ = body.send(Err(e.to_string())).await;
+                }
+            }
+        }
+        (None, true) => {
+            action.outcome = "cancelled";
+            action.reason = Some("the caller stopped the download".into());
+        }
+        (None, false) => {}
+    }
+    gateway.action(&action);
+}
+
+/// `PUT /api/files/…`: writes the body at `path` (see the module doc); answers 201 with the
+/// path, size and sha256.
+pub async fn upload(
+    gateway: &Arc<Gateway>,
+    req: Request<Incoming>,
+    place: Place,
+) -> Result<Response<http_body_util::Full<Bytes>>, ToolkitError> {
+    let mut action = place.action("file.write");
+    let request = FileRequest::parse(req.uri().query().unwrap_or(""));
+    let result = match request {
+        Ok(request) => upload_checked(gateway, req, &place, &mut action, &request).await,
+        Err(e) => Err(e),
+    };
+    let done = report(gateway, action, result)?;
+    let mut res = Response::new(http_body_util::Full::new(Bytes::from(
+        serde_json::to_vec(&done).unwrap_or_default(),
+    )));
+    *res.status_mut() = hyper::StatusCode::CREATED;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(res)
+}
+
+async fn upload_checked(
+    gateway: &Gateway,
+    req: Request<Incoming>,
+    place: &Place,
+    action: &mut Action,
+    request: &FileRequest,
+) -> Result<serde_json::Value, ToolkitError> {
+    judge(gateway, place, action, request, Direction::Write)?;
+    let size: u64 = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or(ToolkitError::LengthRequired)?;
+    if size > gateway.config.file_max_bytes {
+        return Err(ToolkitError::TooLarge(gateway.config.file_max_bytes));
+    }
+    let temp = format!(".podterm-upload-{}", action.action);
+    let mtime = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    if request.name.len() > 99 {
+        return Err(ToolkitError::BadRequest(
+            "the file name is longer than 99 bytes".into(),
+        ));
+    }
+    let header = tar::file_header(&temp, size, 0o644, mtime).expect("a plain short name");
+    let path = request.exec(place, write_argv(&request.dir), true);
+    // Stdin must be closed for tar to finish: the close channel is v5's.
+    let mut socket = open(gateway, place, &path, &[protocol::V5]).await?;
+    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
+    let written = write_upload(&mut socket, req.into_body(), &header, size, &mut hasher).await;
+    let mut ended = Ended::default();
+    let drained = drain(&mut socket, &mut ended).await;
+    let temp_path = format!("{}/{temp}", request.dir.trim_end_matches('/'));
+    let outcome = match (written, drained) {
+        (Err(e), _) => Err(e),
+        (Ok(()), Err(e)) => Err(e),
+        (Ok(()), Ok(())) if !ended.success() => {
+            Err(ended.error(&format!("writing {}", request.path)))
+        }
+        (Ok(()), Ok(())) => Ok(()),
+    };
+    if let Err(e) = outcome {
+        // Nothing half-written stays: the temporary file goes (best effort).
+        let rm = ["rm", "-f", "--", &temp_path].map(String::from).to_vec();
+        let _ = run(gateway, place, request, rm).await;
+        if matches!(e, ToolkitError::Failed(ref m) if m.starts_with("the upload stopped")) {
+            action.outcome = "cancelled";
+        }
+        return Err(e);
+    }
+    let mv = ["mv", "-f", "--", &temp_path, &request.path]
+        .map(String::from)
+        .to_vec();
+    let moved = run(gateway, place, request, mv).await?;
+    if !moved.success() {
+        return Err(moved.error(&format!("moving the upload to {}", request.path)));
+    }
+    let sha256: String = hasher
+        .finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let detail = json!({
+        "path": request.path,
+        "direction": "write",
+        "bytes": size,
+        "sha256": sha256,
+    });
+    action.detail = detail.clone();
+    Ok(detail)
+}
+
+/// Writes the archive: the header, the body's bytes (exactly `size`), the trailer, then
+/// stdin's end.
+async fn write_upload(
+    socket: &mut Exec,
+    mut body: Incoming,
+    header: &[u8; tar::BLOCK],
+    size: u64,
+    hasher: &mut ring::digest::Context,
+) -> Result<(), ToolkitError> {
+    let broke = |e: fastwebsockets::WebSocketError| {
+        ToolkitError::Failed(format!("the exec stream broke: {e}"))
+    };
+    let mut frame = Vec::with_capacity(UPLOAD_FRAME + 1);
+    frame.push(protocol::STDIN);
+    frame.extend_from_slice(header);
+    socket
+        .write_frame(Frame::binary(Payload::Borrowed(&frame)))
+        .await
+        .map_err(broke)?;
+    let mut got: u64 = 0;
+    while let Some(next) = body.frame().await {
+        let next = next
+            .map_err(|e| ToolkitError::Failed(format!("the upload stopped before its end: {e}")))?;
+        let Ok(data) = next.into_data() else { continue };
+        got += data.len() as u64;
+        if got > size {
+            return Err(ToolkitError::BadRequest(
+                "the body is longer than its Content-Length".into(),
+            ));
+        }
+        hasher.update(&data);
+        for piece in data.chunks(UPLOAD_FRAME) {
+            frame.truncate(1);
+            frame.extend_from_slice(piece);
+            socket
+                .write_frame(Frame::binary(Payload::Borrowed(&frame)))
+                .await
+                .map_err(broke)?;
+        }
+    }
+    if got != size {
+        return Err(ToolkitError::Failed(format!(
+            "the upload stopped before its end: {got} of {size} bytes came"
+        )));
+    }
+    frame.truncate(1);
+    frame.extend_from_slice(&tar::trailer(size));
+    socket
+        .write_frame(Frame::binary(Payload::Borrowed(&frame)))
+        .await
+        .map_err(broke)?;
+    socket
+        .write_frame(Frame::binary(Payload::Borrowed(&[
+            protocol::CLOSE,
+            protocol::STDIN,
+        ])))
+        .await
+        .map_err(broke)?;
+    Ok(())
+}
+
+/// Runs `argv` (no stdin) in the request's container and waits for its end.
+async fn run(
+    gateway: &Gateway,
+    place: &Place,
+    request: &FileRequest,
+    argv: Vec<String>,
+) -> Result<Ended, ToolkitError> {
+    let path = request.exec(place, argv, false);
+    let mut socket = open(gateway, place, &path, &protocol::SUBPROTOCOLS).await?;
+    let mut ended = Ended::default();
+    drain(&mut socket, &mut ended).await?;
+    Ok(ended)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_requests() {
+        let r = FileRequest::parse("container=app&path=/tmp//x/./heap.hprof").unwrap();
+        assert_eq!(
+            (r.path.as_str(), r.dir.as_str(), r.name.as_str()),
+            ("/tmp/x/heap.hprof", "/tmp/x", "heap.hprof")
+        );
+        assert_eq!(r.container.as_deref(), Some("app"));
+        for bad in [
+            "path=/tmp/../etc/shadow",
+            "path=tmp/x",
+            "path=/",
+            "",
+            "path=/a&path=/b",
+            "path=/a;b",
+        ] {
+            assert!(FileRequest::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            read_argv("/tmp", "-rf"),
+            ["tar", "cf", "-", "-C", "/tmp", "--", "-rf"]
+        );
+        assert_eq!(
+            content_disposition("a \"b\".txt"),
+            "attachment; filename=\"a__b_.txt\"; filename*=UTF-8''a%20%22b%22%2Etxt"
+        );
+    }
+}
