@@ -236,9 +236,12 @@ impl DebugPatch {
         let only_spec = value
             .as_object()
             .is_some_and(|o| o.keys().all(|k| k == "spec"))
-            && value["spec"]
-                .as_object()
-                .is_some_and(|o| o.keys().all(|k| k == "ephemeralContainers"));
+            && value["spec"].as_object().is_some_and(|o| {
+                // kubectl adds the list's order when the pod has ephemeral containers already.
+                o.keys().all(|k| {
+                    k == "ephemeralContainers" || k == "$setElementOrder/ephemeralContainers"
+                })
+            });
         if !only_spec {
             return Err(ToolkitError::BadRequest(
                 "a debug patch may change spec.ephemeralContainers only".into(),

@@ -110,6 +110,80 @@ where
     drive(reader, out, sink, produce, shutdown).await
 }
 
+/// `hostile-tar`: answers `tar cf - … NAME` with the attack NAME names (see
+/// [`super::manifest::Builtin::HostileTar`]), then exits 0; any other command exits 127.
+pub(crate) async fn hostile_tar<R, W>(
+    reader: &mut Reader<R>,
+    out: &Out<W>,
+    options: &ExecOptions,
+    shutdown: watch::Receiver<bool>,
+) -> Outcome
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let sink = Sink::Echo {
+        stdout: false,
+        eof: None,
+    };
+    let produce = async {
+        let argv = &options.command;
+        if argv.first().map(String::as_str) != Some("tar") || !argv.iter().any(|a| a == "cf") {
+            return Ok(Status::exit(127));
+        }
+        let name = argv.last().cloned().unwrap_or_default();
+        let mut frame = vec![protocol::STDOUT];
+        frame.extend(hostile_archive(&name));
+        out.send(Payload::Owned(frame)).await?;
+        Ok(Status::exit(0))
+    };
+    drive(reader, out, sink, produce, shutdown).await
+}
+
+/// The archive for `name` (see [`hostile_tar`]).
+pub fn hostile_archive(name: &str) -> Vec<u8> {
+    use crate::protocol::tar::{BLOCK, raw_header, trailer};
+    let entry = |out: &mut Vec<u8>, path: &str, kind: u8, link: &str, data: &[u8]| {
+        out.extend_from_slice(&raw_header(path, kind, link, data.len() as u64).expect("short"));
+        out.extend_from_slice(data);
+        out.extend(std::iter::repeat_n(
+            0u8,
+            (BLOCK - data.len() % BLOCK) % BLOCK,
+        ));
+    };
+    let mut out = Vec::new();
+    let pwned = b"pwned\n";
+    match name {
+        "dotdot" => {
+            entry(&mut out, "dotdot", b'5', "", b"");
+            entry(&mut out, "dotdot/../../../../tmp/pwned", b'0', "", pwned);
+        }
+        "absolute" => entry(&mut out, "/etc/cron.d/pwned", b'0', "", pwned),
+        "symlink" => {
+            entry(&mut out, "symlink", b'5', "", b"");
+            entry(
+                &mut out,
+                "symlink/passwd",
+                b'2',
+                "../../../../etc/passwd",
+                b"",
+            );
+        }
+        "hardlink" => {
+            entry(&mut out, "hardlink", b'5', "", b"");
+            entry(&mut out, "hardlink/shadow", b'1', "etc/shadow", b"");
+        }
+        "device" => {
+            entry(&mut out, "device", b'5', "", b"");
+            entry(&mut out, "device/mem", b'3', "", b"");
+        }
+        "outside" => entry(&mut out, "elsewhere", b'0', "", pwned),
+        other => entry(&mut out, other, b'0', "", b"clean\n"),
+    }
+    out.extend(trailer(0));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -98,6 +98,9 @@ async fn run(
     let outcome = match target.container.builtin {
         Some(Builtin::Echo) => builtin::echo(&mut reader, &out, &options, shutdown).await,
         Some(Builtin::Flood) => builtin::flood(&mut reader, &out, &options, shutdown).await,
+        Some(Builtin::HostileTar) => {
+            builtin::hostile_tar(&mut reader, &out, &options, shutdown).await
+        }
         None => {
             process::run(
                 &mut reader,

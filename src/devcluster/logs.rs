@@ -186,7 +186,7 @@ pub(crate) fn serve(
         (Some(t), _) => t
             .parse::<jiff::Timestamp>()
             .ok()
-            .map(|t| SystemTime::from(t)),
+            .map(SystemTime::from),
         (None, Some(s)) => now.checked_sub(Duration::from_secs(s as u64)),
         (None, None) => None,
     };

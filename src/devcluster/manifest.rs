@@ -78,12 +78,16 @@ pub struct Container {
 
 /// In-process containers: cheap enough for thousands of sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Builtin {
     /// Copies stdin to stdout; exits 0 at stdin EOF.
     Echo,
     /// Its command is a byte count N: writes N bytes to stdout and exits 0.
     Flood,
+    /// A compromised container: `tar cf - -C DIR -- NAME` answers a hostile archive (NAME
+    /// picks the attack: `dotdot`, `absolute`, `symlink`, `hardlink`, `device`, `outside`;
+    /// anything else gets a clean one-file archive). For testing what podterm refuses.
+    HostileTar,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]

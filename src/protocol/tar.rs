@@ -533,6 +533,23 @@ pub fn file_header(name: &str, size: u64, mode: u32, mtime: u64) -> Option<[u8; 
     Some(h)
 }
 
+/// A ustar header with any name, type byte and link target, unchecked: for the dev cluster's
+/// hostile container and for tests of the reader. `None` when a field does not fit.
+pub fn raw_header(name: &str, kind: u8, link: &str, size: u64) -> Option<[u8; BLOCK]> {
+    if name.len() > 100 || link.len() > 100 {
+        return None;
+    }
+    let mut h = file_header("x", size, 0o644, 0)?;
+    h[..100].fill(0);
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    h[156] = kind;
+    h[157..157 + link.len()].copy_from_slice(link.as_bytes());
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    Some(h)
+}
+
 /// The padding after `size` bytes of file data, then the two zero blocks that end an archive.
 pub fn trailer(size: u64) -> Vec<u8> {
     vec![0u8; padding(size) as usize + 2 * BLOCK]

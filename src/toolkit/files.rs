@@ -41,6 +41,9 @@ type Exec = FragmentCollector<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>
 const MAX_STDERR: usize = 4096;
 /// Chunks of a download queued toward the client before the container is read no further.
 const BODY_QUEUE: usize = 8;
+/// A directory's archive is checked this far before the answer starts, so that a small
+/// archive with a refused entry gets a clear refusal rather than a cut download.
+const HOLD_BYTES: usize = 1 << 20;
 /// Largest stdin frame of an upload, in bytes.
 const UPLOAD_FRAME: usize = 64 * 1024;
 
@@ -348,6 +351,8 @@ async fn relay_download(
     let mut ended = Ended::default();
     let mut cancelled = false;
     let mut queue: Vec<Bytes> = Vec::new();
+    let mut announced: Option<tar::Entry> = None;
+    let mut held = 0usize;
     loop {
         let frame = match next_frame(&mut socket).await {
             Ok(Some(frame)) => frame,
@@ -374,9 +379,7 @@ async fn relay_download(
                             )));
                         }
                         single = Some(entry.kind == Kind::File);
-                        if let Some(tx) = first.take() {
-                            let _ = tx.send(Ok(entry.clone()));
-                        }
+                        announced = Some(entry.clone());
                     }
                 }
                 Event::Data(data) if single == Some(true) => {
@@ -393,6 +396,18 @@ async fn relay_download(
         }
         if single == Some(false) {
             queue.push(chunk);
+        }
+        // A file's answer starts at its header; a directory's once HOLD_BYTES were checked.
+        if single == Some(false) {
+            held = queue.iter().map(Bytes::len).sum();
+        }
+        if announced.is_some() && (single == Some(true) || held >= HOLD_BYTES) {
+            if let (Some(tx), Some(entry)) = (first.take(), announced.take()) {
+                let _ = tx.send(Ok(entry));
+            }
+        }
+        if first.is_some() {
+            continue;
         }
         // Sent before the next frame is read: a slow client stops podterm reading the
         // container (backpressure through `body`).
@@ -413,7 +428,18 @@ async fn relay_download(
             failure = Some(ended.error(&format!("reading {}", request.path)));
         } else if let Err(e) = reader.finish() {
             failure = Some(e.into());
-        } else if single == Some(true) && first.is_some() {
+        } else if let (Some(tx), Some(entry)) = (first.take(), announced.take()) {
+            // A directory smaller than HOLD_BYTES, checked whole: now it goes.
+            let _ = tx.send(Ok(entry));
+            for piece in queue.drain(..) {
+                hasher.update(&piece);
+                sent += piece.len() as u64;
+                if body.send(Ok(piece)).await.is_err() {
+                    cancelled = true;
+                    break;
+                }
+            }
+        } else if first.is_some() {
             failure = Some(ToolkitError::Failed("no file came back".into()));
         }
     }

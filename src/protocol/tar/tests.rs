@@ -2,17 +2,8 @@
 
 use super::*;
 
-/// A raw header for hostile archives: any name, type and link.
 fn raw(name: &str, kind: u8, link: &str, size: u64) -> [u8; BLOCK] {
-    let mut h = file_header("x", size, 0o644, 0).unwrap();
-    h[..100].fill(0);
-    h[..name.len()].copy_from_slice(name.as_bytes());
-    h[156] = kind;
-    h[157..157 + link.len()].copy_from_slice(link.as_bytes());
-    h[148..156].copy_from_slice(b"        ");
-    let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
-    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-    h
+    raw_header(name, kind, link, size).unwrap()
 }
 
 fn archive(entries: &[([u8; BLOCK], &[u8])]) -> Vec<u8> {
