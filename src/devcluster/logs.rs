@@ -183,10 +183,7 @@ pub(crate) fn serve(
     };
     let now = SystemTime::now();
     let since = match (&options.since_time, options.since_seconds) {
-        (Some(t), _) => t
-            .parse::<jiff::Timestamp>()
-            .ok()
-            .map(SystemTime::from),
+        (Some(t), _) => t.parse::<jiff::Timestamp>().ok().map(SystemTime::from),
         (None, Some(s)) => now.checked_sub(Duration::from_secs(s as u64)),
         (None, None) => None,
     };
