@@ -20,39 +20,14 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use hyper::body::Frame;
-use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 
-use super::manifest::{Container, ContainerKind, Pod};
+use super::manifest::{Container, ContainerKind, LogSpec, Pod};
 use super::refusal::{Body, Refusal, refuse};
 use crate::protocol::log_query::LogQuery;
 
 /// Lines the earlier instance of a `restarted` container logged.
 pub const PREVIOUS_LINES: u64 = 20;
-
-/// What a container logs.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogSpec {
-    /// One line per this long (`200ms`, `1s`).
-    #[serde(deserialize_with = "duration")]
-    pub every: Duration,
-    /// Lines per log file; the file rotates after that many.
-    #[serde(default)]
-    pub rotate: Option<u64>,
-    /// The container restarted once: `previous=true` reads the earlier instance.
-    #[serde(default)]
-    pub restarted: bool,
-}
-
-fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    let every = humantime::parse_duration(&text).map_err(serde::de::Error::custom)?;
-    if every < Duration::from_millis(1) {
-        return Err(serde::de::Error::custom("`every` must be at least 1ms"));
-    }
-    Ok(every)
-}
 
 /// One log line: its time and text (with its newline).
 struct Line {

@@ -3,6 +3,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
 /// The built-in manifest, used unless `PODTERM_DEV_CLUSTER_MANIFEST` names another.
@@ -70,10 +72,34 @@ pub struct Container {
     pub distroless: bool,
     /// What the container logs (`pods/log`); none: an empty log.
     #[serde(default)]
-    pub logs: Option<super::logs::LogSpec>,
+    pub logs: Option<LogSpec>,
     /// An ephemeral container's `targetContainerName`.
     #[serde(skip)]
     pub target_container: Option<String>,
+}
+
+/// What a container logs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSpec {
+    /// One line per this long (`200ms`, `1s`).
+    #[serde(deserialize_with = "duration")]
+    pub every: Duration,
+    /// Lines per log file; the file rotates after that many.
+    #[serde(default)]
+    pub rotate: Option<u64>,
+    /// The container restarted once: `previous=true` reads the earlier instance.
+    #[serde(default)]
+    pub restarted: bool,
+}
+
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    let every = humantime::parse_duration(&text).map_err(serde::de::Error::custom)?;
+    if every < Duration::from_millis(1) {
+        return Err(serde::de::Error::custom("`every` must be at least 1ms"));
+    }
+    Ok(every)
 }
 
 /// In-process containers: cheap enough for thousands of sessions.
