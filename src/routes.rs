@@ -487,6 +487,7 @@ fn whoami(
                 "write": grant.files.write.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
             },
             "debug_images": grant.debug_images.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+            "file_max_bytes": gateway.config.file_max_bytes,
             "denied": null,
         }),
         Err(denial) => serde_json::json!({
@@ -499,6 +500,7 @@ fn whoami(
             "logs": false,
             "files": {"read": [], "write": []},
             "debug_images": [],
+            "file_max_bytes": gateway.config.file_max_bytes,
             "denied": denial.to_string(),
         }),
     };

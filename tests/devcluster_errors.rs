@@ -64,7 +64,17 @@ async fn discovery_answers_like_an_api_server() {
         .iter()
         .map(|r| r["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["namespaces", "pods", "pods/exec"]);
+    assert_eq!(
+        names,
+        [
+            "namespaces",
+            "pods",
+            "pods/exec",
+            "pods/attach",
+            "pods/log",
+            "pods/ephemeralcontainers"
+        ]
+    );
     let (_, body) = client.get("/api/v1/namespaces/team-a/pods").await;
     let pods = json(body);
     assert_eq!(pods["kind"], "PodList");

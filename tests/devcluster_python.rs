@@ -42,8 +42,11 @@ async fn python_client_streams_exec_with_and_without_tty() {
     assert_eq!(
         r["pods"],
         serde_json::json!([
+            "default/distroless-0",
             "default/echo-0",
             "default/flood-0",
+            "default/logger-0",
+            "default/rotating-0",
             "default/tools",
             "default/web-0",
             "team-a/api-0"

@@ -262,7 +262,7 @@ async fn the_surface_is_the_kubernetes_subset_and_nothing_else() {
     for path in [
         "/clusters/dev/api/v1/secrets",
         "/clusters/dev/api/v1/namespaces/default/secrets",
-        "/clusters/dev/api/v1/namespaces/default/pods/web-0/log",
+        "/clusters/dev/api/v1/namespaces/default/pods/web-0/status",
         "/clusters/dev/api/v1/namespaces/../pods",
         "/clusters/nope/api",
         "/nothing",

@@ -333,6 +333,10 @@ async fn whoami_tells_the_page_what_it_may_do() {
             "rule": "support",
             "deny_root": false,
             "allow": [["printf", "%s|", "*"], ["cat", "/proc/*/status"]],
+            "logs": false,
+            "files": {"read": [], "write": []},
+            "debug_images": [],
+            "file_max_bytes": 4u64 << 30,
             "denied": null,
         })
     );
