@@ -10,7 +10,7 @@ use podterm::policy::Policy;
 use serde_json::Value;
 
 /// `config.<key>` in values.yaml → the variable chart/podterm/templates/deployment.yaml sets.
-const SETTINGS: [(&str, &str); 18] = [
+const SETTINGS: [(&str, &str); 19] = [
     ("auth", "PODTERM_AUTH"),
     ("userHeader", "PODTERM_USER_HEADER"),
     ("groupsHeader", "PODTERM_GROUPS_HEADER"),
@@ -22,6 +22,7 @@ const SETTINGS: [(&str, &str); 18] = [
     ("maxFrameBytes", "PODTERM_MAX_FRAME_BYTES"),
     ("maxSessionsPerUser", "PODTERM_MAX_SESSIONS_PER_USER"),
     ("maxSessions", "PODTERM_MAX_SESSIONS"),
+    ("fileMaxBytes", "PODTERM_FILE_MAX_BYTES"),
     ("drainTimeout", "PODTERM_DRAIN_TIMEOUT"),
     ("workerThreads", "PODTERM_WORKER_THREADS"),
     ("headerReadTimeout", "PODTERM_HEADER_READ_TIMEOUT"),
