@@ -76,9 +76,24 @@ export function hasShell(p) {
 }
 
 export function containersOf(p) {
-  const names = (p?.spec?.containers ?? []).map((c) => c.name);
+  const regular = (p?.spec?.containers ?? []).map((c) => c.name);
+  const init = (p?.spec?.initContainers ?? []).map((c) => c.name);
+  const debug = (p?.spec?.ephemeralContainers ?? []).map((c) => c.name);
   const wanted = p?.metadata?.annotations?.['kubectl.kubernetes.io/default-container'];
-  return { names, preferred: names.includes(wanted) ? wanted : names[0] };
+  /** @type {Map<string, 'init' | 'debug'>} the containers that are not regular ones */
+  const kinds = new Map([...init.map((n) => [n, 'init']), ...debug.map((n) => [n, 'debug'])]);
+  return {
+    names: [...regular, ...init, ...debug],
+    regular,
+    kinds,
+    preferred: regular.includes(wanted) ? wanted : regular[0],
+  };
+}
+
+/** A container's label in the pickers: init and debug (ephemeral) containers are marked. */
+export function containerLabel(name, kinds) {
+  const kind = kinds?.get(name);
+  return kind ? `${name} (${kind})` : name;
 }
 
 /** What a pod shows next to its name: its phase, or why it is not running. */
@@ -92,8 +107,9 @@ export function phaseOf(p) {
  * Who the gateway says the user is, and the mode the policy gives them in that namespace.
  * `mode` is null (and `denied` says why) where no policy rule lets them exec. A gateway
  * without a policy endpoint (404) means a full shell.
- * @returns {Promise<{user?: string, groups?: string[], mode: 'shell' | 'restricted' | null,
- *   rule?: string | null, allow?: string[][], denied?: string | null}>}
+ * @returns {Promise<{user?: string, groups?: string[], mode: 'shell' | 'restricted' | 'none' | null,
+ *   rule?: string | null, allow?: string[][], denied?: string | null, logs?: boolean,
+ *   files?: {read: string[], write: string[]}, debug_images?: string[], file_max_bytes?: number}>}
  */
 export async function whoami(cluster, namespace) {
   try {

@@ -8,6 +8,9 @@ import { SessionsView, targetOf } from './sessions-view.js';
 import { ShellSession } from './shell-session.js';
 import { createTerminal } from './terminal.js';
 import { WatchSession } from './watch-session.js';
+import { LogsView } from './logs-view.js';
+import * as files from './files.js';
+import { ensureDebugContainer, reusable } from './debug.js';
 
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const ui = {
@@ -33,6 +36,12 @@ const ui = {
   open: /** @type {HTMLButtonElement} */ ($('open')),
   sessionsToggle: /** @type {HTMLButtonElement} */ ($('sessions-toggle')),
   sessions: $('sessions'),
+  logsToggle: /** @type {HTMLButtonElement} */ ($('logs-toggle')),
+  logs: $('logs'),
+  filesToggle: /** @type {HTMLButtonElement} */ ($('files-toggle')),
+  filesDialog: /** @type {HTMLDialogElement} */ ($('files-dialog')),
+  debugToggle: /** @type {HTMLButtonElement} */ ($('debug-toggle')),
+  debugDialog: /** @type {HTMLDialogElement} */ ($('debug-dialog')),
 };
 
 /** How long a note such as "copied" stays in the status line, in milliseconds. */
@@ -185,8 +194,11 @@ async function lookUpPod(name) {
 
 function fillContainers(wanted) {
   ui.open.disabled = false;
-  const { names, preferred } = api.containersOf(podsByName.get(podPicked()));
-  ui.container.replaceChildren(...names.map((n) => option(n)));
+  const p = podsByName.get(podPicked());
+  const { names, preferred, kinds } = api.containersOf(p);
+  ui.container.replaceChildren(...names.map((n) => option(n, api.containerLabel(n, kinds))));
+  // A pod without a shell: Debug is the way in.
+  ui.debugToggle.classList.toggle('suggested', Boolean(p) && !api.hasShell(p));
   ui.container.value = wanted && names.includes(wanted) ? wanted : (preferred ?? '');
   // A pod with one container needs no second pick.
   ui.containerField.hidden = names.length <= 1;
@@ -268,7 +280,7 @@ function labelOf(entry) {
  * @param {route.Target} target
  * @param {string} [early]
  */
-async function openTab(target, early = '', resumeFrom = null) {
+async function openTab(target, early = '', resumeFrom = null, attach = false) {
   const entry = makeTab(target, nameOf(target), false);
   const typed = [early];
   const typing = entry.view.term.onData((data) => typed.push(data));
@@ -291,7 +303,7 @@ async function openTab(target, early = '', resumeFrom = null) {
   entry.session =
     who.mode === 'restricted'
       ? new RestrictedSession({ target, view, onStatus, whoami: who })
-      : new ShellSession({ target, view, onStatus, resumeFrom });
+      : new ShellSession({ target, view, onStatus, resumeFrom, attach });
   entry.session.keyFilter = withModifiers;
   entry.session.start();
   const keys = typed.join('');
@@ -517,7 +529,13 @@ ui.namespace.addEventListener('change', () => {
   notice('');
   loadPods();
 });
-ui.pod.addEventListener('change', () => fillContainers());
+ui.pod.addEventListener('change', () => {
+  fillContainers();
+  if (logsView) showLogs();
+});
+ui.container.addEventListener('change', () => {
+  if (logsView) showLogs();
+});
 ui.podName.addEventListener('change', async () => {
   await lookUpPod(podPicked());
   fillContainers();
@@ -527,6 +545,245 @@ ui.form.addEventListener('submit', (ev) => {
   const t = picked();
   if (t) openTab(t);
 });
+// ---- logs view -------------------------------------------------------------------------
+
+/** @type {LogsView | null} */
+let logsView = null;
+
+/** The target the header's Logs, Files and Debug act on: the pickers', else the active tab's. */
+function currentTarget() {
+  const t = picked();
+  if (!t) return active?.target ?? null;
+  if (t.container) return t;
+  const { preferred } = api.containersOf(podsByName.get(t.pod));
+  return preferred ? { ...t, container: preferred } : t;
+}
+
+/** Shows the Logs view for the current target (again, from scratch). */
+function showLogs() {
+  const t = currentTarget();
+  logsView?.stop();
+  ui.logs.replaceChildren();
+  if (!t) {
+    notice('Pick a pod to read its logs.');
+    return;
+  }
+  logsView = new LogsView({
+    target: t,
+    pane: ui.logs,
+    onStatus: (s) => {
+      if (!active) {
+        ui.status.textContent = s.text;
+        ui.status.dataset.tone = s.tone ?? '';
+      }
+    },
+  });
+  logsView.start();
+}
+
+ui.logsToggle.addEventListener('click', () => {
+  const shown = ui.logs.hidden;
+  ui.logs.hidden = !shown;
+  ui.logsToggle.setAttribute('aria-expanded', String(shown));
+  if (shown) showLogs();
+  else {
+    logsView?.stop();
+    logsView = null;
+    ui.logs.replaceChildren();
+  }
+  active?.view.fit.fit();
+});
+
+// ---- files -----------------------------------------------------------------------------
+
+const filesForm = /** @type {HTMLFormElement} */ (ui.filesDialog.querySelector('form'));
+const filesField = (name) => /** @type {HTMLInputElement} */ (filesForm.querySelector(`[name="${name}"]`));
+/** @type {import('./route.js').Target | null} */
+let filesTarget = null;
+let fileLimit = Infinity;
+
+/**
+ * Opens the files dialog for `t`; `dropped` files are uploaded at once into its directory.
+ * @param {import('./route.js').Target} t
+ * @param {File[]} [dropped]
+ */
+async function openFiles(t, dropped = []) {
+  filesTarget = t;
+  /** @type {HTMLElement} */ (filesForm.querySelector('.files-target')).textContent = nameOf(t);
+  if (!ui.filesDialog.open) ui.filesDialog.showModal();
+  const who = await whoami(t.cluster, t.namespace);
+  fileLimit = who.file_max_bytes ?? Infinity;
+  const rules = filesForm.querySelector('.files-rules');
+  const list = (globs) => (globs?.length ? globs.join(', ') : 'nothing');
+  rules.textContent = who.files
+    ? `Your rule lets you read ${list(who.files.read)} and write ${list(who.files.write)}.`
+    : '';
+  for (const f of dropped) uploadOne(t, f);
+}
+
+/** A row of the transfers list, with progress, a message and a Cancel button. */
+function transferRow(label) {
+  const li = document.createElement('li');
+  li.className = 'transfer';
+  li.dataset.state = 'running';
+  const name = document.createElement('span');
+  name.textContent = label;
+  const bar = document.createElement('progress');
+  const msg = document.createElement('span');
+  const cancel = document.createElement('button');
+  cancel.type = 'button';
+  cancel.textContent = 'Cancel';
+  li.append(name, bar, msg, cancel);
+  filesForm.querySelector('.transfers').prepend(li);
+  return {
+    progress(done, total) {
+      if (total) {
+        bar.max = total;
+        bar.value = done;
+      }
+      msg.textContent = total ? `${files.bytes(done)} of ${files.bytes(total)}` : files.bytes(done);
+    },
+    end(state, text) {
+      li.dataset.state = state;
+      msg.textContent = text;
+      cancel.remove();
+      if (state !== 'done') bar.remove();
+    },
+    onCancel(f) {
+      cancel.addEventListener('click', f);
+    },
+  };
+}
+
+function downloadOne(t, path) {
+  const row = transferRow(`↓ ${path}`);
+  const abort = new AbortController();
+  row.onCancel(() => abort.abort());
+  files
+    .download(t, path, { signal: abort.signal, onProgress: (d, n) => row.progress(d, n) })
+    .then(({ blob, name }) => {
+      files.save(blob, name);
+      row.end('done', `saved as ${name} (${files.bytes(blob.size)})`);
+    })
+    .catch((e) => row.end(abort.signal.aborted ? 'cancelled' : 'failed', abort.signal.aborted ? 'cancelled' : e.message));
+}
+
+function uploadOne(t, file) {
+  const dir = filesField('dir').value.trim() || '/tmp';
+  const path = files.joinPath(dir, file.name);
+  const row = transferRow(`↑ ${file.name} → ${path}`);
+  if (file.size > fileLimit) {
+    row.end('failed', `${files.bytes(file.size)} is more than this podterm's limit of ${files.bytes(fileLimit)}`);
+    return;
+  }
+  const up = files.upload(t, file, path, { onProgress: (d, n) => row.progress(d, n) });
+  let cancelled = false;
+  row.onCancel(() => {
+    cancelled = true;
+    up.abort();
+  });
+  up.done
+    .then((r) => row.end('done', `written (${files.bytes(r.bytes ?? file.size)}, sha256 ${String(r.sha256 ?? '').slice(0, 12)}…)`))
+    .catch((e) => row.end(cancelled ? 'cancelled' : 'failed', cancelled ? 'cancelled: nothing was written' : e.message));
+}
+
+ui.filesToggle.addEventListener('click', () => {
+  const t = currentTarget();
+  if (t) openFiles(t);
+  else notice('Pick a pod to copy files in or out of.');
+});
+filesField('download').addEventListener('click', () => {
+  const path = filesField('path').value.trim();
+  if (filesTarget && path) downloadOne(filesTarget, path);
+});
+filesField('upload').addEventListener('click', () => {
+  const picked = [...(filesField('files').files ?? [])];
+  if (filesTarget) for (const f of picked) uploadOne(filesTarget, f);
+  filesField('files').value = '';
+});
+ui.filesDialog.addEventListener('close', () => active?.view.term.focus());
+// Files dropped onto a terminal go into its container.
+ui.panes.addEventListener('dragover', (ev) => {
+  if (!active || !ev.dataTransfer?.types.includes('Files')) return;
+  ev.preventDefault();
+  active.pane.classList.add('drop-target');
+});
+ui.panes.addEventListener('dragleave', () => active?.pane.classList.remove('drop-target'));
+ui.panes.addEventListener('drop', (ev) => {
+  const dropped = [...(ev.dataTransfer?.files ?? [])];
+  active?.pane.classList.remove('drop-target');
+  if (!active || dropped.length === 0) return;
+  ev.preventDefault();
+  openFiles(active.target, dropped);
+});
+
+// ---- debug containers ------------------------------------------------------------------
+
+const debugForm = /** @type {HTMLFormElement} */ (ui.debugDialog.querySelector('form'));
+const debugField = (name) => /** @type {HTMLInputElement} */ (debugForm.querySelector(`[name="${name}"]`));
+/** @type {{target: import('./route.js').Target, pod: any} | null} */
+let debugging = null;
+
+async function openDebug(t) {
+  const error = debugForm.querySelector('.debug-error');
+  error.textContent = '';
+  /** @type {HTMLElement} */ (debugForm.querySelector('.debug-target')).textContent = `${t.namespace}/${t.pod}`;
+  const [who, pod] = await Promise.all([
+    whoami(t.cluster, t.namespace),
+    api.pod(t.cluster, t.namespace, t.pod).catch(() => null),
+  ]);
+  debugging = { target: { cluster: t.cluster, namespace: t.namespace, pod: t.pod }, pod };
+  const images = who.debug_images ?? [];
+  $('debug-images').replaceChildren(...images.map((i) => option(i)));
+  const { regular } = api.containersOf(pod);
+  const target = /** @type {HTMLSelectElement} */ (/** @type {unknown} */ (debugField('target')));
+  target.replaceChildren(option('', '(none)'), ...regular.map((n) => option(n)));
+  target.value = t.container && regular.includes(t.container) ? t.container : (regular[0] ?? '');
+  if (images.length === 0) error.textContent = who.denied ?? 'Your policy rule allows no debug images here.';
+  showReuse();
+  ui.debugDialog.showModal();
+  debugField('image').focus();
+}
+
+function showReuse() {
+  const image = debugField('image').value.trim();
+  const again = debugging && image ? reusable(debugging.pod, image) : null;
+  debugForm.querySelector('.debug-reuse').textContent = again
+    ? `This reuses the running ${again.name} (${again.image}).`
+    : '';
+}
+
+ui.debugToggle.addEventListener('click', () => {
+  const t = currentTarget();
+  if (t) openDebug(t);
+  else notice('Pick a pod to debug.');
+});
+debugField('image').addEventListener('input', showReuse);
+debugField('create').addEventListener('click', async () => {
+  if (!debugging) return;
+  const image = debugField('image').value.trim();
+  const error = debugForm.querySelector('.debug-error');
+  if (!image) {
+    error.textContent = 'Name an image.';
+    return;
+  }
+  error.textContent = '';
+  const button = /** @type {HTMLButtonElement} */ (/** @type {unknown} */ (debugField('create')));
+  button.disabled = true;
+  try {
+    const t = debugging.target;
+    const { name } = await ensureDebugContainer(t, { image, target: debugField('target').value || undefined }, api);
+    ui.debugDialog.close();
+    // The pickers learn the new container; the tab attaches to it.
+    if (ui.namespace.value.trim() === t.namespace && podPicked() === t.pod) await loadPods(t.pod);
+    await openTab({ ...t, container: name }, '', null, true);
+  } catch (e) {
+    error.textContent = e.message;
+  } finally {
+    button.disabled = false;
+  }
+});
+
 // ---- sessions view ---------------------------------------------------------------------
 
 const sessionsView = new SessionsView({

@@ -34,11 +34,12 @@ export const ACK_EVERY = 64 * 1024;
 
 /**
  * @typedef {{cluster: string, namespace: string, pod: string, container?: string}} Target
- * @typedef {{command?: string[], stdin: boolean, tty: boolean}} ExecOptions
+ * @typedef {{command?: string[], stdin: boolean, tty: boolean, attach?: boolean}} ExecOptions
  */
 
 /**
- * The exec path relative to the page (so the page works under any sub-path).
+ * The exec path relative to the page (so the page works under any sub-path); with `attach`,
+ * the `pods/attach` path of the container's own process (no command).
  * @param {Target} t
  * @param {ExecOptions} opts
  */
@@ -46,12 +47,13 @@ export function execPath(t, opts) {
   const enc = encodeURIComponent;
   const q = new URLSearchParams();
   if (t.container) q.append('container', t.container);
-  for (const arg of opts.command ?? []) q.append('command', arg);
+  if (!opts.attach) for (const arg of opts.command ?? []) q.append('command', arg);
   q.append('stdin', String(opts.stdin));
   q.append('stdout', 'true');
   q.append('stderr', String(!opts.tty));
   q.append('tty', String(opts.tty));
-  return `clusters/${enc(t.cluster)}/api/v1/namespaces/${enc(t.namespace)}/pods/${enc(t.pod)}/exec?${q}`;
+  const verb = opts.attach ? 'attach' : 'exec';
+  return `clusters/${enc(t.cluster)}/api/v1/namespaces/${enc(t.namespace)}/pods/${enc(t.pod)}/${verb}?${q}`;
 }
 
 /**

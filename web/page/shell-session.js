@@ -26,6 +26,7 @@ export class ShellSession extends TabSession {
    * @param {import('./terminal.js').View} o.view the tab's terminal
    * @param {(s: TabStatus) => void} o.onStatus
    * @param {any} [o.resumeFrom] a session to come back to (a reload), from ExecSession.resumable
+   * @param {boolean} [o.attach] attach to the container's own process (a debug container)
    */
   constructor(o) {
     super(o, { text: '', state: 'connecting', canRestart: false });
@@ -52,7 +53,7 @@ export class ShellSession extends TabSession {
 
   /** Starts a session (the first one, or a new one after an exit or a drop). */
   start() {
-    const path = execPath(this.o.target, { stdin: true, tty: true });
+    const path = execPath(this.o.target, { stdin: true, tty: true, attach: Boolean(this.o.attach) });
     if (this.exec) this.term.write('\x1b[!p'); // soft reset: modes left by the last session
     this.setStatus({ text: 'connecting…', state: 'connecting', canRestart: false });
     const resumeFrom = this.o.resumeFrom;
