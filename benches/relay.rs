@@ -39,6 +39,7 @@ fn config() -> RelayConfig {
         flow: flow(),
         session_bytes: Default::default(),
         ended_by: Default::default(),
+        copy: None,
     }
 }
 

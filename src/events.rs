@@ -32,6 +32,8 @@ pub struct SessionInfo {
     pub rule: Option<String>,
     /// The session's recording file, if it is recorded.
     pub recording: Option<PathBuf>,
+    /// A `kubectl cp` exec: what its tar stream is checked against in the relay.
+    pub copy: Option<crate::policy::toolkit::CopyCheck>,
 }
 
 impl SessionInfo {
@@ -49,6 +51,7 @@ impl SessionInfo {
             mode: None,
             rule: None,
             recording: None,
+            copy: None,
         }
     }
 
@@ -248,6 +251,8 @@ pub enum CloseReason {
     Recording(String),
     /// An authorized user ended it (`DELETE /api/sessions/{id}`).
     Ended(String),
+    /// A `kubectl cp` stream carried an entry podterm refuses (crate::protocol::tar).
+    Refused(String),
 }
 
 impl CloseReason {
@@ -261,7 +266,8 @@ impl CloseReason {
             CloseReason::Protocol(_)
             | CloseReason::Idle
             | CloseReason::MaxDuration
-            | CloseReason::Ended(_) => 1008,
+            | CloseReason::Ended(_)
+            | CloseReason::Refused(_) => 1008,
             CloseReason::FrameTooLarge => 1009,
             CloseReason::Upstream(_) | CloseReason::Recording(_) => 1011,
         }
@@ -295,6 +301,7 @@ impl CloseReason {
             CloseReason::Shutdown => "shutdown",
             CloseReason::Recording(_) => "recording_failed",
             CloseReason::Ended(_) => "ended",
+            CloseReason::Refused(_) => "refused",
         }
     }
 
@@ -312,6 +319,7 @@ impl CloseReason {
             CloseReason::Shutdown => "podterm is shutting down".to_string(),
             CloseReason::Recording(why) => format!("recording failed: {why}"),
             CloseReason::Ended(by) => format!("ended by {by}"),
+            CloseReason::Refused(why) => format!("refused: {why}"),
         };
         protocol::truncate_utf8(&text, 120).to_string()
     }

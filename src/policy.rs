@@ -379,7 +379,8 @@ impl Grant<'_> {
         self.rule.unwrap_or_default().to_string()
     }
 
-    fn decision(&self) -> Decision {
+    /// The decision this grant makes for what it allows.
+    pub fn decision(&self) -> Decision {
         Decision {
             mode: self.mode,
             rule: self.rule.map(str::to_string),
@@ -398,6 +399,30 @@ impl Grant<'_> {
                 rule: self.rule_name(),
             }),
         }
+    }
+
+    /// Judges a `kubectl cp` exec ([`toolkit::Copy`]): `None` when `argv` is not one. In
+    /// restricted and none modes the rule's file globs are what allows it; in shell mode it
+    /// runs as any command would, and its stream is checked all the same.
+    pub fn judge_copy(
+        &self,
+        argv: &[String],
+        tty: bool,
+        limit: u64,
+    ) -> Option<Result<toolkit::CopyCheck, Denial>> {
+        let copy = toolkit::Copy::of(argv)?;
+        if tty {
+            return None;
+        }
+        let (direction, path) = copy.judged();
+        let checked = self
+            .judge_file(direction, path)
+            .map(|_| toolkit::CopyCheck {
+                write: self.files.write.clone(),
+                copy: copy.clone(),
+                limit,
+            });
+        Some(checked)
     }
 
     /// Judges reading pod logs.

@@ -10,6 +10,7 @@
 //! its close frame and is read until the peer's own (the closing handshake), then shut down.
 
 mod closing;
+mod copy;
 mod detach;
 mod flow;
 mod frames;
@@ -30,6 +31,7 @@ use tokio::time::Instant;
 use fastwebsockets::Role;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
+pub use self::copy::{CopyOutcome, CopyRelay};
 pub use self::detach::{Attach, AttachEvents, Attachments, Detachable, relay_detachable};
 use self::frames::{FrameReader, FrameWriter};
 use self::handoff::Handoff;
@@ -75,6 +77,8 @@ pub struct RelayConfig {
     /// Who ended the session, when `shutdown` resolved because someone did (else the gateway
     /// is shutting down).
     pub ended_by: Arc<std::sync::OnceLock<String>>,
+    /// A `kubectl cp` session: its tar stream is checked entry by entry (relay::copy).
+    pub copy: Option<CopyRelay>,
 }
 
 /// Frame payload bytes one session relayed so far, each way.
@@ -105,6 +109,7 @@ impl RelayConfig {
             max_upstream_frame_bytes: 1 << 20,
             bytes: Default::default(),
             recording: None,
+            copy: None,
             flow: false,
             session_bytes: Arc::default(),
             ended_by: Arc::default(),
@@ -122,6 +127,7 @@ impl RelayConfig {
             max_upstream_frame_bytes: config.max_frame_bytes.max(MIN_UPSTREAM_FRAME_BYTES),
             bytes,
             recording: None,
+            copy: None,
             flow: false,
             session_bytes: Arc::default(),
             ended_by: Arc::default(),

@@ -367,6 +367,8 @@ impl Run {
         );
         relay_config.recording = recording.as_ref().map(Recording::tap);
         relay_config.flow = answer.flow;
+        relay_config.copy = info.copy.clone().map(relay::CopyRelay::new);
+        let copy = relay_config.copy.clone();
         let kept = answer.resume.then(Arc::<Kept>::default);
         let (session, attachments) = gateway.fleet.register(
             info.clone(),
@@ -420,12 +422,64 @@ impl Run {
         };
         gateway.fleet.remove(&info.id);
         drop(relay_config);
+        if let Some(copy) = copy {
+            report_copy(&gateway, &info, &copy, &summary);
+        }
         if let Some(recording) = recording {
             // Failures were audited as they happened; the session is over either way.
             let _ = recording.finish().await;
         }
         gateway.session_ended(&info, counted, &summary);
     }
+}
+
+/// The audit line of a `kubectl cp` session (`file.read`, `file.write`): what it copied,
+/// from the checked stream, beside the session's own lines.
+fn report_copy(gateway: &Gateway, info: &SessionInfo, copy: &relay::CopyRelay, summary: &Summary) {
+    use crate::policy::toolkit::Copy;
+    let Some(identity) = info.identity.as_ref() else {
+        return;
+    };
+    let (event, key, path) = match &copy.check.copy {
+        Copy::Read { path } => ("file.read", "path", path),
+        Copy::Write { dir } => ("file.write", "dir", dir),
+        Copy::Probe { .. } => return,
+    };
+    let outcome = copy
+        .outcome
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let mut action = crate::events::Action::new(
+        event,
+        identity,
+        info.peer,
+        (&info.cluster, &info.namespace, &info.pod),
+    );
+    action.start = info.started;
+    action.container = info.container().map(str::to_string);
+    action.rule.clone_from(&info.rule);
+    action.detail = serde_json::json!({
+        key: path,
+        "direction": if event == "file.read" { "read" } else { "write" },
+        "via": "kubectl cp",
+        "session": info.id,
+        "bytes": outcome.bytes,
+        "sha256": outcome.sha256,
+        "entries": outcome.entries,
+    });
+    match (&outcome.refused, summary.exit_code) {
+        (Some(why), _) => {
+            action.outcome = "denied";
+            action.reason = Some(why.clone());
+        }
+        (None, Some(0)) => {}
+        (None, _) => {
+            action.outcome = "failed";
+            action.reason = Some(summary.close.text());
+        }
+    }
+    gateway.action(&action);
 }
 
 /// How a session that outlives its connection reports its attachments: control messages for

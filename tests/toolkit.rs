@@ -232,6 +232,18 @@ rules:
     debug:
       images: ["busybox:*"]
 "#;
+/// kubectl cp under a restricted rule: the heap dump may be read, files written into `in/`.
+const LOCAL_SUPPORT: &str = r#"
+rules:
+  - name: support
+    users: [dev]
+    mode: restricted
+    allow:
+      - [id, "-u"]
+    files:
+      read: ["DIR/*.hprof"]
+      write: ["DIR/in", "DIR/in/*"]
+"#;
 const LOCAL_VIEWER: &str = r#"
 rules:
   - name: viewers
@@ -607,4 +619,125 @@ async fn kubectl_cp_both_ways_through_podterm() {
             b"from the container\n"
         );
     }
+}
+
+#[tokio::test]
+async fn kubectl_cp_is_judged_by_the_file_globs_and_its_stream_checked() {
+    let world = World::start().await;
+    let files = world.files();
+    let policy = LOCAL_SUPPORT.replace("DIR", files.to_str().unwrap());
+    let support = world.local("support", &policy).await;
+    let dev = world.local("dev", LOCAL_DEV).await;
+    std::fs::create_dir(files.join("in")).unwrap();
+    std::fs::write(files.join("heap.hprof"), vec![3u8; 100_000]).unwrap();
+    std::fs::write(files.join("secret.txt"), b"secret").unwrap();
+    let local = world.dir.path().join("local");
+    std::fs::create_dir(&local).unwrap();
+    std::fs::write(local.join("note.txt"), b"a note\n").unwrap();
+    let at = |p: &str| format!("tools:{}", files.join(p).display());
+    for version in KUBECTL_VERSIONS {
+        // The seed's jmap case with kubectl: the dump comes out, nothing else does.
+        let dst = local.join(format!("heap-{version}.hprof"));
+        let out = world
+            .kubectl(
+                support,
+                version,
+                &["cp", &at("heap.hprof"), dst.to_str().unwrap()],
+            )
+            .await;
+        assert!(out.status.success(), "{version}: {}", text(&out.stderr));
+        assert_eq!(std::fs::read(&dst).unwrap(), vec![3u8; 100_000]);
+        let out = world
+            .kubectl(
+                support,
+                version,
+                &["cp", &at("secret.txt"), local.join("s").to_str().unwrap()],
+            )
+            .await;
+        assert!(!out.status.success(), "{version}");
+        assert!(
+            text(&out.stderr).contains("does not allow reading"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(!local.join("s").exists());
+        // In: allowed into in/, refused elsewhere.
+        let note = local.join("note.txt");
+        let out = world
+            .kubectl(
+                support,
+                version,
+                &[
+                    "cp",
+                    note.to_str().unwrap(),
+                    &at(&format!("in/note-{version}.txt")),
+                ],
+            )
+            .await;
+        assert!(out.status.success(), "{version}: {}", text(&out.stderr));
+        assert_eq!(
+            std::fs::read(files.join(format!("in/note-{version}.txt"))).unwrap(),
+            b"a note\n"
+        );
+        let out = world
+            .kubectl(
+                support,
+                version,
+                &["cp", note.to_str().unwrap(), &at("elsewhere.txt")],
+            )
+            .await;
+        assert!(!out.status.success(), "{version}");
+        assert!(!files.join("elsewhere.txt").exists());
+        // A hostile container's archive is cut where the bad entry comes, in any mode.
+        let out = world
+            .kubectl(
+                dev,
+                version,
+                &[
+                    "cp",
+                    "hostile-0:/srv/dotdot",
+                    local.join("d").to_str().unwrap(),
+                ],
+            )
+            .await;
+        assert!(!out.status.success(), "{version}: {}", text(&out.stdout));
+    }
+    assert!(
+        !Path::new("/tmp/pwned").exists() || std::fs::read("/tmp/pwned").unwrap() != b"pwned\n"
+    );
+    let lines = world.audit().await;
+    let reads = events(&lines, "file.read");
+    let cp = |l: &serde_json::Value| l["detail"]["via"] == "kubectl cp";
+    let ok: Vec<_> = reads
+        .iter()
+        .filter(|l| cp(l) && l["outcome"] == "ok")
+        .collect();
+    assert_eq!(ok.len(), 2, "{ok:?}");
+    assert_eq!(
+        ok[0]["detail"]["path"],
+        files.join("heap.hprof").to_str().unwrap()
+    );
+    assert_eq!(ok[0]["rule"], "support");
+    let refused: Vec<_> = reads
+        .iter()
+        .filter(|l| cp(l) && l["outcome"] == "denied")
+        .collect();
+    assert_eq!(refused.len(), 2, "the two hostile reads");
+    assert!(
+        refused[0]["reason"].as_str().unwrap().contains("`..`"),
+        "{}",
+        refused[0]
+    );
+    let writes: Vec<_> = events(&lines, "file.write")
+        .into_iter()
+        .filter(|l| cp(l))
+        .collect();
+    assert_eq!(writes.iter().filter(|l| l["outcome"] == "ok").count(), 2);
+    let denied = events(&lines, "session.denied");
+    assert!(denied.iter().any(|l| {
+        l["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("does not allow writing")
+    }));
 }

@@ -131,17 +131,25 @@ where
         if argv.first().map(String::as_str) != Some("tar") || !argv.iter().any(|a| a == "cf") {
             return Ok(Status::exit(127));
         }
-        let name = argv.last().cloned().unwrap_or_default();
+        // podterm's form names the entry after `-C DIR --`; kubectl cp's (`tar cf - PATH`)
+        // makes entries of PATH without its leading `/`, as GNU tar does.
+        let last = argv.last().cloned().unwrap_or_default();
+        let top = if argv.iter().any(|a| a == "-C") {
+            last
+        } else {
+            last.trim_start_matches('/').to_string()
+        };
         let mut frame = vec![protocol::STDOUT];
-        frame.extend(hostile_archive(&name));
+        frame.extend(hostile_archive(&top));
         out.send(Payload::Owned(frame)).await?;
         Ok(Status::exit(0))
     };
     drive(reader, out, sink, produce, shutdown).await
 }
 
-/// The archive for `name` (see [`hostile_tar`]).
-pub fn hostile_archive(name: &str) -> Vec<u8> {
+/// The archive for `top` (see [`hostile_tar`]): the attack its last segment names, with
+/// entries under `top`.
+pub fn hostile_archive(top: &str) -> Vec<u8> {
     use crate::protocol::tar::{BLOCK, raw_header, trailer};
     let entry = |out: &mut Vec<u8>, path: &str, kind: u8, link: &str, data: &[u8]| {
         out.extend_from_slice(&raw_header(path, kind, link, data.len() as u64).expect("short"));
@@ -153,32 +161,34 @@ pub fn hostile_archive(name: &str) -> Vec<u8> {
     };
     let mut out = Vec::new();
     let pwned = b"pwned\n";
-    match name {
+    let under = |rest: &str| format!("{top}/{rest}");
+    match top.rsplit('/').next().unwrap_or(top) {
         "dotdot" => {
-            entry(&mut out, "dotdot", b'5', "", b"");
-            entry(&mut out, "dotdot/../../../../tmp/pwned", b'0', "", pwned);
+            entry(&mut out, top, b'5', "", b"");
+            entry(&mut out, &under("../../../../tmp/pwned"), b'0', "", pwned);
         }
         "absolute" => entry(&mut out, "/etc/cron.d/pwned", b'0', "", pwned),
         "symlink" => {
-            entry(&mut out, "symlink", b'5', "", b"");
+            entry(&mut out, top, b'5', "", b"");
+            let up = "../".repeat(top.split('/').count() + 3);
             entry(
                 &mut out,
-                "symlink/passwd",
+                &under("passwd"),
                 b'2',
-                "../../../../etc/passwd",
+                &format!("{up}etc/passwd"),
                 b"",
             );
         }
         "hardlink" => {
-            entry(&mut out, "hardlink", b'5', "", b"");
-            entry(&mut out, "hardlink/shadow", b'1', "etc/shadow", b"");
+            entry(&mut out, top, b'5', "", b"");
+            entry(&mut out, &under("shadow"), b'1', "etc/shadow", b"");
         }
         "device" => {
-            entry(&mut out, "device", b'5', "", b"");
-            entry(&mut out, "device/mem", b'3', "", b"");
+            entry(&mut out, top, b'5', "", b"");
+            entry(&mut out, &under("mem"), b'3', "", b"");
         }
         "outside" => entry(&mut out, "elsewhere", b'0', "", pwned),
-        other => entry(&mut out, other, b'0', "", b"clean\n"),
+        _ => entry(&mut out, top, b'0', "", b"clean\n"),
     }
     out.extend(trailer(0));
     out

@@ -184,9 +184,120 @@ pub fn split_path(normalized: &str) -> Option<(&str, &str)> {
     Some((if dir.is_empty() { "/" } else { dir }, name))
 }
 
+/// What a `kubectl cp` exec copies, read from the argv kubectl builds (`k8s.io/kubectl/pkg/cmd/
+/// cp/cp.go`): `tar cf - PATH` (from the container), `tar [--no-same-permissions
+/// --no-same-owner] -xmf - [-C DIR]` (into it) and `test -d PATH` (its probe of the
+/// destination). Only absolute paths are judged (a relative one depends on the container's
+/// working directory); its retry form (`sh -c "tar cf - PATH | tail -c+N"`) is a shell and is
+/// judged as one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Copy {
+    /// `tar cf - PATH`: PATH (normalized) goes to the caller.
+    Read { path: String },
+    /// `tar -xmf - -C DIR`: the caller's archive is unpacked in DIR (normalized).
+    Write { dir: String },
+    /// `test -d PATH`: kubectl asks whether the destination is a directory.
+    Probe { path: String },
+}
+
+impl Copy {
+    /// The copy `argv` makes, if it is one of kubectl cp's.
+    pub fn of(argv: &[String]) -> Option<Copy> {
+        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let absolute = |p: &str| normalize_path(p).ok();
+        match args.as_slice() {
+            ["tar", "cf", "-", path] => Some(Copy::Read {
+                path: absolute(path)?,
+            }),
+            ["test", "-d", path] => Some(Copy::Probe {
+                path: absolute(path)?,
+            }),
+            ["tar", rest @ ..] => {
+                let rest = match rest {
+                    ["--no-same-permissions", "--no-same-owner", rest @ ..] => rest,
+                    rest => rest,
+                };
+                match rest {
+                    ["-xmf", "-", "-C", dir] => Some(Copy::Write {
+                        dir: absolute(dir)?,
+                    }),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// The direction and the path the policy's file globs judge.
+    pub fn judged(&self) -> (Direction, &str) {
+        match self {
+            Copy::Read { path } => (Direction::Read, path),
+            Copy::Write { dir } => (Direction::Write, dir),
+            Copy::Probe { path } => (Direction::Write, path),
+        }
+    }
+}
+
+/// The checks a `kubectl cp` session's tar stream goes through in the relay: every entry of
+/// what the container sends (a read), or of what the caller sends (a write), with each
+/// written path judged by the rule's write globs.
+#[derive(Debug, Clone)]
+pub struct CopyCheck {
+    pub copy: Copy,
+    /// For a write: the globs every unpacked path must match.
+    pub write: Vec<Glob>,
+    /// The most bytes the stream may carry.
+    pub limit: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kubectl_cp_argv_is_recognized() {
+        let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            Copy::of(&argv(&["tar", "cf", "-", "/tmp//heap.hprof"])),
+            Some(Copy::Read {
+                path: "/tmp/heap.hprof".into()
+            })
+        );
+        assert_eq!(
+            Copy::of(&argv(&["tar", "-xmf", "-", "-C", "/tmp/in"])),
+            Some(Copy::Write {
+                dir: "/tmp/in".into()
+            })
+        );
+        assert_eq!(
+            Copy::of(&argv(&[
+                "tar",
+                "--no-same-permissions",
+                "--no-same-owner",
+                "-xmf",
+                "-",
+                "-C",
+                "/d"
+            ])),
+            Some(Copy::Write { dir: "/d".into() })
+        );
+        assert_eq!(
+            Copy::of(&argv(&["test", "-d", "/tmp/x"])),
+            Some(Copy::Probe {
+                path: "/tmp/x".into()
+            })
+        );
+        for other in [
+            &["tar", "cf", "-", "relative"][..],
+            &["tar", "cf", "-", "/a/../etc"],
+            &["tar", "cf", "-", "/a", "/b"],
+            &["tar", "-xmf", "-"],
+            &["sh", "-c", "tar cf - /tmp/x | tail -c+10"],
+            &["tar", "xf", "-", "--to-command=sh"],
+        ] {
+            assert_eq!(Copy::of(&argv(other)), None, "{other:?}");
+        }
+    }
 
     #[test]
     fn paths_are_normalized_or_refused() {

@@ -130,8 +130,14 @@ pub struct TarReader {
 }
 
 impl TarReader {
-    /// A parser for an archive whose entries must all be `top` or under `top/`, at most
-    /// `limit` bytes long.
+    /// A parser for an archive whose entries may have any clean relative name (an archive a
+    /// caller sends to be unpacked in a directory), at most `limit` bytes long.
+    pub fn anywhere(limit: u64) -> TarReader {
+        TarReader::new("", limit)
+    }
+
+    /// A parser for an archive whose entries must all be `top` or under `top/` (any clean
+    /// relative name when `top` is empty), at most `limit` bytes long.
     pub fn new(top: &str, limit: u64) -> TarReader {
         TarReader {
             top: top.trim_end_matches('/').to_string(),
@@ -391,7 +397,10 @@ impl TarReader {
             }
         }
         let clean = clean.join("/");
-        if clean != self.top && !clean.starts_with(&format!("{}/", self.top)) {
+        if clean.is_empty() && self.top.is_empty() {
+            return Err(TarError::Empty);
+        }
+        if !self.within(&clean) {
             return Err(TarError::Outside {
                 name: name.into(),
                 top: self.top.clone(),
@@ -421,12 +430,20 @@ impl TarReader {
                 s => path.push(s),
             }
         }
-        let resolved = path.join("/");
-        if resolved == self.top || resolved.starts_with(&format!("{}/", self.top)) {
+        if self.within(&path.join("/")) {
             Ok(())
         } else {
             Err(escape())
         }
+    }
+
+    /// Whether a clean relative path is `top` or under it (anything, with no top).
+    fn within(&self, path: &str) -> bool {
+        self.top.is_empty()
+            || path == self.top
+            || path
+                .strip_prefix(self.top.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
     }
 }
 

@@ -136,6 +136,7 @@ pub(super) async fn from_client<S: AsyncRead>(
 ) -> CloseReason {
     let mut message = ClientMessage::None;
     let mut tap = config.recording.clone();
+    let mut copy = config.copy.as_ref().and_then(|c| c.tap(false));
     loop {
         let out = match read(rx, &shared.client).await {
             Ok(out) => out,
@@ -165,6 +166,12 @@ pub(super) async fn from_client<S: AsyncRead>(
                 Verdict::End(why) => return why,
             },
         };
+        if let Some(copy) = &mut copy
+            && let Some(data) = stdin_of(&out)
+            && let Err(why) = copy.feed(data)
+        {
+            return CloseReason::Refused(why);
+        }
         if let Some(tap) = &mut tap {
             // Boxed: a session that is not recorded keeps no room for recording in its future.
             if let Err(e) = Box::pin(record_client_frame(tap, &out)).await {
@@ -181,6 +188,18 @@ pub(super) async fn from_client<S: AsyncRead>(
         if to_upstream.send(out, &shared.client).await.is_err() {
             return CloseReason::Upstream("stopped writing".into());
         }
+    }
+}
+
+/// The stdin bytes of a client frame about to be forwarded (continuations only occur inside
+/// stdin messages).
+fn stdin_of(out: &Outgoing) -> Option<&[u8]> {
+    if out.opcode == OpCode::Continuation {
+        return Some(&out.payload);
+    }
+    match out.payload.split_first() {
+        Some((&protocol::STDIN, data)) => Some(data),
+        _ => None,
     }
 }
 
@@ -293,6 +312,7 @@ pub(super) async fn from_upstream<S: AsyncRead>(
 ) -> CloseReason {
     let mut message = UpstreamMessage::default();
     let mut tap = config.recording.clone();
+    let mut copy = config.copy.as_ref().and_then(|c| c.tap(true));
     loop {
         if let Some(flow) = &shared.flow {
             flow.room(&shared.upstream).await;
@@ -318,6 +338,11 @@ pub(super) async fn from_upstream<S: AsyncRead>(
             Ok(tracked) => tracked,
             Err(why) => return why,
         };
+        if let (Some(copy), Some(protocol::STDOUT)) = (&mut copy, channel)
+            && let Err(why) = copy.feed(data)
+        {
+            return CloseReason::Refused(why);
+        }
         if let Some(stream @ (protocol::STDOUT | protocol::STDERR)) = channel {
             if let Some(flow) = &shared.flow {
                 flow.sent(data.len());

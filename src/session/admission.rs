@@ -11,7 +11,7 @@ use crate::identity::Identity;
 use crate::policy::Denial;
 use crate::policy::limits::SessionGuard as LimitGuard;
 use crate::policy::root::{MAX_ROOT_CHECK_OUTPUT, root_check_argv, root_check_verdict};
-use crate::protocol::exec_query::{ExecQuery, ExecTarget, exec_path};
+use crate::protocol::exec_query::{ExecQuery, ExecTarget, Subresource, exec_path};
 use crate::protocol::{self, Status};
 
 /// How long the `deny_root` check exec may take.
@@ -33,10 +33,29 @@ pub async fn admit(
     let grant = hooks
         .policy
         .grant(identity, &target.cluster, &target.namespace)?;
-    let decision = grant.judge_target(target);
+    let copy = match target.subresource {
+        Subresource::Exec if !target.default_shell => grant.judge_copy(
+            &target.request.command,
+            target.request.tty,
+            gateway.config.file_max_bytes,
+        ),
+        _ => None,
+    };
+    // A kubectl cp exec is judged by the rule's file globs: in restricted and none modes
+    // they are what allows it, and in every mode its stream is checked in the relay.
+    let (decision, copy) = match (grant.judge_target(target), copy) {
+        (Ok(decision), None) => (Ok(decision), None),
+        (Ok(decision), Some(Ok(check))) => (Ok(decision), Some(check)),
+        (
+            Err(Denial::NotAllowed { .. } | Denial::BadArgv { .. } | Denial::NoExec { .. }),
+            Some(Ok(check)),
+        ) => (Ok(grant.decision()), Some(check)),
+        (_, Some(Err(denial))) | (Err(denial), _) => (Err(denial), None),
+    };
     let (mode, rule) = (grant.mode, grant.rule.map(str::to_string));
     info.mode = Some(mode);
     info.rule = rule;
+    info.copy = copy;
     let decision = decision?;
     let (identity, target) = caller_and_target(info);
     let place = hooks.limits.acquire(&identity.user)?;

@@ -208,3 +208,26 @@ fn the_upload_header_is_read_by_gnu_tar() {
         assert!(file_header(bad, 0, 0o644, 0).is_none(), "{bad:?}");
     }
 }
+
+#[test]
+fn anywhere_takes_clean_names_and_keeps_links_inside() {
+    let ok = archive(&[
+        (raw("a", b'5', "", 0), b""),
+        (raw("a/b.txt", b'0', "", 1), b"x"),
+        (raw("c.txt", b'0', "", 1), b"y"),
+        (raw("a/l", b'2', "../c.txt", 0), b""),
+    ]);
+    let mut reader = TarReader::anywhere(u64::MAX);
+    reader.push(&ok, &mut |_| Ok(())).unwrap();
+    reader.finish().unwrap();
+    for (bad, needle) in [
+        (archive(&[(raw("../x", b'0', "", 1), b"x")]), "`..`"),
+        (archive(&[(raw("/x", b'0', "", 1), b"x")]), "absolute"),
+        (archive(&[(raw("l", b'2', "../x", 0), b"")]), "links to"),
+        (archive(&[(raw("./", b'5', "", 0), b"")]), "empty"),
+    ] {
+        let mut reader = TarReader::anywhere(u64::MAX);
+        let err = reader.push(&bad, &mut |_| Ok(())).unwrap_err().to_string();
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+}
