@@ -376,3 +376,137 @@ fn loading_names_the_file() {
     std::fs::write(&path, EXAMPLE).unwrap();
     assert!(!Policy::load(Some(&path)).unwrap().is_open());
 }
+
+const TOOLKIT: &str = r#"
+rules:
+  - name: support
+    groups: [support]
+    mode: restricted
+    allow:
+      - [jmap, "-dump:format=b,file=/tmp/heap.hprof", "[0-9]*"]
+    files:
+      read: ["/tmp/*.hprof"]
+    logs: true
+  - name: viewers
+    groups: [viewers]
+    mode: none
+    logs: true
+  - name: sre
+    groups: [sre]
+    mode: shell
+    debug:
+      images: ["busybox:1.36", "ghcr.io/acme/debug:*"]
+  - name: devs
+    groups: [devs]
+    mode: shell
+"#;
+
+#[test]
+fn toolkit_keys_decide_logs_files_debug_and_attach() {
+    use toolkit::Direction::{Read, Write};
+    let p = Policy::parse(TOOLKIT).unwrap();
+    let grant = |g: &str| p.grant(&who("x", &[g]), "c", "ns").unwrap();
+    // Support: the seed's jmap case, files only where the rule says, logs, no attach.
+    let support = grant("support");
+    assert!(support.judge_logs().is_ok());
+    assert!(support.judge_file(Read, "/tmp/heap.hprof").is_ok());
+    let e = support.judge_file(Read, "/etc/shadow").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        r#"rule "support" does not allow reading "/etc/shadow" (files.read: /tmp/*.hprof)"#
+    );
+    let e = support.judge_file(Write, "/tmp/x.hprof").unwrap_err();
+    assert!(e.to_string().contains("(files.write: none)"), "{e}");
+    assert!(matches!(support.judge_attach(), Err(Denial::Attach { .. })));
+    assert!(matches!(
+        support.judge_debug("busybox:1.36"),
+        Err(Denial::Debug { .. })
+    ));
+    // Viewers: logs without exec.
+    let viewers = grant("viewers");
+    assert!(viewers.judge_logs().is_ok());
+    assert!(matches!(
+        viewers.judge(&argv(&["id"]), false),
+        Err(Denial::NoExec { .. })
+    ));
+    assert!(matches!(viewers.judge_attach(), Err(Denial::NoExec { .. })));
+    assert!(viewers.judge_file(Read, "/tmp/a").is_err());
+    // SRE: debug images by glob; shell's files default to anything.
+    let sre = grant("sre");
+    assert!(sre.judge_debug("ghcr.io/acme/debug:v2").is_ok());
+    let e = sre.judge_debug("alpine:3").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        r#"rule "sre" does not allow debug image "alpine:3" (debug.images: busybox:1.36, ghcr.io/acme/debug:*)"#
+    );
+    assert!(sre.judge_file(Write, "/etc/x").is_ok());
+    assert!(sre.judge_attach().is_ok());
+    // A shell rule without `debug` has no debug images.
+    assert!(matches!(
+        grant("devs").judge_debug("busybox:1.36"),
+        Err(Denial::Debug { .. })
+    ));
+    // No policy file: the cluster's RBAC decides everything.
+    let open = Policy::open();
+    let g = open.grant(&who("x", &[]), "c", "ns").unwrap();
+    assert!(g.judge_debug("anything:latest").is_ok() && g.judge_logs().is_ok());
+}
+
+#[test]
+fn kubectl_cp_is_judged_by_the_file_globs() {
+    let p = Policy::parse(TOOLKIT).unwrap();
+    let support = p.grant(&who("x", &["support"]), "c", "ns").unwrap();
+    let copy = |a: &[&str]| support.judge_copy(&argv(a), false, 1 << 20);
+    assert!(matches!(
+        copy(&["tar", "cf", "-", "/tmp/heap.hprof"]),
+        Some(Ok(_))
+    ));
+    assert!(matches!(
+        copy(&["tar", "cf", "-", "/etc/shadow"]),
+        Some(Err(Denial::File { .. }))
+    ));
+    assert!(copy(&["cat", "/tmp/heap.hprof"]).is_none());
+    assert!(
+        support
+            .judge_copy(&argv(&["tar", "cf", "-", "/tmp/heap.hprof"]), true, 1)
+            .is_none(),
+        "with a tty it is not kubectl cp"
+    );
+}
+
+#[test]
+fn toolkit_keys_are_checked_when_the_file_is_read() {
+    for (text, needle) in [
+        (
+            "rules:\n  - mode: restricted\n    allow: [[id]]\n    debug: {images: [busybox]}\n",
+            "`debug` needs `mode: shell`",
+        ),
+        (
+            "rules:\n  - mode: shell\n    debug: {images: []}\n",
+            "`debug.images` is empty",
+        ),
+        (
+            "rules:\n  - mode: shell\n    files: {read: [tmp/x]}\n",
+            "not an absolute path glob",
+        ),
+        (
+            "rules:\n  - mode: shell\n    files: {}\n",
+            "needs `read` or `write`",
+        ),
+        (
+            "rules:\n  - mode: none\n    allow: [[id]]\n",
+            "`allow` applies only to `mode: restricted`",
+        ),
+        (
+            "rules:\n  - mode: shell\n    logs: sometimes\n",
+            "invalid boolean at line 3",
+        ),
+        (
+            "rules:\n  - mode: shell\n    files: {read: [\"/a\"], exec: []}\n",
+            "unknown field",
+        ),
+    ] {
+        let err = Policy::parse(text).unwrap_err();
+        assert!(err.contains(needle), "{text}: {err}");
+    }
+}
