@@ -596,7 +596,7 @@ async fn write_upload(
     frame.push(protocol::STDIN);
     frame.extend_from_slice(header);
     socket
-        .write_frame(Frame::binary(Payload::Borrowed(&frame)))
+        .write_frame(Frame::binary(Payload::BorrowedMut(&mut frame)))
         .await
         .map_err(broke)?;
     let mut got: u64 = 0;
@@ -612,10 +612,12 @@ async fn write_upload(
         }
         hasher.update(&data);
         for piece in data.chunks(UPLOAD_FRAME) {
-            frame.truncate(1);
+            // Masked in place by the write: the channel byte is written again each time.
+            frame.clear();
+            frame.push(protocol::STDIN);
             frame.extend_from_slice(piece);
             socket
-                .write_frame(Frame::binary(Payload::Borrowed(&frame)))
+                .write_frame(Frame::binary(Payload::BorrowedMut(&mut frame)))
                 .await
                 .map_err(broke)?;
         }
@@ -625,10 +627,11 @@ async fn write_upload(
             "the upload stopped before its end: {got} of {size} bytes came"
         )));
     }
-    frame.truncate(1);
+    frame.clear();
+    frame.push(protocol::STDIN);
     frame.extend_from_slice(&tar::trailer(size));
     socket
-        .write_frame(Frame::binary(Payload::Borrowed(&frame)))
+        .write_frame(Frame::binary(Payload::BorrowedMut(&mut frame)))
         .await
         .map_err(broke)?;
     socket
