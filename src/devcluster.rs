@@ -185,6 +185,7 @@ impl DevCluster {
                 instance: rand::random(),
                 node_ip: host_ip.to_string(),
                 ephemeral: objects::Ephemeral::default(),
+                changes: tokio::sync::broadcast::channel(64).0,
             },
             token: token.clone(),
             workdir: workdir.clone(),

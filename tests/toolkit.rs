@@ -55,7 +55,7 @@ pods:
 rules:
   - groups: [devs, support, viewers]
     resources: [pods, pods/exec, pods/attach, pods/log, pods/ephemeralcontainers, namespaces]
-    verbs: [get, list, create, patch]
+    verbs: [get, list, watch, create, patch]
 "#;
 
 /// The policy, with `DIR` standing for the test's directory of files.

@@ -144,6 +144,15 @@ async fn serve(
             )
         }
         Route::Ephemeral(ns, name) => super::ephemeral::serve(req, shared, &caller, ns, name).await,
+        Route::AllPods | Route::Pods(_)
+            if Values::parse(req.uri().query().unwrap_or("")).flag("watch") =>
+        {
+            let namespace = match route {
+                Route::Pods(ns) => Some(ns),
+                _ => None,
+            };
+            watch_pods(shared, &caller, namespace, req.uri().query())
+        }
         route => {
             let table = wants_table(
                 req.headers()
@@ -309,8 +318,79 @@ fn exec_route(
     Ok(res)
 }
 
+/// A watch of pods (`?watch=true`, as client-go's informers ask after their list): a
+/// `MODIFIED` event for each pod that changes (an ephemeral container added) and matches the
+/// namespace and selectors, until `timeoutSeconds` (default 30 min), the client leaves or the
+/// dev cluster stops. Nothing is replayed: the list before it was current.
+fn watch_pods(
+    shared: &Arc<Shared>,
+    caller: &Caller,
+    namespace: Option<&str>,
+    query: Option<&str>,
+) -> Result<Response<Body>, Refusal> {
+    let rules = &shared.objects.manifest.rules;
+    caller.check(rules, action("watch", "pods", None, namespace))?;
+    let values = Values::parse(query.unwrap_or(""));
+    let labels = match values.first("labelSelector") {
+        Some(text) => {
+            Selector::parse(&String::from_utf8_lossy(text)).map_err(|e| refuse(400, e))?
+        }
+        None => Selector::default(),
+    };
+    let fields = field_selector(query)?;
+    let timeout = values
+        .first("timeoutSeconds")
+        .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
+        .map_or(
+            std::time::Duration::from_secs(1800),
+            std::time::Duration::from_secs,
+        );
+    let mut changes = shared.objects.changes.subscribe();
+    let mut shutdown = shared.shutdown.clone();
+    let namespace = namespace.map(str::to_string);
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        loop {
+            let (ns, name) = tokio::select! {
+                changed = changes.recv() => match changed {
+                    Ok(changed) => changed,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                },
+                () = &mut deadline => return,
+                () = tx.closed() => return,
+                _ = shutdown.changed() => return,
+            };
+            let Some(pod) = shared.objects.pod_now(&ns, &name) else {
+                continue;
+            };
+            let wanted = namespace.as_deref().is_none_or(|n| n == pod.namespace)
+                && labels.matches(&pod.labels)
+                && fields.matches(&pod_fields(&pod));
+            if !wanted {
+                continue;
+            }
+            let event = json!({"type": "MODIFIED", "object": shared.objects.pod(&pod)});
+            let mut line = serde_json::to_vec(&event).expect("JSON");
+            line.push(b'\n');
+            if tx.send(bytes::Bytes::from(line)).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header("Cache-Control", "no-cache, private")
+        .body(http_body_util::BodyExt::boxed(super::logs::Streamed(rx)))
+        .expect("a valid response"))
+}
+
 /// The query of a list request, read as the API server reads it: its label selector;
-/// `watch` is refused (405).
+/// `watch` is refused (405) where it is not served (pods serve it: [`watch_pods`]).
 fn list_query(query: Option<&str>) -> Result<Selector, Refusal> {
     let values = Values::parse(query.unwrap_or(""));
     if values.flag("watch") {

@@ -185,5 +185,11 @@ fn apply(shared: &Shared, ns: &str, name: &str, patch: Patch) -> Result<(), Refu
             list.push(c);
         }
     }
+    drop(all);
+    // Watches hear of it (none listening is fine).
+    let _ = shared
+        .objects
+        .changes
+        .send((ns.to_string(), name.to_string()));
     Ok(())
 }

@@ -258,7 +258,7 @@ fn text_response(body: Bytes) -> hyper::Response<Body> {
 }
 
 /// A body fed chunk by chunk from a channel; it ends when the sender is dropped.
-struct Streamed(mpsc::Receiver<Bytes>);
+pub(crate) struct Streamed(pub(crate) mpsc::Receiver<Bytes>);
 
 impl hyper::body::Body for Streamed {
     type Data = Bytes;

@@ -26,6 +26,9 @@ pub struct Objects {
     pub instance: u64,
     pub node_ip: String,
     pub ephemeral: Ephemeral,
+    /// Each pod (`namespace`, `name`) that changed (an ephemeral container added), for
+    /// watches.
+    pub changes: tokio::sync::broadcast::Sender<(String, String)>,
 }
 
 impl Objects {
@@ -407,6 +410,7 @@ mod tests {
             instance: 7,
             node_ip: "127.0.0.1".into(),
             ephemeral: Ephemeral::default(),
+            changes: tokio::sync::broadcast::channel(16).0,
         };
         let web = objects.manifest.pod("default", "web-0").unwrap();
         let pod = objects.pod(web);
