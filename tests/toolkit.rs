@@ -79,7 +79,19 @@ rules:
     logs: true
 "#;
 
+/// Tells the test that a session ended (its audit lines, a kubectl cp's file line included,
+/// are written by then).
+struct Ends(tokio::sync::mpsc::UnboundedSender<()>);
+
+impl podterm::events::SessionObserver for Ends {
+    fn ended(&self, _: &podterm::events::SessionInfo, _: &podterm::relay::Summary) {
+        let _ = self.0.send(());
+    }
+}
+
 struct World {
+    ends: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<()>>,
+    ends_tx: tokio::sync::mpsc::UnboundedSender<()>,
     _cluster: DevCluster,
     dir: tempfile::TempDir,
     gateway: Arc<Gateway>,
@@ -140,12 +152,16 @@ impl World {
         let clusters = Clusters::from_kubeconfig_file(&cluster.kubeconfig, &[])
             .await
             .unwrap();
-        let hooks = Hooks::from_config(&config).unwrap();
+        let mut hooks = Hooks::from_config(&config).unwrap();
+        let (ends_tx, ends) = tokio::sync::mpsc::unbounded_channel();
+        hooks.observers.push(Arc::new(Ends(ends_tx.clone())));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let gateway = Arc::new(Gateway::with_hooks(config, clusters, hooks));
         tokio::spawn(server::run(listener, gateway.clone()));
         World {
+            ends: tokio::sync::Mutex::new(ends),
+            ends_tx,
             _cluster: cluster,
             dir,
             gateway,
@@ -168,6 +184,25 @@ impl World {
             .env("KUBECACHEDIR", home.join("cache"))
             .env_remove("KUBECONFIG");
         run(cmd, None).await
+    }
+
+    /// The audit lines once `done` holds for them, waiting for sessions to end in between
+    /// (kubectl exits before podterm has reported the session it ran).
+    async fn audit_when(
+        &self,
+        done: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        loop {
+            let lines = self.audit().await;
+            if done(&lines) {
+                return lines;
+            }
+            tokio::time::timeout(std::time::Duration::from_secs(30), async {
+                self.ends.lock().await.recv().await
+            })
+            .await
+            .expect("a session ended within 30 s");
+        }
     }
 
     async fn audit(&self) -> Vec<serde_json::Value> {
@@ -705,7 +740,14 @@ async fn kubectl_cp_is_judged_by_the_file_globs_and_its_stream_checked() {
     assert!(
         !Path::new("/tmp/pwned").exists() || std::fs::read("/tmp/pwned").unwrap() != b"pwned\n"
     );
-    let lines = world.audit().await;
+    let cp_lines = |lines: &[serde_json::Value]| {
+        lines
+            .iter()
+            .filter(|l| l["detail"]["via"] == "kubectl cp")
+            .count()
+    };
+    // Two dumps and two refused hostile reads, two writes.
+    let lines = world.audit_when(|l| cp_lines(l) >= 6).await;
     let reads = events(&lines, "file.read");
     let cp = |l: &serde_json::Value| l["detail"]["via"] == "kubectl cp";
     let ok: Vec<_> = reads

@@ -120,6 +120,45 @@ pub fn write_argv(dir: &str) -> Vec<String> {
     ["tar", "xmf", "-", "-C", dir].map(String::from).to_vec()
 }
 
+/// Chunks queued toward the hashing thread before the transfer waits for it.
+const HASH_QUEUE: usize = 32;
+
+/// The sha256 of a transfer, computed on a blocking thread of its own as the chunks pass (the
+/// hash is most of a transfer's CPU: off the relay's path it runs beside it, not in turn).
+struct Sha256 {
+    tx: mpsc::Sender<Bytes>,
+    done: tokio::task::JoinHandle<String>,
+}
+
+impl Sha256 {
+    fn start() -> Sha256 {
+        let (tx, mut rx) = mpsc::channel::<Bytes>(HASH_QUEUE);
+        let done = tokio::task::spawn_blocking(move || {
+            let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+            while let Some(chunk) = rx.blocking_recv() {
+                context.update(&chunk);
+            }
+            hex(context.finish().as_ref())
+        });
+        Sha256 { tx, done }
+    }
+
+    /// Hashes `chunk` (a shared reference to the bytes, no copy).
+    async fn update(&self, chunk: Bytes) {
+        let _ = self.tx.send(chunk).await;
+    }
+
+    /// The hex digest of everything given.
+    async fn finish(self) -> String {
+        drop(self.tx);
+        self.done.await.unwrap_or_default()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A response body fed from a channel; an `Err` aborts the response.
 pub struct Streamed(mpsc::Receiver<Result<Bytes, String>>);
 
@@ -343,7 +382,7 @@ async fn relay_download(
     body: mpsc::Sender<Result<Bytes, String>>,
 ) {
     let mut reader = TarReader::new(&request.name, limit.saturating_add(64 * 1024));
-    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
+    let hasher = Sha256::start();
     let mut first = Some(first);
     let mut single = None::<bool>;
     let mut sent: u64 = 0;
@@ -412,7 +451,7 @@ async fn relay_download(
         // Sent before the next frame is read: a slow client stops podterm reading the
         // container (backpressure through `body`).
         for piece in queue.drain(..) {
-            hasher.update(&piece);
+            hasher.update(piece.clone()).await;
             sent += piece.len() as u64;
             if body.send(Ok(piece)).await.is_err() {
                 cancelled = true;
@@ -432,7 +471,7 @@ async fn relay_download(
             // A directory smaller than HOLD_BYTES, checked whole: now it goes.
             let _ = tx.send(Ok(entry));
             for piece in queue.drain(..) {
-                hasher.update(&piece);
+                hasher.update(piece.clone()).await;
                 sent += piece.len() as u64;
                 if body.send(Ok(piece)).await.is_err() {
                     cancelled = true;
@@ -443,8 +482,7 @@ async fn relay_download(
             failure = Some(ToolkitError::Failed("no file came back".into()));
         }
     }
-    let digest = hasher.finish();
-    let sha256: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let sha256 = hasher.finish().await;
     action.detail = json!({
         "path": request.path,
         "direction": "read",
@@ -535,8 +573,8 @@ async fn upload_checked(
     let path = request.exec(place, write_argv(&request.dir), true);
     // Stdin must be closed for tar to finish: the close channel is v5's.
     let mut socket = open(gateway, place, &path, &[protocol::V5]).await?;
-    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
-    let written = write_upload(&mut socket, req.into_body(), &header, size, &mut hasher).await;
+    let hasher = Sha256::start();
+    let written = write_upload(&mut socket, req.into_body(), &header, size, &hasher).await;
     let mut ended = Ended::default();
     let drained = drain(&mut socket, &mut ended).await;
     let temp_path = format!("{}/{temp}", request.dir.trim_end_matches('/'));
@@ -564,12 +602,7 @@ async fn upload_checked(
     if !moved.success() {
         return Err(moved.error(&format!("moving the upload to {}", request.path)));
     }
-    let sha256: String = hasher
-        .finish()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha256 = hasher.finish().await;
     let detail = json!({
         "path": request.path,
         "direction": "write",
@@ -587,7 +620,7 @@ async fn write_upload(
     mut body: Incoming,
     header: &[u8; tar::BLOCK],
     size: u64,
-    hasher: &mut ring::digest::Context,
+    hasher: &Sha256,
 ) -> Result<(), ToolkitError> {
     let broke = |e: fastwebsockets::WebSocketError| {
         ToolkitError::Failed(format!("the exec stream broke: {e}"))
@@ -610,7 +643,7 @@ async fn write_upload(
                 "the body is longer than its Content-Length".into(),
             ));
         }
-        hasher.update(&data);
+        hasher.update(data.clone()).await;
         for piece in data.chunks(UPLOAD_FRAME) {
             // Masked in place by the write: the channel byte is written again each time.
             frame.clear();
