@@ -468,13 +468,15 @@ fn report_copy(gateway: &Gateway, info: &SessionInfo, copy: &relay::CopyRelay, s
         "sha256": outcome.sha256,
         "entries": outcome.entries,
     });
-    match (&outcome.refused, summary.exit_code) {
-        (Some(why), _) => {
+    // A reader (kubectl) may close as soon as the archive ended, before the exit status came:
+    // the whole archive having passed is what makes a read whole.
+    match (&outcome.refused, outcome.complete, summary.exit_code) {
+        (Some(why), _, _) => {
             action.outcome = "denied";
             action.reason = Some(why.clone());
         }
-        (None, Some(0)) => {}
-        (None, _) => {
+        (None, true, Some(0) | None) => {}
+        (None, _, _) => {
             action.outcome = "failed";
             action.reason = Some(summary.close.text());
         }

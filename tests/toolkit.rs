@@ -122,6 +122,7 @@ impl World {
             .push(Arc::new(podterm::audit::AuditObserver::new(
                 self.gateway.hooks.audit.clone().unwrap(),
             )));
+        hooks.observers.push(Arc::new(Ends(self.ends_tx.clone())));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let gateway = Arc::new(Gateway::with_hooks(config, clusters, hooks));

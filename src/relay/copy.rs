@@ -20,6 +20,8 @@ pub struct CopyOutcome {
     pub entries: u64,
     /// Why the stream was cut, if it was.
     pub refused: Option<String>,
+    /// Whether the whole archive passed (it ended where an archive ends).
+    pub complete: bool,
 }
 
 /// A session's copy check and where its outcome goes.
@@ -108,9 +110,11 @@ impl Drop for CopyTap {
         )
         .finish();
         let (bytes, entries) = (self.reader.bytes, self.reader.entries);
+        let complete = self.reader.finish().is_ok();
         let mut outcome = self.outcome();
         outcome.bytes = bytes;
         outcome.entries = entries;
+        outcome.complete = complete;
         outcome.sha256 = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     }
 }

@@ -15,7 +15,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use fastwebsockets::{FragmentCollector, Frame, OpCode, Payload};
@@ -24,7 +24,6 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response};
 use serde_json::json;
-use tokio::sync::{mpsc, oneshot};
 
 use super::{Place, ToolkitError, report};
 use crate::events::Action;
@@ -39,13 +38,12 @@ type Exec = FragmentCollector<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>
 
 /// Largest stderr kept from a tar that failed, in bytes.
 const MAX_STDERR: usize = 4096;
-/// Chunks of a download queued toward the client before the container is read no further.
-const BODY_QUEUE: usize = 8;
 /// A directory's archive is checked this far before the answer starts, so that a small
 /// archive with a refused entry gets a clear refusal rather than a cut download.
 const HOLD_BYTES: usize = 1 << 20;
-/// Largest stdin frame of an upload, in bytes.
-const UPLOAD_FRAME: usize = 64 * 1024;
+/// Stdin frame of an upload, in bytes: kubectl's size; with 64 KiB frames each filled the
+/// container's 64 KiB pipe whole and the upload went in fits and starts (loadtest/README.md).
+const UPLOAD_FRAME: usize = 32 * 1024;
 
 /// A file request, parsed once: where, in which container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,38 +118,21 @@ pub fn write_argv(dir: &str) -> Vec<String> {
     ["tar", "xmf", "-", "-C", dir].map(String::from).to_vec()
 }
 
-/// Chunks queued toward the hashing thread before the transfer waits for it.
-const HASH_QUEUE: usize = 32;
-
-/// The sha256 of a transfer, computed on a blocking thread of its own as the chunks pass (the
-/// hash is most of a transfer's CPU: off the relay's path it runs beside it, not in turn).
-struct Sha256 {
-    tx: mpsc::Sender<Bytes>,
-    done: tokio::task::JoinHandle<String>,
-}
+/// The sha256 of a transfer, computed inline as the chunks pass: on a thread of its own it
+/// cost more CPU and no time on two cores (loadtest/README.md, files).
+struct Sha256(ring::digest::Context);
 
 impl Sha256 {
     fn start() -> Sha256 {
-        let (tx, mut rx) = mpsc::channel::<Bytes>(HASH_QUEUE);
-        let done = tokio::task::spawn_blocking(move || {
-            let mut context = ring::digest::Context::new(&ring::digest::SHA256);
-            while let Some(chunk) = rx.blocking_recv() {
-                context.update(&chunk);
-            }
-            hex(context.finish().as_ref())
-        });
-        Sha256 { tx, done }
+        Sha256(ring::digest::Context::new(&ring::digest::SHA256))
     }
 
-    /// Hashes `chunk` (a shared reference to the bytes, no copy).
-    async fn update(&self, chunk: Bytes) {
-        let _ = self.tx.send(chunk).await;
+    fn update(&mut self, chunk: &[u8]) {
+        self.0.update(chunk);
     }
 
-    /// The hex digest of everything given.
-    async fn finish(self) -> String {
-        drop(self.tx);
-        self.done.await.unwrap_or_default()
+    fn finish(self) -> String {
+        hex(self.0.finish().as_ref())
     }
 }
 
@@ -159,10 +140,18 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A response body fed from a channel; an `Err` aborts the response.
-pub struct Streamed(mpsc::Receiver<Result<Bytes, String>>);
+/// The response body of a download: each poll reads the container's stream on (no task, no
+/// channel: the connection's own task drives the copy, and a slow client stops podterm
+/// reading the container). An `Err` aborts the response.
+pub struct DownloadBody {
+    held: std::collections::VecDeque<Bytes>,
+    download: Option<Box<Download>>,
+    next: Option<Pin<Box<dyn std::future::Future<Output = Pulled> + Send>>>,
+}
 
-impl hyper::body::Body for Streamed {
+type Pulled = (Box<Download>, Result<Option<Bytes>, ToolkitError>);
+
+impl hyper::body::Body for DownloadBody {
     type Data = Bytes;
     type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -170,12 +159,184 @@ impl hyper::body::Body for Streamed {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
-        self.0.poll_recv(cx).map(|item| {
-            item.map(|r| {
-                r.map(hyper::body::Frame::data)
-                    .map_err(|e| Box::new(std::io::Error::other(e)) as Self::Error)
-            })
-        })
+        if let Some(chunk) = self.held.pop_front() {
+            return Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk))));
+        }
+        if self.next.is_none() {
+            let Some(mut download) = self.download.take() else {
+                return Poll::Ready(None);
+            };
+            self.next = Some(Box::pin(async move {
+                let pulled = download.pull().await;
+                (download, pulled)
+            }));
+        }
+        let (download, pulled) = ready!(self.next.as_mut().expect("set above").as_mut().poll(cx));
+        self.next = None;
+        match pulled {
+            Ok(Some(chunk)) => {
+                self.download = Some(download);
+                Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk))))
+            }
+            Ok(None) => Poll::Ready(None),
+            Err(e) => Poll::Ready(Some(Err(Box::new(std::io::Error::other(e.to_string()))))),
+        }
+    }
+}
+
+/// A download in progress: the container's tar stream, checked entry by entry, and its
+/// audit line, written once when it ends (or, dropped before its end, as cancelled).
+struct Download {
+    gateway: Arc<Gateway>,
+    action: Option<Action>,
+    request: FileRequest,
+    socket: Exec,
+    reader: TarReader,
+    hasher: Option<Sha256>,
+    ended: Ended,
+    /// The first entry, once read: a file (its data is what is sent) or a directory (the
+    /// archive is).
+    first: Option<tar::Entry>,
+    sent: u64,
+    queue: std::collections::VecDeque<Bytes>,
+    done: bool,
+}
+
+impl Download {
+    /// The next chunk for the caller (`None` at the end, the audit line written), or why the
+    /// download failed (the audit line written too).
+    async fn pull(&mut self) -> Result<Option<Bytes>, ToolkitError> {
+        match self.fill().await {
+            Ok(Some(chunk)) => {
+                self.sent += chunk.len() as u64;
+                if let Some(h) = &mut self.hasher {
+                    h.update(&chunk);
+                }
+                // A file's last byte: the caller may stop asking (its length is known), so
+                // the rest of the stream is read now, for its checks, its exit status and the
+                // audit line, before the last chunk goes.
+                let whole = self.first.as_ref().is_some_and(|f| f.kind == Kind::File)
+                    && self.first.as_ref().map(|f| f.size) == Some(self.sent);
+                if whole {
+                    let rest = match self.fill().await {
+                        Ok(Some(_)) => Err(ToolkitError::Failed(
+                            "the stream has more data than the file's size".into(),
+                        )),
+                        Ok(None) => Ok(()),
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = rest {
+                        self.finish(Some(&e));
+                        return Err(e);
+                    }
+                    self.finish(None);
+                }
+                Ok(Some(chunk))
+            }
+            Ok(None) => {
+                self.finish(None);
+                Ok(None)
+            }
+            Err(e) => {
+                self.finish(Some(&e));
+                Err(e)
+            }
+        }
+    }
+
+    /// Reads frames until a chunk is ready to go, or the stream ended well.
+    async fn fill(&mut self) -> Result<Option<Bytes>, ToolkitError> {
+        loop {
+            if let Some(chunk) = self.queue.pop_front() {
+                return Ok(Some(chunk));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            let Some((channel, chunk)) = next_frame(&mut self.socket).await? else {
+                self.done = true;
+                if !self.ended.success() {
+                    return Err(self.ended.error(&format!("reading {}", self.request.path)));
+                }
+                self.reader.finish()?;
+                if self.first.is_none() {
+                    return Err(ToolkitError::Failed("no file came back".into()));
+                }
+                continue;
+            };
+            if !self.ended.note(channel, &chunk) {
+                continue;
+            }
+            let base = chunk.as_ptr() as usize;
+            let (first, queue, path) = (&mut self.first, &mut self.queue, &self.request.path);
+            self.reader.push(&chunk, &mut |event| {
+                match event {
+                    Event::Entry(entry) if first.as_ref().is_some_and(|f| f.kind == Kind::File) => {
+                        return Err(tar::TarError::Refused(format!(
+                            "{path} is a file, yet the stream has another entry: {:?}",
+                            entry.name
+                        )));
+                    }
+                    Event::Entry(entry) if first.is_none() => {
+                        if entry.kind == Kind::Symlink {
+                            return Err(tar::TarError::Refused(format!(
+                                "{path} is a symbolic link to {:?}: download the file it points to",
+                                entry.link.as_deref().unwrap_or_default()
+                            )));
+                        }
+                        *first = Some(entry.clone());
+                    }
+                    Event::Data(data) if first.as_ref().is_some_and(|f| f.kind == Kind::File) => {
+                        let offset = data.as_ptr() as usize - base;
+                        queue.push_back(chunk.slice(offset..offset + data.len()));
+                    }
+                    _ => {}
+                }
+                Ok(())
+            })?;
+            if self.first.as_ref().is_some_and(|f| f.kind != Kind::File) {
+                self.queue.push_back(chunk);
+            }
+        }
+    }
+
+    /// Writes the audit line once: ok, or the error (a refused entry is `denied`).
+    fn finish(&mut self, error: Option<&ToolkitError>) {
+        let Some(mut action) = self.action.take() else {
+            return;
+        };
+        let sha256 = self.hasher.take().map(Sha256::finish).unwrap_or_default();
+        action.detail = json!({
+            "path": self.request.path,
+            "direction": "read",
+            "kind": match &self.first {
+                Some(f) if f.kind == Kind::File => "file",
+                Some(_) => "dir",
+                None => "none",
+            },
+            "bytes": self.sent,
+            "sha256": sha256,
+            "entries": self.reader.entries,
+        });
+        if let Some(e) = error {
+            action.outcome = if matches!(e, ToolkitError::Tar(_)) {
+                "denied"
+            } else {
+                "failed"
+            };
+            action.reason = Some(e.to_string());
+        }
+        self.gateway.action(&action);
+    }
+}
+
+impl Drop for Download {
+    fn drop(&mut self) {
+        if let Some(action) = &mut self.action {
+            action.outcome = "cancelled";
+            action.reason = Some("the caller stopped the download".into());
+        }
+        self.finish(None);
     }
 }
 
@@ -301,12 +462,14 @@ fn judge(
     Ok(())
 }
 
-/// `GET /api/files/…`: a file or directory from the container (see the module doc).
+/// `GET /api/files/…`: a file or directory from the container (see the module doc). The
+/// answer starts once the first entry is read (a file) or HOLD_BYTES of the archive were
+/// checked (a directory), so a small archive with a refused entry is a clear refusal.
 pub async fn download(
     gateway: &Arc<Gateway>,
     req: &Request<Incoming>,
     place: Place,
-) -> Result<Response<Streamed>, ToolkitError> {
+) -> Result<Response<DownloadBody>, ToolkitError> {
     let mut action = place.action("file.read");
     let prepared = async {
         let request = FileRequest::parse(req.uri().query().unwrap_or(""))?;
@@ -320,22 +483,46 @@ pub async fn download(
         Ok(ok) => ok,
         Err(e) => return report(gateway, action, Err(e)),
     };
-    let (first_tx, first_rx) = oneshot::channel();
-    let (body_tx, body_rx) = mpsc::channel(BODY_QUEUE);
-    let limit = gateway.config.file_max_bytes;
-    tokio::spawn(relay_download(
-        gateway.clone(),
-        action,
-        request.clone(),
+    let limit = gateway.config.file_max_bytes.saturating_add(64 * 1024);
+    let mut download = Box::new(Download {
+        gateway: gateway.clone(),
+        action: Some(action),
+        reader: TarReader::new(&request.name, limit),
+        request: request.clone(),
         socket,
-        limit,
-        first_tx,
-        body_tx,
-    ));
-    let first: tar::Entry = first_rx
-        .await
-        .map_err(|_| ToolkitError::Failed("the download stopped".into()))??;
-    let mut res = Response::new(Streamed(body_rx));
+        hasher: Some(Sha256::start()),
+        ended: Ended::default(),
+        first: None,
+        sent: 0,
+        queue: std::collections::VecDeque::new(),
+        done: false,
+    });
+    let mut held = std::collections::VecDeque::new();
+    let mut held_bytes = 0;
+    loop {
+        let ready = match &download.first {
+            Some(f) if f.kind == Kind::File => true,
+            Some(_) => held_bytes >= HOLD_BYTES || download.done,
+            None => false,
+        };
+        if ready {
+            break;
+        }
+        match download.pull().await? {
+            Some(chunk) => {
+                held_bytes += chunk.len();
+                held.push_back(chunk);
+            }
+            None => break,
+        }
+    }
+    let first = download.first.clone().expect("read before the answer");
+    let done = download.done && download.queue.is_empty();
+    let mut res = Response::new(DownloadBody {
+        held,
+        download: (!done).then_some(download),
+        next: None,
+    });
     let headers = res.headers_mut();
     let (file_name, content_type) = match first.kind {
         Kind::File => {
@@ -368,153 +555,6 @@ fn content_disposition(name: &str) -> String {
         .collect();
     let encoded = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
     format!("attachment; filename=\"{plain}\"; filename*=UTF-8''{encoded}")
-}
-
-/// Reads the container's tar, checks it, and feeds the caller: the first entry (or why not)
-/// to `first`, then the file's data (or the archive's bytes) to `body`. Audits the outcome.
-async fn relay_download(
-    gateway: Arc<Gateway>,
-    mut action: Action,
-    request: FileRequest,
-    mut socket: Exec,
-    limit: u64,
-    first: oneshot::Sender<Result<tar::Entry, ToolkitError>>,
-    body: mpsc::Sender<Result<Bytes, String>>,
-) {
-    let mut reader = TarReader::new(&request.name, limit.saturating_add(64 * 1024));
-    let hasher = Sha256::start();
-    let mut first = Some(first);
-    let mut single = None::<bool>;
-    let mut sent: u64 = 0;
-    let mut failure: Option<ToolkitError> = None;
-    let mut ended = Ended::default();
-    let mut cancelled = false;
-    let mut queue: Vec<Bytes> = Vec::new();
-    let mut announced: Option<tar::Entry> = None;
-    let mut held = 0usize;
-    loop {
-        let frame = match next_frame(&mut socket).await {
-            Ok(Some(frame)) => frame,
-            Ok(None) => break,
-            Err(e) => {
-                failure = Some(e);
-                break;
-            }
-        };
-        let (channel, chunk) = frame;
-        if !ended.note(channel, &chunk) {
-            continue;
-        }
-        let base = chunk.as_ptr() as usize;
-        let pushed = reader.push(&chunk, &mut |event| {
-            match event {
-                Event::Entry(entry) => {
-                    if single.is_none() {
-                        if entry.kind == Kind::Symlink {
-                            return Err(tar::TarError::Refused(format!(
-                                "{} is a symbolic link to {:?}: download the file it points to",
-                                request.path,
-                                entry.link.as_deref().unwrap_or_default()
-                            )));
-                        }
-                        single = Some(entry.kind == Kind::File);
-                        announced = Some(entry.clone());
-                    }
-                }
-                Event::Data(data) if single == Some(true) => {
-                    let offset = data.as_ptr() as usize - base;
-                    queue.push(chunk.slice(offset..offset + data.len()));
-                }
-                Event::Data(_) => {}
-            }
-            Ok(())
-        });
-        if let Err(e) = pushed {
-            failure = Some(e.into());
-            break;
-        }
-        if single == Some(false) {
-            queue.push(chunk);
-        }
-        // A file's answer starts at its header; a directory's once HOLD_BYTES were checked.
-        if single == Some(false) {
-            held = queue.iter().map(Bytes::len).sum();
-        }
-        if announced.is_some() && (single == Some(true) || held >= HOLD_BYTES) {
-            if let (Some(tx), Some(entry)) = (first.take(), announced.take()) {
-                let _ = tx.send(Ok(entry));
-            }
-        }
-        if first.is_some() {
-            continue;
-        }
-        // Sent before the next frame is read: a slow client stops podterm reading the
-        // container (backpressure through `body`).
-        for piece in queue.drain(..) {
-            hasher.update(piece.clone()).await;
-            sent += piece.len() as u64;
-            if body.send(Ok(piece)).await.is_err() {
-                cancelled = true;
-                break;
-            }
-        }
-        if cancelled {
-            break;
-        }
-    }
-    if failure.is_none() && !cancelled {
-        if !ended.success() {
-            failure = Some(ended.error(&format!("reading {}", request.path)));
-        } else if let Err(e) = reader.finish() {
-            failure = Some(e.into());
-        } else if let (Some(tx), Some(entry)) = (first.take(), announced.take()) {
-            // A directory smaller than HOLD_BYTES, checked whole: now it goes.
-            let _ = tx.send(Ok(entry));
-            for piece in queue.drain(..) {
-                hasher.update(piece.clone()).await;
-                sent += piece.len() as u64;
-                if body.send(Ok(piece)).await.is_err() {
-                    cancelled = true;
-                    break;
-                }
-            }
-        } else if first.is_some() {
-            failure = Some(ToolkitError::Failed("no file came back".into()));
-        }
-    }
-    let sha256 = hasher.finish().await;
-    action.detail = json!({
-        "path": request.path,
-        "direction": "read",
-        "kind": match single { Some(true) => "file", Some(false) => "dir", None => "none" },
-        "bytes": sent,
-        "sha256": sha256,
-        "entries": reader.entries,
-    });
-    match (failure, cancelled) {
-        (Some(e), _) => {
-            action.outcome = if matches!(e, ToolkitError::Tar(_)) {
-                "denied"
-            } else {
-                "failed"
-            };
-            action.reason = Some(e.to_string());
-            match first.take() {
-                Some(tx) => {
-                    let _ = tx.send(Err(e));
-                }
-                None => {
-                    let _ = body.send(Err(e.to_string())).await;
-                }
-            }
-        }
-        (None, true) => {
-            action.outcome = "cancelled";
-            action.reason = Some("the caller stopped the download".into());
-        }
-        (None, false) => {}
-    }
-    gateway.action(&action);
 }
 
 /// `PUT /api/files/…`: writes the body at `path` (see the module doc); answers 201 with the
@@ -573,8 +613,8 @@ async fn upload_checked(
     let path = request.exec(place, write_argv(&request.dir), true);
     // Stdin must be closed for tar to finish: the close channel is v5's.
     let mut socket = open(gateway, place, &path, &[protocol::V5]).await?;
-    let hasher = Sha256::start();
-    let written = write_upload(&mut socket, req.into_body(), &header, size, &hasher).await;
+    let mut hasher = Sha256::start();
+    let written = write_upload(&mut socket, req.into_body(), &header, size, &mut hasher).await;
     let mut ended = Ended::default();
     let drained = drain(&mut socket, &mut ended).await;
     let temp_path = format!("{}/{temp}", request.dir.trim_end_matches('/'));
@@ -602,7 +642,7 @@ async fn upload_checked(
     if !moved.success() {
         return Err(moved.error(&format!("moving the upload to {}", request.path)));
     }
-    let sha256 = hasher.finish().await;
+    let sha256 = hasher.finish();
     let detail = json!({
         "path": request.path,
         "direction": "write",
@@ -620,18 +660,16 @@ async fn write_upload(
     mut body: Incoming,
     header: &[u8; tar::BLOCK],
     size: u64,
-    hasher: &Sha256,
+    hasher: &mut Sha256,
 ) -> Result<(), ToolkitError> {
     let broke = |e: fastwebsockets::WebSocketError| {
         ToolkitError::Failed(format!("the exec stream broke: {e}"))
     };
+    // Stdin goes in frames of UPLOAD_FRAME bytes whatever sizes the body comes in: each frame
+    // costs a TLS record and a write on both sides, and the container's tar a pipe write.
     let mut frame = Vec::with_capacity(UPLOAD_FRAME + 1);
     frame.push(protocol::STDIN);
     frame.extend_from_slice(header);
-    socket
-        .write_frame(Frame::binary(Payload::BorrowedMut(&mut frame)))
-        .await
-        .map_err(broke)?;
     let mut got: u64 = 0;
     while let Some(next) = body.frame().await {
         let next = next
@@ -643,16 +681,16 @@ async fn write_upload(
                 "the body is longer than its Content-Length".into(),
             ));
         }
-        hasher.update(data.clone()).await;
-        for piece in data.chunks(UPLOAD_FRAME) {
-            // Masked in place by the write: the channel byte is written again each time.
-            frame.clear();
-            frame.push(protocol::STDIN);
-            frame.extend_from_slice(piece);
-            socket
-                .write_frame(Frame::binary(Payload::BorrowedMut(&mut frame)))
-                .await
-                .map_err(broke)?;
+        hasher.update(&data);
+        let mut rest = &data[..];
+        while !rest.is_empty() {
+            let room = UPLOAD_FRAME + 1 - frame.len();
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            frame.extend_from_slice(now);
+            rest = later;
+            if frame.len() == UPLOAD_FRAME + 1 {
+                write_stdin(socket, &mut frame).await?;
+            }
         }
     }
     if got != size {
@@ -660,13 +698,8 @@ async fn write_upload(
             "the upload stopped before its end: {got} of {size} bytes came"
         )));
     }
-    frame.clear();
-    frame.push(protocol::STDIN);
     frame.extend_from_slice(&tar::trailer(size));
-    socket
-        .write_frame(Frame::binary(Payload::BorrowedMut(&mut frame)))
-        .await
-        .map_err(broke)?;
+    write_stdin(socket, &mut frame).await?;
     socket
         .write_frame(Frame::binary(Payload::Borrowed(&[
             protocol::CLOSE,
@@ -674,6 +707,18 @@ async fn write_upload(
         ])))
         .await
         .map_err(broke)?;
+    Ok(())
+}
+
+/// Writes `frame` (the stdin channel byte, then data) and leaves it holding the channel byte
+/// alone, for the next one (the write masks it in place).
+async fn write_stdin(socket: &mut Exec, frame: &mut Vec<u8>) -> Result<(), ToolkitError> {
+    socket
+        .write_frame(Frame::binary(Payload::BorrowedMut(frame)))
+        .await
+        .map_err(|e| ToolkitError::Failed(format!("the exec stream broke: {e}")))?;
+    frame.clear();
+    frame.push(protocol::STDIN);
     Ok(())
 }
 

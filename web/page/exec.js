@@ -424,6 +424,10 @@ export function describe(e) {
     case 'exited':
       return `exited with code ${e.code}`;
     case 'failed':
+      // A container without a shell (distroless): the way in is a debug container.
+      if (/executable file not found/.test(e.message)) {
+        return `failed: ${e.message} — this container has no shell: use Debug to add a debug container`;
+      }
       return `failed: ${e.message}`;
     case 'refused':
       return `refused: ${e.message}`;
@@ -450,6 +454,7 @@ function lostWords(code, reason) {
   if (reason.startsWith('recording failed:')) return `closed: the session could not be recorded (${after('recording failed:')})`;
   if (reason.startsWith('protocol:')) return `closed: the page and the server disagreed (${after('protocol:')})`;
   if (reason.startsWith('ended by ')) return `ended by ${after('ended by')}`;
+  if (reason.startsWith('refused:')) return `closed: podterm refused what the stream carried (${after('refused:')})`;
   if (code === 1001) return `the server went away${reason ? `: ${reason}` : ''}`;
   return `connection closed${reason ? `: ${reason}` : ` (code ${code})`}`;
 }

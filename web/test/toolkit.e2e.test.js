@@ -142,6 +142,9 @@ test('a hostile container cannot make the page save what it sent', async () => {
 
 test('debug: a distroless pod gets a debug container, attached in a tab', async () => {
   const page = await pageOn('distroless-0');
+  // The linked terminal cannot start: the page says why and where to go.
+  await page.locator('#status', { hasText: 'use Debug' }).waitFor();
+  assert.ok(await page.locator('#debug-toggle.suggested').count(), 'Debug is marked for a pod without a shell');
   await page.locator('#debug-toggle').click();
   const dialog = page.locator('#debug-dialog');
   await dialog.getByText('cannot be removed').waitFor();

@@ -6,7 +6,7 @@ import { logPath, splitLine, wholeSeconds } from '../page/logs-view.js';
 import { filesPath, joinPath, bytes } from '../page/files.js';
 import { debugContainers, debugName, debugPatch, reusable } from '../page/debug.js';
 import { containerLabel, containersOf } from '../page/api.js';
-import { execPath } from '../page/exec.js';
+import { describe, execPath } from '../page/exec.js';
 
 const t = { cluster: 'dev', namespace: 'default', pod: 'web-0', container: 'app' };
 
@@ -64,5 +64,15 @@ test('pickers mark init and debug containers; attach has its own path', () => {
   assert.equal(
     execPath({ ...t, container: 'debugger-x' }, { stdin: true, tty: true, attach: true, command: ['sh'] }),
     'clusters/dev/api/v1/namespaces/default/pods/web-0/attach?container=debugger-x&stdin=true&stdout=true&stderr=false&tty=true',
+  );
+});
+
+test('a container without a shell points to Debug; a refused stream says so', () => {
+  const failed = describe({ kind: 'failed', message: 'failed to exec in container: starting container process caused: exec: "sh": executable file not found in $PATH: unknown' });
+  assert.match(failed, /use Debug to add a debug container$/);
+  assert.equal(describe({ kind: 'failed', message: 'boom' }), 'failed: boom');
+  assert.equal(
+    describe({ kind: 'lost', code: 1008, reason: 'refused: tar entry "x/../y" has a `..` segment' }),
+    'closed: podterm refused what the stream carried (tar entry "x/../y" has a `..` segment)',
   );
 });
