@@ -117,10 +117,13 @@ async fn unknown_things_are_404_and_wrong_methods_405() {
         .status("GET", "/api/v1/pods?labelSelector=app%20in%20(web)", &[])
         .await;
     assert_eq!((s.code, s.reason.as_str()), (400, "BadRequest"));
-    let s = client
-        .status("GET", "/api/v1/namespaces/default/pods?watch=true", &[])
-        .await;
+    // Pods are watched (kubectl debug's informer); namespaces are not.
+    let s = client.status("GET", "/api/v1/namespaces?watch=true", &[]).await;
     assert_eq!(s.code, 405);
+    let (code, body) = client
+        .get("/api/v1/namespaces/default/pods?watch=true&timeoutSeconds=1")
+        .await;
+    assert_eq!((code, body.len()), (200, 0), "no change within the second");
     let (code, body) = client
         .get("/api/v1/namespaces/default/pods?labelSelector=app%3Dweb&watch=false")
         .await;
