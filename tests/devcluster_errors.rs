@@ -118,7 +118,9 @@ async fn unknown_things_are_404_and_wrong_methods_405() {
         .await;
     assert_eq!((s.code, s.reason.as_str()), (400, "BadRequest"));
     // Pods are watched (kubectl debug's informer); namespaces are not.
-    let s = client.status("GET", "/api/v1/namespaces?watch=true", &[]).await;
+    let s = client
+        .status("GET", "/api/v1/namespaces?watch=true", &[])
+        .await;
     assert_eq!(s.code, 405);
     let (code, body) = client
         .get("/api/v1/namespaces/default/pods?watch=true&timeoutSeconds=1")
