@@ -563,6 +563,14 @@ async fn files_in_and_out_under_the_policy() {
         assert_eq!(text(&answer), "HTTP/1.1 413");
     }
 
+    // A file over the limit is refused from its tar header.
+    std::fs::write(files.join("huge.bin"), vec![1u8; 1_000_001]).unwrap();
+    let (code, body) = world
+        .http("GET", &url("tools", &files.join("huge.bin")), dana, None)
+        .await;
+    assert_eq!(code, 413, "{}", text(&body));
+    std::fs::remove_file(files.join("huge.bin")).unwrap();
+
     // A hostile container's archives are refused before a byte reaches the caller.
     for attack in [
         "dotdot", "absolute", "symlink", "hardlink", "device", "outside",

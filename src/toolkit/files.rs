@@ -517,6 +517,13 @@ pub async fn download(
         }
     }
     let first = download.first.clone().expect("read before the answer");
+    // A file over the limit is refused from its header, before a byte goes.
+    let max = gateway.config.file_max_bytes;
+    if first.kind == Kind::File && first.size > max {
+        let e = ToolkitError::TooLarge(max);
+        download.finish(Some(&e));
+        return Err(e);
+    }
     let done = download.done && download.queue.is_empty();
     let mut res = Response::new(DownloadBody {
         held,
