@@ -420,7 +420,7 @@ async fn kubectl_logs_attach_and_debug_through_podterm() {
             ],
         )
         .await;
-    assert_eq!(text(&pod.stdout), vec!["busybox:1.36"; N].join(" "));
+    assert_eq!(text(&pod.stdout), ["busybox:1.36"; N].join(" "));
     let lines = world.audit().await;
     let logs = events(&lines, "logs.read");
     assert!(
