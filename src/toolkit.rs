@@ -143,6 +143,8 @@ pub fn report<T>(
     if let Err(e) = &result {
         action.outcome = match e {
             ToolkitError::Policy(_) => "denied",
+            // Set where the caller's leaving was seen (an upload cut off midway).
+            _ if action.outcome == "cancelled" => "cancelled",
             _ => "failed",
         };
         action.reason = Some(match e {

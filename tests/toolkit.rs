@@ -83,12 +83,16 @@ rules:
     logs: true
 "#;
 
-/// Tells the test that a session ended (its audit lines, a kubectl cp's file line included,
-/// are written by then).
+/// Tells the test that a session ended or an action was reported (their audit lines, a kubectl
+/// cp's file line included, are written by then).
 struct Ends(tokio::sync::mpsc::UnboundedSender<()>);
 
 impl podterm::events::SessionObserver for Ends {
     fn ended(&self, _: &podterm::events::SessionInfo, _: &podterm::relay::Summary) {
+        let _ = self.0.send(());
+    }
+
+    fn action(&self, _: &podterm::events::Action) {
         let _ = self.0.send(());
     }
 }
@@ -577,6 +581,30 @@ async fn files_in_and_out_under_the_policy() {
         .await;
     assert_eq!(code, 413, "{}", text(&body));
     std::fs::remove_file(files.join("huge.bin")).unwrap();
+
+    // An upload cut off midway leaves nothing behind, and its line says so.
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut raw = tokio::net::TcpStream::connect(world.addr).await.unwrap();
+        let head = format!(
+            "PUT {} HTTP/1.1\r\nhost: {}\r\nx-forwarded-user: dana\r\nx-forwarded-groups: devs\r\ncontent-length: 200000\r\n\r\n",
+            url("tools", &files.join("cut.bin")),
+            world.addr
+        );
+        raw.write_all(head.as_bytes()).await.unwrap();
+        raw.write_all(&[5u8; 100_000]).await.unwrap();
+        drop(raw);
+        let cut = |l: &serde_json::Value| {
+            l["event"] == "file.write"
+                && l["detail"]["path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with("cut.bin"))
+        };
+        let lines = world.audit_when(|lines| lines.iter().any(cut)).await;
+        let line = lines.iter().find(|l| cut(l)).unwrap();
+        assert_eq!(line["outcome"], "cancelled", "{line}");
+        assert!(!files.join("cut.bin").exists());
+    }
 
     // A hostile container's archives are refused before a byte reaches the caller.
     for attack in [

@@ -44,6 +44,10 @@ const HOLD_BYTES: usize = 1 << 20;
 /// Stdin frame of an upload, in bytes: kubectl's size; with 64 KiB frames each filled the
 /// container's 64 KiB pipe whole and the upload went in fits and starts (loadtest/README.md).
 const UPLOAD_FRAME: usize = 32 * 1024;
+/// How long an upload waits for the container's tar to end once stdin is closed.
+const UPLOAD_END_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+/// Body chunks read ahead of the upload's writes.
+const UPLOAD_AHEAD: usize = 8;
 
 /// A file request, parsed once: where, in which container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -622,8 +626,24 @@ async fn upload_checked(
     let mut socket = open(gateway, place, &path, &[protocol::V5]).await?;
     let mut hasher = Sha256::start();
     let written = write_upload(&mut socket, req.into_body(), &header, size, &mut hasher).await;
+    if written.is_err() {
+        // The caller went away or sent too much: end the container's stdin so that its tar
+        // stops (and is done writing) before the temporary file is removed.
+        let _ = socket
+            .write_frame(Frame::binary(Payload::Borrowed(&[
+                protocol::CLOSE,
+                protocol::STDIN,
+            ])))
+            .await;
+    }
     let mut ended = Ended::default();
-    let drained = drain(&mut socket, &mut ended).await;
+    let drained = match tokio::time::timeout(UPLOAD_END_WAIT, drain(&mut socket, &mut ended)).await
+    {
+        Ok(drained) => drained,
+        Err(_) => Err(ToolkitError::Failed(format!(
+            "the container's tar did not end within {UPLOAD_END_WAIT:?}"
+        ))),
+    };
     let temp_path = format!("{}/{temp}", request.dir.trim_end_matches('/'));
     let outcome = match (written, drained) {
         (Err(e), _) => Err(e),
@@ -672,39 +692,59 @@ async fn write_upload(
     let broke = |e: fastwebsockets::WebSocketError| {
         ToolkitError::Failed(format!("the exec stream broke: {e}"))
     };
+    // The body is read while the last chunk is being written (a few chunks apart, in this
+    // task): in turn, each side waited for the other and the upload went in fits and starts.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(UPLOAD_AHEAD);
+    let read = async move {
+        let mut got: u64 = 0;
+        while let Some(next) = body.frame().await {
+            let next = next.map_err(|e| {
+                ToolkitError::Failed(format!("the upload stopped before its end: {e}"))
+            })?;
+            let Ok(data) = next.into_data() else { continue };
+            got += data.len() as u64;
+            if got > size {
+                return Err(ToolkitError::BadRequest(
+                    "the body is longer than its Content-Length".into(),
+                ));
+            }
+            hasher.update(&data);
+            if tx.send(data).await.is_err() {
+                break;
+            }
+        }
+        if got != size {
+            return Err(ToolkitError::Failed(format!(
+                "the upload stopped before its end: {got} of {size} bytes came"
+            )));
+        }
+        Ok(())
+    };
     // Stdin goes in frames of UPLOAD_FRAME bytes whatever sizes the body comes in: each frame
     // costs a TLS record and a write on both sides, and the container's tar a pipe write.
     let mut frame = Vec::with_capacity(UPLOAD_FRAME + 1);
-    frame.push(protocol::STDIN);
-    frame.extend_from_slice(header);
-    let mut got: u64 = 0;
-    while let Some(next) = body.frame().await {
-        let next = next
-            .map_err(|e| ToolkitError::Failed(format!("the upload stopped before its end: {e}")))?;
-        let Ok(data) = next.into_data() else { continue };
-        got += data.len() as u64;
-        if got > size {
-            return Err(ToolkitError::BadRequest(
-                "the body is longer than its Content-Length".into(),
-            ));
-        }
-        hasher.update(&data);
-        let mut rest = &data[..];
-        while !rest.is_empty() {
-            let room = UPLOAD_FRAME + 1 - frame.len();
-            let (now, later) = rest.split_at(room.min(rest.len()));
-            frame.extend_from_slice(now);
-            rest = later;
-            if frame.len() == UPLOAD_FRAME + 1 {
-                write_stdin(socket, &mut frame).await?;
+    let write = async {
+        // Owned here: a write that fails drops it, and the reader stops at its next send.
+        let mut rx = rx;
+        frame.push(protocol::STDIN);
+        frame.extend_from_slice(header);
+        while let Some(data) = rx.recv().await {
+            let mut rest = &data[..];
+            while !rest.is_empty() {
+                let room = UPLOAD_FRAME + 1 - frame.len();
+                let (now, later) = rest.split_at(room.min(rest.len()));
+                frame.extend_from_slice(now);
+                rest = later;
+                if frame.len() == UPLOAD_FRAME + 1 {
+                    write_stdin(socket, &mut frame).await?;
+                }
             }
         }
-    }
-    if got != size {
-        return Err(ToolkitError::Failed(format!(
-            "the upload stopped before its end: {got} of {size} bytes came"
-        )));
-    }
+        Ok::<(), ToolkitError>(())
+    };
+    let (read, write) = tokio::join!(read, write);
+    read?;
+    write?;
     frame.extend_from_slice(&tar::trailer(size));
     write_stdin(socket, &mut frame).await?;
     socket
