@@ -325,11 +325,13 @@ impl AuditLog {
         #[derive(Serialize)]
         struct ActionLine<'a> {
             time: Time,
+            start: Time,
             #[serde(flatten)]
             action: &'a Action,
         }
         let mut text = serde_json::to_string(&ActionLine {
             time: Time::now(),
+            start: Time::from(action.start),
             action,
         })
         .expect("audit lines always serialize");

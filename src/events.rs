@@ -120,7 +120,8 @@ pub struct Action {
     pub pod: String,
     pub container: Option<String>,
     pub peer: SocketAddr,
-    #[serde(serialize_with = "rfc3339")]
+    /// Written by the audit trail as its other times are (`audit::Time`).
+    #[serde(skip)]
     pub start: SystemTime,
     pub rule: Option<String>,
     /// `ok`, `denied`, `failed`, `cancelled`.
@@ -129,11 +130,6 @@ pub struct Action {
     pub reason: Option<String>,
     /// What was asked and done: the log options; the path, bytes and sha256; the image.
     pub detail: serde_json::Value,
-}
-
-fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    let t = jiff::Timestamp::try_from(*t).unwrap_or_else(|_| jiff::Timestamp::now());
-    s.collect_str(&t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"))
 }
 
 impl Action {

@@ -447,11 +447,7 @@ impl Grant<'_> {
             path: path.into(),
             globs: match self.files.globs(direction) {
                 [] => "none".into(),
-                globs => globs
-                    .iter()
-                    .map(Glob::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                globs => written(globs),
             },
         })
     }
@@ -469,14 +465,18 @@ impl Grant<'_> {
         Err(Denial::DebugImage {
             rule: self.rule_name(),
             image: image.into(),
-            allowed: self
-                .debug_images
-                .iter()
-                .map(Glob::as_str)
-                .collect::<Vec<_>>()
-                .join(", "),
+            allowed: written(self.debug_images),
         })
     }
+}
+
+/// Globs as the policy file wrote them, for a refusal's message: `a, b`.
+fn written(globs: &[Glob]) -> String {
+    globs
+        .iter()
+        .map(Glob::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Rule {

@@ -14,7 +14,9 @@ use super::Shared;
 use super::auth::{Action, Caller, authenticate};
 use super::exec;
 use super::objects::{Objects, wants_table};
-use super::refusal::{Body, Refusal, bytes_response, not_found, refuse, status_response};
+use super::refusal::{
+    Body, Refusal, bytes_response, not_found, refuse, status_response, streamed_response,
+};
 use super::selector::Selector;
 use super::stream::ExecOptions;
 use crate::protocol::Status;
@@ -331,13 +333,8 @@ fn watch_pods(
     let rules = &shared.objects.manifest.rules;
     caller.check(rules, action("watch", "pods", None, namespace))?;
     let values = Values::parse(query.unwrap_or(""));
-    let labels = match values.first("labelSelector") {
-        Some(text) => {
-            Selector::parse(&String::from_utf8_lossy(text)).map_err(|e| refuse(400, e))?
-        }
-        None => Selector::default(),
-    };
-    let fields = field_selector(query)?;
+    let labels = selector(&values, "labelSelector")?;
+    let fields = selector(&values, "fieldSelector")?;
     let timeout = values
         .first("timeoutSeconds")
         .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
@@ -381,12 +378,7 @@ fn watch_pods(
             }
         }
     });
-    Ok(Response::builder()
-        .status(StatusCode::OK)
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .header("Cache-Control", "no-cache, private")
-        .body(http_body_util::BodyExt::boxed(super::logs::Streamed(rx)))
-        .expect("a valid response"))
+    Ok(streamed_response("application/json", rx))
 }
 
 /// The query of a list request, read as the API server reads it: its label selector;
@@ -396,17 +388,18 @@ fn list_query(query: Option<&str>) -> Result<Selector, Refusal> {
     if values.flag("watch") {
         return Err(refuse(405, "watch is not supported by the dev cluster"));
     }
-    match values.first("labelSelector") {
-        Some(text) => Selector::parse(&String::from_utf8_lossy(text)).map_err(|e| refuse(400, e)),
-        None => Ok(Selector::default()),
-    }
+    selector(&values, "labelSelector")
 }
 
 /// A list's `fieldSelector` (`metadata.name=x`, `metadata.namespace=y`, as kubectl debug
 /// watches one pod), read with the label selector's syntax.
 fn field_selector(query: Option<&str>) -> Result<Selector, Refusal> {
-    let values = Values::parse(query.unwrap_or(""));
-    match values.first("fieldSelector") {
+    selector(&Values::parse(query.unwrap_or("")), "fieldSelector")
+}
+
+/// The selector given as `key` (none: everything), or a 400.
+fn selector(values: &Values, key: &str) -> Result<Selector, Refusal> {
+    match values.first(key) {
         Some(text) => Selector::parse(&String::from_utf8_lossy(text)).map_err(|e| refuse(400, e)),
         None => Ok(Selector::default()),
     }

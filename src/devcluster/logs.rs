@@ -13,17 +13,13 @@
 //! lines, `tailLines` keeps the last N, `limitBytes` cuts the output, `timestamps` prefixes
 //! each line with its RFC 3339 time and a space.
 
-use std::convert::Infallible;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use hyper::body::Frame;
 use tokio::sync::{mpsc, watch};
 
 use super::manifest::{Container, ContainerKind, LogSpec, Pod};
-use super::refusal::{Body, Refusal, refuse};
+use super::refusal::{Body, Refusal, bytes_response, refuse, streamed_response};
 use crate::protocol::log_query::LogQuery;
 
 /// Lines the earlier instance of a `restarted` container logged.
@@ -188,7 +184,7 @@ pub(crate) fn serve(
                 body.extend_from_slice(&b);
             }
         }
-        return Ok(text_response(Bytes::from(body)));
+        return Ok(text_response(body));
     }
     let n = if kind == ContainerKind::Init {
         0
@@ -201,7 +197,7 @@ pub(crate) fn serve(
         }
     }
     if !options.follow || filter.full() || kind == ContainerKind::Init || log.spec.is_none() {
-        return Ok(text_response(Bytes::from(body)));
+        return Ok(text_response(body));
     }
     // Follow: the lines so far, then each new line at its time, until the file rotates, the
     // byte limit is reached, the client leaves or the dev cluster stops.
@@ -240,36 +236,11 @@ pub(crate) fn serve(
             i += 1;
         }
     });
-    Ok(hyper::Response::builder()
-        .status(200)
-        .header(hyper::header::CONTENT_TYPE, "text/plain")
-        .header("Cache-Control", "no-cache, private")
-        .body(http_body_util::BodyExt::boxed(Streamed(rx)))
-        .expect("a valid response"))
+    Ok(streamed_response("text/plain", rx))
 }
 
-fn text_response(body: Bytes) -> hyper::Response<Body> {
-    hyper::Response::builder()
-        .status(200)
-        .header(hyper::header::CONTENT_TYPE, "text/plain")
-        .header("Cache-Control", "no-cache, private")
-        .body(super::refusal::full(body))
-        .expect("a valid response")
-}
-
-/// A body fed chunk by chunk from a channel; it ends when the sender is dropped.
-pub(crate) struct Streamed(pub(crate) mpsc::Receiver<Bytes>);
-
-impl hyper::body::Body for Streamed {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
-    }
+fn text_response(body: Vec<u8>) -> hyper::Response<Body> {
+    bytes_response(hyper::StatusCode::OK, "text/plain", body)
 }
 
 #[cfg(test)]

@@ -46,10 +46,40 @@ pub(crate) fn bytes_response(
     content_type: &str,
     body: Vec<u8>,
 ) -> Response<Body> {
+    response(code, content_type, full(body))
+}
+
+/// A 200 whose body comes chunk by chunk from `chunks` (a follow, a watch) and ends when
+/// their sender is dropped.
+pub(crate) fn streamed_response(
+    content_type: &str,
+    chunks: tokio::sync::mpsc::Receiver<Bytes>,
+) -> Response<Body> {
+    response(StatusCode::OK, content_type, Streamed(chunks).boxed())
+}
+
+fn response(code: StatusCode, content_type: &str, body: Body) -> Response<Body> {
     Response::builder()
         .status(code)
         .header(hyper::header::CONTENT_TYPE, content_type)
         .header("Cache-Control", "no-cache, private")
-        .body(full(body))
+        .body(body)
         .expect("a valid response")
+}
+
+/// A body fed chunk by chunk from a channel; it ends when the sender is dropped.
+struct Streamed(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for Streamed {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|b| b.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
 }

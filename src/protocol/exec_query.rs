@@ -79,6 +79,38 @@ impl Values {
     pub fn flag(&self, key: &str) -> bool {
         self.first(key).is_some_and(go_flag)
     }
+
+    /// `query` as Go reads it, or why another reader could read it otherwise: a pair Go
+    /// drops, more than [`MAX_QUERY_PAIRS`] pairs, or one of `once` given twice. The strict
+    /// reading podterm's exec, log and file queries share.
+    pub fn parse_strict(query: &str, once: &[&'static str]) -> Result<Values, Unclear> {
+        let values = Values::parse(query);
+        if let Some(dropped) = values.dropped.first() {
+            return Err(Unclear::Dropped(dropped.clone()));
+        }
+        if values.pairs.len() > MAX_QUERY_PAIRS {
+            return Err(Unclear::TooManyPairs);
+        }
+        if let Some(key) = once.iter().find(|key| values.all(key).nth(1).is_some()) {
+            return Err(Unclear::Repeated(key));
+        }
+        Ok(values)
+    }
+
+    /// The first value of `key` as text; `Err` when it is not UTF-8.
+    pub fn text(&self, key: &str) -> Result<Option<String>, std::string::FromUtf8Error> {
+        self.first(key)
+            .map(|v| String::from_utf8(v.to_vec()))
+            .transpose()
+    }
+}
+
+/// Why [`Values::parse_strict`] refuses a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unclear {
+    Dropped(Dropped),
+    TooManyPairs,
+    Repeated(&'static str),
 }
 
 /// apimachinery's boolean: false only for `0` and `false` (any case).
@@ -169,21 +201,12 @@ impl ExecQuery {
     /// Parses `query` strictly: the API server's reading, or a [`QueryError`] where a pair
     /// would be dropped, a singleton is repeated, or a value is not UTF-8.
     pub fn parse(query: &str) -> Result<ExecQuery, QueryError> {
-        let values = Values::parse(query);
-        if let Some(dropped) = values.dropped.first() {
-            return Err(match dropped {
-                Dropped::Semicolon(pair) => QueryError::Semicolon(pair.clone()),
-                Dropped::BadEscape(pair) => QueryError::BadEscape(pair.clone()),
-            });
-        }
-        if values.pairs.len() > MAX_QUERY_PAIRS {
-            return Err(QueryError::TooManyPairs);
-        }
-        for key in SINGLETONS {
-            if values.all(key).nth(1).is_some() {
-                return Err(QueryError::Repeated(key));
-            }
-        }
+        let values = Values::parse_strict(query, &SINGLETONS).map_err(|e| match e {
+            Unclear::Dropped(Dropped::Semicolon(pair)) => QueryError::Semicolon(pair),
+            Unclear::Dropped(Dropped::BadEscape(pair)) => QueryError::BadEscape(pair),
+            Unclear::TooManyPairs => QueryError::TooManyPairs,
+            Unclear::Repeated(key) => QueryError::Repeated(key),
+        })?;
         let options = PodExecOptions::from_values(&values);
         let utf8 =
             |bytes: Vec<u8>, key| String::from_utf8(bytes).map_err(|_| QueryError::NotUtf8(key));

@@ -13,7 +13,7 @@
 //! not UTF-8) and `insecureSkipTLSVerifyBackend=true`: podterm never asks the API server to
 //! skip verifying the kubelet.
 
-use super::exec_query::{Dropped, MAX_QUERY_PAIRS, Values};
+use super::exec_query::{Dropped, MAX_QUERY_PAIRS, Unclear, Values};
 
 /// The keys of `PodLogOptions`; each may be given once.
 pub const LOG_KEYS: [&str; 10] = [
@@ -79,25 +79,14 @@ pub enum LogQueryError {
 impl LogQuery {
     /// Parses a `pods/log` query strictly.
     pub fn parse(query: &str) -> Result<LogQuery, LogQueryError> {
-        let values = Values::parse(query);
-        if let Some(dropped) = values.dropped.first() {
-            let (Dropped::Semicolon(pair) | Dropped::BadEscape(pair)) = dropped;
-            return Err(LogQueryError::Dropped(pair.clone()));
-        }
-        if values.pairs.len() > MAX_QUERY_PAIRS {
-            return Err(LogQueryError::TooManyPairs);
-        }
-        for key in LOG_KEYS {
-            if values.all(key).nth(1).is_some() {
-                return Err(LogQueryError::Repeated(key));
+        let values = Values::parse_strict(query, &LOG_KEYS).map_err(|e| match e {
+            Unclear::Dropped(Dropped::Semicolon(pair) | Dropped::BadEscape(pair)) => {
+                LogQueryError::Dropped(pair)
             }
-        }
-        let text = |key: &'static str| -> Result<Option<String>, LogQueryError> {
-            values
-                .first(key)
-                .map(|v| String::from_utf8(v.to_vec()).map_err(|_| LogQueryError::NotUtf8(key)))
-                .transpose()
-        };
+            Unclear::TooManyPairs => LogQueryError::TooManyPairs,
+            Unclear::Repeated(key) => LogQueryError::Repeated(key),
+        })?;
+        let text = |key: &'static str| values.text(key).map_err(|_| LogQueryError::NotUtf8(key));
         let integer = |key: &'static str, min: i64| -> Result<Option<i64>, LogQueryError> {
             let Some(value) = text(key)? else {
                 return Ok(None);

@@ -550,6 +550,30 @@ pub fn file_header(name: &str, size: u64, mode: u32, mtime: u64) -> Option<[u8; 
     Some(h)
 }
 
+/// The sha256 the audit lines give of a transfer (a file, an archive), fed as it passes
+/// and written as hex.
+pub struct Sha256(ring::digest::Context);
+
+impl Sha256 {
+    pub fn start() -> Sha256 {
+        Sha256(ring::digest::Context::new(&ring::digest::SHA256))
+    }
+
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.0.update(chunk);
+    }
+
+    /// The digest of everything given, as lower-case hex.
+    pub fn finish(self) -> String {
+        self.0
+            .finish()
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
 /// A ustar header with any name, type byte and link target, unchecked: for the dev cluster's
 /// hostile container and for tests of the reader. `None` when a field does not fit.
 pub fn raw_header(name: &str, kind: u8, link: &str, size: u64) -> Option<[u8; BLOCK]> {

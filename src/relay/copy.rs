@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::policy::toolkit::{Copy, CopyCheck, normalize_path};
-use crate::protocol::tar::{Event, TarError, TarReader};
+use crate::protocol::tar::{Event, Sha256, TarError, TarReader};
 
 /// What a checked copy moved, read by the session when it ends.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -51,7 +51,7 @@ impl CopyRelay {
         Some(Box::new(CopyTap {
             reader,
             relay: self.clone(),
-            hasher: ring::digest::Context::new(&ring::digest::SHA256),
+            hasher: Sha256::start(),
         }))
     }
 }
@@ -60,7 +60,7 @@ impl CopyRelay {
 pub(super) struct CopyTap {
     reader: TarReader,
     relay: CopyRelay,
-    hasher: ring::digest::Context,
+    hasher: Sha256,
 }
 
 impl CopyTap {
@@ -104,17 +104,13 @@ impl CopyTap {
 
 impl Drop for CopyTap {
     fn drop(&mut self) {
-        let digest = std::mem::replace(
-            &mut self.hasher,
-            ring::digest::Context::new(&ring::digest::SHA256),
-        )
-        .finish();
+        let sha256 = std::mem::replace(&mut self.hasher, Sha256::start()).finish();
         let (bytes, entries) = (self.reader.bytes, self.reader.entries);
         let complete = self.reader.finish().is_ok();
         let mut outcome = self.outcome();
         outcome.bytes = bytes;
         outcome.entries = entries;
         outcome.complete = complete;
-        outcome.sha256 = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        outcome.sha256 = sha256;
     }
 }

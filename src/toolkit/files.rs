@@ -29,8 +29,8 @@ use super::{Place, ToolkitError, report};
 use crate::events::Action;
 use crate::gateway::Gateway;
 use crate::policy::toolkit::{Direction, normalize_path, split_path};
-use crate::protocol::exec_query::{ExecQuery, Values, exec_path};
-use crate::protocol::tar::{self, Event, Kind, TarReader};
+use crate::protocol::exec_query::{ExecQuery, MAX_QUERY_PAIRS, Unclear, Values, exec_path};
+use crate::protocol::tar::{self, Event, Kind, Sha256, TarReader};
 use crate::protocol::{self, Status};
 
 /// An exec podterm runs itself, as a WebSocket client.
@@ -62,25 +62,19 @@ pub struct FileRequest {
 impl FileRequest {
     /// Reads `container` and `path` (each at most once) from the query.
     pub fn parse(query: &str) -> Result<FileRequest, ToolkitError> {
-        let values = Values::parse(query);
-        if let Some(d) = values.dropped.first() {
-            return Err(ToolkitError::BadRequest(format!(
-                "the query has a pair that cannot be read: {d:?}"
-            )));
-        }
-        let one = |key: &str| -> Result<Option<String>, ToolkitError> {
-            if values.all(key).nth(1).is_some() {
-                return Err(ToolkitError::BadRequest(format!(
-                    "`{key}` is given more than once"
-                )));
-            }
+        let values = Values::parse_strict(query, &["path", "container"]).map_err(|e| {
+            ToolkitError::BadRequest(match e {
+                Unclear::Dropped(d) => format!("the query has a pair that cannot be read: {d:?}"),
+                Unclear::TooManyPairs => {
+                    format!("the query has more than {MAX_QUERY_PAIRS} parameters")
+                }
+                Unclear::Repeated(key) => format!("`{key}` is given more than once"),
+            })
+        })?;
+        let one = |key: &str| {
             values
-                .first(key)
-                .map(|v| {
-                    String::from_utf8(v.to_vec())
-                        .map_err(|_| ToolkitError::BadRequest(format!("`{key}` is not UTF-8")))
-                })
-                .transpose()
+                .text(key)
+                .map_err(|_| ToolkitError::BadRequest(format!("`{key}` is not UTF-8")))
         };
         let path = one("path")?.ok_or_else(|| {
             ToolkitError::BadRequest("name the file with `path` (an absolute path)".into())
@@ -120,28 +114,6 @@ pub fn read_argv(dir: &str, name: &str) -> Vec<String> {
 /// The argv that unpacks a tar stream from stdin into `dir`.
 pub fn write_argv(dir: &str) -> Vec<String> {
     ["tar", "xmf", "-", "-C", dir].map(String::from).to_vec()
-}
-
-/// The sha256 of a transfer, computed inline as the chunks pass: on a thread of its own it
-/// cost more CPU and no time on two cores (loadtest/README.md, files).
-struct Sha256(ring::digest::Context);
-
-impl Sha256 {
-    fn start() -> Sha256 {
-        Sha256(ring::digest::Context::new(&ring::digest::SHA256))
-    }
-
-    fn update(&mut self, chunk: &[u8]) {
-        self.0.update(chunk);
-    }
-
-    fn finish(self) -> String {
-        hex(self.0.finish().as_ref())
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The response body of a download: each poll reads the container's stream on (no task, no
@@ -386,10 +358,7 @@ impl Ended {
 /// the close.
 async fn next_frame(socket: &mut Exec) -> Result<Option<(u8, Bytes)>, ToolkitError> {
     loop {
-        let frame = socket
-            .read_frame()
-            .await
-            .map_err(|e| ToolkitError::Failed(format!("the exec stream broke: {e}")))?;
+        let frame = socket.read_frame().await.map_err(broke)?;
         match frame.opcode {
             OpCode::Close => return Ok(None),
             OpCode::Binary | OpCode::Text => {}
@@ -629,12 +598,7 @@ async fn upload_checked(
     if written.is_err() {
         // The caller went away or sent too much: end the container's stdin so that its tar
         // stops (and is done writing) before the temporary file is removed.
-        let _ = socket
-            .write_frame(Frame::binary(Payload::Borrowed(&[
-                protocol::CLOSE,
-                protocol::STDIN,
-            ])))
-            .await;
+        let _ = close_stdin(&mut socket).await;
     }
     let mut ended = Ended::default();
     let drained = match tokio::time::timeout(UPLOAD_END_WAIT, drain(&mut socket, &mut ended)).await
@@ -689,9 +653,6 @@ async fn write_upload(
     size: u64,
     hasher: &mut Sha256,
 ) -> Result<(), ToolkitError> {
-    let broke = |e: fastwebsockets::WebSocketError| {
-        ToolkitError::Failed(format!("the exec stream broke: {e}"))
-    };
     // The body is read while the last chunk is being written (a few chunks apart, in this
     // task): in turn, each side waited for the other and the upload went in fits and starts.
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(UPLOAD_AHEAD);
@@ -747,14 +708,7 @@ async fn write_upload(
     write?;
     frame.extend_from_slice(&tar::trailer(size));
     write_stdin(socket, &mut frame).await?;
-    socket
-        .write_frame(Frame::binary(Payload::Borrowed(&[
-            protocol::CLOSE,
-            protocol::STDIN,
-        ])))
-        .await
-        .map_err(broke)?;
-    Ok(())
+    close_stdin(socket).await
 }
 
 /// Writes `frame` (the stdin channel byte, then data) and leaves it holding the channel byte
@@ -763,10 +717,25 @@ async fn write_stdin(socket: &mut Exec, frame: &mut Vec<u8>) -> Result<(), Toolk
     socket
         .write_frame(Frame::binary(Payload::BorrowedMut(frame)))
         .await
-        .map_err(|e| ToolkitError::Failed(format!("the exec stream broke: {e}")))?;
+        .map_err(broke)?;
     frame.clear();
     frame.push(protocol::STDIN);
     Ok(())
+}
+
+/// Ends the container's stdin (v5's close channel).
+async fn close_stdin(socket: &mut Exec) -> Result<(), ToolkitError> {
+    socket
+        .write_frame(Frame::binary(Payload::Borrowed(&[
+            protocol::CLOSE,
+            protocol::STDIN,
+        ])))
+        .await
+        .map_err(broke)
+}
+
+fn broke(e: fastwebsockets::WebSocketError) -> ToolkitError {
+    ToolkitError::Failed(format!("the exec stream broke: {e}"))
 }
 
 /// Runs `argv` (no stdin) in the request's container and waits for its end.
