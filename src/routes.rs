@@ -120,7 +120,6 @@ pub fn classify(e: RouteError) -> Refusal {
             Refusal::new(code, label, message)
         }
         RouteError::Toolkit(ToolkitError::Upstream(e)) => upstream_refusal(e),
-        RouteError::Toolkit(ToolkitError::Identity(e)) => classify(RouteError::Identity(e)),
         RouteError::Toolkit(e) => {
             let (code, label) = e.code();
             Refusal::new(code, label, message)
@@ -258,7 +257,12 @@ async fn route(
             if !is_name(namespace) || !is_name(pod) {
                 return Err(RouteError::NotFound);
             }
-            let place = Place::of(gateway, &req, peer, (name, namespace, pod))?;
+            let place = Place::of(
+                gateway,
+                caller(gateway, &req)?,
+                peer,
+                (name, namespace, pod),
+            )?;
             match *req.method() {
                 Method::GET => Ok(toolkit::files::download(gateway, &req, place)
                     .await?
@@ -283,7 +287,12 @@ async fn route(
             if !is_name(namespace) || !is_name(pod) {
                 return Err(RouteError::NotFound);
             }
-            let place = Place::of(gateway, &req, peer, (name, namespace, pod))?;
+            let place = Place::of(
+                gateway,
+                caller(gateway, &req)?,
+                peer,
+                (name, namespace, pod),
+            )?;
             let res = if *verb == "log" {
                 only_get(&req)?;
                 toolkit::logs(gateway, &req, place).await?

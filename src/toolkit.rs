@@ -21,7 +21,7 @@ use serde_json::json;
 use crate::cluster::{Cluster, UpstreamError};
 use crate::events::Action;
 use crate::gateway::Gateway;
-use crate::identity::{Identity, IdentityError};
+use crate::identity::Identity;
 use crate::policy::Denial;
 use crate::protocol::log_query::{LogQuery, LogQueryError};
 use crate::protocol::tar::TarError;
@@ -32,8 +32,6 @@ pub const MAX_PATCH_BYTES: usize = 64 * 1024;
 /// Why a toolkit request was refused or failed; routes classify it into a `Status`.
 #[derive(Debug, thiserror::Error)]
 pub enum ToolkitError {
-    #[error(transparent)]
-    Identity(#[from] IdentityError),
     #[error("cluster \"{0}\" not found")]
     UnknownCluster(String),
     #[error(transparent)]
@@ -66,7 +64,6 @@ impl ToolkitError {
     /// The HTTP code and metric label.
     pub fn code(&self) -> (u16, &'static str) {
         match self {
-            ToolkitError::Identity(_) => (401, "identity"),
             ToolkitError::UnknownCluster(_) => (404, "unknown_cluster"),
             ToolkitError::Policy(_) => (403, "policy"),
             ToolkitError::LogQuery(_) | ToolkitError::BadRequest(_) => (400, "bad_request"),
@@ -92,15 +89,13 @@ pub struct Place {
 }
 
 impl Place {
-    /// The caller and the cluster of a request for `cluster/namespace/pod`.
+    /// `identity` (already authenticated by the route) at `cluster/namespace/pod`.
     pub fn of(
         gateway: &Gateway,
-        req: &Request<Incoming>,
+        identity: Identity,
         peer: SocketAddr,
         (cluster, namespace, pod): (&str, &str, &str),
     ) -> Result<Place, ToolkitError> {
-        let identity = gateway.auth.authenticate(req.headers())?;
-        gateway.auth.check_origin(req.headers())?;
         let cluster = gateway
             .clusters
             .get(cluster)
