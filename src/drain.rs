@@ -47,6 +47,9 @@ struct Inner {
     timeout: Duration,
     phase: watch::Sender<Phase>,
     sessions: watch::Sender<usize>,
+    /// Callers of [`Drain::no_sessions`] waiting now: the count reaching zero wakes them
+    /// while serving too.
+    zero_waiters: std::sync::atomic::AtomicUsize,
 }
 
 impl Drain {
@@ -56,6 +59,7 @@ impl Drain {
             timeout,
             phase: watch::Sender::new(Phase::Serving),
             sessions: watch::Sender::new(0),
+            zero_waiters: std::sync::atomic::AtomicUsize::new(0),
         }))
     }
 
@@ -77,6 +81,16 @@ impl Drain {
     /// Resolves when no session is open (the count reaching zero wakes it).
     #[cfg(any(test, feature = "test-util"))]
     pub async fn no_sessions(&self) {
+        struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        self.0
+            .zero_waiters
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _waiting = Waiting(&self.0.zero_waiters);
         let mut sessions = self.0.sessions.subscribe();
         let _ = sessions.wait_for(|n| *n == 0).await;
     }
@@ -102,8 +116,9 @@ impl Drain {
 
     /// Counts one open session until the guard is dropped.
     ///
-    /// Only the count reaching zero wakes [`Drain::stopped`]: it waits on another thread, and
-    /// waking it per session would cost two cross-thread wake-ups for nothing.
+    /// Only the count reaching zero during a drain wakes [`Drain::stopped`]: it waits on
+    /// another thread, and waking it per session would cost two cross-thread wake-ups for
+    /// nothing.
     pub fn session(&self) -> SessionGuard {
         self.0.sessions.send_if_modified(|n| {
             *n += 1;
@@ -166,9 +181,17 @@ pub struct SessionGuard(Drain);
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
-        self.0.0.sessions.send_if_modified(|n| {
+        // Only a drain waits for the count to reach zero (and tests, through `no_sessions`);
+        // while serving, nobody is woken (the waiter is on the control thread: a wake-up there
+        // whenever the count touched zero cost a cross-thread write and a context switch). The
+        // phase is read under the count's lock, and [`Drain::stopped`] reads the count after
+        // every phase change, so a drain that begins meanwhile still sees the zero.
+        let inner = &self.0.0;
+        inner.sessions.send_if_modified(|n| {
             *n -= 1;
             *n == 0
+                && (*inner.phase.borrow() != Phase::Serving
+                    || inner.zero_waiters.load(std::sync::atomic::Ordering::SeqCst) > 0)
         });
     }
 }
@@ -293,6 +316,30 @@ mod tests {
             "the last one ending wakes the watcher"
         );
         assert_eq!(stopped.await, Stopped::Drained);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn while_serving_the_last_session_ending_wakes_nobody() {
+        let drain = Drain::new(Duration::from_secs(60));
+        let watcher = drain.0.sessions.subscribe();
+        drop(drain.session());
+        assert_eq!(drain.open_sessions(), 0);
+        assert!(!watcher.has_changed().unwrap(), "serving: nobody woken");
+        // A drain that begins afterwards still sees the zero.
+        drain.begin();
+        assert_eq!(drain.stopped().await, Stopped::Drained);
+        // A test waiting for no sessions is woken while serving too.
+        let other = Drain::new(Duration::from_secs(60));
+        let guard = other.session();
+        let waiting = other.no_sessions();
+        tokio::pin!(waiting);
+        tokio::select! {
+            biased;
+            () = &mut waiting => panic!("no sessions with one open"),
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        drop(guard);
+        waiting.await;
     }
 
     #[tokio::test(start_paused = true)]

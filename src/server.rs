@@ -36,17 +36,59 @@ pub async fn run_with_peers(
 ) -> Result<Stopped, StartError> {
     let mut workers = Workers::start(gateway.config.worker_thread_count(), &gateway)?;
     tracing::debug!(workers = workers.count(), "worker threads started");
-    let how = accept_until_stopped(&listener, peers.as_ref(), &gateway, &mut workers).await;
+    // Each worker accepts on a socket of its own, so that no thread wakes another per
+    // connection; where the listener cannot be shared, this thread accepts and hands over.
+    let listener = match workers.listen(listener) {
+        Ok(()) => None,
+        Err((listener, e)) => {
+            tracing::warn!(error = %e, "the listener cannot be shared by the workers: one thread accepts for all");
+            Some(listener)
+        }
+    };
+    let listeners = Listeners {
+        main: listener.as_ref(),
+        peers: peers.as_ref(),
+    };
+    let open = workers.open_counter();
+    let how = accept_loop(listeners, &gateway, &open, |stream, peer| {
+        workers.dispatch(stream, peer);
+    })
+    .await;
     drop(listener);
     workers.stop().await;
     Ok(how)
 }
 
-async fn accept_until_stopped(
-    listener: &TcpListener,
-    peers: Option<&TcpListener>,
+/// The listeners one accept loop takes connections from.
+#[derive(Clone, Copy)]
+struct Listeners<'a> {
+    main: Option<&'a TcpListener>,
+    peers: Option<&'a TcpListener>,
+}
+
+impl Listeners<'_> {
+    /// The next connection on either listener (never, with neither).
+    async fn accept(&self) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+        match (self.main, self.peers) {
+            (Some(main), Some(peers)) => tokio::select! {
+                accepted = main.accept() => accepted,
+                accepted = peers.accept() => accepted,
+            },
+            (Some(one), None) | (None, Some(one)) => one.accept().await,
+            (None, None) => std::future::pending().await,
+        }
+    }
+}
+
+/// Accepts until the gateway's drain stops: a connection over `PODTERM_MAX_CONNECTIONS` (with
+/// `open` connections and the open sessions counted) is refused, any other goes to `take`.
+/// The control thread runs one (the internal listener, or every connection where the
+/// listener could not be shared) and so does each worker, on its own socket.
+async fn accept_loop(
+    listeners: Listeners<'_>,
     gateway: &Gateway,
-    workers: &mut Workers,
+    open: &AtomicUsize,
+    mut take: impl FnMut(tokio::net::TcpStream, SocketAddr),
 ) -> Stopped {
     let stopped = gateway.drain.stopped();
     tokio::pin!(stopped);
@@ -54,7 +96,7 @@ async fn accept_until_stopped(
     let mut failures = AcceptFailures::default();
     loop {
         let (stream, peer) = tokio::select! {
-            accepted = accept(listener, peers) => match accepted {
+            accepted = listeners.accept() => match accepted {
                 Ok(accepted) => {
                     failures.recovered();
                     accepted
@@ -71,26 +113,12 @@ async fn accept_until_stopped(
             },
             how = &mut stopped => return how,
         };
-        if workers.open() + gateway.drain.open_sessions() >= cap {
+        if open.load(Ordering::Relaxed) + gateway.drain.open_sessions() >= cap {
             refuse_connection(&stream, gateway);
             continue;
         }
         let _ = stream.set_nodelay(true);
-        workers.dispatch(stream, peer);
-    }
-}
-
-/// The next connection on either listener.
-async fn accept(
-    listener: &TcpListener,
-    peers: Option<&TcpListener>,
-) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
-    match peers {
-        Some(peers) => tokio::select! {
-            accepted = listener.accept() => accepted,
-            accepted = peers.accept() => accepted,
-        },
-        None => listener.accept().await,
+        take(stream, peer);
     }
 }
 
@@ -159,6 +187,8 @@ struct Activity {
     in_flight: AtomicUsize,
     /// Milliseconds since the connection started, when its last request ended.
     last_ms: AtomicU64,
+    /// Told when a request ends.
+    ended: tokio::sync::Notify,
 }
 
 async fn serve_connection(gateway: Arc<Gateway>, stream: tokio::net::TcpStream, peer: SocketAddr) {
@@ -181,6 +211,7 @@ async fn serve_connection(gateway: Arc<Gateway>, stream: tokio::net::TcpStream, 
                 let ms = started.elapsed().as_millis() as u64;
                 activity.last_ms.store(ms, Ordering::Relaxed);
                 activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+                activity.ended.notify_one();
                 res
             }
         })
@@ -195,6 +226,9 @@ async fn serve_connection(gateway: Arc<Gateway>, stream: tokio::net::TcpStream, 
     let closing = gateway.drain.session_deadline();
     let idle = idle_for(&gateway.config, started, &activity);
     tokio::select! {
+        // The connection first: a request already there is read before the idle wait is
+        // first polled, so that it sets no timer (idle_for).
+        biased;
         result = conn.as_mut() => {
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -214,28 +248,36 @@ async fn serve_connection(gateway: Arc<Gateway>, stream: tokio::net::TcpStream, 
 /// of its start (hyper's own timer only starts at the first byte), or has had no request in
 /// flight for the idle timeout since (a connection that upgrades leaves [`serve_connection`]
 /// first, so sessions never reach this).
+///
+/// No timer runs while a request is in flight: a connection that sends its request at once
+/// and upgrades (every session) sets none. Each new timer earlier than the event loop's next
+/// wake-up makes tokio write to the loop's eventfd and turn it once more, even from the loop's
+/// own thread (loadtest/README.md, "Design figures").
 async fn idle_for(
     config: &crate::config::Config,
     started: tokio::time::Instant,
     activity: &Activity,
 ) {
-    tokio::time::sleep_until(started + config.header_read_timeout).await;
     if activity.started.load(Ordering::Relaxed) == 0 {
-        return;
+        tokio::time::sleep_until(started + config.header_read_timeout).await;
+        if activity.started.load(Ordering::Relaxed) == 0 {
+            return;
+        }
     }
     let timeout = config.connection_idle_timeout;
-    let mut deadline = started + timeout;
     loop {
-        tokio::time::sleep_until(deadline).await;
-        if activity.in_flight.load(Ordering::Relaxed) > 0 {
-            deadline += timeout;
-            continue;
+        while activity.in_flight.load(Ordering::Relaxed) > 0 {
+            activity.ended.notified().await;
         }
         let last = started + Duration::from_millis(activity.last_ms.load(Ordering::Relaxed));
         if last + timeout <= tokio::time::Instant::now() {
             return;
         }
-        deadline = last + timeout;
+        tokio::select! {
+            () = tokio::time::sleep_until(last + timeout) => {}
+            // A request came and went meanwhile: time again from its end.
+            () = activity.ended.notified() => {}
+        }
     }
 }
 

@@ -1,9 +1,17 @@
-//! Worker threads: each runs an event loop of its own (a current-thread tokio runtime); the
-//! accept loop hands every connection to the worker with the fewest open, and the connection
-//! and its session (both sockets, the relay, the timers) stay on that thread to the end.
+//! Worker threads: each runs an event loop of its own (a current-thread tokio runtime) and
+//! accepts on a listening socket of its own, and a connection and its session (both sockets,
+//! the relay, the timers) stay on the thread that accepted it to the end.
 //!
 //! Thread per core, as Envoy and nginx do: a relay does almost nothing per wake-up, and work
 //! stealing costs more than that work (figures: loadtest/README.md, "Design figures").
+//!
+//! The sockets are one group under `SO_REUSEPORT` ([`Workers::listen`]): the kernel spreads
+//! new connections over them by their addresses' hash, as nginx's `reuseport` and Envoy do.
+//! Handing each connection from one accepting thread to the least busy worker cost a
+//! cross-thread wake-up, an epoll deregistration and registration and a context switch per
+//! connection (loadtest/README.md, "With the nginx leg"). Connections on the internal
+//! listener, and every connection where the listener cannot be shared, still come from the
+//! control thread ([`Workers::dispatch`]) to the worker with the fewest open.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,31 +19,38 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
-use super::{Gateway, serve_connection};
+use super::{Gateway, Listeners, accept_loop, serve_connection};
 use crate::config::StartError;
 
 /// How long a stopping worker waits for blocking work (recording writes) after its
 /// connections were closed.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
-/// A connection the accept loop took, on its way to a worker.
-type Accepted = (std::net::TcpStream, SocketAddr);
+/// What the control thread hands a worker.
+enum Handed {
+    /// A connection the control thread accepted.
+    Connection(std::net::TcpStream, SocketAddr),
+    /// The worker's own listening socket, to accept on until the gateway stops.
+    Listener(std::net::TcpListener),
+}
 
-/// The worker threads, owned by the accept loop.
+/// The worker threads, owned by the control thread.
 pub struct Workers {
     lanes: Vec<Lane>,
     /// Where the search for the least busy worker starts next, so that ties rotate.
     next: usize,
     threads: Vec<JoinHandle<()>>,
+    /// Connections open on all workers.
+    open: Arc<AtomicUsize>,
 }
 
 struct Lane {
-    tx: mpsc::UnboundedSender<Accepted>,
-    /// Connections open on this worker (counted from hand-over to close).
+    tx: mpsc::UnboundedSender<Handed>,
+    /// Connections open on this worker (counted from hand-over or accept to close).
     open: Arc<AtomicUsize>,
 }
 
@@ -47,6 +62,7 @@ impl Workers {
             lanes: Vec::with_capacity(count),
             next: 0,
             threads: Vec::with_capacity(count),
+            open: Arc::new(AtomicUsize::new(0)),
         };
         for index in 0..count {
             let fail =
@@ -60,7 +76,11 @@ impl Workers {
             let thread = std::thread::Builder::new()
                 .name(format!("podterm-worker-{index}"))
                 .spawn({
-                    let (gateway, open) = (gateway.clone(), open.clone());
+                    let gateway = gateway.clone();
+                    let open = Open {
+                        worker: open.clone(),
+                        all: workers.open.clone(),
+                    };
                     move || serve(runtime, rx, gateway, open)
                 })
                 .map_err(fail)?;
@@ -84,12 +104,50 @@ impl Workers {
             .collect()
     }
 
-    /// Connections open on all workers now (upgraded sessions are not among them).
-    pub fn open(&self) -> usize {
-        self.lanes
+    /// Connections open on all workers (upgraded sessions are not among them).
+    pub fn open_counter(&self) -> Arc<AtomicUsize> {
+        self.open.clone()
+    }
+
+    /// Gives every worker a listening socket of its own on `listener`'s address: `listener`
+    /// itself joins an `SO_REUSEPORT` group (set after it was bound, so that binding it still
+    /// failed if the port was taken, and a second podterm on the same port still fails), and
+    /// one more socket is bound into the group per further worker. When that cannot be done
+    /// the listener comes back, with the reason, for the control thread to accept on.
+    ///
+    /// Only sockets with `SO_REUSEPORT` of the same user can join the group (Linux checks the
+    /// effective uid), as with nginx's `reuseport`.
+    pub fn listen(&mut self, listener: TcpListener) -> Result<(), (TcpListener, std::io::Error)> {
+        let shared = (|| {
+            let addr = listener.local_addr()?;
+            rustix::net::sockopt::set_socket_reuseport(&listener, true)?;
+            let more = (1..self.lanes.len())
+                .map(|_| joined(addr))
+                .collect::<std::io::Result<Vec<_>>>()?;
+            Ok(more)
+        })();
+        let more = match shared {
+            Ok(more) => more,
+            Err(e) => return Err((listener, e)),
+        };
+        let first = match listener.into_std() {
+            Ok(first) => first,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot hand the listener to a worker");
+                return Ok(());
+            }
+        };
+        for (index, (lane, socket)) in self
+            .lanes
             .iter()
-            .map(|l| l.open.load(Ordering::Relaxed))
-            .sum()
+            .zip(std::iter::once(first).chain(more))
+            .enumerate()
+        {
+            if lane.tx.send(Handed::Listener(socket)).is_err() {
+                tracing::error!(worker = index, "a worker thread is gone");
+            }
+        }
+        Ok(())
     }
 
     /// Hands `stream` to the worker with the fewest open connections.
@@ -102,7 +160,7 @@ impl Workers {
                 return;
             }
         };
-        let mut accepted = (stream, peer);
+        let mut accepted = Handed::Connection(stream, peer);
         while !self.lanes.is_empty() {
             let n = self.lanes.len();
             let start = self.next % n;
@@ -113,11 +171,14 @@ impl Workers {
                 .expect("at least one worker");
             let lane = &self.lanes[index];
             lane.open.fetch_add(1, Ordering::Relaxed);
+            self.open.fetch_add(1, Ordering::Relaxed);
             match lane.tx.send(accepted) {
                 Ok(()) => return,
                 Err(mpsc::error::SendError(back)) => {
                     // Its thread ended (it panicked): serve on the others from now on.
                     tracing::error!(worker = index, "a worker thread is gone");
+                    lane.open.fetch_sub(1, Ordering::Relaxed);
+                    self.open.fetch_sub(1, Ordering::Relaxed);
                     self.lanes.swap_remove(index);
                     accepted = back;
                 }
@@ -136,40 +197,89 @@ impl Workers {
     }
 }
 
-/// One worker thread: serves the connections it is handed until the accept loop drops its
-/// sender, then closes what is still open.
+/// One more listening socket on `addr`, in the `SO_REUSEPORT` group of the socket bound there.
+fn joined(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)?.into_std()
+}
+
+/// The accept queue of each worker's socket (as tokio's and mio's own listeners).
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// A worker's count of open connections and the count over all workers.
+#[derive(Clone)]
+struct Open {
+    worker: Arc<AtomicUsize>,
+    all: Arc<AtomicUsize>,
+}
+
+/// One worker thread: serves the connections it is handed and those it accepts on its own
+/// listening socket, until the control thread drops its sender; then closes what is open.
 fn serve(
     runtime: Runtime,
-    mut rx: mpsc::UnboundedReceiver<Accepted>,
+    mut rx: mpsc::UnboundedReceiver<Handed>,
     gateway: Arc<Gateway>,
-    open: Arc<AtomicUsize>,
+    open: Open,
 ) {
     runtime.block_on(async {
-        while let Some((stream, peer)) = rx.recv().await {
-            let counted = Counted(open.clone());
-            match TcpStream::from_std(stream) {
-                Ok(stream) => {
-                    let gateway = gateway.clone();
-                    tokio::spawn(async move {
-                        let _counted = counted;
-                        serve_connection(gateway, stream, peer).await;
-                    });
-                }
-                Err(e) => tracing::warn!(%peer, error = %e, "worker cannot take the connection"),
+        while let Some(handed) = rx.recv().await {
+            match handed {
+                // Counted by the control thread when it chose this worker.
+                Handed::Connection(stream, peer) => match TcpStream::from_std(stream) {
+                    Ok(stream) => spawn(&gateway, stream, peer, Counted(open.clone())),
+                    Err(e) => {
+                        drop(Counted(open.clone()));
+                        tracing::warn!(%peer, error = %e, "worker cannot take the connection");
+                    }
+                },
+                Handed::Listener(listener) => match TcpListener::from_std(listener) {
+                    Ok(listener) => {
+                        let (gateway, open) = (gateway.clone(), open.clone());
+                        tokio::spawn(async move {
+                            let listeners = Listeners {
+                                main: Some(&listener),
+                                peers: None,
+                            };
+                            accept_loop(listeners, &gateway, &open.all, |stream, peer| {
+                                open.worker.fetch_add(1, Ordering::Relaxed);
+                                open.all.fetch_add(1, Ordering::Relaxed);
+                                spawn(&gateway, stream, peer, Counted(open.clone()));
+                            })
+                            .await;
+                        });
+                    }
+                    Err(e) => tracing::error!(error = %e, "worker cannot take its listener"),
+                },
             }
         }
     });
-    // Tasks still running (connections, sessions being forced closed) are dropped here, which
-    // closes their sockets.
+    // Tasks still running (connections, sessions being forced closed, the accept loop) are
+    // dropped here, which closes their sockets.
     runtime.shutdown_timeout(STOP_GRACE);
 }
 
+/// Serves `stream` on this worker.
+fn spawn(gateway: &Arc<Gateway>, stream: TcpStream, peer: SocketAddr, counted: Counted) {
+    let gateway = gateway.clone();
+    tokio::spawn(async move {
+        let _counted = counted;
+        serve_connection(gateway, stream, peer).await;
+    });
+}
+
 /// One open connection on a worker, until dropped.
-struct Counted(Arc<AtomicUsize>);
+struct Counted(Open);
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.worker.fetch_sub(1, Ordering::Relaxed);
+        self.0.all.fetch_sub(1, Ordering::Relaxed);
         #[cfg(test)]
         tests::CLOSED.notify_waiters();
     }

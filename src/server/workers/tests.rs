@@ -134,3 +134,34 @@ async fn a_worker_that_is_gone_is_skipped_and_forgotten() {
     healthz(&mut clients).await;
     workers.stop().await;
 }
+
+#[tokio::test]
+async fn each_worker_accepts_on_its_own_socket_and_the_port_stays_taken() {
+    let (listener, mut workers) = started(2).await;
+    let addr = listener.local_addr().unwrap();
+    workers.listen(listener).map_err(|(_, e)| e).unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..32 {
+        clients.push(TcpStream::connect(addr).await.unwrap());
+    }
+    healthz(&mut clients).await;
+    // The kernel spreads connections by their addresses' hash: both sockets take some (all
+    // 32 on one would come once in 2^31 runs).
+    let counts = workers.open_connections();
+    assert_eq!(counts.iter().sum::<usize>(), 32, "{counts:?}");
+    assert!(counts.iter().all(|&n| n > 0), "{counts:?}");
+    assert_eq!(workers.open_counter().load(Ordering::Relaxed), 32);
+    // A socket without SO_REUSEPORT (a second podterm) is still refused the port.
+    let taken = TcpListener::bind(addr)
+        .await
+        .expect_err("the port is taken");
+    assert_eq!(taken.kind(), std::io::ErrorKind::AddrInUse);
+    drop(clients);
+    counts_become(&workers, &[0, 0]).await;
+    assert_eq!(workers.open_counter().load(Ordering::Relaxed), 0);
+    workers.stop().await;
+    // Every socket of the group closed with the workers: the port is free again.
+    TcpListener::bind(addr)
+        .await
+        .expect("the port is free after stop");
+}
