@@ -1,4 +1,4 @@
-//! The audit trail: one JSON line per session event, written off the hot path by one task.
+//! The audit trail: one JSON line per session event, written off the hot path by one thread.
 //!
 //! Every exec that reaches podterm leaves exactly two lines: `session.start` then
 //! `session.end` when it ran, `session.denied` then `session.end` when it was refused (the end
@@ -36,7 +36,7 @@
 //! (`ok`, `denied`, `failed`, `cancelled`), `reason` and `detail` (the log options; a file's
 //! `path`, `bytes`, `sha256`, `entries`; a debug container's `name`, `image`, `target`).
 //!
-//! Nothing else goes in: no header, no token, no secret. The writer task is fed by a bounded
+//! Nothing else goes in: no header, no token, no secret. The writer thread is fed by a bounded
 //! queue so no session ever waits on the disk; when the queue is full the line goes to the
 //! error log instead, is counted ([`AuditLog::dropped`]), and the trail itself gets an
 //! `audit.dropped` line with the count as soon as it can be written — nothing is lost silently.
@@ -51,9 +51,10 @@ use std::path::{Path, PathBuf};
 
 use std::time::Duration;
 
+use std::io::{BufWriter, Write};
+use std::sync::mpsc;
+
 use serde::Serialize;
-use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::sync::mpsc;
 
 use crate::config::ConfigError;
 use crate::events::{Action, SessionEvent, SessionInfo};
@@ -65,7 +66,8 @@ pub const AUDIT_QUEUE_LINES: usize = 4096;
 /// Size of the audit writer's buffer, in bytes; it is flushed whenever the queue runs empty.
 const AUDIT_BUFFER_BYTES: usize = 64 * 1024;
 /// After writing a batch the writer waits this long before it takes the next, so that lines
-/// gather into one write and their senders wake nobody on another thread.
+/// gather into one write and their senders wake nobody on another thread (a sender wakes the
+/// writer only when it found the queue empty and went to sleep on it).
 pub const AUDIT_LINGER: Duration = Duration::from_millis(10);
 
 /// A point in time, written as RFC 3339 UTC with milliseconds.
@@ -194,11 +196,8 @@ impl<'a> Line<'a> {
 
 /// Where audit lines go, opened (and checked) at start-up.
 pub enum AuditSink {
-    Stdout(tokio::fs::File),
-    File {
-        path: PathBuf,
-        file: tokio::fs::File,
-    },
+    Stdout(std::fs::File),
+    File { path: PathBuf, file: std::fs::File },
 }
 
 impl AuditSink {
@@ -210,7 +209,7 @@ impl AuditSink {
                 .as_fd()
                 .try_clone_to_owned()
                 .map_err(|e| ConfigError(format!("cannot use stdout for audit lines: {e}")))?;
-            return Ok(AuditSink::Stdout(tokio::fs::File::from_std(stdout.into())));
+            return Ok(AuditSink::Stdout(stdout.into()));
         };
         use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new()
@@ -226,13 +225,13 @@ impl AuditSink {
             })?;
         Ok(AuditSink::File {
             path: path.to_path_buf(),
-            file: tokio::fs::File::from_std(file),
+            file,
         })
     }
 
-    /// Starts the writer task (needs a Tokio runtime). The task ends, flushed, once every
-    /// [`AuditLog`] clone is dropped; await the handle at shutdown.
-    pub fn spawn(self) -> (AuditLog, tokio::task::JoinHandle<()>) {
+    /// Starts the writer thread. It ends, flushed, once every [`AuditLog`] clone is dropped;
+    /// await the [`AuditWriter`] at shutdown.
+    pub fn spawn(self) -> (AuditLog, AuditWriter) {
         match self {
             AuditSink::Stdout(stdout) => AuditLog::to_writer(stdout, AUDIT_QUEUE_LINES),
             AuditSink::File { path, file } => {
@@ -243,24 +242,59 @@ impl AuditSink {
     }
 }
 
+/// The audit writer thread; awaiting it resolves once the thread has written and flushed
+/// everything and ended (`Err` only if it panicked).
+#[derive(Debug)]
+pub struct AuditWriter(tokio::sync::oneshot::Receiver<()>);
+
+/// The writer thread panicked.
+#[derive(Debug)]
+pub struct WriterPanicked;
+
+impl std::future::Future for AuditWriter {
+    type Output = Result<(), WriterPanicked>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|ended| ended.map_err(|_| WriterPanicked))
+    }
+}
+
 /// The sending side of the audit trail; cheap to clone, never blocks.
 #[derive(Debug, Clone)]
 pub struct AuditLog {
-    tx: mpsc::Sender<Msg>,
+    tx: mpsc::SyncSender<Msg>,
     /// Lines that could not be written to the trail (also `podterm_audit_dropped_total`).
     dropped: Counter,
 }
 
 impl AuditLog {
-    /// An audit log writing to `out` through a queue of `capacity` lines.
-    pub fn to_writer<W>(out: W, capacity: usize) -> (AuditLog, tokio::task::JoinHandle<()>)
+    /// An audit log writing to `out` on a thread of its own, through a queue of `capacity`
+    /// lines.
+    ///
+    /// A thread rather than a task: the file's writes block, and a task handed each batch to
+    /// tokio's blocking pool and took the answer back on the control thread's event loop (two
+    /// cross-thread wake-ups and some eight system calls a batch; loadtest/README.md).
+    pub fn to_writer<W>(out: W, capacity: usize) -> (AuditLog, AuditWriter)
     where
-        W: AsyncWrite + Unpin + Send + 'static,
+        W: Write + Send + 'static,
     {
-        let (tx, rx) = mpsc::channel(capacity);
+        let (tx, rx) = mpsc::sync_channel(capacity);
         let dropped = Counter::default();
-        let task = tokio::spawn(write_lines(rx, out, dropped.clone()));
-        (AuditLog { tx, dropped }, task)
+        let (ended, writer) = tokio::sync::oneshot::channel();
+        let counter = dropped.clone();
+        std::thread::Builder::new()
+            .name("podterm-audit".into())
+            .spawn(move || {
+                write_lines(&rx, out, &counter);
+                let _ = ended.send(());
+            })
+            .expect("cannot start the audit writer thread");
+        (AuditLog { tx, dropped }, AuditWriter(writer))
     }
 
     /// Lines that could not be written to the trail (sent to the error log instead).
@@ -358,7 +392,10 @@ impl AuditLog {
     /// Waits until every line sent before is written and flushed (at shutdown).
     pub async fn sync(&self) {
         let (done, flushed) = tokio::sync::oneshot::channel();
-        if self.tx.send(Msg::Sync(done)).await.is_ok() {
+        // Waits for room (on a thread of the blocking pool): a sync must not be dropped.
+        let tx = self.tx.clone();
+        let sent = tokio::task::spawn_blocking(move || tx.send(Msg::Sync(done)).is_ok()).await;
+        if sent.unwrap_or(false) {
             let _ = flushed.await;
         }
     }
@@ -373,8 +410,8 @@ impl AuditLog {
         if let Err(e) = self.tx.try_send(Msg::Line(text)) {
             let total = self.dropped.inc() + 1;
             let (why, msg) = match e {
-                mpsc::error::TrySendError::Full(m) => ("the audit queue is full", m),
-                mpsc::error::TrySendError::Closed(m) => ("the audit writer has stopped", m),
+                mpsc::TrySendError::Full(m) => ("the audit queue is full", m),
+                mpsc::TrySendError::Disconnected(m) => ("the audit writer has stopped", m),
             };
             let Msg::Line(text) = msg else {
                 unreachable!("only lines are sent here")
@@ -411,18 +448,15 @@ struct DroppedLine {
     total: u64,
 }
 
-/// The writer task: drains the queue into a buffer, flushes whenever the queue runs empty, then
-/// lingers ([`AUDIT_LINGER`]).
-async fn write_lines<W>(mut rx: mpsc::Receiver<Msg>, out: W, dropped: Counter)
-where
-    W: AsyncWrite + Unpin,
-{
+/// The writer thread: drains the queue into a buffer, flushes whenever the queue runs empty,
+/// then lingers ([`AUDIT_LINGER`]). Ends, flushed, when every sender is gone.
+fn write_lines<W: Write>(rx: &mpsc::Receiver<Msg>, out: W, dropped: &Counter) {
     let mut out = BufWriter::with_capacity(AUDIT_BUFFER_BYTES, out);
     // Lines already reported as dropped by an `audit.dropped` line.
     let mut reported = 0u64;
     let mut batch: Vec<String> = Vec::new();
     let mut syncs = Vec::new();
-    while let Some(first) = rx.recv().await {
+    while let Ok(first) = rx.recv() {
         let mut next = Some(first);
         while let Some(msg) = next.take().or_else(|| rx.try_recv().ok()) {
             match msg {
@@ -442,7 +476,7 @@ where
             text.push('\n');
             text
         });
-        match write_batch(&mut out, notice.iter().chain(&batch)).await {
+        match write_batch(&mut out, notice.iter().chain(&batch)) {
             Ok(()) => reported = total,
             Err(e) => {
                 // What reached the file is unknown: count every line of the batch as lost and
@@ -456,26 +490,28 @@ where
                         "cannot write the audit trail: audit line diverted to the error log"
                     );
                 }
-                out = BufWriter::with_capacity(AUDIT_BUFFER_BYTES, out.into_inner());
+                // What the buffer still holds is among the lines just counted.
+                let (inner, _unwritten) = out.into_parts();
+                out = BufWriter::with_capacity(AUDIT_BUFFER_BYTES, inner);
             }
         }
         batch.clear();
         for done in syncs.drain(..) {
             let _ = done.send(());
         }
-        tokio::time::sleep(AUDIT_LINGER).await;
+        std::thread::sleep(AUDIT_LINGER);
     }
-    let _ = out.flush().await;
+    let _ = out.flush();
 }
 
-async fn write_batch<W: AsyncWrite + Unpin>(
+fn write_batch<'a, W: Write>(
     out: &mut BufWriter<W>,
-    lines: impl Iterator<Item = &String>,
+    lines: impl Iterator<Item = &'a String>,
 ) -> std::io::Result<()> {
     for line in lines {
-        out.write_all(line.as_bytes()).await?;
+        out.write_all(line.as_bytes())?;
     }
-    out.flush().await
+    out.flush()
 }
 
 #[cfg(test)]

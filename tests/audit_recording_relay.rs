@@ -88,7 +88,7 @@ async fn close_code(ws: &mut WebSocket<DuplexStream>) -> u16 {
 
 #[tokio::test(start_paused = true)]
 async fn the_relay_feeds_output_resizes_and_input() {
-    let (audit, _writer) = AuditLog::to_writer(tokio::io::sink(), 16);
+    let (audit, _writer) = AuditLog::to_writer(std::io::sink(), 16);
     let (file, mut cast) = tokio::io::duplex(1 << 16);
     let config = RecordingConfig {
         dir: "/unused".into(),
@@ -182,7 +182,7 @@ async fn the_relay_feeds_output_resizes_and_input() {
 
 #[tokio::test(start_paused = true)]
 async fn a_required_recording_that_fails_ends_the_session_with_1011() {
-    let (audit, _writer) = AuditLog::to_writer(tokio::io::sink(), 16);
+    let (audit, _writer) = AuditLog::to_writer(std::io::sink(), 16);
     let full = tokio::fs::OpenOptions::new()
         .write(true)
         .open("/dev/full")

@@ -180,28 +180,33 @@ fn an_unusable_file_is_a_config_error_naming_it() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_full_queue_is_counted_and_reported_in_the_trail() {
-    // The writer cannot run before this test yields: 2 lines fit the queue, 8 do not.
-    let (ours, theirs) = tokio::io::duplex(1 << 16);
-    let (log, task) = AuditLog::to_writer(ours, 2);
+    // The writer is held inside its first write while the queue fills: 2 lines fit the
+    // queue, 8 do not.
+    let disk = MemoryDisk::with_room(usize::MAX);
+    let held = disk.hold();
+    let (log, task) = AuditLog::to_writer(disk.clone(), 2);
     let e = exec();
+    log.session_start(&e);
+    held.entered();
     for _ in 0..10 {
         log.session_start(&e);
     }
     assert_eq!(log.dropped(), 8);
-    let lines = audit_lines(log, task, theirs).await;
-    assert_eq!(lines.len(), 3, "{lines:?}");
-    assert_eq!(lines[0]["event"], "audit.dropped");
-    assert_eq!(lines[0]["count"], 8);
-    assert_eq!(lines[0]["total"], 8);
-    assert!(lines[1..].iter().all(|l| l["event"] == "session.start"));
+    held.release();
+    let lines = audit_lines(log, task, disk).await;
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert_eq!(lines[0]["event"], "session.start");
+    assert_eq!(lines[1]["event"], "audit.dropped");
+    assert_eq!(lines[1]["count"], 8);
+    assert_eq!(lines[1]["total"], 8);
+    assert!(lines[2..].iter().all(|l| l["event"] == "session.start"));
 }
 
 #[tokio::test]
 async fn write_errors_are_counted_not_silent() {
-    let full = tokio::fs::OpenOptions::new()
+    let full = std::fs::OpenOptions::new()
         .write(true)
         .open("/dev/full")
-        .await
         .unwrap();
     let (log, task) = AuditLog::to_writer(full, 16);
     let e = exec();
@@ -223,6 +228,32 @@ struct Disk {
     room: usize,
     written: Vec<u8>,
     writes: usize,
+    /// A held disk: writes wait inside until it is released ([`MemoryDisk::hold`]).
+    held: Option<std::sync::Arc<Hold>>,
+}
+
+/// A hold on a [`MemoryDisk`]: the next write enters and waits until released.
+pub(crate) struct Hold {
+    state: std::sync::Mutex<(bool, bool)>,
+    changed: std::sync::Condvar,
+}
+
+impl Hold {
+    /// Waits until a write is inside the held disk.
+    pub(crate) fn entered(&self) {
+        let guard = self.state.lock().unwrap();
+        drop(
+            self.changed
+                .wait_while(guard, |(entered, _)| !*entered)
+                .unwrap(),
+        );
+    }
+
+    /// Lets the waiting write (and every later one) through.
+    pub(crate) fn release(&self) {
+        self.state.lock().unwrap().1 = true;
+        self.changed.notify_all();
+    }
 }
 
 impl MemoryDisk {
@@ -232,7 +263,42 @@ impl MemoryDisk {
             room,
             written: Vec::new(),
             writes: 0,
+            held: None,
         })))
+    }
+
+    /// Holds the disk: the next write waits inside until [`Hold::release`].
+    pub(crate) fn hold(&self) -> std::sync::Arc<Hold> {
+        let hold = std::sync::Arc::new(Hold {
+            state: std::sync::Mutex::new((false, false)),
+            changed: std::sync::Condvar::new(),
+        });
+        self.0.lock().unwrap().held = Some(hold.clone());
+        hold
+    }
+
+    /// Takes `buf` as far as there is room; a full disk fails with ENOSPC.
+    fn take(&self, buf: &[u8]) -> std::io::Result<usize> {
+        let held = self.0.lock().unwrap().held.clone();
+        if let Some(hold) = held {
+            let mut state = hold.state.lock().unwrap();
+            state.0 = true;
+            hold.changed.notify_all();
+            drop(
+                hold.changed
+                    .wait_while(state, |(_, released)| !*released)
+                    .unwrap(),
+            );
+        }
+        let mut disk = self.0.lock().unwrap();
+        disk.writes += 1;
+        if disk.room == 0 {
+            return Err(std::io::Error::from_raw_os_error(28));
+        }
+        let n = buf.len().min(disk.room);
+        disk.room -= n;
+        disk.written.extend_from_slice(&buf[..n]);
+        Ok(n)
     }
 
     /// What was written so far.
@@ -252,15 +318,7 @@ impl tokio::io::AsyncWrite for MemoryDisk {
         _: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        let mut disk = self.0.lock().unwrap();
-        disk.writes += 1;
-        if disk.room == 0 {
-            return std::task::Poll::Ready(Err(std::io::Error::from_raw_os_error(28)));
-        }
-        let n = buf.len().min(disk.room);
-        disk.room -= n;
-        disk.written.extend_from_slice(&buf[..n]);
-        std::task::Poll::Ready(Ok(n))
+        std::task::Poll::Ready(self.take(buf))
     }
     fn poll_flush(
         self: std::pin::Pin<&mut Self>,
@@ -276,41 +334,47 @@ impl tokio::io::AsyncWrite for MemoryDisk {
     }
 }
 
-#[tokio::test(flavor = "current_thread", start_paused = true)]
-async fn lines_sent_while_the_writer_lingers_go_out_in_one_write() {
+impl std::io::Write for MemoryDisk {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.take(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn lines_sent_while_the_writer_lingers_go_out_together() {
     let out = MemoryDisk::with_room(usize::MAX);
+    let held = out.hold();
     let (log, task) = AuditLog::to_writer(out.clone(), 1024);
     let e = exec();
     log.session_start(&e);
-    // Let the writer take and write the first line.
-    while out.writes() == 0 {
-        tokio::task::yield_now().await;
-    }
-    // One line at a time, the writer free to run between them: without the linger each would
-    // be a batch (and a wake-up) of its own.
+    // The writer took the first line and is writing it: the next lines queue meanwhile.
+    held.entered();
     for _ in 0..100 {
         log.session_start(&e);
-        tokio::task::yield_now().await;
     }
+    held.release();
     log.sync().await;
+    // One write for the first line, one for the hundred that queued behind it: without the
+    // queue's batching each would be a write (and a wake-up) of its own.
     assert_eq!(out.writes(), 2);
     drop(log);
     task.await.unwrap();
 }
 
-/// Every line `log` wrote to `theirs`, once the log is dropped and its writer has ended.
+/// Every line `log` wrote to `disk`, once the log is dropped and its writer has ended.
 pub(crate) async fn audit_lines(
     log: AuditLog,
-    task: tokio::task::JoinHandle<()>,
-    mut theirs: tokio::io::DuplexStream,
+    task: AuditWriter,
+    disk: MemoryDisk,
 ) -> Vec<serde_json::Value> {
     drop(log);
     task.await.unwrap();
-    let mut text = String::new();
-    tokio::io::AsyncReadExt::read_to_string(&mut theirs, &mut text)
-        .await
-        .unwrap();
-    text.lines()
+    String::from_utf8(disk.written())
+        .unwrap()
+        .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }

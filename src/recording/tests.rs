@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::audit::tests::{MemoryDisk, audit_lines};
-use crate::audit::{AuditLog, Time};
+use crate::audit::{AuditLog, AuditWriter, Time};
 
 fn exec() -> Arc<SessionInfo> {
     let mut s = SessionInfo::new("127.0.0.1:5555".parse().unwrap(), "dev", "default", "web-1");
@@ -27,14 +27,10 @@ fn config(dir: &Path, input: bool, required: bool) -> RecordingConfig {
 }
 
 /// An audit log whose lines end up in the returned buffer once the log is dropped.
-fn audit() -> (
-    AuditLog,
-    tokio::task::JoinHandle<()>,
-    tokio::io::DuplexStream,
-) {
-    let (ours, theirs) = tokio::io::duplex(1 << 20);
-    let (log, task) = AuditLog::to_writer(ours, 64);
-    (log, task, theirs)
+fn audit() -> (AuditLog, AuditWriter, MemoryDisk) {
+    let disk = MemoryDisk::with_room(usize::MAX);
+    let (log, task) = AuditLog::to_writer(disk.clone(), 64);
+    (log, task, disk)
 }
 
 fn parse(text: &str) -> Vec<serde_json::Value> {
