@@ -137,8 +137,11 @@ impl Drain {
                 match now {
                     Phase::Closing => return,
                     Phase::Draining { deadline } => {
+                        // Boxed: only a draining session holds a timer; every session holds
+                        // this future, idle, for its whole life.
+                        let sleep = Box::pin(tokio::time::sleep_until(deadline));
                         tokio::select! {
-                            () = tokio::time::sleep_until(deadline) => return,
+                            () = sleep => return,
                             changed = phase.changed() => if changed.is_err() { return },
                         }
                     }

@@ -347,7 +347,11 @@ struct Run {
 }
 
 impl Run {
-    async fn relay(self, client_upgrade: UpgradeFut) {
+    /// The session's task. `self` is taken apart before the task's body starts, and the body
+    /// uses the parts where they were captured: an `async fn` keeps its arguments for its
+    /// whole life beside the locals moved out of them, which held every field twice in each
+    /// idle session (264 bytes).
+    fn relay(self, client_upgrade: UpgradeFut) -> impl std::future::Future<Output = ()> + Send {
         let Run {
             gateway,
             info,
@@ -358,78 +362,79 @@ impl Run {
             counted,
             answer,
         } = self;
-        let _live = live;
-        let _place = place;
-        let mut relay_config = RelayConfig::new(
-            &gateway.config,
-            upstream.protocol == protocol::V5,
-            gateway.metrics.relay_bytes(),
-        );
-        relay_config.recording = recording.as_ref().map(Recording::tap);
-        relay_config.flow = answer.flow;
-        relay_config.copy = info.copy.clone().map(relay::CopyRelay::new);
-        let copy = relay_config.copy.clone();
-        let kept = answer.resume.then(Arc::<Kept>::default);
-        let (session, attachments) = gateway.fleet.register(
-            info.clone(),
-            upstream.protocol,
-            relay_config.session_bytes.clone(),
-            relay_config.ended_by.clone(),
-            kept.clone(),
-        );
-        // Only the connection is kept: the WebSocket wrapper (and its read buffer) goes now.
-        let summary = match client_upgrade.await.map(WebSocket::into_inner) {
-            Ok(client) => {
-                let deadline = gateway.drain.session_deadline();
-                let shutdown = async {
-                    tokio::select! {
-                        () = deadline => {}
-                        _ = session.ended() => {}
+        async move {
+            let mut relay_config = RelayConfig::new(
+                &gateway.config,
+                upstream.protocol == protocol::V5,
+                gateway.metrics.relay_bytes(),
+            );
+            relay_config.recording = recording.as_ref().map(Recording::tap);
+            relay_config.flow = answer.flow;
+            relay_config.copy = info.copy.clone().map(relay::CopyRelay::new);
+            let copy = relay_config.copy.clone();
+            let kept = answer.resume.then(Arc::<Kept>::default);
+            let (session, attachments) = gateway.fleet.register(
+                info.clone(),
+                upstream.protocol,
+                relay_config.session_bytes.clone(),
+                relay_config.ended_by.clone(),
+                kept.clone(),
+            );
+            // Only the connection is kept: the WebSocket wrapper (and its read buffer) goes now.
+            let summary = match client_upgrade.await.map(WebSocket::into_inner) {
+                Ok(client) => {
+                    let deadline = gateway.drain.session_deadline();
+                    let shutdown = async {
+                        tokio::select! {
+                            () = deadline => {}
+                            _ = session.ended() => {}
+                        }
+                    };
+                    match (kept, attachments) {
+                        (Some(kept), Some(attachments)) => {
+                            let link = Link {
+                                gateway: gateway.clone(),
+                                session: session.clone(),
+                                proof: gateway
+                                    .fleet
+                                    .proof(&info.id, info.user().unwrap_or_default()),
+                            };
+                            let grace = gateway.fleet.grace;
+                            let detachable = relay::Detachable {
+                                kept,
+                                attachments,
+                                events: &link,
+                                grace,
+                            };
+                            relay::relay_detachable(
+                                client,
+                                upstream.io,
+                                &relay_config,
+                                detachable,
+                                shutdown,
+                            )
+                            .await
+                        }
+                        _ => relay::relay(client, upstream.io, &relay_config, shutdown).await,
                     }
-                };
-                match (kept, attachments) {
-                    (Some(kept), Some(attachments)) => {
-                        let link = Link {
-                            gateway: gateway.clone(),
-                            session: session.clone(),
-                            proof: gateway
-                                .fleet
-                                .proof(&info.id, info.user().unwrap_or_default()),
-                        };
-                        let grace = gateway.fleet.grace;
-                        let detachable = relay::Detachable {
-                            kept,
-                            attachments,
-                            events: &link,
-                            grace,
-                        };
-                        relay::relay_detachable(
-                            client,
-                            upstream.io,
-                            &relay_config,
-                            detachable,
-                            shutdown,
-                        )
-                        .await
-                    }
-                    _ => relay::relay(client, upstream.io, &relay_config, shutdown).await,
                 }
+                Err(e) => {
+                    tracing::warn!(error = %e, "client upgrade failed; closing the exec");
+                    Summary::unstarted(CloseReason::ClientGone(format!("upgrade failed: {e}")))
+                }
+            };
+            gateway.fleet.remove(&info.id);
+            drop(relay_config);
+            if let Some(copy) = copy {
+                report_copy(&gateway, &info, &copy, &summary);
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "client upgrade failed; closing the exec");
-                Summary::unstarted(CloseReason::ClientGone(format!("upgrade failed: {e}")))
+            if let Some(recording) = recording {
+                // Failures were audited as they happened; the session is over either way.
+                let _ = recording.finish().await;
             }
-        };
-        gateway.fleet.remove(&info.id);
-        drop(relay_config);
-        if let Some(copy) = copy {
-            report_copy(&gateway, &info, &copy, &summary);
+            gateway.session_ended(&info, counted, &summary);
+            drop((live, place));
         }
-        if let Some(recording) = recording {
-            // Failures were audited as they happened; the session is over either way.
-            let _ = recording.finish().await;
-        }
-        gateway.session_ended(&info, counted, &summary);
     }
 }
 
