@@ -204,12 +204,22 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 }
                 Parsed::Missing(missing) => missing,
             };
-            // A frame in progress gets room for its rest and the next header; otherwise one
-            // ordinary read's worth, or the last frame's size if that was larger.
+            // The rest of a large frame gets room for exactly that rest and is read up to its
+            // end and no further. Bytes of the next frame behind it would stay in a buffer
+            // whose front the payload still holds, and the next reserve would copy them to a
+            // new one; room for more than the rest would regrow (and copy) the buffer holding
+            // the frame's start. Otherwise: one ordinary read's worth, or the last frame's
+            // size if that was larger (a small frame in progress needs less).
+            let room = if missing >= READ_BYTES {
+                missing - MAX_HEADER_BYTES
+            } else {
+                usize::MAX
+            };
             self.buf
-                .reserve(missing.max(READ_BYTES).max(self.last_frame_len));
+                .reserve(room.min(missing.max(READ_BYTES).max(self.last_frame_len)));
             let read = {
-                let read = pin!(self.io.read_buf(&mut self.buf));
+                let mut limited = bytes::BufMut::limit(&mut self.buf, room);
+                let read = pin!(self.io.read_buf(&mut limited));
                 read.poll(cx)
             };
             match read {
@@ -402,6 +412,23 @@ mod tests {
             assert_eq!(seen[6].2, b"\x03\xe8bye".to_vec());
             assert!(matches!(rx.read_frame().await, Err(ReadError::Eof)));
         }
+    }
+
+    #[tokio::test]
+    async fn a_large_frame_is_read_to_its_end_and_no_further() {
+        // Two large frames back to back, all of them readable at once: the first frame's rest
+        // is read up to its end, so nothing of the second is left behind its payload (to be
+        // copied by the next read's reserve).
+        let first = vec![1u8; 100_000];
+        let second = vec![2u8; 50_000];
+        let bytes = encode(vec![binary(&first), binary(&second)], Role::Server).await;
+        let mut rx = reader(&bytes, Role::Client, 1 << 20);
+        let frame = rx.read_frame().await.unwrap();
+        assert_eq!(frame.payload.len(), first.len());
+        assert!(rx.buf.is_empty(), "{} bytes left behind", rx.buf.len());
+        let frame = rx.read_frame().await.unwrap();
+        assert_eq!(&frame.payload[..], &second[..]);
+        assert!(matches!(rx.read_frame().await, Err(ReadError::Eof)));
     }
 
     #[tokio::test]
