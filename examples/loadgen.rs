@@ -26,8 +26,12 @@ const STDIN: u8 = 0;
 const STDOUT: u8 = 1;
 const ERROR: u8 = 3;
 const CLOSE: u8 = 255;
-/// Keystroke interval of a held session.
-const KEYSTROKE: Duration = Duration::from_secs(1);
+/// Keystroke interval of a held session, unless `KEYSTROKE_MS` says otherwise (one session
+/// typing every millisecond or two is how one session's added echo latency is measured).
+fn keystroke() -> Duration {
+    static EVERY: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *EVERY.get_or_init(|| Duration::from_millis(env_u64("KEYSTROKE_MS", 1000).max(1)))
+}
 /// How long one step (connect, an echo, the exit) may take before the session counts as stuck.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -305,7 +309,7 @@ async fn hold(target: Arc<Target>, stats: Shared, plan: Schedule) -> Result<(), 
     let mut ws = timeout(STEP_TIMEOUT, target.open("echo-0", &["cat"], true))
         .await
         .map_err(|_| SessionError::Stuck)??;
-    let mut ticks = tokio::time::interval_at(next_tick(phase, Instant::now()), KEYSTROKE);
+    let mut ticks = tokio::time::interval_at(next_tick(phase, Instant::now()), keystroke());
     // A late tick leaves the next one where it was, as a user's next keystroke does not wait
     // for a slow echo. `Delay` moved every late session's keystrokes later for good, and the
     // late ones piled up at the same instant: after a minute at 9,000 sessions, about 50 a
@@ -352,11 +356,11 @@ async fn hold(target: Arc<Target>, stats: Shared, plan: Schedule) -> Result<(), 
     Ok(())
 }
 
-/// The first keystroke time at or after `now` in the series `phase + n * KEYSTROKE`.
+/// The first keystroke time at or after `now` in the series `phase + n * keystroke()`.
 fn next_tick(phase: Instant, now: Instant) -> Instant {
     let late = now.saturating_duration_since(phase);
-    let ticks = late.as_nanos().div_ceil(KEYSTROKE.as_nanos());
-    phase + KEYSTROKE * u32::try_from(ticks).unwrap_or(u32::MAX)
+    let ticks = late.as_nanos().div_ceil(keystroke().as_nanos());
+    phase + keystroke() * u32::try_from(ticks).unwrap_or(u32::MAX)
 }
 
 /// churn: sessions one after another until `deadline`, each typing one byte and exiting.
@@ -460,7 +464,7 @@ async fn main() {
                 // whole second apart and would type at the same instant, 30 at once at 9,000.
                 let plan = Schedule {
                     open_at,
-                    phase: t0 + KEYSTROKE.mul_f64(share),
+                    phase: t0 + keystroke().mul_f64(share),
                     ramp_end,
                     hold_end,
                     trace: trace_prefix.is_some(),
