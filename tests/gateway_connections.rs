@@ -50,8 +50,11 @@ async fn an_idle_connection_is_closed() {
 #[tokio::test]
 async fn connections_over_the_cap_get_503() {
     let stack = Stack::start(&[("PODTERM_MAX_CONNECTIONS", "2")]).await;
-    let _a = TcpStream::connect(stack.addr).await.unwrap();
-    let _b = TcpStream::connect(stack.addr).await.unwrap();
+    // Two connections the gateway has taken (each answered a request and is kept alive):
+    // each worker accepts on its own socket, so a connection merely connected may not be
+    // counted yet when the next one is accepted.
+    let _a = kept_alive(&stack).await;
+    let _b = kept_alive(&stack).await;
     let mut c = TcpStream::connect(stack.addr).await.unwrap();
     let answer = String::from_utf8_lossy(&closed(&mut c).await).into_owned();
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
@@ -67,6 +70,30 @@ async fn connections_over_the_cap_get_503() {
         tokio::task::yield_now().await;
     }
     assert!(served);
+}
+
+/// A connection that asked `/healthz`, got its answer and stays open.
+async fn kept_alive(stack: &Stack) -> TcpStream {
+    let mut conn = TcpStream::connect(stack.addr).await.unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 512];
+    while !seen.ends_with(b"ok\n") {
+        let n = tokio::time::timeout(CLOSED_WITHIN, conn.read(&mut buf))
+            .await
+            .expect("answered")
+            .unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        seen.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    conn
 }
 
 /// utime + stime of `pid`, in clock ticks.
