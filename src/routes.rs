@@ -254,15 +254,7 @@ async fn route(
             Ok(json(&serde_json::json!(gateway.clusters.names())))
         }
         ["api", "files", name, namespace, pod] => {
-            if !is_name(namespace) || !is_name(pod) {
-                return Err(RouteError::NotFound);
-            }
-            let place = Place::of(
-                gateway,
-                caller(gateway, &req)?,
-                peer,
-                (name, namespace, pod),
-            )?;
+            let place = toolkit_place(gateway, &req, peer, (name, namespace, pod))?;
             match *req.method() {
                 Method::GET => Ok(toolkit::files::download(gateway, &req, place)
                     .await?
@@ -284,15 +276,7 @@ async fn route(
             pod,
             verb @ ("log" | "ephemeralcontainers"),
         ] => {
-            if !is_name(namespace) || !is_name(pod) {
-                return Err(RouteError::NotFound);
-            }
-            let place = Place::of(
-                gateway,
-                caller(gateway, &req)?,
-                peer,
-                (name, namespace, pod),
-            )?;
+            let place = toolkit_place(gateway, &req, peer, (name, namespace, pod))?;
             let res = if *verb == "log" {
                 only_get(&req)?;
                 toolkit::logs(gateway, &req, place).await?
@@ -567,6 +551,25 @@ fn page(req: &Request<Incoming>, path: &str) -> Result<Response<Body>, RouteErro
 }
 
 /// The caller: proxy secret, trusted headers, and (for browsers) the `Origin` check.
+/// The pod a toolkit route (files, logs, debug containers) names, for the caller: a namespace
+/// or pod that is not a name is 404, then the caller is authenticated and the cluster found.
+fn toolkit_place(
+    gateway: &Gateway,
+    req: &Request<Incoming>,
+    peer: SocketAddr,
+    (cluster, namespace, pod): (&str, &str, &str),
+) -> Result<Place, RouteError> {
+    if !is_name(namespace) || !is_name(pod) {
+        return Err(RouteError::NotFound);
+    }
+    Ok(Place::of(
+        gateway,
+        caller(gateway, req)?,
+        peer,
+        (cluster, namespace, pod),
+    )?)
+}
+
 fn caller(gateway: &Gateway, req: &Request<Incoming>) -> Result<Identity, RouteError> {
     let identity = gateway.auth.authenticate(req.headers())?;
     gateway.auth.check_origin(req.headers())?;
