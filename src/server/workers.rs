@@ -32,8 +32,8 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// What the control thread hands a worker.
 enum Handed {
-    /// A connection the control thread accepted.
-    Connection(std::net::TcpStream, SocketAddr),
+    /// A connection the control thread accepted, counted on this worker.
+    Connection(std::net::TcpStream, SocketAddr, Counted),
     /// The worker's own listening socket, to accept on until the gateway stops.
     Listener(std::net::TcpListener),
 }
@@ -51,7 +51,7 @@ pub struct Workers {
 struct Lane {
     tx: mpsc::UnboundedSender<Handed>,
     /// Connections open on this worker (counted from hand-over or accept to close).
-    open: Arc<AtomicUsize>,
+    open: Open,
 }
 
 impl Workers {
@@ -72,15 +72,14 @@ impl Workers {
                 .build()
                 .map_err(fail)?;
             let (tx, rx) = mpsc::unbounded_channel();
-            let open = Arc::new(AtomicUsize::new(0));
+            let open = Open {
+                worker: Arc::new(AtomicUsize::new(0)),
+                all: workers.open.clone(),
+            };
             let thread = std::thread::Builder::new()
                 .name(format!("podterm-worker-{index}"))
                 .spawn({
-                    let gateway = gateway.clone();
-                    let open = Open {
-                        worker: open.clone(),
-                        all: workers.open.clone(),
-                    };
+                    let (gateway, open) = (gateway.clone(), open.clone());
                     move || serve(runtime, rx, gateway, open)
                 })
                 .map_err(fail)?;
@@ -100,7 +99,7 @@ impl Workers {
     fn open_connections(&self) -> Vec<usize> {
         self.lanes
             .iter()
-            .map(|l| l.open.load(Ordering::Relaxed))
+            .map(|l| l.open.worker.load(Ordering::Relaxed))
             .collect()
     }
 
@@ -130,17 +129,16 @@ impl Workers {
             Ok(more) => more,
             Err(e) => return Err((listener, e)),
         };
-        let first = match listener.into_std() {
-            Ok(first) => first,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot hand the listener to a worker");
-                return Ok(());
-            }
-        };
+        // The first socket off this thread's event loop; should that fail, it closes and the
+        // group's other sockets take its share.
+        let first = listener
+            .into_std()
+            .inspect_err(|e| tracing::error!(error = %e, "cannot hand the listener to a worker"))
+            .ok();
         for (index, (lane, socket)) in self
             .lanes
             .iter()
-            .zip(std::iter::once(first).chain(more))
+            .zip(first.into_iter().chain(more))
             .enumerate()
         {
             if lane.tx.send(Handed::Listener(socket)).is_err() {
@@ -153,34 +151,34 @@ impl Workers {
     /// Hands `stream` to the worker with the fewest open connections.
     pub fn dispatch(&mut self, stream: TcpStream, peer: SocketAddr) {
         // Off this thread's event loop, onto the worker's (registered there on arrival).
-        let stream = match stream.into_std() {
+        let mut stream = match stream.into_std() {
             Ok(stream) => stream,
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "cannot hand the connection to a worker");
                 return;
             }
         };
-        let mut accepted = Handed::Connection(stream, peer);
         while !self.lanes.is_empty() {
             let n = self.lanes.len();
             let start = self.next % n;
             self.next = (start + 1) % n;
             let index = (0..n)
                 .map(|k| (start + k) % n)
-                .min_by_key(|&i| self.lanes[i].open.load(Ordering::Relaxed))
+                .min_by_key(|&i| self.lanes[i].open.worker.load(Ordering::Relaxed))
                 .expect("at least one worker");
             let lane = &self.lanes[index];
-            lane.open.fetch_add(1, Ordering::Relaxed);
-            self.open.fetch_add(1, Ordering::Relaxed);
-            match lane.tx.send(accepted) {
+            let handed = Handed::Connection(stream, peer, lane.open.count());
+            match lane.tx.send(handed) {
                 Ok(()) => return,
                 Err(mpsc::error::SendError(back)) => {
-                    // Its thread ended (it panicked): serve on the others from now on.
+                    // Its thread ended (it panicked): serve on the others from now on. The
+                    // connection's count on it ends here.
                     tracing::error!(worker = index, "a worker thread is gone");
-                    lane.open.fetch_sub(1, Ordering::Relaxed);
-                    self.open.fetch_sub(1, Ordering::Relaxed);
                     self.lanes.swap_remove(index);
-                    accepted = back;
+                    let Handed::Connection(back, _, _) = back else {
+                        unreachable!("a connection was sent")
+                    };
+                    stream = back;
                 }
             }
         }
@@ -219,6 +217,15 @@ struct Open {
     all: Arc<AtomicUsize>,
 }
 
+impl Open {
+    /// One more open connection on this worker, until the guard is dropped.
+    fn count(&self) -> Counted {
+        self.worker.fetch_add(1, Ordering::Relaxed);
+        self.all.fetch_add(1, Ordering::Relaxed);
+        Counted(self.clone())
+    }
+}
+
 /// One worker thread: serves the connections it is handed and those it accepts on its own
 /// listening socket, until the control thread drops its sender; then closes what is open.
 fn serve(
@@ -231,10 +238,9 @@ fn serve(
         while let Some(handed) = rx.recv().await {
             match handed {
                 // Counted by the control thread when it chose this worker.
-                Handed::Connection(stream, peer) => match TcpStream::from_std(stream) {
-                    Ok(stream) => spawn(&gateway, stream, peer, Counted(open.clone())),
+                Handed::Connection(stream, peer, counted) => match TcpStream::from_std(stream) {
+                    Ok(stream) => spawn(&gateway, stream, peer, counted),
                     Err(e) => {
-                        drop(Counted(open.clone()));
                         tracing::warn!(%peer, error = %e, "worker cannot take the connection");
                     }
                 },
@@ -247,9 +253,7 @@ fn serve(
                                 peers: None,
                             };
                             accept_loop(listeners, &gateway, &open.all, |stream, peer| {
-                                open.worker.fetch_add(1, Ordering::Relaxed);
-                                open.all.fetch_add(1, Ordering::Relaxed);
-                                spawn(&gateway, stream, peer, Counted(open.clone()));
+                                spawn(&gateway, stream, peer, open.count());
                             })
                             .await;
                         });
