@@ -13,6 +13,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -49,7 +50,7 @@ struct Inner {
     sessions: watch::Sender<usize>,
     /// Callers of [`Drain::no_sessions`] waiting now: the count reaching zero wakes them
     /// while serving too.
-    zero_waiters: std::sync::atomic::AtomicUsize,
+    zero_waiters: AtomicUsize,
 }
 
 impl Drain {
@@ -59,7 +60,7 @@ impl Drain {
             timeout,
             phase: watch::Sender::new(Phase::Serving),
             sessions: watch::Sender::new(0),
-            zero_waiters: std::sync::atomic::AtomicUsize::new(0),
+            zero_waiters: AtomicUsize::new(0),
         }))
     }
 
@@ -81,15 +82,13 @@ impl Drain {
     /// Resolves when no session is open (the count reaching zero wakes it).
     #[cfg(any(test, feature = "test-util"))]
     pub async fn no_sessions(&self) {
-        struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+        struct Waiting<'a>(&'a AtomicUsize);
         impl Drop for Waiting<'_> {
             fn drop(&mut self) {
-                self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                self.0.fetch_sub(1, Ordering::SeqCst);
             }
         }
-        self.0
-            .zero_waiters
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.zero_waiters.fetch_add(1, Ordering::SeqCst);
         let _waiting = Waiting(&self.0.zero_waiters);
         let mut sessions = self.0.sessions.subscribe();
         let _ = sessions.wait_for(|n| *n == 0).await;
@@ -194,7 +193,7 @@ impl Drop for SessionGuard {
             *n -= 1;
             *n == 0
                 && (*inner.phase.borrow() != Phase::Serving
-                    || inner.zero_waiters.load(std::sync::atomic::Ordering::SeqCst) > 0)
+                    || inner.zero_waiters.load(Ordering::SeqCst) > 0)
         });
     }
 }

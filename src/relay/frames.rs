@@ -210,15 +210,15 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             // new one; room for more than the rest would regrow (and copy) the buffer holding
             // the frame's start. Otherwise: one ordinary read's worth, or the last frame's
             // size if that was larger (a small frame in progress needs less).
-            let room = if missing >= READ_BYTES {
-                missing - MAX_HEADER_BYTES
+            let (reserve, limit) = if missing >= READ_BYTES {
+                let rest = missing - MAX_HEADER_BYTES;
+                (rest, rest)
             } else {
-                usize::MAX
+                (missing.max(READ_BYTES).max(self.last_frame_len), usize::MAX)
             };
-            self.buf
-                .reserve(room.min(missing.max(READ_BYTES).max(self.last_frame_len)));
+            self.buf.reserve(reserve);
             let read = {
-                let mut limited = bytes::BufMut::limit(&mut self.buf, room);
+                let mut limited = bytes::BufMut::limit(&mut self.buf, limit);
                 let read = pin!(self.io.read_buf(&mut limited));
                 read.poll(cx)
             };
