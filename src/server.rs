@@ -221,7 +221,10 @@ async fn serve_connection(gateway: Arc<Gateway>, stream: tokio::net::TcpStream, 
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(gateway.config.header_read_timeout);
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let conn = builder.serve_connection_with_upgrades(
+        TokioIo::new(crate::tcp::Stream::accepted(stream)),
+        service,
+    );
     tokio::pin!(conn);
     let closing = gateway.drain.session_deadline();
     let idle = idle_for(&gateway.config, started, &activity);

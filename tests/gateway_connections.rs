@@ -196,3 +196,47 @@ async fn at_the_open_file_limit_the_accept_loop_waits_and_recovers() {
         "{warnings} accept-failure lines:\n{text}"
     );
 }
+
+/// The first read of a connection takes all that came (`src/tcp.rs`): requests sent in one
+/// segment are each answered in turn, the second from what the first read kept.
+#[tokio::test]
+async fn pipelined_requests_in_one_segment_are_each_answered() {
+    let stack = Stack::start(&[]).await;
+    let mut conn = TcpStream::connect(stack.addr).await.unwrap();
+    conn.write_all(
+        b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\nGET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let answer = String::from_utf8_lossy(&closed(&mut conn).await).into_owned();
+    assert_eq!(answer.matches("HTTP/1.1 200").count(), 2, "{answer}");
+}
+
+/// HTTP/2 with prior knowledge (a gateway speaking h2c to its backends) is told from HTTP/1.1
+/// by its preface, which now comes in the same first read as what follows it.
+#[tokio::test]
+async fn http2_with_prior_knowledge_is_served() {
+    use http_body_util::{BodyExt, Empty};
+    let stack = Stack::start(&[]).await;
+    let tcp = TcpStream::connect(stack.addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("an HTTP/2 handshake");
+    tokio::spawn(conn);
+    for _ in 0..2 {
+        let req = hyper::Request::get(format!("http://{}/healthz", stack.addr))
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let res = tokio::time::timeout(CLOSED_WITHIN, sender.send_request(req))
+            .await
+            .expect("answered")
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.version(), hyper::Version::HTTP_2);
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"ok\n");
+    }
+}

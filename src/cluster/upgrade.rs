@@ -128,6 +128,7 @@ impl Connector {
             .await
             .map_err(|e| format!("connect to {host}:{port}: {e}"))?;
         tcp.set_nodelay(true)?;
+        let tcp = crate::tcp::Stream::connected(tcp);
         match &self.tls {
             Some((tls, name)) => {
                 let tls = super::tls::connect(Arc::clone(tls), name.clone(), tcp)

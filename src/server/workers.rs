@@ -25,6 +25,9 @@ use tokio::sync::mpsc;
 
 use super::{Gateway, Listeners, accept_loop, serve_connection};
 use crate::config::StartError;
+use pulse::Pulse;
+
+mod pulse;
 
 /// How long a stopping worker waits for blocking work (recording writes) after its
 /// connections were closed.
@@ -234,26 +237,31 @@ fn serve(
     gateway: Arc<Gateway>,
     open: Open,
 ) {
+    let pulse = Arc::new(Pulse::default());
     runtime.block_on(async {
+        tokio::spawn({
+            let pulse = pulse.clone();
+            async move { pulse.run().await }
+        });
         while let Some(handed) = rx.recv().await {
             match handed {
                 // Counted by the control thread when it chose this worker.
                 Handed::Connection(stream, peer, counted) => match TcpStream::from_std(stream) {
-                    Ok(stream) => spawn(&gateway, stream, peer, counted),
+                    Ok(stream) => spawn(&gateway, &pulse, stream, peer, counted),
                     Err(e) => {
                         tracing::warn!(%peer, error = %e, "worker cannot take the connection");
                     }
                 },
                 Handed::Listener(listener) => match TcpListener::from_std(listener) {
                     Ok(listener) => {
-                        let (gateway, open) = (gateway.clone(), open.clone());
+                        let (gateway, open, pulse) = (gateway.clone(), open.clone(), pulse.clone());
                         tokio::spawn(async move {
                             let listeners = Listeners {
                                 main: Some(&listener),
                                 peers: None,
                             };
                             accept_loop(listeners, &gateway, &open.all, |stream, peer| {
-                                spawn(&gateway, stream, peer, open.count());
+                                spawn(&gateway, &pulse, stream, peer, open.count());
                             })
                             .await;
                         });
@@ -269,7 +277,14 @@ fn serve(
 }
 
 /// Serves `stream` on this worker.
-fn spawn(gateway: &Arc<Gateway>, stream: TcpStream, peer: SocketAddr, counted: Counted) {
+fn spawn(
+    gateway: &Arc<Gateway>,
+    pulse: &Pulse,
+    stream: TcpStream,
+    peer: SocketAddr,
+    counted: Counted,
+) {
+    pulse.arrived();
     let gateway = gateway.clone();
     tokio::spawn(async move {
         let _counted = counted;

@@ -1,0 +1,230 @@
+//! TCP streams as podterm's two sides use them: the write side ends when the stream closes,
+//! and a connection from a client is read whole at once, the first time.
+//!
+//! **No shutdown.** Everywhere podterm ends the write side of a TCP stream it drops the stream
+//! at once: hyper after a last response (`Connection: close`, a drain), the relay after both
+//! closing handshakes (`relay::run`), a resumed or watching connection after its close frame.
+//! `close()` sends the same FIN as `shutdown(SHUT_WR)` when nothing is left unread (and a RST
+//! either way when something is), so the shutdown was one syscall, and one more trip through
+//! the TCP stack, per socket for nothing: two per session. nginx closes its proxied sockets
+//! the same way. A TLS stream over this one still sends its close_notify in its own shutdown.
+//!
+//! **One first read.** hyper-util's automatic HTTP/1-or-2 server reads the connection's first
+//! 24 bytes on their own, to compare them with HTTP/2's preface, and only then reads the rest
+//! of the request: two `recvfrom` for a request that came in one segment. A client's
+//! connection here reads [`FIRST_READ_BYTES`] the first time whatever is asked, on the stack,
+//! and keeps what the reader did not take (on the heap, until taken).
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// The least the first read of a client's connection asks for: a whole request head as
+/// browsers and kubectl send them (hyper reads on when one is longer).
+pub const FIRST_READ_BYTES: usize = 4 * 1024;
+
+/// A TCP stream whose `poll_shutdown` does nothing (the FIN goes out when it is dropped).
+#[derive(Debug)]
+pub struct Stream {
+    io: TcpStream,
+    /// The first read is still to come and reads [`FIRST_READ_BYTES`] at least.
+    first: bool,
+    /// Bytes of the first read that the reader did not take yet.
+    unread: Option<Box<Unread>>,
+}
+
+#[derive(Debug)]
+struct Unread {
+    bytes: Vec<u8>,
+    at: usize,
+}
+
+impl Stream {
+    /// A connection podterm made (to the cluster).
+    pub fn connected(io: TcpStream) -> Stream {
+        Stream {
+            io,
+            first: false,
+            unread: None,
+        }
+    }
+
+    /// A connection a client made: its first read is [`FIRST_READ_BYTES`] at least.
+    pub fn accepted(io: TcpStream) -> Stream {
+        Stream {
+            io,
+            first: true,
+            unread: None,
+        }
+    }
+
+    /// The first read: as much as is there, up to [`FIRST_READ_BYTES`]; what does not fit
+    /// `buf` is kept.
+    fn poll_first(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let mut room = [0u8; FIRST_READ_BYTES];
+        let mut read = ReadBuf::new(&mut room);
+        // tokio's own read: a short one clears the socket's readiness, so that the next read
+        // waits for the next event instead of trying the socket for an EAGAIN.
+        ready!(Pin::new(&mut self.io).poll_read(cx, &mut read))?;
+        let n = read.filled().len();
+        self.first = false;
+        let given = n.min(buf.remaining());
+        buf.put_slice(&room[..given]);
+        if given < n {
+            self.unread = Some(Box::new(Unread {
+                bytes: room[given..n].to_vec(),
+                at: 0,
+            }));
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(unread) = &mut this.unread {
+            let rest = &unread.bytes[unread.at..];
+            let given = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..given]);
+            unread.at += given;
+            if unread.at == unread.bytes.len() {
+                this.unread = None;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        if this.first && buf.remaining() < FIRST_READ_BYTES {
+            return this.poll_first(cx, buf);
+        }
+        this.first = false;
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (connected, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (connected.unwrap(), accepted.unwrap().0)
+    }
+
+    /// A request head that came in one segment is read in one go, though hyper-util asks for
+    /// 24 bytes first: the rest waits in the stream, and every byte comes out once, in order.
+    #[tokio::test]
+    async fn the_first_read_takes_the_whole_head_and_keeps_the_rest() {
+        let (mut client, accepted) = pair().await;
+        let mut server = Stream::accepted(accepted);
+        let head: Vec<u8> = (0..400u32).map(|i| b'a' + (i % 26) as u8).collect();
+        client.write_all(&head).await.unwrap();
+        let mut first = [0u8; 24];
+        server.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first[..], &head[..24]);
+        let kept = server.unread.as_ref().map_or(0, |u| u.bytes.len() - u.at);
+        assert_eq!(kept, 376, "the rest of the head came with the first read");
+        // Small reads take from what is kept, then a large one; then the socket again.
+        let mut next = [0u8; 100];
+        server.read_exact(&mut next).await.unwrap();
+        assert_eq!(&next[..], &head[24..124]);
+        let mut rest = vec![0u8; 276];
+        server.read_exact(&mut rest).await.unwrap();
+        assert_eq!(&rest[..], &head[124..]);
+        assert!(server.unread.is_none(), "nothing is held once all is taken");
+        client.write_all(b"more").await.unwrap();
+        let mut more = [0u8; 4];
+        server.read_exact(&mut more).await.unwrap();
+        assert_eq!(&more, b"more");
+    }
+
+    /// A first read larger than the first-read room reads straight into the caller's buffer;
+    /// more than that room in one segment comes out whole and in order either way.
+    #[tokio::test]
+    async fn large_first_reads_and_long_heads_come_out_whole() {
+        for first_ask in [24, FIRST_READ_BYTES, 3 * FIRST_READ_BYTES] {
+            let (mut client, accepted) = pair().await;
+            let mut server = Stream::accepted(accepted);
+            let sent: Vec<u8> = (0..3 * FIRST_READ_BYTES as u32)
+                .map(|i| (i % 251) as u8)
+                .collect();
+            client.write_all(&sent).await.unwrap();
+            drop(client);
+            let mut got = vec![0u8; first_ask];
+            let n = server.read(&mut got).await.unwrap();
+            got.truncate(n);
+            server.read_to_end(&mut got).await.unwrap();
+            assert_eq!(got, sent, "first read of {first_ask}");
+        }
+    }
+
+    /// The peer reads everything written and then EOF once the stream is dropped after its
+    /// (no-op) shutdown: the FIN came with the close, nothing was reset.
+    #[tokio::test]
+    async fn the_peer_sees_the_data_then_eof_at_close() {
+        let (connected, mut peer) = pair().await;
+        let mut ours = Stream::connected(connected);
+        ours.write_all(b"last words").await.unwrap();
+        ours.shutdown().await.unwrap();
+        // Not yet closed: the peer's read would wait, so it is checked with a nonblocking try.
+        let mut buf = [0u8; 64];
+        peer.readable().await.unwrap();
+        let n = peer.try_read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"last words");
+        assert!(
+            matches!(peer.try_read(&mut buf), Err(e) if e.kind() == io::ErrorKind::WouldBlock),
+            "no FIN before the close"
+        );
+        // The peer can still write to us until we close.
+        peer.write_all(b"ok").await.unwrap();
+        let mut two = [0u8; 2];
+        ours.read_exact(&mut two).await.unwrap();
+        assert_eq!(&two, b"ok");
+        drop(ours);
+        let mut rest = Vec::new();
+        assert_eq!(
+            peer.read_to_end(&mut rest).await.unwrap(),
+            0,
+            "EOF at the close"
+        );
+    }
+}
