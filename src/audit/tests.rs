@@ -378,3 +378,28 @@ pub(crate) async fn audit_lines(
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// Audit times are RFC 3339 UTC with exactly three fractional digits, as strftime's
+/// `%Y-%m-%dT%H:%M:%S%.3fZ` wrote them, whole milliseconds and years before 1000 too.
+#[test]
+fn times_are_rfc3339_utc_with_milliseconds() {
+    for (ts, want) in [
+        (
+            jiff::Timestamp::new(1_700_000_000, 123_456_789).unwrap(),
+            "2023-11-14T22:13:20.123Z",
+        ),
+        (
+            jiff::Timestamp::new(1_700_000_000, 0).unwrap(),
+            "2023-11-14T22:13:20.000Z",
+        ),
+        (
+            jiff::Timestamp::new(0, 999_999_999).unwrap(),
+            "1970-01-01T00:00:00.999Z",
+        ),
+    ] {
+        let time = super::Time(ts);
+        assert_eq!(time.to_string(), want);
+        assert_eq!(ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(), want);
+        assert_eq!(serde_json::to_string(&time).unwrap(), format!("\"{want}\""));
+    }
+}
