@@ -174,7 +174,7 @@ pub async fn exec(
         info: guard.info.clone(),
         gateway,
         upstream,
-        recording,
+        recording: recording.map(Box::new),
         place,
         answer,
     };
@@ -338,7 +338,8 @@ struct Run {
     gateway: Arc<Gateway>,
     info: Arc<SessionInfo>,
     upstream: ExecStream,
-    recording: Option<Recording>,
+    /// Boxed: most sessions have none, and every session's task keeps room for this field.
+    recording: Option<Box<Recording>>,
     place: LimitGuard,
     live: crate::drain::SessionGuard,
     counted: SessionMetrics,
@@ -363,15 +364,16 @@ impl Run {
             answer,
         } = self;
         async move {
-            let mut relay_config = RelayConfig::new(
+            // Boxed, as the recording: the session's task (its largest state is the relay's)
+            // then fits mimalloc's 3 KiB class instead of 3.5 KiB.
+            let mut relay_config = Box::new(RelayConfig::new(
                 &gateway.config,
                 upstream.protocol == protocol::V5,
                 gateway.metrics.relay_bytes(),
-            );
-            relay_config.recording = recording.as_ref().map(Recording::tap);
+            ));
+            relay_config.recording = recording.as_deref().map(Recording::tap);
             relay_config.flow = answer.flow;
             relay_config.copy = info.copy.clone().map(relay::CopyRelay::new);
-            let copy = relay_config.copy.clone();
             let kept = answer.resume.then(Arc::<Kept>::default);
             let (session, attachments) = gateway.fleet.register(
                 info.clone(),
@@ -383,10 +385,12 @@ impl Run {
             // Only the connection is kept: the WebSocket wrapper (and its read buffer) goes now.
             let summary = match client_upgrade.await.map(WebSocket::into_inner) {
                 Ok(client) => {
-                    let deadline = gateway.drain.session_deadline();
+                    // The deadline is made inside the block: captured, it would be stored
+                    // twice for the session's life, once where select! moves it (176 bytes).
+                    let drain = &gateway.drain;
                     let shutdown = async {
                         tokio::select! {
-                            () = deadline => {}
+                            () = drain.session_deadline() => {}
                             _ = session.ended() => {}
                         }
                     };
@@ -424,6 +428,9 @@ impl Run {
                 }
             };
             gateway.fleet.remove(&info.id);
+            // Taken only now: a copy kept beside the relay would have been stored for the
+            // session's whole life.
+            let copy = relay_config.copy.take();
             drop(relay_config);
             if let Some(copy) = copy {
                 report_copy(&gateway, &info, &copy, &summary);
