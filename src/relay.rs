@@ -77,8 +77,9 @@ pub struct RelayConfig {
     /// Who ended the session, when `shutdown` resolved because someone did (else the gateway
     /// is shutting down).
     pub ended_by: Arc<std::sync::OnceLock<String>>,
-    /// A `kubectl cp` session: its tar stream is checked entry by entry (relay::copy).
-    pub copy: Option<CopyRelay>,
+    /// A `kubectl cp` session: its tar stream is checked entry by entry (relay::copy). Boxed
+    /// (216 → 152 bytes for every session's configuration, a smaller allocator class).
+    pub copy: Option<Box<CopyRelay>>,
 }
 
 /// Frame payload bytes one session relayed so far, each way.

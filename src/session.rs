@@ -373,7 +373,10 @@ impl Run {
             ));
             relay_config.recording = recording.as_deref().map(Recording::tap);
             relay_config.flow = answer.flow;
-            relay_config.copy = info.copy.clone().map(relay::CopyRelay::new);
+            relay_config.copy = info
+                .copy
+                .as_deref()
+                .map(|check| Box::new(relay::CopyRelay::new(check.clone())));
             let kept = answer.resume.then(Arc::<Kept>::default);
             let (session, attachments) = gateway.fleet.register(
                 info.clone(),

@@ -62,7 +62,9 @@ pub struct TlsStream<IO> {
 
 /// The rustls connection and the ciphertext on either side of it.
 struct Records {
-    conn: UnbufferedClientConnection,
+    /// Boxed: inline it made the stream 1,128 bytes, just over an allocator class (1,024),
+    /// so each connection took 1,280; apart they take 1,024 and 160.
+    conn: Box<UnbufferedClientConnection>,
     /// Ciphertext read but not yet processed; no allocation while empty.
     incoming: BytesMut,
     /// Records not yet written to `io`; no allocation while empty.
@@ -101,7 +103,7 @@ pub async fn connect<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let conn = UnbufferedClientConnection::new(config, name).map_err(tls_error)?;
+    let conn = Box::new(UnbufferedClientConnection::new(config, name).map_err(tls_error)?);
     let mut stream = TlsStream {
         io,
         records: Records {

@@ -55,7 +55,7 @@ pub async fn admit(
     let (mode, rule) = (grant.mode, grant.rule.map(str::to_string));
     info.mode = Some(mode);
     info.rule = rule;
-    info.copy = copy;
+    info.copy = copy.map(Box::new);
     let decision = decision?;
     let (identity, target) = caller_and_target(info);
     let place = hooks.limits.acquire(&identity.user)?;
