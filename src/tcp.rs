@@ -19,6 +19,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -32,14 +33,19 @@ pub struct Stream {
     io: TcpStream,
     /// The first read is still to come and reads [`FIRST_READ_BYTES`] at least.
     first: bool,
-    /// Bytes of the first read that the reader did not take yet.
-    unread: Option<Box<Unread>>,
+    /// Bytes of the first read that the reader did not take yet (boxed: the stream sits in
+    /// every upstream TLS stream, whose size is just at an allocator class).
+    unread: Option<Box<BytesMut>>,
 }
 
-#[derive(Debug)]
-struct Unread {
-    bytes: Vec<u8>,
-    at: usize,
+/// Moves as much of `kept` as fits into `buf`; once `kept` is empty its allocation goes too.
+/// Bytes read ahead and held for a reader, here and in the cluster's TLS stream's plaintext.
+pub(crate) fn drain_into(kept: &mut BytesMut, buf: &mut ReadBuf<'_>) {
+    let n = kept.len().min(buf.remaining());
+    buf.put_slice(&kept.split_to(n));
+    if kept.is_empty() {
+        *kept = BytesMut::new();
+    }
 }
 
 impl Stream {
@@ -74,10 +80,7 @@ impl Stream {
         let given = n.min(buf.remaining());
         buf.put_slice(&room[..given]);
         if given < n {
-            self.unread = Some(Box::new(Unread {
-                bytes: room[given..n].to_vec(),
-                at: 0,
-            }));
+            self.unread = Some(Box::new(BytesMut::from(&room[given..n])));
         }
         Poll::Ready(Ok(()))
     }
@@ -91,11 +94,8 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if let Some(unread) = &mut this.unread {
-            let rest = &unread.bytes[unread.at..];
-            let given = rest.len().min(buf.remaining());
-            buf.put_slice(&rest[..given]);
-            unread.at += given;
-            if unread.at == unread.bytes.len() {
+            drain_into(unread, buf);
+            if unread.is_empty() {
                 this.unread = None;
             }
             return Poll::Ready(Ok(()));
@@ -161,7 +161,7 @@ mod tests {
         let mut first = [0u8; 24];
         server.read_exact(&mut first).await.unwrap();
         assert_eq!(&first[..], &head[..24]);
-        let kept = server.unread.as_ref().map_or(0, |u| u.bytes.len() - u.at);
+        let kept = server.unread.as_ref().map_or(0, |u| u.len());
         assert_eq!(kept, 376, "the rest of the head came with the first read");
         // Small reads take from what is kept, then a large one; then the socket again.
         let mut next = [0u8; 100];

@@ -299,11 +299,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         if self.plain.is_empty() {
             return false;
         }
-        let n = self.plain.len().min(buf.remaining());
-        buf.put_slice(&self.plain.split_to(n));
-        if self.plain.is_empty() {
-            self.plain = BytesMut::new();
-        }
+        crate::tcp::drain_into(&mut self.plain, buf);
         true
     }
 
