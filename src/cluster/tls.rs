@@ -60,15 +60,29 @@ pub struct TlsStream<IO> {
     read_waited: bool,
 }
 
-/// The rustls connection and the ciphertext on either side of it.
+/// The connection's record layer and the ciphertext on either side of it.
 struct Records {
-    /// Boxed: inline it made the stream 1,128 bytes, just over an allocator class (1,024),
-    /// so each connection took 1,280; apart they take 1,024 and 160.
-    conn: Box<UnbufferedClientConnection>,
+    layer: Layer,
     /// Ciphertext read but not yet processed; no allocation while empty.
     incoming: BytesMut,
     /// Records not yet written to `io`; no allocation while empty.
     outgoing: Vec<u8>,
+}
+
+/// Who protects the records.
+enum Layer {
+    /// rustls: the handshake, and the whole connection where it cannot leave rustls.
+    Rustls {
+        /// Boxed: inline it made the stream 1,128 bytes, just over an allocator class
+        /// (1,024), so each connection took 1,280; apart they take 1,024 and 160.
+        conn: Box<UnbufferedClientConnection>,
+        /// The traffic secrets the handshake logged (`traffic::prepare`).
+        secrets: Option<Box<traffic::Secrets>>,
+    },
+    /// TLS 1.3 after the first application data sent (`traffic.rs`).
+    Traffic(Box<traffic::Traffic>),
+    /// Moving from one to the other failed.
+    Failed,
 }
 
 /// What one round of processing came to.
@@ -107,7 +121,10 @@ where
     let mut stream = TlsStream {
         io,
         records: Records {
-            conn,
+            layer: Layer::Rustls {
+                conn,
+                secrets: None,
+            },
             incoming: BytesMut::new(),
             outgoing: Vec::new(),
         },
@@ -134,7 +151,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
                 Step::Plaintext | Step::Queued => {}
                 Step::PeerClosed => return Poll::Ready(Err(closed_in_handshake())),
                 Step::NeedInput => {
-                    if !self.records.conn.is_handshaking() {
+                    if !self.records.handshaking() {
                         // Our last flight waits for the first write (the request), to go out
                         // in one packet with it: one send here and one wake-up and read at
                         // the server fewer per connection.
@@ -229,7 +246,7 @@ impl Records {
     /// peer closed, `send` is queued, or more input is needed.
     fn process(&mut self, sink: &mut dyn FnMut(&[u8]), send: Queue<'_>) -> io::Result<Step> {
         let (step, used) = process(
-            &mut self.conn,
+            &mut self.layer,
             &mut self.outgoing,
             &mut self.incoming,
             sink,
@@ -240,6 +257,28 @@ impl Records {
             self.incoming = BytesMut::new();
         }
         Ok(step)
+    }
+
+    fn handshaking(&self) -> bool {
+        matches!(&self.layer, Layer::Rustls { conn, .. } if conn.is_handshaking())
+    }
+
+    /// rustls' connection, while it has one.
+    #[cfg(test)]
+    fn rustls(&self) -> Option<&UnbufferedClientConnection> {
+        match &self.layer {
+            Layer::Rustls { conn, .. } => Some(conn),
+            _ => None,
+        }
+    }
+
+    /// The record layer of podterm's own, once the connection moved to it.
+    #[cfg(test)]
+    fn traffic(&mut self) -> Option<&mut traffic::Traffic> {
+        match &mut self.layer {
+            Layer::Traffic(traffic) => Some(traffic),
+            _ => None,
+        }
     }
 }
 
@@ -331,7 +370,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         }
         let input = read.filled_mut();
         let (step, used) = process(
-            &mut records.conn,
+            &mut records.layer,
             &mut records.outgoing,
             input,
             &mut sink,
@@ -401,8 +440,56 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
 
 /// Processes the whole records at the front of `input` until plaintext came (given to `sink`),
 /// the peer closed, `send` is queued, or more input is needed; gives how many bytes of `input`
-/// are done with. Handshake records and alerts rustls wants sent are appended to `outgoing`.
+/// are done with. Records the layer owes the peer (handshake, alerts, key updates) are
+/// appended to `outgoing`.
+///
+/// Once a TLS 1.3 connection has sent its first data, rustls gives way to `traffic.rs`.
 fn process(
+    layer: &mut Layer,
+    outgoing: &mut Vec<u8>,
+    input: &mut [u8],
+    sink: &mut dyn FnMut(&[u8]),
+    send: Queue<'_>,
+) -> io::Result<(Step, usize)> {
+    let (conn, secrets) = match layer {
+        Layer::Rustls { conn, secrets } => (conn, secrets),
+        Layer::Traffic(traffic) => {
+            return match send {
+                Queue::Nothing => traffic.open(input, outgoing, sink),
+                Queue::Data(data) => {
+                    Ok((Step::Queued, traffic.seal_data(data, outgoing).map(|()| 0)?))
+                }
+                Queue::CloseNotify => {
+                    Ok((Step::Queued, traffic.close_notify(outgoing).map(|()| 0)?))
+                }
+            };
+        }
+        Layer::Failed => return Err(io::Error::other("TLS: the connection failed before")),
+    };
+    let (step, used) = if conn.is_handshaking() {
+        traffic::capture(secrets, || {
+            process_rustls(conn, outgoing, input, sink, send)
+        })?
+    } else {
+        process_rustls(conn, outgoing, input, sink, send)?
+    };
+    // Right after rustls sealed data nothing of its own waits to go out: not even the answer
+    // to a key update the peer asked for, which it keeps unsent (and out of `wants_write`)
+    // until the next record it seals.
+    if matches!((send, &step), (Queue::Data(_), Step::Queued))
+        && traffic::ready(conn, secrets.as_deref())
+    {
+        let Layer::Rustls { conn, secrets } = std::mem::replace(layer, Layer::Failed) else {
+            unreachable!("the layer was rustls' a moment ago");
+        };
+        let secrets = secrets.expect("ready() saw the secrets");
+        *layer = Layer::Traffic(Box::new(traffic::Traffic::new(*conn, *secrets)?));
+    }
+    Ok((step, used))
+}
+
+/// [`process`] while rustls protects the records.
+fn process_rustls(
     conn: &mut UnbufferedClientConnection,
     outgoing: &mut Vec<u8>,
     input: &mut [u8],
@@ -518,7 +605,9 @@ fn closed_in_handshake() -> io::Error {
 }
 
 mod tickets;
+mod traffic;
 pub use tickets::{TICKETS, Tickets};
+pub use traffic::prepare;
 
 #[cfg(test)]
 mod tests;

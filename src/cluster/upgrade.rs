@@ -93,6 +93,7 @@ impl Connector {
             tls.resumption = rustls::client::Resumption::store(Arc::new(super::tls::Tickets::new(
                 super::tls::TICKETS,
             )));
+            super::tls::prepare(&mut tls);
             Some((Arc::new(tls), name))
         } else {
             None

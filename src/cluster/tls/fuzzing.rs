@@ -9,11 +9,14 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 
 use crate::testing::block_on;
 
-/// What the honest server sends once the handshake is done, then close_notify.
+/// What the client sends once the handshake is done.
+const REQUEST: &[u8] = b"GET /exec HTTP/1.1\r\n\r\n";
+/// What the honest server sends once the handshake is done (with a key update in the middle),
+/// then close_notify.
 const MESSAGE: &[u8] = b"{\"kind\":\"Status\"} and some output that spans a record or two";
 
 /// `data` as the server's side of a connection:
@@ -43,6 +46,8 @@ pub fn server_stream(data: &[u8]) {
     let mut io = Wire::honest(damage, how >> 1);
     let outcome = block_on(async {
         let mut tls = super::connect(client_config(), name(), &mut io).await?;
+        // A request first, as the exec's: after it, TLS 1.3 traffic is `traffic.rs`'s.
+        tls.write_all(REQUEST).await?;
         let mut plain = Vec::new();
         let end = tls.read_to_end(&mut plain).await.map(|_| ());
         Ok::<_, io::Error>((plain, end))
@@ -129,7 +134,11 @@ impl Wire {
         };
         if !server.is_handshaking() && !self.sent_message {
             self.sent_message = true;
-            let _ = server.writer().write_all(MESSAGE);
+            // A key update in the middle: the client must follow it (and answer it).
+            let (head, tail) = MESSAGE.split_at(MESSAGE.len() / 2);
+            let _ = server.writer().write_all(head);
+            let _ = server.refresh_traffic_keys();
+            let _ = server.writer().write_all(tail);
             server.send_close_notify();
         }
         let mut out = Vec::new();
@@ -227,11 +236,13 @@ fn pki() -> &'static Pki {
             .expect("a server config");
         let mut roots = rustls::RootCertStore::empty();
         roots.add(der).expect("a root");
-        let client = rustls::ClientConfig::builder_with_provider(provider)
+        let mut client = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("versions")
             .with_root_certificates(roots)
             .with_no_client_auth();
+        // TLS 1.3 traffic after the first plaintext is podterm's own record layer's.
+        super::prepare(&mut client);
         Pki {
             server: Arc::new(server),
             client: Arc::new(client),

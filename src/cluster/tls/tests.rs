@@ -41,18 +41,20 @@ fn pki(version: &'static SupportedProtocolVersion) -> Pki {
     }
 }
 
-/// A client trusting `cert`, with `provider`.
+/// A client trusting `cert`, with `provider`, set up as podterm's (`prepare`).
 fn client_config(
     provider: Arc<rustls::crypto::CryptoProvider>,
     cert: &CertificateDer<'static>,
 ) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.clone()).unwrap();
-    rustls::ClientConfig::builder_with_provider(provider)
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
-        .with_no_client_auth()
+        .with_no_client_auth();
+    prepare(&mut config);
+    config
 }
 
 /// A TCP pair: the client's stream and the server's TLS accept (to be awaited beside connect).
@@ -98,7 +100,10 @@ fn holds_nothing(stream: &TlsStream<TcpStream>) -> bool {
 async fn round_trips_both_ways(version: &'static SupportedProtocolVersion, wire: ProtocolVersion) {
     let pki = pki(version);
     let (mut client, mut server) = connected(&pki).await;
-    assert_eq!(client.records.conn.protocol_version(), Some(wire));
+    assert_eq!(
+        client.records.rustls().unwrap().protocol_version(),
+        Some(wire)
+    );
 
     // A frame's header and payload in one vectored write: one record.
     let header = [0x82u8, 5];
@@ -108,6 +113,11 @@ async fn round_trips_both_ways(version: &'static SupportedProtocolVersion, wire:
     let mut got = [0u8; 7];
     server.read_exact(&mut got).await.unwrap();
     assert_eq!(&got, b"\x82\x05hello");
+    // TLS 1.3 leaves rustls once its first data is sealed; TLS 1.2 stays.
+    assert_eq!(
+        client.records.traffic().is_some(),
+        wire == ProtocolVersion::TLSv1_3
+    );
 
     // Bulk from the server, read through a small buffer (the rest waits in `plain`).
     let bulk = pattern(1024 * 1024 + 17);
@@ -179,17 +189,17 @@ async fn a_second_connection_resumes_the_session() {
     let pki = pki(&TLS13);
     let (mut first, mut server) = connected(&pki).await;
     // The session ticket comes after the handshake; reading the echo takes it in.
+    assert_eq!(
+        first.records.rustls().unwrap().handshake_kind(),
+        Some(HandshakeKind::Full)
+    );
     server.write_all(b"x").await.unwrap();
     server.flush().await.unwrap();
     let mut byte = [0u8];
     first.read_exact(&mut byte).await.unwrap();
-    assert_eq!(
-        first.records.conn.handshake_kind(),
-        Some(HandshakeKind::Full)
-    );
     let (second, _server) = connected(&pki).await;
     assert_eq!(
-        second.records.conn.handshake_kind(),
+        second.records.rustls().unwrap().handshake_kind(),
         Some(HandshakeKind::Resumed)
     );
 }
@@ -210,6 +220,94 @@ async fn a_key_update_from_the_server_is_answered_and_traffic_goes_on() {
         server.read_exact(&mut byte).await.unwrap();
         assert_eq!(byte[0], round + 100);
     }
+}
+
+#[tokio::test]
+async fn tickets_that_come_after_the_request_are_kept() {
+    let pki = pki(&TLS13);
+    let (mut first, mut server) = connected(&pki).await;
+    // The request moves the connection off rustls; the server's tickets come after it (the
+    // server sends them once it has the client's Finished, which goes out with the request).
+    first.write_all(b"GET").await.unwrap();
+    first.flush().await.unwrap();
+    assert!(first.records.traffic().is_some());
+    server.read_exact(&mut [0u8; 3]).await.unwrap();
+    server.write_all(b"x").await.unwrap();
+    server.flush().await.unwrap();
+    first.read_exact(&mut [0u8]).await.unwrap();
+    // The answer came: what kept the tickets is gone.
+    assert!(!first.records.traffic().unwrap().keeps_tickets());
+    let (second, _server) = connected(&pki).await;
+    assert_eq!(
+        second.records.rustls().unwrap().handshake_kind(),
+        Some(HandshakeKind::Resumed)
+    );
+}
+
+#[tokio::test]
+async fn a_key_at_its_limit_is_updated_before_it_seals_more() {
+    let pki = pki(&TLS13);
+    let (mut client, mut server) = connected(&pki).await;
+    client.write_all(b"a").await.unwrap();
+    client.records.traffic().unwrap().near_limit();
+    for byte in [b'b', b'c', b'd'] {
+        client.write_all(&[byte]).await.unwrap();
+    }
+    client.flush().await.unwrap();
+    let mut got = [0u8; 4];
+    server.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"abcd");
+    // 'b' took the old key's last record but one, the key update its last; 'c' and 'd' went
+    // under the new key.
+    assert_eq!(client.records.traffic().unwrap().tx_seq(), 2);
+    // And the server's answer still opens.
+    server.write_all(b"e").await.unwrap();
+    server.flush().await.unwrap();
+    let mut byte = [0u8];
+    client.read_exact(&mut byte).await.unwrap();
+    assert_eq!(&byte, b"e");
+}
+
+#[tokio::test]
+async fn a_configuration_not_prepared_stays_with_rustls() {
+    let base = pki(&TLS13);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(base.cert.clone()).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let pki = Pki {
+        client: Arc::new(client),
+        ..base
+    };
+    let (mut client, mut server) = connected(&pki).await;
+    client.write_all(b"GET").await.unwrap();
+    client.flush().await.unwrap();
+    server.read_exact(&mut [0u8; 3]).await.unwrap();
+    assert!(client.records.rustls().is_some());
+}
+
+#[tokio::test]
+async fn a_damaged_record_after_the_move_is_an_error() {
+    let pki = pki(&TLS13);
+    let (mut client, mut server) = connected(&pki).await;
+    client.write_all(b"GET").await.unwrap();
+    client.flush().await.unwrap();
+    server.read_exact(&mut [0u8; 3]).await.unwrap();
+    server.write_all(b"fine").await.unwrap();
+    server.flush().await.unwrap();
+    let mut got = [0u8; 4];
+    client.read_exact(&mut got).await.unwrap();
+    // A record that is no sealing of the server's, straight onto the wire.
+    let (mut tcp, _) = server.into_inner();
+    let mut record = vec![23, 3, 3, 0, 20];
+    record.extend_from_slice(&[0x5a; 20]);
+    tcp.write_all(&record).await.unwrap();
+    let e = client.read(&mut got).await.unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    assert!(e.to_string().contains("bad_record_mac"), "{e}");
 }
 
 #[tokio::test]
@@ -305,7 +403,7 @@ async fn resumed_of_a_burst(store: Option<Arc<tickets::Tickets>>, n: usize) -> u
         let (flushed, server) = tokio::join!(client.flush(), server);
         flushed.unwrap();
         server.unwrap().unwrap();
-        if client.records.conn.handshake_kind() == Some(HandshakeKind::Resumed) {
+        if client.records.rustls().unwrap().handshake_kind() == Some(HandshakeKind::Resumed) {
             resumed += 1;
         }
     }
@@ -343,7 +441,8 @@ async fn the_server_takes_the_clients_first_suite() {
     assert_eq!(
         client
             .records
-            .conn
+            .rustls()
+            .unwrap()
             .negotiated_cipher_suite()
             .map(|s| s.suite()),
         Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)
