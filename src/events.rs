@@ -189,8 +189,9 @@ impl SessionEvent {
     }
 }
 
-/// Logs sessions as tracing events (the session's span carries who and where): refusals at
-/// info, each session's start and end at debug (the audit trail has a line for both).
+/// Logs sessions as tracing events: refusals and events at info, with the session's id and
+/// (refusals) who and where; each session's start and end at debug, where the session's span
+/// (enabled at debug) carries who and where (the audit trail has a line for both).
 pub struct LogObserver;
 
 impl SessionObserver for LogObserver {
