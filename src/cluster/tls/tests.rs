@@ -310,6 +310,53 @@ async fn a_damaged_record_after_the_move_is_an_error() {
     assert!(e.to_string().contains("bad_record_mac"), "{e}");
 }
 
+/// A key log that keeps the labels it is given.
+#[derive(Debug, Default)]
+struct Labels(std::sync::Mutex<Vec<String>>);
+
+impl rustls::KeyLog for Labels {
+    fn log(&self, label: &str, _: &[u8], _: &[u8]) {
+        self.0.lock().unwrap().push(label.to_string());
+    }
+}
+
+#[tokio::test]
+async fn a_key_log_that_was_there_still_gets_every_line() {
+    let base = pki(&TLS13);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(base.cert.clone()).unwrap();
+    let mut client = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let labels = Arc::new(Labels::default());
+    client.key_log = labels.clone();
+    prepare(&mut client);
+    let pki = Pki {
+        client: Arc::new(client),
+        ..base
+    };
+    let (mut client, mut server) = connected(&pki).await;
+    client.write_all(b"GET").await.unwrap();
+    client.flush().await.unwrap();
+    server.read_exact(&mut [0u8; 3]).await.unwrap();
+    assert!(client.records.traffic().is_some());
+    let labels = labels.0.lock().unwrap();
+    for label in [
+        "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+        "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+        "CLIENT_TRAFFIC_SECRET_0",
+        "SERVER_TRAFFIC_SECRET_0",
+        "EXPORTER_SECRET",
+    ] {
+        assert!(
+            labels.iter().any(|l| l == label),
+            "{label} not in {labels:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_connection_cut_without_close_notify_is_an_error_not_eof() {
     let pki = pki(&TLS13);
