@@ -93,15 +93,19 @@ impl KeyLog for CaptureSecrets {
         if self.inner.will_log(label) {
             self.inner.log(label, client_random, secret);
         }
+        let client = match label {
+            KEY_LOG_CLIENT => true,
+            KEY_LOG_SERVER => false,
+            _ => return,
+        };
         let Some(secret) = Secret::new(secret) else {
             return;
         };
         CAPTURED.with_borrow_mut(|captured| {
             let secrets = captured.get_or_insert_with(Default::default);
-            match label {
-                KEY_LOG_CLIENT => secrets.client = Some(secret),
-                KEY_LOG_SERVER => secrets.server = Some(secret),
-                _ => {}
+            match client {
+                true => secrets.client = Some(secret),
+                false => secrets.server = Some(secret),
             }
         });
     }
@@ -113,12 +117,17 @@ pub(super) fn capture<T>(kept: &mut Option<Box<Secrets>>, f: impl FnOnce() -> T)
     CAPTURED.with_borrow_mut(|captured| *captured = None);
     let out = f();
     if let Some(new) = CAPTURED.with_borrow_mut(Option::take) {
-        let kept = kept.get_or_insert_with(Default::default);
-        if new.client.is_some() {
-            kept.client = new.client;
-        }
-        if new.server.is_some() {
-            kept.server = new.server;
+        match kept {
+            None => *kept = Some(new),
+            Some(kept) => {
+                let Secrets { client, server } = *new;
+                if client.is_some() {
+                    kept.client = client;
+                }
+                if server.is_some() {
+                    kept.server = server;
+                }
+            }
         }
     }
     out
