@@ -456,12 +456,10 @@ fn process(
         Layer::Traffic(traffic) => {
             return match send {
                 Queue::Nothing => traffic.open(input, outgoing, sink),
-                Queue::Data(data) => {
-                    Ok((Step::Queued, traffic.seal_data(data, outgoing).map(|()| 0)?))
-                }
-                Queue::CloseNotify => {
-                    Ok((Step::Queued, traffic.close_notify(outgoing).map(|()| 0)?))
-                }
+                Queue::Data(data) => traffic
+                    .seal_data(data, outgoing)
+                    .map(|()| (Step::Queued, 0)),
+                Queue::CloseNotify => traffic.close_notify(outgoing).map(|()| (Step::Queued, 0)),
             };
         }
         Layer::Failed => return Err(io::Error::other("TLS: the connection failed before")),

@@ -46,15 +46,32 @@ fn client_config(
     provider: Arc<rustls::crypto::CryptoProvider>,
     cert: &CertificateDer<'static>,
 ) -> rustls::ClientConfig {
+    let mut config = unprepared_client_config(provider, cert);
+    prepare(&mut config);
+    config
+}
+
+/// A client trusting `cert`, with `provider`, as rustls makes it.
+fn unprepared_client_config(
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    cert: &CertificateDer<'static>,
+) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.clone()).unwrap();
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
-        .with_no_client_auth();
-    prepare(&mut config);
-    config
+        .with_no_client_auth()
+}
+
+/// The client's first data (a request, as the exec's), read whole by the server.
+async fn request(client: &mut TlsStream<TcpStream>, server: &mut ServerStream<TcpStream>) {
+    client.write_all(b"GET").await.unwrap();
+    client.flush().await.unwrap();
+    let mut got = [0u8; 3];
+    server.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"GET");
 }
 
 /// A TCP pair: the client's stream and the server's TLS accept (to be awaited beside connect).
@@ -228,10 +245,8 @@ async fn tickets_that_come_after_the_request_are_kept() {
     let (mut first, mut server) = connected(&pki).await;
     // The request moves the connection off rustls; the server's tickets come after it (the
     // server sends them once it has the client's Finished, which goes out with the request).
-    first.write_all(b"GET").await.unwrap();
-    first.flush().await.unwrap();
+    request(&mut first, &mut server).await;
     assert!(first.records.traffic().is_some());
-    server.read_exact(&mut [0u8; 3]).await.unwrap();
     server.write_all(b"x").await.unwrap();
     server.flush().await.unwrap();
     first.read_exact(&mut [0u8]).await.unwrap();
@@ -271,21 +286,13 @@ async fn a_key_at_its_limit_is_updated_before_it_seals_more() {
 #[tokio::test]
 async fn a_configuration_not_prepared_stays_with_rustls() {
     let base = pki(&TLS13);
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(base.cert.clone()).unwrap();
-    let client = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let client = unprepared_client_config(provider(), &base.cert);
     let pki = Pki {
         client: Arc::new(client),
         ..base
     };
     let (mut client, mut server) = connected(&pki).await;
-    client.write_all(b"GET").await.unwrap();
-    client.flush().await.unwrap();
-    server.read_exact(&mut [0u8; 3]).await.unwrap();
+    request(&mut client, &mut server).await;
     assert!(client.records.rustls().is_some());
 }
 
@@ -293,9 +300,7 @@ async fn a_configuration_not_prepared_stays_with_rustls() {
 async fn a_damaged_record_after_the_move_is_an_error() {
     let pki = pki(&TLS13);
     let (mut client, mut server) = connected(&pki).await;
-    client.write_all(b"GET").await.unwrap();
-    client.flush().await.unwrap();
-    server.read_exact(&mut [0u8; 3]).await.unwrap();
+    request(&mut client, &mut server).await;
     server.write_all(b"fine").await.unwrap();
     server.flush().await.unwrap();
     let mut got = [0u8; 4];
@@ -323,13 +328,7 @@ impl rustls::KeyLog for Labels {
 #[tokio::test]
 async fn a_key_log_that_was_there_still_gets_every_line() {
     let base = pki(&TLS13);
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(base.cert.clone()).unwrap();
-    let mut client = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut client = unprepared_client_config(provider(), &base.cert);
     let labels = Arc::new(Labels::default());
     client.key_log = labels.clone();
     prepare(&mut client);
@@ -338,9 +337,7 @@ async fn a_key_log_that_was_there_still_gets_every_line() {
         ..base
     };
     let (mut client, mut server) = connected(&pki).await;
-    client.write_all(b"GET").await.unwrap();
-    client.flush().await.unwrap();
-    server.read_exact(&mut [0u8; 3]).await.unwrap();
+    request(&mut client, &mut server).await;
     assert!(client.records.traffic().is_some());
     let labels = labels.0.lock().unwrap();
     for label in [

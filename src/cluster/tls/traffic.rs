@@ -172,7 +172,8 @@ pub(super) struct Traffic {
     tx: Direction,
     rx: Direction,
     suite: &'static Suite,
-    /// Records one sending key seals before a key update: the suite's confidentiality limit.
+    /// Records one sending key seals before a key update: the suite's confidentiality limit
+    /// (rustls').
     limit: u64,
     /// rustls' kernel connection, until the first application data: it keeps the session
     /// tickets that come before it.
@@ -209,8 +210,6 @@ struct Suite {
     id: CipherSuite,
     aead: &'static aead::Algorithm,
     hkdf: hkdf::Algorithm,
-    /// Records one key may seal before a key update (rustls' figure for the suite).
-    confidentiality_limit: u64,
 }
 
 static SUITES: [Suite; 3] = [
@@ -218,19 +217,16 @@ static SUITES: [Suite; 3] = [
         id: CipherSuite::TLS13_AES_128_GCM_SHA256,
         aead: &aead::AES_128_GCM,
         hkdf: hkdf::HKDF_SHA256,
-        confidentiality_limit: 1 << 24,
     },
     Suite {
         id: CipherSuite::TLS13_AES_256_GCM_SHA384,
         aead: &aead::AES_256_GCM,
         hkdf: hkdf::HKDF_SHA384,
-        confidentiality_limit: 1 << 24,
     },
     Suite {
         id: CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
         aead: &aead::CHACHA20_POLY1305,
         hkdf: hkdf::HKDF_SHA256,
-        confidentiality_limit: u64::MAX,
     },
 ];
 
@@ -254,10 +250,14 @@ impl Traffic {
     /// Takes over `conn`'s traffic (which must be [`ready`]).
     pub(super) fn new(conn: UnbufferedClientConnection, secrets: Secrets) -> io::Result<Traffic> {
         let unexpected = || io::Error::other("TLS: the connection cannot leave rustls");
-        let suite = conn
-            .negotiated_cipher_suite()
-            .and_then(|s| suite(s.suite()))
-            .ok_or_else(unexpected)?;
+        let negotiated = conn.negotiated_cipher_suite().ok_or_else(unexpected)?;
+        let suite = suite(negotiated.suite()).ok_or_else(unexpected)?;
+        // Records one key may seal before a key update: rustls' own figure for the suite.
+        let limit = negotiated
+            .tls13()
+            .ok_or_else(unexpected)?
+            .common
+            .confidentiality_limit;
         let Secrets { client, server } = secrets;
         let (Some(client), Some(server)) = (client, server) else {
             return Err(unexpected());
@@ -269,7 +269,7 @@ impl Traffic {
             tx: Direction::extracted(suite, extracted.tx, client)?,
             rx: Direction::extracted(suite, extracted.rx, server)?,
             suite,
-            limit: suite.confidentiality_limit,
+            limit,
             tickets: Some(Box::new(kernel)),
             handshake: Vec::new(),
         })
