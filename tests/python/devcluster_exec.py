@@ -43,12 +43,13 @@ resp = stream(
     stderr=True, stdin=True, stdout=True, tty=True, _preload_content=False,
 )
 resp.write_stdin("echo tty-$((6*7)); exit 5\n")
-out = ""
+chunks = []
 while resp.is_open():
     resp.update(timeout=5)
     if resp.peek_stdout():
-        out += resp.read_stdout()
-results["tty"] = {"stdout": out, "returncode": resp.returncode}
+        chunks.append(resp.read_stdout())
+# The chunks as read, for the test's message when something goes missing.
+results["tty"] = {"stdout": "".join(chunks), "chunks": chunks, "returncode": resp.returncode}
 resp.close()
 
 # stdin without a tty, on the in-process echo container.
