@@ -24,6 +24,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -34,7 +35,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 pub use self::copy::{CopyOutcome, CopyRelay};
 pub use self::detach::{Attach, AttachEvents, Attachments, Detachable, relay_detachable};
 use self::frames::{FrameReader, FrameWriter};
-use self::handoff::Handoff;
+use self::handoff::{Handoff, PolledAfter};
 pub use self::kept::{Kept, watch};
 pub use crate::events::{CloseReason, Summary};
 use crate::protocol::Status;
@@ -281,16 +282,33 @@ where
                 pump::from_upstream(&mut upstream_rx, &to_client, &to_upstream, &shared, config);
             let watchdog = pump::watchdog(&shared, config, &to_client, &to_upstream);
             tokio::pin!(from_client, from_upstream, watchdog);
-            // Readers first: a writer only ends on its own after its reader ended.
-            tokio::select! {
-                biased;
-                close = &mut from_client => close,
-                close = &mut from_upstream => close,
-                close = &mut watchdog => close,
-                () = &mut shutdown => config.shutdown_reason(),
-                w = &mut client_writer => written.client(w),
-                w = &mut upstream_writer => written.upstream(w),
-            }
+            // Readers first: a writer only ends on its own after its reader ended, and what
+            // the readers and the watchdog hand over is written in the same poll, with no
+            // wake-up (handoff::PolledAfter). Written out rather than `select!`, whose state
+            // would be one more copy in every session's task.
+            std::future::poll_fn(|cx| {
+                let _polling = PolledAfter::set([&to_client, &to_upstream]);
+                if let Poll::Ready(close) = from_client.as_mut().poll(cx) {
+                    return Poll::Ready(close);
+                }
+                if let Poll::Ready(close) = from_upstream.as_mut().poll(cx) {
+                    return Poll::Ready(close);
+                }
+                if let Poll::Ready(close) = watchdog.as_mut().poll(cx) {
+                    return Poll::Ready(close);
+                }
+                if shutdown.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(config.shutdown_reason());
+                }
+                if let Poll::Ready(w) = client_writer.as_mut().poll(cx) {
+                    return Poll::Ready(written.client(w));
+                }
+                if let Poll::Ready(w) = upstream_writer.as_mut().poll(cx) {
+                    return Poll::Ready(written.upstream(w));
+                }
+                Poll::Pending
+            })
+            .await
         };
         to_client.close();
         to_upstream.close();

@@ -2,9 +2,16 @@
 //!
 //! It replaces a pair of bounded channels per socket (tokio's allocate a 32-slot block each,
 //! whatever their capacity): everything lives inside the session's task, nothing on the heap.
+//!
+//! The writer looks at the handoff each time it is polled, so it needs a wake-up only when it
+//! would not be polled anyway. In the relay's main loop the readers and the watchdog come
+//! before the writers in every poll of the session's task ([`PolledAfter`]): what they hand
+//! over there is written in that same poll, with no wake-up of the task by itself and no
+//! second poll of the whole session for each frame.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
 
 use bytes::BytesMut;
 use tokio::sync::Notify;
@@ -23,8 +30,11 @@ pub(super) struct Handoff {
     ping: AtomicBool,
     /// Whether the session ended: the writer sends what is left and returns.
     closed: AtomicBool,
-    /// Wakes the writer: something to write, or closed.
-    to_writer: Notify,
+    /// Whether the writer is polled later in the poll that is running now, after whoever hands
+    /// it something ([`PolledAfter`]): then it needs no wake-up.
+    polled_after: AtomicBool,
+    /// The writer's task, while it waits for something to write (or to be woken).
+    writer: Mutex<Option<Waker>>,
     /// Wakes the reader: the frame was taken.
     to_reader: Notify,
 }
@@ -46,7 +56,7 @@ impl Handoff {
                     *frame = out.take();
                     drop(frame);
                     leg.blocked.store(false, Ordering::Relaxed);
-                    self.to_writer.notify_one();
+                    self.wake_writer();
                     return Ok(());
                 }
             }
@@ -59,19 +69,19 @@ impl Handoff {
     /// Asks the writer to answer a ping with `payload` (never waits).
     pub(super) fn pong(&self, payload: BytesMut) {
         *self.pong.lock().unwrap_or_else(|e| e.into_inner()) = Some(payload);
-        self.to_writer.notify_one();
+        self.wake_writer();
     }
 
     /// Asks the writer to send a ping (never waits).
     pub(super) fn ping(&self) {
         self.ping.store(true, Ordering::Relaxed);
-        self.to_writer.notify_one();
+        self.wake_writer();
     }
 
     /// Ends the session's traffic: the writer sends what is left, then returns.
     pub(super) fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        self.to_writer.notify_one();
+        wake(self.writer.lock().unwrap_or_else(|e| e.into_inner()).take());
         self.to_reader.notify_one();
     }
 
@@ -98,9 +108,37 @@ impl Handoff {
             .then(Outgoing::ping)
     }
 
-    /// Waits until something is due or the handoff closed (a permit is kept).
+    /// Waits until something is due or the handoff closed.
     pub(super) async fn woken(&self) {
-        self.to_writer.notified().await;
+        let due = || self.is_closed() || self.ping.load(Ordering::Relaxed) || self.pong_due();
+        std::future::poll_fn(|cx| {
+            if !due() {
+                self.register(cx);
+                // Due since the look above: not lost.
+                if !due() {
+                    return Poll::Pending;
+                }
+            }
+            Poll::Ready(())
+        })
+        .await;
+    }
+
+    /// Lets the writer know something is due, unless it is polled after this anyway.
+    fn wake_writer(&self) {
+        if self.polled_after.load(Ordering::Relaxed) {
+            return;
+        }
+        wake(self.writer.lock().unwrap_or_else(|e| e.into_inner()).take());
+    }
+
+    /// Keeps the waiting writer's waker (a clone only when it changed).
+    fn register(&self, cx: &Context<'_>) {
+        let mut slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        match &*slot {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => *slot = Some(cx.waker().clone()),
+        }
     }
 
     /// The next thing to write, pongs and pings first.
@@ -120,15 +158,24 @@ impl Handoff {
 
     /// Waits for the next thing to write; `None` once closed and all is written.
     pub(super) async fn next(&self) -> Option<Outgoing> {
-        loop {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    fn poll_next(&self, cx: &Context<'_>) -> Poll<Option<Outgoing>> {
+        for registered in [false, true] {
             if let Some(out) = self.take() {
-                return Some(out);
+                return Poll::Ready(Some(out));
             }
             if self.closed.load(Ordering::Acquire) {
-                return None;
+                return Poll::Ready(None);
             }
-            self.to_writer.notified().await;
+            if registered {
+                break;
+            }
+            self.register(cx);
+            // Look again: something handed over while registering is not lost.
         }
+        Poll::Pending
     }
 
     /// Whether something is waiting to be written.
@@ -137,11 +184,45 @@ impl Handoff {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .is_none()
-            && self
-                .pong
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_none()
+            && !self.pong_due()
             && !self.ping.load(Ordering::Relaxed)
+    }
+
+    fn pong_due(&self) -> bool {
+        self.pong
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+}
+
+fn wake(waker: Option<Waker>) {
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+}
+
+/// Marks two handoffs' writers as polled after whoever hands them something, for one poll of
+/// the session's main loop (until dropped): handing over wakes nobody then.
+///
+/// Only for a loop that polls its readers and watchdog before its writers, which every poll
+/// of it does until one of them ends it. A loop that ends early leaves what was handed over
+/// to the closing, which polls the writers anyway.
+pub(super) struct PolledAfter<'a>([&'a Handoff; 2]);
+
+impl<'a> PolledAfter<'a> {
+    pub(super) fn set(handoffs: [&'a Handoff; 2]) -> PolledAfter<'a> {
+        for handoff in handoffs {
+            handoff.polled_after.store(true, Ordering::Relaxed);
+        }
+        PolledAfter(handoffs)
+    }
+}
+
+impl Drop for PolledAfter<'_> {
+    fn drop(&mut self) {
+        for handoff in self.0 {
+            handoff.polled_after.store(false, Ordering::Relaxed);
+        }
     }
 }
