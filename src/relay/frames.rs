@@ -1,10 +1,13 @@
 //! WebSocket frames as the relay reads and writes them, with no buffer while a socket is idle.
 //!
 //! fastwebsockets' reader keeps an 8 KiB buffer per socket for the socket's whole life, i.e.
-//! 16 KiB per idle session. This reader holds bytes only while a frame is being read: before
-//! each read it reserves room, and when the read would block with nothing buffered it gives
-//! the room back, so an idle socket costs one empty `BytesMut`. A complete frame's payload is
-//! split off the buffer (no copy). All state lives in the reader and a frame is taken from the
+//! 16 KiB per idle session. This reader holds bytes only while a frame is being read, so an
+//! idle socket costs one empty `BytesMut`. Between small frames a read goes to the stack first
+//! and its bytes are copied to a buffer of their own size: a read that would block costs no
+//! allocation, and a keystroke's frame costs one (`tests/relay_allocations.rs`). Within a
+//! frame, or after a large one, the read reserves room in the buffer and reads into it; when
+//! it would block with nothing buffered the room is given back. A complete frame's payload is
+//! taken from the buffer (the whole buffer when it holds just that frame) without a copy. All state lives in the reader and a frame is taken from the
 //! buffer only when it is returned, so `read_frame` is cancel safe (unlike fastwebsockets').
 //!
 //! The checks are RFC 6455's (§5.2, §5.5): reserved bits clear, known opcodes, control frames
@@ -18,12 +21,12 @@
 
 use std::future::poll_fn;
 use std::io;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::task::{Context, Poll};
 
 use bytes::{Buf, BytesMut};
 use fastwebsockets::{OpCode, Role};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::protocol;
 
@@ -210,6 +213,16 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             // new one; room for more than the rest would regrow (and copy) the buffer holding
             // the frame's start. Otherwise: one ordinary read's worth, or the last frame's
             // size if that was larger (a small frame in progress needs less).
+            if self.buf.is_empty() && self.last_frame_len < READ_BYTES {
+                // Between small frames (typing, prompts) the read goes to the stack first: a
+                // read that would block then costs no allocation, and a frame that comes gets
+                // one of its own size rather than the reserve below.
+                match self.read_to_stack(cx) {
+                    Poll::Ready(Ok(())) => continue,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
             let (reserve, limit) = if missing >= READ_BYTES {
                 let rest = missing - MAX_HEADER_BYTES;
                 (rest, rest)
@@ -232,6 +245,24 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(ReadError::Eof)),
                 Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+            }
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// One read into a buffer on the stack, its bytes then copied to `buf` (empty before).
+    fn read_to_stack(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ReadError>> {
+        // Not zeroed: filling 8 KiB for every read would cost more than the read.
+        let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); READ_BYTES];
+        let mut read = ReadBuf::uninit(&mut stack);
+        match Pin::new(&mut self.io).poll_read(cx, &mut read) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e.into())),
+            Poll::Ready(Ok(())) if read.filled().is_empty() => Poll::Ready(Err(ReadError::Eof)),
+            Poll::Ready(Ok(())) => {
+                self.buf.extend_from_slice(read.filled());
+                Poll::Ready(Ok(()))
             }
         }
     }
@@ -265,7 +296,13 @@ fn parse(buf: &mut BytesMut, role: Role, max_payload: usize) -> Result<Parsed, R
         return Ok(Parsed::Missing(frame_len - buf.len() + MAX_HEADER_BYTES));
     }
     buf.advance(header.len);
-    let mut payload = buf.split_to(header.payload_len);
+    // The usual read holds exactly one frame: the payload takes the whole buffer. Splitting it
+    // would make the buffer shared, one more allocation (and free) for every frame.
+    let mut payload = if buf.len() == header.payload_len {
+        std::mem::take(buf)
+    } else {
+        buf.split_to(header.payload_len)
+    };
     if let Some(mask) = header.mask {
         fastwebsockets::unmask(&mut payload, mask);
     }
