@@ -10,7 +10,7 @@
 //! second poll of the whole session for each frame.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use bytes::BytesMut;
@@ -19,6 +19,13 @@ use tokio::sync::Notify;
 use super::Leg;
 use super::frames::Outgoing;
 
+/// A data frame waits in [`Handoff::frame`].
+const FRAME: u8 = 1;
+/// A pong waits in [`Handoff::pong`].
+const PONG: u8 = 2;
+/// A ping is due.
+const PING: u8 = 4;
+
 /// What the readers and the watchdog hand to one socket's writer.
 #[derive(Default)]
 pub(super) struct Handoff {
@@ -26,8 +33,9 @@ pub(super) struct Handoff {
     frame: Mutex<Option<Outgoing>>,
     /// The payload of the last ping to answer (an older unanswered one is superseded).
     pong: Mutex<Option<BytesMut>>,
-    /// Whether a ping is due.
-    ping: AtomicBool,
+    /// What is due, [`FRAME`], [`PONG`] and [`PING`]: one load tells a writer that looks
+    /// whether to look further (the bits change under the slot's lock, with the slot).
+    due: AtomicU8,
     /// Whether the session ended: the writer sends what is left and returns.
     closed: AtomicBool,
     /// Whether the writer is polled later in the poll that is running now, after whoever hands
@@ -54,6 +62,7 @@ impl Handoff {
                 let mut frame = self.frame.lock().unwrap_or_else(|e| e.into_inner());
                 if frame.is_none() {
                     *frame = out.take();
+                    self.due.fetch_or(FRAME, Ordering::AcqRel);
                     drop(frame);
                     leg.blocked.store(false, Ordering::Relaxed);
                     self.wake_writer();
@@ -68,13 +77,16 @@ impl Handoff {
 
     /// Asks the writer to answer a ping with `payload` (never waits).
     pub(super) fn pong(&self, payload: BytesMut) {
-        *self.pong.lock().unwrap_or_else(|e| e.into_inner()) = Some(payload);
+        let mut pong = self.pong.lock().unwrap_or_else(|e| e.into_inner());
+        *pong = Some(payload);
+        self.due.fetch_or(PONG, Ordering::AcqRel);
+        drop(pong);
         self.wake_writer();
     }
 
     /// Asks the writer to send a ping (never waits).
     pub(super) fn ping(&self) {
-        self.ping.store(true, Ordering::Relaxed);
+        self.due.fetch_or(PING, Ordering::AcqRel);
         self.wake_writer();
     }
 
@@ -93,24 +105,34 @@ impl Handoff {
     /// Opens a closed handoff again, with nothing due: for the next connection of a session
     /// that outlives its connections (crate::relay::detach).
     pub(super) fn reopen(&self) {
-        *self.pong.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        self.ping.store(false, Ordering::Relaxed);
+        let mut pong = self.pong.lock().unwrap_or_else(|e| e.into_inner());
+        *pong = None;
+        self.due.fetch_and(!(PONG | PING), Ordering::AcqRel);
+        drop(pong);
         self.closed.store(false, Ordering::Release);
     }
 
     /// A due pong or ping, if any (a writer that takes its data from elsewhere).
     pub(super) fn take_ping_pong(&self) -> Option<Outgoing> {
-        if let Some(payload) = self.pong.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        let due = self.due.load(Ordering::Acquire);
+        if due & PONG != 0
+            && let Some(payload) = self.take_pong()
+        {
             return Some(Outgoing::pong(payload));
         }
-        self.ping
-            .swap(false, Ordering::Relaxed)
+        (due & PING != 0 && self.due.fetch_and(!PING, Ordering::AcqRel) & PING != 0)
             .then(Outgoing::ping)
+    }
+
+    fn take_pong(&self) -> Option<BytesMut> {
+        let mut pong = self.pong.lock().unwrap_or_else(|e| e.into_inner());
+        self.due.fetch_and(!PONG, Ordering::AcqRel);
+        pong.take()
     }
 
     /// Waits until something is due or the handoff closed.
     pub(super) async fn woken(&self) {
-        let due = || self.is_closed() || self.ping.load(Ordering::Relaxed) || self.pong_due();
+        let due = || self.is_closed() || self.due.load(Ordering::Acquire) & (PING | PONG) != 0;
         std::future::poll_fn(|cx| {
             if !due() {
                 self.register(cx);
@@ -143,13 +165,16 @@ impl Handoff {
 
     /// The next thing to write, pongs and pings first.
     fn take(&self) -> Option<Outgoing> {
-        if let Some(payload) = self.pong.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            return Some(Outgoing::pong(payload));
+        if self.due.load(Ordering::Acquire) == 0 {
+            return None;
         }
-        if self.ping.swap(false, Ordering::Relaxed) {
-            return Some(Outgoing::ping());
+        if let Some(out) = self.take_ping_pong() {
+            return Some(out);
         }
-        let out = self.frame.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let mut frame = self.frame.lock().unwrap_or_else(|e| e.into_inner());
+        self.due.fetch_and(!FRAME, Ordering::AcqRel);
+        let out = frame.take();
+        drop(frame);
         if out.is_some() {
             self.to_reader.notify_one();
         }
@@ -180,19 +205,7 @@ impl Handoff {
 
     /// Whether something is waiting to be written.
     pub(super) fn is_empty(&self) -> bool {
-        self.frame
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_none()
-            && !self.pong_due()
-            && !self.ping.load(Ordering::Relaxed)
-    }
-
-    fn pong_due(&self) -> bool {
-        self.pong
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some()
+        self.due.load(Ordering::Acquire) == 0
     }
 }
 
