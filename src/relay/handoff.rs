@@ -93,7 +93,7 @@ impl Handoff {
     /// Ends the session's traffic: the writer sends what is left, then returns.
     pub(super) fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        wake(self.writer.lock().unwrap_or_else(|e| e.into_inner()).take());
+        self.wake_registered();
         self.to_reader.notify_one();
     }
 
@@ -133,25 +133,32 @@ impl Handoff {
     /// Waits until something is due or the handoff closed.
     pub(super) async fn woken(&self) {
         let due = || self.is_closed() || self.due.load(Ordering::Acquire) & (PING | PONG) != 0;
-        std::future::poll_fn(|cx| {
-            if !due() {
-                self.register(cx);
-                // Due since the look above: not lost.
-                if !due() {
-                    return Poll::Pending;
-                }
-            }
-            Poll::Ready(())
-        })
-        .await;
+        std::future::poll_fn(|cx| self.poll_look(cx, || due().then_some(()))).await;
+    }
+
+    /// `look`'s answer, or, when it has none, the writer's waker kept and one more look: what
+    /// is handed over while registering is not lost.
+    fn poll_look<T>(&self, cx: &Context<'_>, look: impl Fn() -> Option<T>) -> Poll<T> {
+        if let Some(found) = look() {
+            return Poll::Ready(found);
+        }
+        self.register(cx);
+        look().map_or(Poll::Pending, Poll::Ready)
     }
 
     /// Lets the writer know something is due, unless it is polled after this anyway.
     fn wake_writer(&self) {
-        if self.polled_after.load(Ordering::Relaxed) {
-            return;
+        if !self.polled_after.load(Ordering::Relaxed) {
+            self.wake_registered();
         }
-        wake(self.writer.lock().unwrap_or_else(|e| e.into_inner()).take());
+    }
+
+    /// Wakes the writer's task if its waker is kept (it registers again when it next waits).
+    fn wake_registered(&self) {
+        let waker = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 
     /// Keeps the waiting writer's waker (a clone only when it changed).
@@ -187,31 +194,15 @@ impl Handoff {
     }
 
     fn poll_next(&self, cx: &Context<'_>) -> Poll<Option<Outgoing>> {
-        for registered in [false, true] {
-            if let Some(out) = self.take() {
-                return Poll::Ready(Some(out));
-            }
-            if self.closed.load(Ordering::Acquire) {
-                return Poll::Ready(None);
-            }
-            if registered {
-                break;
-            }
-            self.register(cx);
-            // Look again: something handed over while registering is not lost.
-        }
-        Poll::Pending
+        self.poll_look(cx, || match self.take() {
+            Some(out) => Some(Some(out)),
+            None => self.is_closed().then_some(None),
+        })
     }
 
     /// Whether something is waiting to be written.
     pub(super) fn is_empty(&self) -> bool {
         self.due.load(Ordering::Acquire) == 0
-    }
-}
-
-fn wake(waker: Option<Waker>) {
-    if let Some(waker) = waker {
-        waker.wake();
     }
 }
 
