@@ -7,8 +7,9 @@
 //! allocation, and a keystroke's frame costs one (`tests/relay_allocations.rs`). Within a
 //! frame, or after a large one, the read reserves room in the buffer and reads into it; when
 //! it would block with nothing buffered the room is given back. A complete frame's payload is
-//! taken from the buffer (the whole buffer when it holds just that frame) without a copy. All state lives in the reader and a frame is taken from the
-//! buffer only when it is returned, so `read_frame` is cancel safe (unlike fastwebsockets').
+//! taken from the buffer (the whole buffer when it holds just that frame) without a copy. All
+//! state lives in the reader and a frame is taken from the buffer only when it is returned,
+//! so `read_frame` is cancel safe (unlike fastwebsockets').
 //!
 //! The checks are RFC 6455's (§5.2, §5.5): reserved bits clear, known opcodes, control frames
 //! whole and at most 125 bytes, 64-bit lengths below 2^63, frames from a client masked and
@@ -207,22 +208,19 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 }
                 Parsed::Missing(missing) => missing,
             };
+            if self.buf.is_empty() && self.last_frame_len < READ_BYTES {
+                // Between small frames (typing, prompts) the read goes to the stack first: a
+                // read that would block then costs no allocation, and a frame that comes gets
+                // one of its own size rather than the reserve below.
+                std::task::ready!(self.read_to_stack(cx))?;
+                continue;
+            }
             // The rest of a large frame gets room for exactly that rest and is read up to its
             // end and no further. Bytes of the next frame behind it would stay in a buffer
             // whose front the payload still holds, and the next reserve would copy them to a
             // new one; room for more than the rest would regrow (and copy) the buffer holding
             // the frame's start. Otherwise: one ordinary read's worth, or the last frame's
             // size if that was larger (a small frame in progress needs less).
-            if self.buf.is_empty() && self.last_frame_len < READ_BYTES {
-                // Between small frames (typing, prompts) the read goes to the stack first: a
-                // read that would block then costs no allocation, and a frame that comes gets
-                // one of its own size rather than the reserve below.
-                match self.read_to_stack(cx) {
-                    Poll::Ready(Ok(())) => continue,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => return Poll::Pending,
-                }
-            }
             let (reserve, limit) = if missing >= READ_BYTES {
                 let rest = missing - MAX_HEADER_BYTES;
                 (rest, rest)
@@ -248,9 +246,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             }
         }
     }
-}
 
-impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// One read into a buffer on the stack, its bytes then copied to `buf` (empty before).
     fn read_to_stack(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ReadError>> {
         // Not zeroed: filling 8 KiB for every read would cost more than the read.
