@@ -4,7 +4,7 @@
 //! 16 KiB per idle session. This reader holds bytes only while a frame is being read, so an
 //! idle socket costs one empty `BytesMut`. Between small frames a read goes to the stack first
 //! and its bytes are copied to a buffer of their own size: a read that would block costs no
-//! allocation, and a keystroke's frame costs one (`tests/relay_allocations.rs`). Within a
+//! allocation, and a keystroke's frame costs one (`tests/relay_frame_costs.rs`). Within a
 //! frame, or after a large one, the read reserves room in the buffer and reads into it; when
 //! it would block with nothing buffered the room is given back. A complete frame's payload is
 //! taken from the buffer (the whole buffer when it holds just that frame) without a copy. All
