@@ -103,6 +103,22 @@ async fn connected(pki: &Pki) -> (TlsStream<TcpStream>, ServerStream<TcpStream>)
     (client, server.unwrap().unwrap())
 }
 
+/// One byte from the server, read by the client (session tickets sent before it come in too).
+async fn byte_from_server(client: &mut TlsStream<TcpStream>, server: &mut ServerStream<TcpStream>) {
+    server.write_all(b"x").await.unwrap();
+    server.flush().await.unwrap();
+    client.read_exact(&mut [0u8]).await.unwrap();
+}
+
+/// The next connection with `pki`'s client resumes a session (a ticket was kept).
+async fn assert_next_connection_resumes(pki: &Pki) {
+    let (next, _server) = connected(pki).await;
+    assert_eq!(
+        next.records.rustls().unwrap().handshake_kind(),
+        Some(HandshakeKind::Resumed)
+    );
+}
+
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 % 251) as u8).collect()
 }
@@ -210,15 +226,8 @@ async fn a_second_connection_resumes_the_session() {
         first.records.rustls().unwrap().handshake_kind(),
         Some(HandshakeKind::Full)
     );
-    server.write_all(b"x").await.unwrap();
-    server.flush().await.unwrap();
-    let mut byte = [0u8];
-    first.read_exact(&mut byte).await.unwrap();
-    let (second, _server) = connected(&pki).await;
-    assert_eq!(
-        second.records.rustls().unwrap().handshake_kind(),
-        Some(HandshakeKind::Resumed)
-    );
+    byte_from_server(&mut first, &mut server).await;
+    assert_next_connection_resumes(&pki).await;
 }
 
 #[tokio::test]
@@ -247,16 +256,10 @@ async fn tickets_that_come_after_the_request_are_kept() {
     // server sends them once it has the client's Finished, which goes out with the request).
     request(&mut first, &mut server).await;
     assert!(first.records.traffic().is_some());
-    server.write_all(b"x").await.unwrap();
-    server.flush().await.unwrap();
-    first.read_exact(&mut [0u8]).await.unwrap();
+    byte_from_server(&mut first, &mut server).await;
     // The answer came: what kept the tickets is gone.
     assert!(!first.records.traffic().unwrap().keeps_tickets());
-    let (second, _server) = connected(&pki).await;
-    assert_eq!(
-        second.records.rustls().unwrap().handshake_kind(),
-        Some(HandshakeKind::Resumed)
-    );
+    assert_next_connection_resumes(&pki).await;
 }
 
 #[tokio::test]
