@@ -29,12 +29,15 @@ use bytes::{Buf, BytesMut};
 use fastwebsockets::{OpCode, Role};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
+use super::handoff::BATCH_FRAMES;
 use crate::protocol;
 
 /// Room reserved for a read when no frame is partly read (fastwebsockets' buffer size).
 pub(super) const READ_BYTES: usize = 8 * 1024;
 /// Most room reserved for a read on the strength of the last frame's size.
 const MAX_READ_HINT_BYTES: usize = 256 * 1024 + MAX_HEADER_BYTES;
+/// Most room reserved for a read of several large frames (a writer's batch of 64 KiB frames).
+const MAX_READ_BATCH_BYTES: usize = 4 * (64 * 1024 + MAX_HEADER_BYTES);
 /// Longest frame header: 2 bytes, a 64-bit length, a mask key.
 const MAX_HEADER_BYTES: usize = 14;
 /// Largest control frame payload (RFC 6455 §5.5).
@@ -89,15 +92,18 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
 
     /// Writes one frame (not flushed).
     pub(super) async fn write(&mut self, mut out: Outgoing) -> io::Result<()> {
-        let mask = (self.role == Role::Client).then(rand::random::<[u8; 4]>);
         let mut header = [0u8; MAX_HEADER_BYTES];
-        let len = encode_header(&mut header, out.fin, out.opcode, out.payload.len(), mask);
-        if let Some(mask) = mask {
-            // Masking and unmasking are the same XOR.
-            fastwebsockets::unmask(&mut out.payload, mask);
-        }
+        let len = encode(self.role, &mut header, &mut out);
         let mut frame = Buf::chain(&header[..len], &out.payload[..]);
         self.io.write_all_buf(&mut frame).await
+    }
+
+    /// Writes frames (up to [`BATCH_FRAMES`]; a `None` is skipped) in one vectored write, as
+    /// far as the socket takes it (not flushed).
+    pub(super) async fn write_frames(&mut self, frames: &mut [Option<Outgoing>]) -> io::Result<()> {
+        let n = frames.len().min(BATCH_FRAMES);
+        let mut buf = Frames::new(&mut frames[..n], self.role);
+        self.io.write_all_buf(&mut buf).await
     }
 
     /// Writes one whole binary message, `channel` then `data`, from borrowed bytes (server
@@ -114,6 +120,110 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     pub(super) async fn flush(&mut self) -> io::Result<()> {
         self.io.flush().await
     }
+}
+
+/// Frames' headers and payloads as one [`Buf`]: the writer hands them to the socket in one
+/// vectored write. The headers are encoded (and the payloads masked) when it is made.
+struct Frames<'a> {
+    headers: [[u8; MAX_HEADER_BYTES]; BATCH_FRAMES],
+    header_lens: [u8; BATCH_FRAMES],
+    frames: &'a [Option<Outgoing>],
+    /// The part being written: header `part / 2`, or payload `part / 2` when odd.
+    part: usize,
+    /// Bytes of that part already written.
+    offset: usize,
+    remaining: usize,
+}
+
+impl<'a> Frames<'a> {
+    /// At most [`BATCH_FRAMES`] frames.
+    fn new(frames: &'a mut [Option<Outgoing>], role: Role) -> Self {
+        let mut headers = [[0u8; MAX_HEADER_BYTES]; BATCH_FRAMES];
+        let mut header_lens = [0u8; BATCH_FRAMES];
+        let mut remaining = 0;
+        for (i, out) in frames.iter_mut().enumerate() {
+            let Some(out) = out else { continue };
+            let len = encode(role, &mut headers[i], out);
+            header_lens[i] = len as u8;
+            remaining += len + out.payload.len();
+        }
+        let mut buf = Frames {
+            headers,
+            header_lens,
+            frames,
+            part: 0,
+            offset: 0,
+            remaining,
+        };
+        buf.skip_written();
+        buf
+    }
+
+    fn part(&self, i: usize) -> &[u8] {
+        match self.frames.get(i / 2) {
+            Some(Some(_)) if i % 2 == 0 => &self.headers[i / 2][..self.header_lens[i / 2] as usize],
+            Some(Some(out)) => &out.payload,
+            _ => &[],
+        }
+    }
+
+    /// Moves past parts written whole (and empty ones), so that `chunk` is never empty while
+    /// bytes remain.
+    fn skip_written(&mut self) {
+        while self.part < 2 * self.frames.len() && self.offset == self.part(self.part).len() {
+            self.part += 1;
+            self.offset = 0;
+        }
+    }
+}
+
+impl Buf for Frames<'_> {
+    fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    fn chunk(&self) -> &[u8] {
+        &self.part(self.part)[self.offset..]
+    }
+
+    fn advance(&mut self, mut cnt: usize) {
+        assert!(cnt <= self.remaining, "advanced past the end");
+        self.remaining -= cnt;
+        while cnt > 0 {
+            let step = cnt.min(self.part(self.part).len() - self.offset);
+            self.offset += step;
+            cnt -= step;
+            self.skip_written();
+        }
+    }
+
+    fn chunks_vectored<'b>(&'b self, dst: &mut [io::IoSlice<'b>]) -> usize {
+        let mut n = 0;
+        let mut offset = self.offset;
+        for i in self.part..2 * self.frames.len() {
+            if n == dst.len() {
+                break;
+            }
+            let part = &self.part(i)[offset..];
+            offset = 0;
+            if !part.is_empty() {
+                dst[n] = io::IoSlice::new(part);
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// Encodes `out`'s header into `header` and masks its payload in the client role (a fresh key
+/// per frame); returns the header's length.
+fn encode(role: Role, header: &mut [u8; MAX_HEADER_BYTES], out: &mut Outgoing) -> usize {
+    let mask = (role == Role::Client).then(rand::random::<[u8; 4]>);
+    if let Some(mask) = mask {
+        // Masking and unmasking are the same XOR.
+        fastwebsockets::unmask(&mut out.payload, mask);
+    }
+    encode_header(header, out.fin, out.opcode, out.payload.len(), mask)
 }
 
 /// Writes `out`'s header into `header`; returns its length.
@@ -215,17 +325,29 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 std::task::ready!(self.read_to_stack(cx))?;
                 continue;
             }
-            // The rest of a large frame gets room for exactly that rest and is read up to its
-            // end and no further. Bytes of the next frame behind it would stay in a buffer
-            // whose front the payload still holds, and the next reserve would copy them to a
-            // new one; room for more than the rest would regrow (and copy) the buffer holding
-            // the frame's start. Otherwise: one ordinary read's worth, or the last frame's
-            // size if that was larger (a small frame in progress needs less).
-            let (reserve, limit) = if missing >= READ_BYTES {
-                let rest = missing - MAX_HEADER_BYTES;
-                (rest, rest)
+            // Large frames are read several to a read, into one allocation: the buffer gets
+            // room for the frame in progress and whole frames of the last one's size behind
+            // it, up to a batch's worth, and each frame read whole is split off its front
+            // without a copy. While the allocation has room for the rest of the frame in
+            // progress, the read goes there, up to its end; only a frame that does not fit is
+            // copied to the next allocation (bytes' `reserve` on a buffer shared with a
+            // payload). Otherwise: one ordinary read's worth, or the batch's if larger.
+            let spare = self.buf.capacity() - self.buf.len();
+            let rest = if missing >= READ_BYTES {
+                missing - MAX_HEADER_BYTES
             } else {
-                (missing.max(READ_BYTES).max(self.last_frame_len), usize::MAX)
+                missing
+            };
+            let (reserve, limit) = if spare >= rest {
+                (0, spare)
+            } else if missing >= READ_BYTES {
+                let room = rest + self.frames_behind(rest);
+                (room, room)
+            } else {
+                (
+                    missing.max(READ_BYTES).max(self.frames_behind(0)),
+                    usize::MAX,
+                )
             };
             self.buf.reserve(reserve);
             let read = {
@@ -245,6 +367,17 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
             }
         }
+    }
+
+    /// Room for whole frames of the last frame's size after `rest` bytes, so that a read
+    /// ends where a frame does: a batch's worth ([`BATCH_FRAMES`], [`MAX_READ_BATCH_BYTES`]).
+    fn frames_behind(&self, rest: usize) -> usize {
+        let frame = self.last_frame_len;
+        if frame < READ_BYTES {
+            return 0;
+        }
+        let whole = (MAX_READ_BATCH_BYTES.saturating_sub(rest) / frame).min(BATCH_FRAMES);
+        whole * frame
     }
 
     /// One read into a buffer on the stack, its bytes then copied to `buf` (empty before).
@@ -464,6 +597,59 @@ mod tests {
         assert!(matches!(rx.read_frame().await, Err(ReadError::Eof)));
     }
 
+    /// Counts the reads that brought bytes.
+    struct CountedReads<'a> {
+        bytes: &'a [u8],
+        reads: usize,
+    }
+
+    impl AsyncRead for CountedReads<'_> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let before = buf.filled().len();
+            let polled = Pin::new(&mut self.bytes).poll_read(cx, buf);
+            if buf.filled().len() > before {
+                self.reads += 1;
+            }
+            polled
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_large_frames_is_read_a_batch_at_a_time_without_copies() {
+        // 64 KiB of stdout a frame, as the kubelet and the dev cluster's flood send it.
+        let payloads: Vec<Vec<u8>> = (0..13u8).map(|i| vec![i; 64 * 1024 + 1]).collect();
+        let bytes = encode(payloads.iter().map(|p| binary(p)).collect(), Role::Server).await;
+        let mut rx = FrameReader::new(
+            CountedReads {
+                bytes: &bytes,
+                reads: 0,
+            },
+            Role::Client,
+            1 << 20,
+        );
+        let mut starts = Vec::new();
+        for payload in &payloads {
+            let frame = rx.read_frame().await.unwrap();
+            assert_eq!(&frame.payload[..], &payload[..]);
+            starts.push(frame.payload.as_ptr() as usize);
+        }
+        assert!(matches!(rx.read_frame().await, Err(ReadError::Eof)));
+        // The first frame as a small one would be (8 KiB to the stack, then its rest); then
+        // three reads of four frames each.
+        assert_eq!(rx.io.reads, 2 + 3);
+        // The four frames of a read lie one after the other in its allocation: split off, not
+        // copied.
+        for batch in starts[1..].chunks(4) {
+            for pair in batch.windows(2) {
+                assert_eq!(pair[1] - pair[0], 64 * 1024 + 1 + 10);
+            }
+        }
+    }
+
     #[tokio::test]
     async fn bytes_arriving_one_at_a_time_make_the_same_frames() {
         let bytes = encode(
@@ -568,36 +754,83 @@ mod tests {
     #[tokio::test]
     async fn what_the_writer_writes_fastwebsockets_reads_in_both_roles() {
         for (role, peer) in [(Role::Client, Role::Server), (Role::Server, Role::Client)] {
-            let (a, b) = tokio::io::duplex(1 << 20);
-            let mut tx = FrameWriter::new(a, role);
+            // A small pipe: the vectored writes of a batch go out in pieces, some ending
+            // inside a header.
+            let (a, b) = tokio::io::duplex(1000);
             let sizes = [0usize, 1, 125, 126, 65_535, 65_536, 200_000];
-            for &n in &sizes {
-                let payload = BytesMut::from(&vec![n as u8; n][..]);
-                tx.write(Outgoing::new(n != 1, OpCode::Binary, payload))
+            let write = async move {
+                let mut tx = FrameWriter::new(a, role);
+                let mut frames: Vec<Option<Outgoing>> = sizes
+                    .iter()
+                    .map(|&n| {
+                        let payload = BytesMut::from(&vec![n as u8; n][..]);
+                        Some(Outgoing::new(n != 1, OpCode::Binary, payload))
+                    })
+                    .collect();
+                frames.push(Some(Outgoing::ping()));
+                // One frame alone, a batch of four, then three with a gap (a `None`).
+                let (one, rest) = frames.split_at_mut(1);
+                let (four, rest) = rest.split_at_mut(4);
+                tx.write_frames(one).await.unwrap();
+                tx.write_frames(four).await.unwrap();
+                let mut three = [rest[0].take(), None, rest[1].take(), rest[2].take()];
+                tx.write_frames(&mut three).await.unwrap();
+                tx.write(Outgoing::close(1001, &"é".repeat(100)))
                     .await
                     .unwrap();
-            }
-            tx.write(Outgoing::ping()).await.unwrap();
-            tx.write(Outgoing::close(1001, &"é".repeat(100)))
-                .await
-                .unwrap();
-            tx.flush().await.unwrap();
-            let mut ws = WebSocket::after_handshake(b, peer);
-            ws.set_auto_pong(false);
-            ws.set_auto_close(false);
-            for &n in &sizes {
-                let frame = ws.read_frame().await.unwrap();
-                assert_eq!((frame.fin, frame.opcode), (n != 1, OpCode::Binary));
-                assert_eq!(&frame.payload[..], &vec![n as u8; n][..], "{n} bytes");
-            }
-            assert_eq!(ws.read_frame().await.unwrap().opcode, OpCode::Ping);
-            let close = ws.read_frame().await.unwrap();
-            assert_eq!(close.opcode, OpCode::Close);
-            assert_eq!(&close.payload[..2], &1001u16.to_be_bytes());
-            // Cut to 125 bytes on a character boundary: 61 two-byte characters.
-            assert_eq!(close.payload.len(), 2 + 122);
-            assert!(std::str::from_utf8(&close.payload[2..]).is_ok());
+                tx.flush().await.unwrap();
+                tx
+            };
+            let read = async move {
+                let mut ws = WebSocket::after_handshake(b, peer);
+                ws.set_auto_pong(false);
+                ws.set_auto_close(false);
+                for &n in &sizes {
+                    let frame = ws.read_frame().await.unwrap();
+                    assert_eq!((frame.fin, frame.opcode), (n != 1, OpCode::Binary));
+                    assert_eq!(&frame.payload[..], &vec![n as u8; n][..], "{n} bytes");
+                }
+                assert_eq!(ws.read_frame().await.unwrap().opcode, OpCode::Ping);
+                let close = ws.read_frame().await.unwrap();
+                assert_eq!(close.opcode, OpCode::Close);
+                assert_eq!(&close.payload[..2], &1001u16.to_be_bytes());
+                // Cut to 125 bytes on a character boundary: 61 two-byte characters.
+                assert_eq!(close.payload.len(), 2 + 122);
+                assert!(std::str::from_utf8(&close.payload[2..]).is_ok());
+            };
+            let (_tx, ()) = tokio::join!(write, read);
         }
+    }
+
+    #[test]
+    fn a_batch_as_one_buffer_gives_every_byte_once() {
+        let frame = |payload: &[u8]| Some(Outgoing::new(true, OpCode::Binary, payload.into()));
+        let mut frames = [frame(b""), None, frame(b"abc")];
+        let mut buf = Frames::new(&mut frames, Role::Server);
+        assert_eq!(buf.remaining(), 2 + 2 + 3);
+        let vectored = |buf: &Frames<'_>| {
+            let mut slices = [io::IoSlice::new(&[]); 8];
+            let n = buf.chunks_vectored(&mut slices);
+            slices[..n].iter().map(|s| s.to_vec()).collect::<Vec<_>>()
+        };
+        let empty = vec![0x82, 0];
+        let abc = vec![0x82, 3];
+        assert_eq!(
+            vectored(&buf),
+            [empty.clone(), abc.clone(), b"abc".to_vec()]
+        );
+        // Bytes taken one at a time, then across parts at once.
+        buf.advance(1);
+        assert_eq!(buf.chunk(), &[0]);
+        buf.advance(2);
+        assert_eq!(buf.chunk(), &[3]);
+        assert_eq!(vectored(&buf), [vec![3], b"abc".to_vec()]);
+        buf.advance(2);
+        assert_eq!(buf.chunk(), b"bc");
+        buf.advance(2);
+        assert!(!buf.has_remaining());
+        assert!(buf.chunk().is_empty());
+        assert_eq!(vectored(&buf), Vec::<Vec<u8>>::new());
     }
 
     #[tokio::test]

@@ -1,4 +1,9 @@
-//! The handoff toward one socket's writer: one data frame at a time, plus a due ping and pong.
+//! The handoff toward one socket's writer: a batch of data frames, plus a due ping and pong.
+//!
+//! A reader hands over frames while the batch has room ([`BATCH_FRAMES`], [`BATCH_BYTES`]);
+//! the writer takes them all and writes them in one vectored write. Under a flood that is one
+//! write (and one push through TCP) for several frames, where each write costs the kernel about
+//! as much as the bytes it carries (loadtest/README.md, "Issue 21, fifth stop").
 //!
 //! It replaces a pair of bounded channels per socket (tokio's allocate a 32-slot block each,
 //! whatever their capacity): everything lives inside the session's task, nothing on the heap.
@@ -19,7 +24,81 @@ use tokio::sync::Notify;
 use super::Leg;
 use super::frames::Outgoing;
 
-/// A data frame waits in [`Handoff::frame`].
+/// Most data frames handed over at once.
+pub(super) const BATCH_FRAMES: usize = 4;
+/// Most payload bytes in a batch of more than one frame (a frame alone may be larger).
+const BATCH_BYTES: usize = 320 * 1024;
+
+/// Data frames on their way to a writer together, in order: one inline (a keystroke's frame
+/// costs no allocation), more on the heap (one allocation for up to [`BATCH_FRAMES`] frames
+/// of a flood, and no room for them in an idle session's state).
+#[derive(Default)]
+pub(super) enum Batch {
+    #[default]
+    Empty,
+    One(Outgoing),
+    Many(Box<Frames>),
+}
+
+/// Two to [`BATCH_FRAMES`] frames.
+pub(super) struct Frames {
+    /// The first `len` are there.
+    frames: [Option<Outgoing>; BATCH_FRAMES],
+    len: usize,
+    bytes: usize,
+}
+
+impl Frames {
+    /// The frames, in order.
+    pub(super) fn as_mut_slice(&mut self) -> &mut [Option<Outgoing>] {
+        &mut self.frames[..self.len]
+    }
+}
+
+impl Batch {
+    /// Adds `out` if there is room, else gives it back.
+    fn push(&mut self, out: Outgoing) -> Result<(), Outgoing> {
+        let added = out.payload.len();
+        match std::mem::take(self) {
+            Batch::Empty => *self = Batch::One(out),
+            Batch::One(first) if first.payload.len() + added > BATCH_BYTES => {
+                *self = Batch::One(first);
+                return Err(out);
+            }
+            Batch::One(first) => {
+                let bytes = first.payload.len() + added;
+                let mut frames: [Option<Outgoing>; BATCH_FRAMES] = Default::default();
+                frames[0] = Some(first);
+                frames[1] = Some(out);
+                *self = Batch::Many(Box::new(Frames {
+                    frames,
+                    len: 2,
+                    bytes,
+                }));
+            }
+            Batch::Many(mut many) => {
+                let room = many.len < BATCH_FRAMES && many.bytes + added <= BATCH_BYTES;
+                let pushed = if room {
+                    many.frames[many.len] = Some(out);
+                    many.len += 1;
+                    many.bytes += added;
+                    Ok(())
+                } else {
+                    Err(out)
+                };
+                *self = Batch::Many(many);
+                return pushed;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        matches!(self, Batch::Empty)
+    }
+}
+
+/// Data frames wait in [`Handoff::frames`].
 const FRAME: u8 = 1;
 /// A pong waits in [`Handoff::pong`].
 const PONG: u8 = 2;
@@ -29,8 +108,8 @@ const PING: u8 = 4;
 /// What the readers and the watchdog hand to one socket's writer.
 #[derive(Default)]
 pub(super) struct Handoff {
-    /// The data frame waiting for the writer; its reader waits while it is taken.
-    frame: Mutex<Option<Outgoing>>,
+    /// The data frames waiting for the writer; their reader waits while the batch is full.
+    frames: Mutex<Batch>,
     /// The payload of the last ping to answer (an older unanswered one is superseded).
     pong: Mutex<Option<BytesMut>>,
     /// What is due, [`FRAME`], [`PONG`] and [`PING`]: one load tells a writer that looks
@@ -43,12 +122,12 @@ pub(super) struct Handoff {
     polled_after: AtomicBool,
     /// The writer's task, while it waits for something to write (or to be woken).
     writer: Mutex<Option<Waker>>,
-    /// Wakes the reader: the frame was taken.
+    /// Wakes the reader: the batch was taken.
     to_reader: Notify,
 }
 
 impl Handoff {
-    /// Hands `out` to the writer, waiting while the previous frame is still there; the wait
+    /// Hands `out` to the writer, waiting while the batch is full; the wait
     /// marks `leg` as not being read so that the watchdog does not take backpressure for a dead
     /// peer. Fails once the handoff is closed.
     pub(super) async fn send(&self, out: Outgoing, leg: &Leg) -> Result<(), ()> {
@@ -59,18 +138,20 @@ impl Handoff {
                 return Err(());
             }
             {
-                let mut frame = self.frame.lock().unwrap_or_else(|e| e.into_inner());
-                if frame.is_none() {
-                    *frame = out.take();
-                    self.due.fetch_or(FRAME, Ordering::AcqRel);
-                    drop(frame);
-                    leg.blocked.store(false, Ordering::Relaxed);
-                    self.wake_writer();
-                    return Ok(());
+                let mut frames = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+                match frames.push(out.take().expect("kept until handed over")) {
+                    Ok(()) => {
+                        self.due.fetch_or(FRAME, Ordering::AcqRel);
+                        drop(frames);
+                        leg.blocked.store(false, Ordering::Relaxed);
+                        self.wake_writer();
+                        return Ok(());
+                    }
+                    Err(back) => out = Some(back),
                 }
             }
             leg.blocked.store(true, Ordering::Relaxed);
-            // A frame taken since the check above left a permit: no wake-up is lost.
+            // A batch taken since the check above left a permit: no wake-up is lost.
             self.to_reader.notified().await;
         }
     }
@@ -170,30 +251,31 @@ impl Handoff {
         }
     }
 
-    /// The next thing to write, pongs and pings first.
-    fn take(&self) -> Option<Outgoing> {
+    /// The next thing to write, pongs and pings first, then every data frame waiting.
+    fn take(&self) -> Option<Batch> {
         if self.due.load(Ordering::Acquire) == 0 {
             return None;
         }
         if let Some(out) = self.take_ping_pong() {
-            return Some(out);
+            return Some(Batch::One(out));
         }
-        let mut frame = self.frame.lock().unwrap_or_else(|e| e.into_inner());
+        let mut frames = self.frames.lock().unwrap_or_else(|e| e.into_inner());
         self.due.fetch_and(!FRAME, Ordering::AcqRel);
-        let out = frame.take();
-        drop(frame);
-        if out.is_some() {
-            self.to_reader.notify_one();
+        let batch = std::mem::take(&mut *frames);
+        drop(frames);
+        if batch.is_empty() {
+            return None;
         }
-        out
+        self.to_reader.notify_one();
+        Some(batch)
     }
 
-    /// Waits for the next thing to write; `None` once closed and all is written.
-    pub(super) async fn next(&self) -> Option<Outgoing> {
+    /// Waits for the next things to write; `None` once closed and all is written.
+    pub(super) async fn next(&self) -> Option<Batch> {
         std::future::poll_fn(|cx| self.poll_next(cx)).await
     }
 
-    fn poll_next(&self, cx: &Context<'_>) -> Poll<Option<Outgoing>> {
+    fn poll_next(&self, cx: &Context<'_>) -> Poll<Option<Batch>> {
         self.poll_look(cx, || match self.take() {
             Some(out) => Some(Some(out)),
             None => self.is_closed().then_some(None),
@@ -228,5 +310,74 @@ impl Drop for PolledAfter<'_> {
         for handoff in self.0 {
             handoff.polled_after.store(false, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fastwebsockets::OpCode;
+
+    fn frame(len: usize) -> Outgoing {
+        Outgoing::new(true, OpCode::Binary, BytesMut::zeroed(len))
+    }
+
+    fn lens(batch: &mut Batch) -> Vec<usize> {
+        match batch {
+            Batch::Empty => vec![],
+            Batch::One(out) => vec![out.payload.len()],
+            Batch::Many(many) => many
+                .as_mut_slice()
+                .iter()
+                .map(|out| out.as_ref().unwrap().payload.len())
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_batch_takes_frames_in_order_up_to_its_bounds() {
+        // Up to four frames.
+        let mut batch = Batch::default();
+        for len in 1..=BATCH_FRAMES {
+            assert!(batch.push(frame(len)).is_ok());
+        }
+        assert_eq!(batch.push(frame(9)).unwrap_err().payload.len(), 9);
+        assert_eq!(lens(&mut batch), [1, 2, 3, 4]);
+        // A frame over the byte bound goes alone: first, or after the batch is taken.
+        let mut batch = Batch::default();
+        assert!(batch.push(frame(BATCH_BYTES + 1)).is_ok());
+        assert!(batch.push(frame(1)).is_err());
+        assert_eq!(lens(&mut batch), [BATCH_BYTES + 1]);
+        let mut batch = Batch::default();
+        let half = BATCH_BYTES / 2;
+        assert!(batch.push(frame(half)).is_ok());
+        assert!(batch.push(frame(half)).is_ok());
+        assert!(batch.push(frame(1)).is_err());
+        assert_eq!(lens(&mut batch), [half, half]);
+    }
+
+    #[tokio::test]
+    async fn the_writer_takes_the_whole_batch_and_the_reader_waits_while_it_is_full() {
+        let handoff = Handoff::default();
+        let leg = Leg::default();
+        for len in 1..=BATCH_FRAMES {
+            handoff.send(frame(len), &leg).await.unwrap();
+        }
+        // Full: the fifth waits, marked as backpressure, until the writer takes the four.
+        let fifth = handoff.send(frame(5), &leg);
+        tokio::pin!(fifth);
+        assert!(futures_poll_once(fifth.as_mut()).await.is_pending());
+        assert!(leg.blocked.load(Ordering::Relaxed));
+        let mut taken = handoff.next().await.unwrap();
+        assert_eq!(lens(&mut taken), [1, 2, 3, 4]);
+        fifth.await.unwrap();
+        assert!(!leg.blocked.load(Ordering::Relaxed));
+        assert_eq!(lens(&mut handoff.next().await.unwrap()), [5]);
+        assert!(handoff.is_empty());
+    }
+
+    /// Polls `future` once.
+    async fn futures_poll_once<F: Future + Unpin>(mut future: F) -> Poll<F::Output> {
+        std::future::poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut future).poll(cx))).await
     }
 }

@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadHalf};
 use tokio::time::Instant;
 
 use super::frames::{FrameReader, FrameWriter, Outgoing, ReadError};
-use super::handoff::Handoff;
+use super::handoff::{Batch, Handoff};
 use super::{CloseReason, Leg, MAX_STATUS_BYTES, MISSED_PINGS, RelayConfig, Shared};
 use crate::protocol::{self, FrameError, Status, flow};
 use crate::recording::RecordingTap;
@@ -383,8 +383,12 @@ pub(super) async fn writer<W: AsyncWrite + Unpin>(
     mut tx: FrameWriter<W>,
     handoff: &Handoff,
 ) -> std::io::Result<FrameWriter<W>> {
-    while let Some(out) = handoff.next().await {
-        tx.write(out).await?;
+    while let Some(batch) = handoff.next().await {
+        match batch {
+            Batch::Empty => {}
+            Batch::One(out) => tx.write(out).await?,
+            Batch::Many(mut frames) => tx.write_frames(frames.as_mut_slice()).await?,
+        }
         if handoff.is_empty() {
             tx.flush().await?;
         }
