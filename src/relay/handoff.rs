@@ -127,11 +127,10 @@ pub(super) struct Handoff {
 }
 
 impl Handoff {
-    /// Hands `out` to the writer, waiting while the batch is full; the wait
-    /// marks `leg` as not being read so that the watchdog does not take backpressure for a dead
-    /// peer. Fails once the handoff is closed.
-    pub(super) async fn send(&self, out: Outgoing, leg: &Leg) -> Result<(), ()> {
-        let mut out = Some(out);
+    /// Hands `out` to the writer, waiting while the batch is full; the wait marks `leg` as not
+    /// being read so that the watchdog does not take backpressure for a dead peer. Fails once
+    /// the handoff is closed.
+    pub(super) async fn send(&self, mut out: Outgoing, leg: &Leg) -> Result<(), ()> {
         loop {
             if self.closed.load(Ordering::Acquire) {
                 leg.blocked.store(false, Ordering::Relaxed);
@@ -139,7 +138,7 @@ impl Handoff {
             }
             {
                 let mut frames = self.frames.lock().unwrap_or_else(|e| e.into_inner());
-                match frames.push(out.take().expect("kept until handed over")) {
+                match frames.push(out) {
                     Ok(()) => {
                         self.due.fetch_or(FRAME, Ordering::AcqRel);
                         drop(frames);
@@ -147,7 +146,7 @@ impl Handoff {
                         self.wake_writer();
                         return Ok(());
                     }
-                    Err(back) => out = Some(back),
+                    Err(back) => out = back,
                 }
             }
             leg.blocked.store(true, Ordering::Relaxed);
