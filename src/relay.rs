@@ -208,6 +208,10 @@ impl Shared {
     fn heard(&self, leg: &Leg) {
         leg.heard_ms.store(self.now_ms(), Ordering::Relaxed);
     }
+    /// Whether a frame was read from `leg` after `ms` (milliseconds since `start`).
+    fn heard_since(&self, leg: &Leg, ms: u64) -> bool {
+        leg.heard_ms.load(Ordering::Relaxed) > ms
+    }
     /// Whether `leg` has been silent past `limit` while it was being read.
     fn silent(&self, leg: &Leg, limit: Duration) -> bool {
         !leg.blocked.load(Ordering::Relaxed)

@@ -365,6 +365,125 @@ async fn sessions_end_at_the_maximum_duration_even_when_busy() {
     assert_eq!(s.relay.await.unwrap().close, CloseReason::MaxDuration);
 }
 
+/// The cluster's side of the keepalive tests: answers pings and counts them into `pings`;
+/// echoes stdin as stdout when `echo`, else only reads it. Ends at the close frame.
+async fn cluster_peer(
+    mut ws: WebSocket<DuplexStream>,
+    echo: bool,
+    pings: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    ws.set_auto_pong(false);
+    loop {
+        let f = ws.read_frame().await.unwrap();
+        match f.opcode {
+            OpCode::Ping => {
+                pings.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                ws.write_frame(Frame::pong(f.payload)).await.unwrap();
+            }
+            OpCode::Binary if echo => {
+                let mut out = f.payload.to_vec();
+                out[0] = protocol::STDOUT;
+                ws.write_frame(binary(&out)).await.unwrap();
+            }
+            OpCode::Close => {
+                let _ = ws.write_frame(Frame::close(1000, b"")).await;
+                return;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The client types a keystroke every 20 ms for `ms`, answering pings and counting them;
+/// waits for each echo when `echo`.
+async fn type_for(ws: &mut WebSocket<DuplexStream>, ms: u64, echo: bool) -> usize {
+    ws.set_auto_pong(false);
+    let mut pings = 0;
+    let end = tokio::time::Instant::now() + Duration::from_millis(ms);
+    while tokio::time::Instant::now() < end {
+        ws.write_frame(binary(b"\0k")).await.unwrap();
+        let until = tokio::time::Instant::now() + Duration::from_millis(20);
+        let mut echoed = !echo;
+        loop {
+            let read = if echoed {
+                match tokio::time::timeout_at(until, ws.read_frame()).await {
+                    Ok(read) => read,
+                    Err(_) => break,
+                }
+            } else {
+                ws.read_frame().await
+            };
+            let f = read.unwrap();
+            match f.opcode {
+                OpCode::Ping => {
+                    pings += 1;
+                    ws.write_frame(Frame::pong(f.payload)).await.unwrap();
+                }
+                OpCode::Binary => {
+                    assert_eq!(&f.payload[..], b"\x01k");
+                    echoed = true;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    pings
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_busy_both_ways_is_not_pinged_until_it_goes_quiet() {
+    let mut s = start(RelayConfig {
+        ping_interval: Duration::from_millis(100),
+        ..config()
+    });
+    let cluster_pings = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let cluster = tokio::spawn(cluster_peer(s.cluster, true, cluster_pings.clone()));
+    // Ten ticks with a keystroke and its echo every 20 ms: no pings either way.
+    let client_pings = type_for(&mut s.client, 1000, true).await;
+    assert_eq!(client_pings, 0, "the client was pinged while busy");
+    assert_eq!(
+        cluster_pings.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "the cluster was pinged while busy"
+    );
+    // Quiet for 300 ms: both are pinged again.
+    let mut quiet_pings = 0;
+    let quiet = tokio::time::Instant::now() + Duration::from_millis(300);
+    while let Ok(f) = tokio::time::timeout_at(quiet, s.client.read_frame()).await {
+        let f = f.unwrap();
+        assert_eq!(f.opcode, OpCode::Ping);
+        quiet_pings += 1;
+        s.client.write_frame(Frame::pong(f.payload)).await.unwrap();
+    }
+    assert!(quiet_pings >= 2, "the quiet client got {quiet_pings} pings");
+    assert!(cluster_pings.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+    s.shutdown.take().unwrap().send(()).unwrap();
+    assert_eq!(next(&mut s.client).await, Err(1001));
+    cluster.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn traffic_one_way_keeps_the_pings_for_the_quiet_direction() {
+    let mut s = start(RelayConfig {
+        ping_interval: Duration::from_millis(100),
+        ..config()
+    });
+    let cluster_pings = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // The cluster reads stdin and sends nothing back but pongs.
+    let cluster = tokio::spawn(cluster_peer(s.cluster, false, cluster_pings.clone()));
+    let client_pings = type_for(&mut s.client, 1000, false).await;
+    // Nothing went to the client: every tick pings it (a proxy before podterm that times out
+    // reads from podterm must see something).
+    assert!(client_pings >= 8, "the client got {client_pings} pings");
+    // The cluster is written to but heard only in pongs: pinged at least every other tick.
+    let cluster_pings = cluster_pings.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(cluster_pings >= 4, "the cluster got {cluster_pings} pings");
+    s.shutdown.take().unwrap().send(()).unwrap();
+    assert_eq!(next(&mut s.client).await, Err(1001));
+    cluster.await.unwrap();
+    assert_eq!(s.relay.await.unwrap().close, CloseReason::Shutdown);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_silent_cluster_is_dropped_with_1011() {
     let mut s = start(RelayConfig {

@@ -124,6 +124,9 @@ pub(super) struct Handoff {
     writer: Mutex<Option<Waker>>,
     /// Wakes the reader: the batch was taken.
     to_reader: Notify,
+    /// A frame (data or pong) was handed over since the watchdog last looked
+    /// ([`Handoff::take_traffic`]): the socket carries traffic our way to it.
+    traffic: AtomicBool,
 }
 
 impl Handoff {
@@ -142,6 +145,7 @@ impl Handoff {
                     Ok(()) => {
                         self.due.fetch_or(FRAME, Ordering::AcqRel);
                         drop(frames);
+                        self.traffic.store(true, Ordering::Relaxed);
                         leg.blocked.store(false, Ordering::Relaxed);
                         self.wake_writer();
                         return Ok(());
@@ -161,7 +165,13 @@ impl Handoff {
         *pong = Some(payload);
         self.due.fetch_or(PONG, Ordering::AcqRel);
         drop(pong);
+        self.traffic.store(true, Ordering::Relaxed);
         self.wake_writer();
+    }
+
+    /// Whether a data frame or a pong was handed over since the last call.
+    pub(super) fn take_traffic(&self) -> bool {
+        self.traffic.swap(false, Ordering::Relaxed)
     }
 
     /// Asks the writer to send a ping (never waits).

@@ -400,6 +400,14 @@ pub(super) async fn writer<W: AsyncWrite + Unpin>(
 /// Pings both sockets every `ping_interval`; ends the session when a socket stopped
 /// answering, after the idle timeout, or at the maximum duration. One timer, set to whichever
 /// of the three comes first (a session holds one timer entry, not three).
+///
+/// A socket that carried frames both ways since the last tick is not pinged: it is alive, and
+/// neither it nor anything between (a load balancer's idle timer, nginx's
+/// `proxy_read_timeout`, which counts one direction) is idle. This is gRPC's keepalive rule
+/// (a ping only after a period without activity, grpc/proposal A8-client-side-keepalive.md)
+/// held to both directions. A busy session then sends no pings at all; a socket whose traffic
+/// goes one way only, or none, is pinged every tick as before, so the silence limit
+/// (`MISSED_PINGS` intervals) still finds a dead peer.
 pub(super) async fn watchdog(
     shared: &Shared,
     config: &RelayConfig,
@@ -410,6 +418,8 @@ pub(super) async fn watchdog(
     let deadline = start + config.max_duration;
     let silence = config.ping_interval * MISSED_PINGS;
     let mut next_ping = start + config.ping_interval;
+    // When the last tick was, in `Shared::now_ms`'s milliseconds.
+    let mut last_tick_ms = 0;
     let timer = tokio::time::sleep_until(next_ping.min(deadline));
     tokio::pin!(timer);
     loop {
@@ -433,8 +443,13 @@ pub(super) async fn watchdog(
             if shared.silent(&shared.upstream, silence) {
                 return CloseReason::Upstream("stopped answering pings".into());
             }
-            to_client.ping();
-            to_upstream.ping();
+            for (leg, handoff) in [(&shared.client, to_client), (&shared.upstream, to_upstream)] {
+                let both_ways = handoff.take_traffic() & shared.heard_since(leg, last_tick_ms);
+                if !both_ways {
+                    handoff.ping();
+                }
+            }
+            last_tick_ms = shared.now_ms();
             // A late tick delays the next one rather than firing a burst.
             next_ping += config.ping_interval;
             if next_ping <= now {
