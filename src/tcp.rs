@@ -14,29 +14,18 @@
 //! of the request: two `recvfrom` for a request that came in one segment. A client's
 //! connection here reads [`FIRST_READ_BYTES`] the first time whatever is asked, on the stack,
 //! and keeps what the reader did not take (on the heap, until taken).
-//!
-//! **Writes are `send` and `sendmsg`.** tokio writes a `TcpStream` with `write` and `writev`,
-//! which go through the VFS layer (`vfs_writev`, `fdget_pos`, `rw_verify_area`, the iovec
-//! import) before they reach the socket. A profile of 9,000 held plain sessions had that layer
-//! at about 5 % of podterm's samples, where nginx, which sends with `send`, has `__sys_sendto`
-//! at 1 % (loadtest/README.md, issue 21's sixth stop). `send`/`sendmsg` go to the socket
-//! directly, with the same readiness handling as tokio's own writes.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::BytesMut;
-use rustix::net::{SendAncillaryBuffer, SendFlags};
-use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 /// The least the first read of a client's connection asks for: a whole request head as
 /// browsers and kubectl send them (hyper reads on when one is longer).
 pub const FIRST_READ_BYTES: usize = 4 * 1024;
-
-/// The most slices one `sendmsg` takes (Linux's `UIO_MAXIOV`; more fail with EMSGSIZE).
-const MAX_IOV: usize = 1024;
 
 /// A TCP stream whose `poll_shutdown` does nothing (the FIN goes out when it is dropped).
 #[derive(Debug)]
@@ -119,33 +108,13 @@ impl AsyncRead for Stream {
     }
 }
 
-impl Stream {
-    /// Runs `send` once the socket is writable, as tokio's own writes do: readiness that
-    /// `send` finds stale (EAGAIN) is cleared, and the wait starts again.
-    fn poll_send(
-        &self,
-        cx: &mut Context<'_>,
-        mut send: impl FnMut(&TcpStream) -> rustix::io::Result<usize>,
-    ) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.io.poll_write_ready(cx))?;
-            match self.io.try_io(Interest::WRITABLE, || {
-                send(&self.io).map_err(io::Error::from)
-            }) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                sent => return Poll::Ready(sent),
-            }
-        }
-    }
-}
-
 impl AsyncWrite for Stream {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.poll_send(cx, |io| rustix::net::send(io, buf, SendFlags::NOSIGNAL))
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -153,19 +122,11 @@ impl AsyncWrite for Stream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match bufs {
-            [] => Poll::Ready(Ok(0)),
-            [one] => self.poll_write(cx, one),
-            _ => self.poll_send(cx, |io| {
-                let mut control = SendAncillaryBuffer::default();
-                let bufs = &bufs[..bufs.len().min(MAX_IOV)];
-                rustix::net::sendmsg(io, bufs, &mut control, SendFlags::NOSIGNAL)
-            }),
-        }
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        true
+        self.io.is_write_vectored()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -214,63 +175,6 @@ mod tests {
         let mut more = [0u8; 4];
         server.read_exact(&mut more).await.unwrap();
         assert_eq!(&more, b"more");
-    }
-
-    /// Vectored and single writes (`sendmsg`, `send`) give every byte once and in order, also
-    /// when the socket's buffer is full and the writer waits for the reader; more slices than
-    /// one `sendmsg` takes are written in parts.
-    #[tokio::test]
-    async fn writes_arrive_whole_through_a_full_socket() {
-        let (connected, mut reader) = pair().await;
-        // Small buffers both ways: the writer finds the socket full again and again.
-        rustix::net::sockopt::set_socket_send_buffer_size(&connected, 32 * 1024).unwrap();
-        rustix::net::sockopt::set_socket_recv_buffer_size(&reader, 32 * 1024).unwrap();
-        let mut writer = Stream::connected(connected);
-        let parts: Vec<Vec<u8>> = (0..(MAX_IOV as u32 + 200))
-            .map(|i| {
-                let len = if i % 50 == 0 {
-                    64 * 1024
-                } else {
-                    1 + (i as usize * 7) % 300
-                };
-                (0..len).map(|j| (i as usize + j) as u8).collect()
-            })
-            .collect();
-        let expected: Vec<u8> = parts.concat();
-        let total = expected.len();
-        let write = async move {
-            let mut slices: Vec<io::IoSlice<'_>> =
-                parts.iter().map(|p| io::IoSlice::new(p)).collect();
-            let mut rest = &mut slices[..];
-            let mut calls = 0;
-            while !rest.is_empty() {
-                let n = writer.write_vectored(rest).await.unwrap();
-                assert!(n > 0);
-                io::IoSlice::advance_slices(&mut rest, n);
-                calls += 1;
-            }
-            writer.write_all(b"end").await.unwrap();
-            drop(writer);
-            calls
-        };
-        let read = async move {
-            // Start late, so that the writer finds the socket full.
-            tokio::task::yield_now().await;
-            let mut got = Vec::new();
-            reader.read_to_end(&mut got).await.unwrap();
-            got
-        };
-        let (calls, got) = tokio::join!(write, read);
-        assert!(
-            calls > 20,
-            "a full socket takes the writes in parts ({calls} writes)"
-        );
-        assert_eq!(got.len(), total + 3);
-        assert!(
-            got[..total] == expected[..],
-            "the bytes came out changed or out of order"
-        );
-        assert_eq!(&got[total..], b"end");
     }
 
     /// A first read larger than the first-read room reads straight into the caller's buffer;
