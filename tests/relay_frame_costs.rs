@@ -37,6 +37,10 @@ const ROUNDS: usize = 200;
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
+/// The allocation count is the whole process's: the tests here run one at a time, so that one
+/// test's allocations are never counted during another's polls.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn allocations_so_far() -> usize {
     let stats = GLOBAL.stats();
     stats.allocations + stats.reallocations
@@ -113,6 +117,7 @@ async fn pair() -> (TcpStream, TcpStream) {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_keystroke_frame_costs_one_poll_and_one_allocation() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let (client_end, relay_client) = pair().await;
     let (relay_cluster, cluster_end) = pair().await;
     let config = Arc::new(support::relay_config());
@@ -228,6 +233,7 @@ impl AsyncWrite for CountedWrites {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_flood_of_large_frames_takes_fewer_writes_than_frames() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     const FRAMES: usize = 64;
     let (client_end, relay_client) = pair().await;
     let (relay_cluster, cluster_end) = pair().await;
