@@ -13,8 +13,8 @@
 //!   several to a read and written several to a (vectored) write.
 //!
 //! Allocations are counted by this binary's global allocator (`stats_alloc`) over the polls of
-//! the session's task only. The runtime has one thread and this binary one test, so nothing
-//! else allocates during such a poll.
+//! the session's task only. The runtime has one thread and this binary's tests run one at a
+//! time (`ONE_AT_A_TIME`), so nothing else allocates during such a poll.
 
 #[path = "support/relay.rs"]
 mod support;

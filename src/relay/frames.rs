@@ -37,7 +37,7 @@ pub(super) const READ_BYTES: usize = 8 * 1024;
 /// Most room reserved for a read on the strength of the last frame's size.
 const MAX_READ_HINT_BYTES: usize = 256 * 1024 + MAX_HEADER_BYTES;
 /// Most room reserved for a read of several large frames (a writer's batch of 64 KiB frames).
-const MAX_READ_BATCH_BYTES: usize = 4 * (64 * 1024 + MAX_HEADER_BYTES);
+const MAX_READ_BATCH_BYTES: usize = BATCH_FRAMES * (64 * 1024 + MAX_HEADER_BYTES);
 /// Longest frame header: 2 bytes, a 64-bit length, a mask key.
 const MAX_HEADER_BYTES: usize = 14;
 /// Largest control frame payload (RFC 6455 §5.5).
