@@ -3,6 +3,8 @@
 
 #[path = "support/relay.rs"]
 mod support;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocket};
@@ -367,17 +369,13 @@ async fn sessions_end_at_the_maximum_duration_even_when_busy() {
 
 /// The cluster's side of the keepalive tests: answers pings and counts them into `pings`;
 /// echoes stdin as stdout when `echo`, else only reads it. Ends at the close frame.
-async fn cluster_peer(
-    mut ws: WebSocket<DuplexStream>,
-    echo: bool,
-    pings: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-) {
+async fn cluster_peer(mut ws: WebSocket<DuplexStream>, echo: bool, pings: Arc<AtomicUsize>) {
     ws.set_auto_pong(false);
     loop {
         let f = ws.read_frame().await.unwrap();
         match f.opcode {
             OpCode::Ping => {
-                pings.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                pings.fetch_add(1, Ordering::Relaxed);
                 ws.write_frame(Frame::pong(f.payload)).await.unwrap();
             }
             OpCode::Binary if echo => {
@@ -430,22 +428,53 @@ async fn type_for(ws: &mut WebSocket<DuplexStream>, ms: u64, echo: bool) -> usiz
     pings
 }
 
+/// A session pinged every 100 ms, its cluster side played by [`cluster_peer`].
+struct Pinged {
+    client: WebSocket<DuplexStream>,
+    shutdown: oneshot::Sender<()>,
+    relay: JoinHandle<Summary>,
+    cluster: JoinHandle<()>,
+    cluster_pings: Arc<AtomicUsize>,
+}
+
+impl Pinged {
+    /// `echo`: the cluster echoes stdin as stdout, else it only reads it.
+    fn start(echo: bool) -> Pinged {
+        let s = start(RelayConfig {
+            ping_interval: Duration::from_millis(100),
+            ..config()
+        });
+        let cluster_pings = Arc::new(AtomicUsize::new(0));
+        let cluster = tokio::spawn(cluster_peer(s.cluster, echo, cluster_pings.clone()));
+        Pinged {
+            client: s.client,
+            shutdown: s.shutdown.expect("not shut down yet"),
+            relay: s.relay,
+            cluster,
+            cluster_pings,
+        }
+    }
+
+    fn cluster_pings(&self) -> usize {
+        self.cluster_pings.load(Ordering::Relaxed)
+    }
+
+    /// Shuts the session down (the client gets 1001, the cluster's side ends at its close).
+    async fn shut_down(mut self) -> Summary {
+        self.shutdown.send(()).unwrap();
+        assert_eq!(next(&mut self.client).await, Err(1001));
+        self.cluster.await.unwrap();
+        self.relay.await.unwrap()
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_session_busy_both_ways_is_not_pinged_until_it_goes_quiet() {
-    let mut s = start(RelayConfig {
-        ping_interval: Duration::from_millis(100),
-        ..config()
-    });
-    let cluster_pings = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let cluster = tokio::spawn(cluster_peer(s.cluster, true, cluster_pings.clone()));
+    let mut s = Pinged::start(true);
     // Ten ticks with a keystroke and its echo every 20 ms: no pings either way.
     let client_pings = type_for(&mut s.client, 1000, true).await;
     assert_eq!(client_pings, 0, "the client was pinged while busy");
-    assert_eq!(
-        cluster_pings.load(std::sync::atomic::Ordering::Relaxed),
-        0,
-        "the cluster was pinged while busy"
-    );
+    assert_eq!(s.cluster_pings(), 0, "the cluster was pinged while busy");
     // Quiet for 300 ms: both are pinged again.
     let mut quiet_pings = 0;
     let quiet = tokio::time::Instant::now() + Duration::from_millis(300);
@@ -456,32 +485,22 @@ async fn a_session_busy_both_ways_is_not_pinged_until_it_goes_quiet() {
         s.client.write_frame(Frame::pong(f.payload)).await.unwrap();
     }
     assert!(quiet_pings >= 2, "the quiet client got {quiet_pings} pings");
-    assert!(cluster_pings.load(std::sync::atomic::Ordering::Relaxed) >= 2);
-    s.shutdown.take().unwrap().send(()).unwrap();
-    assert_eq!(next(&mut s.client).await, Err(1001));
-    cluster.await.unwrap();
+    assert!(s.cluster_pings() >= 2);
+    assert_eq!(s.shut_down().await.close, CloseReason::Shutdown);
 }
 
 #[tokio::test(start_paused = true)]
 async fn traffic_one_way_keeps_the_pings_for_the_quiet_direction() {
-    let mut s = start(RelayConfig {
-        ping_interval: Duration::from_millis(100),
-        ..config()
-    });
-    let cluster_pings = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     // The cluster reads stdin and sends nothing back but pongs.
-    let cluster = tokio::spawn(cluster_peer(s.cluster, false, cluster_pings.clone()));
+    let mut s = Pinged::start(false);
     let client_pings = type_for(&mut s.client, 1000, false).await;
     // Nothing went to the client: every tick pings it (a proxy before podterm that times out
     // reads from podterm must see something).
     assert!(client_pings >= 8, "the client got {client_pings} pings");
     // The cluster is written to but heard only in pongs: pinged at least every other tick.
-    let cluster_pings = cluster_pings.load(std::sync::atomic::Ordering::Relaxed);
+    let cluster_pings = s.cluster_pings();
     assert!(cluster_pings >= 4, "the cluster got {cluster_pings} pings");
-    s.shutdown.take().unwrap().send(()).unwrap();
-    assert_eq!(next(&mut s.client).await, Err(1001));
-    cluster.await.unwrap();
-    assert_eq!(s.relay.await.unwrap().close, CloseReason::Shutdown);
+    assert_eq!(s.shut_down().await.close, CloseReason::Shutdown);
 }
 
 #[tokio::test(start_paused = true)]
