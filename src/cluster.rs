@@ -7,6 +7,7 @@ mod tls;
 #[cfg(any(test, feature = "test-util"))]
 pub use tls::fuzzing as tls_fuzzing;
 mod upgrade;
+pub use upgrade::UpstreamIo;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,11 +15,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use fastwebsockets::{Role, WebSocket};
-use http_body_util::BodyExt as _;
 use hyper::header::{self, HeaderName, HeaderValue};
-use hyper::upgrade::Upgraded;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tower::{BoxError, ServiceExt as _};
 
@@ -38,7 +36,7 @@ const PASSED_REQUEST_HEADERS: [HeaderName; 2] = [header::ACCEPT, header::USER_AG
 const PASSED_RESPONSE_HEADERS: [HeaderName; 2] = [header::CONTENT_TYPE, header::CACHE_CONTROL];
 
 /// The socket of an exec stream on the cluster side.
-pub type UpstreamSocket = WebSocket<TokioIo<Upgraded>>;
+pub type UpstreamSocket = WebSocket<UpstreamIo>;
 
 /// One Kubernetes API server podterm serves, under a name.
 pub struct Cluster {
@@ -144,7 +142,7 @@ impl ActAs<'_> {
 /// An exec stream the cluster accepted.
 pub struct ExecStream {
     /// The upgraded connection, nothing read from it yet.
-    pub io: TokioIo<Upgraded>,
+    pub io: UpstreamIo,
     /// The subprotocol the cluster picked.
     pub protocol: &'static str,
 }
@@ -282,52 +280,36 @@ impl Cluster {
             req.extensions_mut().insert(upgrade::ReceiveBuffer(size));
         }
         act_as.apply(req.headers_mut())?;
-        let res = self
+        let upgrade = self
             .upgrades
             .clone()
             .oneshot(req)
             .await
-            .map_err(|source| self.unreachable(source))?;
-        self.accept(res, protocols).await
-    }
-
-    /// The exec stream in the cluster's answer `res` to an upgrade offering `protocols`.
-    async fn accept(
-        &self,
-        mut res: Response<hyper::body::Incoming>,
-        protocols: &[&'static str],
-    ) -> Result<ExecStream, UpstreamError> {
-        if res.status() != StatusCode::SWITCHING_PROTOCOLS {
-            let code = res.status();
-            let content_type = res.headers().get(header::CONTENT_TYPE).cloned();
-            let body = http_body_util::Limited::new(res.into_body(), MAX_REFUSAL_BYTES)
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            return Err(UpstreamError::Refused {
+            .map_err(|source| match source.downcast::<upgrade::Malformed>() {
+                Ok(malformed) => self.handshake(malformed.0),
+                Err(source) => self.unreachable(source),
+            })?;
+        match upgrade.into_body() {
+            upgrade::Upgrade::Switched { io, protocol } => {
+                let picked = protocol.as_ref().and_then(|v| v.to_str().ok());
+                let Some(protocol) = protocols.iter().copied().find(|p| Some(*p) == picked)
+                else {
+                    return Err(self.handshake(format!(
+                        "the cluster answered subprotocol {picked:?}, not one offered"
+                    )));
+                };
+                Ok(ExecStream { io, protocol })
+            }
+            upgrade::Upgrade::Refused {
                 code,
                 content_type,
                 body,
-            });
+            } => Err(UpstreamError::Refused {
+                code,
+                content_type,
+                body,
+            }),
         }
-        let picked = res
-            .headers()
-            .get(header::SEC_WEBSOCKET_PROTOCOL)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim);
-        let Some(protocol) = protocols.iter().copied().find(|p| Some(*p) == picked) else {
-            return Err(self.handshake(format!(
-                "the cluster answered subprotocol {picked:?}, not one offered"
-            )));
-        };
-        let upgraded = hyper::upgrade::on(&mut res)
-            .await
-            .map_err(|e| self.handshake(e.to_string()))?;
-        Ok(ExecStream {
-            io: TokioIo::new(upgraded),
-            protocol,
-        })
     }
 
     /// Sends `req` to the cluster as it is.

@@ -47,15 +47,27 @@ fn header<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// A cluster that takes one connection, reads one request head and writes `answer`; the task
-/// gives back the head and the socket.
+/// `Sec-WebSocket-Accept` for the key in `head`, computed here as RFC 6455 §4.2.2 says.
+fn accept_for(head: &str) -> String {
+    use base64::Engine as _;
+    use sha1::Digest as _;
+    let key = header(head, "sec-websocket-key")[0];
+    let digest = sha1::Sha1::digest(format!("{key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11"));
+    base64::engine::general_purpose::STANDARD.encode(digest)
+}
+
+/// A cluster that takes one connection, reads one request head and writes `answer`, its
+/// `{accept}` replaced with the key's accept; the task gives back the head and the socket.
 async fn answering(answer: Vec<u8>) -> (SocketAddr, JoinHandle<(String, TcpStream)>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
         let (mut socket, _) = listener.accept().await.unwrap();
         let head = read_head(&mut socket).await;
-        socket.write_all(&answer).await.unwrap();
+        let answer = String::from_utf8(answer)
+            .unwrap()
+            .replace("{accept}", &accept_for(&head));
+        socket.write_all(answer.as_bytes()).await.unwrap();
         (head, socket)
     });
     (addr, server)
@@ -65,7 +77,8 @@ async fn answering(answer: Vec<u8>) -> (SocketAddr, JoinHandle<(String, TcpStrea
 async fn the_upgrade_goes_under_the_base_path_with_auth_host_and_impersonation() {
     let (addr, server) = answering(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
-          Connection: Upgrade\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\nhello"
+          Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\
+          Sec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\nhello"
             .to_vec(),
     )
     .await;
@@ -150,6 +163,53 @@ async fn a_cluster_that_never_answers_is_given_up_on_after_the_connect_timeout()
         panic!("an upgrade without an answer");
     };
     assert!(matches!(e, UpstreamError::Send { .. }), "{e}");
+    assert!(e.reason().contains("no answer within"), "{}", e.reason());
+    tokio::time::timeout(Duration::from_secs(10), held)
+        .await
+        .expect("the connection was left open")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_101_that_breaks_the_handshake_is_502_and_says_why() {
+    let cases = [
+        (
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: bm90IHRoZSBhY2NlcHQ=\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n",
+            "Sec-WebSocket-Accept does not match",
+        ),
+        (
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: v1.channel.k8s.io\r\n\r\n",
+            "subprotocol Some(\"v1.channel.k8s.io\"), not one offered",
+        ),
+    ];
+    for (answer, why) in cases {
+        let (addr, _server) = answering(answer.as_bytes().to_vec()).await;
+        let cluster = cluster(&format!("http://{addr}"), None);
+        let Err(e) = cluster.exec(PATH, &[V5], ActAs::Podterm).await else {
+            panic!("a bad 101 was taken: {answer}");
+        };
+        assert!(matches!(e, UpstreamError::Handshake { .. }), "{e}");
+        assert!(e.reason().contains(why), "{}", e.reason());
+    }
+}
+
+#[tokio::test]
+async fn a_refusal_whose_body_never_ends_is_given_up_on_after_the_connect_timeout() {
+    let (addr, server) = answering(
+        b"HTTP/1.1 403 Forbidden\r\nContent-Length: 100\r\n\r\n{\"kind\":".to_vec(),
+    )
+    .await;
+    let held = tokio::spawn(async move {
+        let (_, mut socket) = server.await.unwrap();
+        let mut rest = Vec::new();
+        socket.read_to_end(&mut rest).await.unwrap();
+    });
+    let cluster = cluster(&format!("http://{addr}"), Some(Duration::from_millis(200)));
+    let Err(e) = cluster.exec(PATH, &[V5], ActAs::Podterm).await else {
+        panic!("an upgrade out of a refusal");
+    };
     assert!(e.reason().contains("no answer within"), "{}", e.reason());
     tokio::time::timeout(Duration::from_secs(10), held)
         .await

@@ -6,19 +6,29 @@
 //! nothing but cost. TLS is rustls' with kube's configuration, through `tls.rs`. Reads keep
 //! using kube's client.
 
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper::body::Incoming;
-use hyper::header::{self, HeaderValue};
+use bytes::BytesMut;
+use hyper::header::HeaderValue;
 use hyper::{Request, Response, Uri};
-use hyper_util::rt::TokioIo;
 use kube::client::{Body, ConfigExt as _};
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceBuilder};
+
+use super::tls::TlsStream;
+use crate::tcp;
+
+mod http1;
+
+use http1::Answer;
+pub use http1::Malformed;
 
 /// A receive buffer size for the exec's connection, asked for in the request's extensions: a
 /// session whose client takes output slowly (the page, under flow control) keeps less of the
@@ -26,8 +36,116 @@ use tower::{BoxError, ServiceBuilder};
 #[derive(Debug, Clone, Copy)]
 pub struct ReceiveBuffer(pub u32);
 
-/// Sends one request on a connection of its own; the answer's upgrade is left to the caller.
-pub type UpgradeService = BoxCloneSyncService<Request<Body>, Response<Incoming>, BoxError>;
+/// Sends one upgrade request on a connection of its own; a 101 hands the connection back.
+/// (The answer is the body of a `Response` only because kube's auth layer wants one.)
+pub type UpgradeService = BoxCloneSyncService<Request<Body>, Response<Upgrade>, BoxError>;
+
+/// The cluster's answer to an upgrade.
+#[derive(Debug)]
+pub enum Upgrade {
+    /// 101, the WebSocket handshake right: the connection now carries the exec stream.
+    Switched {
+        io: UpstreamIo,
+        /// The subprotocol the cluster picked, when it named one.
+        protocol: Option<HeaderValue>,
+    },
+    /// Anything else; the connection is closed.
+    Refused {
+        code: hyper::StatusCode,
+        content_type: Option<HeaderValue>,
+        /// The body, when it came whole within `MAX_REFUSAL_BYTES`; empty otherwise.
+        body: bytes::Bytes,
+    },
+}
+
+/// The connection of an exec stream the cluster accepted: TCP, or TLS over it.
+pub struct UpstreamIo {
+    conn: Conn,
+    /// The stream's first bytes, read with the answer's head.
+    unread: Option<Box<BytesMut>>,
+}
+
+enum Conn {
+    Plain(tcp::Stream),
+    /// Boxed: an idle plain session keeps no room for it.
+    Tls(Box<TlsStream<tcp::Stream>>),
+}
+
+impl std::fmt::Debug for UpstreamIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.conn {
+            Conn::Plain(_) => "plain",
+            Conn::Tls(_) => "tls",
+        };
+        f.debug_struct("UpstreamIo").field("conn", &kind).finish()
+    }
+}
+
+impl AsyncRead for UpstreamIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(unread) = &mut this.unread {
+            tcp::drain_into(unread, buf);
+            if unread.is_empty() {
+                this.unread = None;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        match &mut this.conn {
+            Conn::Plain(io) => Pin::new(io).poll_read(cx, buf),
+            Conn::Tls(io) => Pin::new(io.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for UpstreamIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().conn {
+            Conn::Plain(io) => Pin::new(io).poll_write(cx, buf),
+            Conn::Tls(io) => Pin::new(io.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().conn {
+            Conn::Plain(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            Conn::Tls(io) => Pin::new(io.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match &self.conn {
+            Conn::Plain(io) => io.is_write_vectored(),
+            Conn::Tls(io) => io.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().conn {
+            Conn::Plain(io) => Pin::new(io).poll_flush(cx),
+            Conn::Tls(io) => Pin::new(io.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().conn {
+            Conn::Plain(io) => Pin::new(io).poll_shutdown(cx),
+            Conn::Tls(io) => Pin::new(io.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
 
 /// The upgrade service for `config`'s cluster.
 pub fn service(config: &kube::Config) -> Result<UpgradeService, String> {
@@ -44,7 +162,7 @@ pub fn service(config: &kube::Config) -> Result<UpgradeService, String> {
         .layer(headers)
         .service_fn(move |req| {
             let connector = Arc::clone(&connector);
-            async move { connector.send(req).await }
+            async move { connector.send(req).await.map(Response::new) }
         });
     Ok(BoxCloneSyncService::new(service))
 }
@@ -109,11 +227,15 @@ impl Connector {
         })
     }
 
-    async fn send(&self, mut req: Request<Body>) -> Result<Response<Incoming>, BoxError> {
+    async fn send(&self, mut req: Request<Body>) -> Result<Upgrade, BoxError> {
         let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
         *req.uri_mut() = Uri::try_from(format!("{}{path}", self.base_path))?;
         req.headers_mut()
-            .insert(header::HOST, self.authority.clone());
+            .insert(hyper::header::HOST, self.authority.clone());
+        if !hyper::body::Body::is_end_stream(req.body()) {
+            return Err("an exec upgrade carries no body".into());
+        }
+        // The whole exchange, a refusal's body included, is bounded.
         match self.timeout {
             Some(limit) => tokio::time::timeout(limit, self.exchange(req))
                 .await
@@ -122,24 +244,63 @@ impl Connector {
         }
     }
 
-    async fn exchange(&self, req: Request<Body>) -> Result<Response<Incoming>, BoxError> {
+    async fn exchange(&self, req: Request<Body>) -> Result<Upgrade, BoxError> {
         let (host, port) = (self.host.as_str(), self.port);
-        let receive_buffer = req.extensions().get::<ReceiveBuffer>().copied();
+        // The body (empty) stays behind: it is not `Sync`, and the future must be.
+        let (req, _) = req.into_parts();
+        let receive_buffer = req.extensions.get::<ReceiveBuffer>().copied();
         let tcp = connect_tcp(host, port, receive_buffer)
             .await
             .map_err(|e| format!("connect to {host}:{port}: {e}"))?;
         tcp.set_nodelay(true)?;
-        let tcp = crate::tcp::Stream::connected(tcp);
-        match &self.tls {
+        let mut tcp = tcp::Stream::connected(tcp);
+        let (answer, conn) = match &self.tls {
             Some((tls, name)) => {
-                let tls = super::tls::connect(Arc::clone(tls), name.clone(), tcp)
+                let mut tls = Box::new(
+                    super::tls::connect(Arc::clone(tls), name.clone(), tcp)
+                        .await
+                        .map_err(|e| format!("TLS with {host}:{port}: {e}"))?,
+                );
+                let answer = http1::exchange(tls.as_mut(), &req, super::MAX_REFUSAL_BYTES)
                     .await
-                    .map_err(|e| format!("TLS with {host}:{port}: {e}"))?;
-                exchange(tls, req).await
+                    .map_err(exchange_error)?;
+                (answer, Conn::Tls(tls))
             }
-            None => exchange(tcp, req).await,
-        }
+            None => {
+                let answer = http1::exchange(&mut tcp, &req, super::MAX_REFUSAL_BYTES)
+                    .await
+                    .map_err(exchange_error)?;
+                (answer, Conn::Plain(tcp))
+            }
+        };
+        Ok(match answer {
+            Answer::Switched { protocol, unread } => Upgrade::Switched {
+                io: UpstreamIo { conn, unread },
+                protocol,
+            },
+            Answer::Refused {
+                code,
+                content_type,
+                body,
+            } => Upgrade::Refused {
+                code,
+                content_type,
+                body,
+            },
+        })
     }
+}
+
+/// An exchange's error as the service gives it: a [`Malformed`] answer as itself (a 502),
+/// anything else as the I/O error it is (a 503).
+fn exchange_error(e: io::Error) -> BoxError {
+    if e.get_ref().is_some_and(|inner| inner.is::<Malformed>()) {
+        if let Some(inner) = e.into_inner() {
+            return inner;
+        }
+        unreachable!("checked above");
+    }
+    Box::new(e)
 }
 
 /// A TCP connection to `host:port` (each address in turn), with the receive buffer set before
@@ -166,15 +327,4 @@ async fn connect_tcp(
         }
     }
     Err(last.unwrap_or_else(|| std::io::Error::other("no address")))
-}
-
-/// One HTTP/1.1 request on `io`. The connection's task ends once the upgrade takes the socket,
-/// or once a refusal's body is read or dropped.
-async fn exchange<S>(io: S, req: Request<Body>) -> Result<Response<Incoming>, BoxError>
-where
-    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
-    tokio::spawn(conn.with_upgrades());
-    Ok(sender.send_request(req).await?)
 }

@@ -34,7 +34,7 @@ use crate::protocol::tar::{self, Event, Kind, Sha256, TarReader};
 use crate::protocol::{self, Status};
 
 /// An exec podterm runs itself, as a WebSocket client.
-type Exec = FragmentCollector<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
+type Exec = FragmentCollector<crate::cluster::UpstreamIo>;
 
 /// Largest stderr kept from a tar that failed, in bytes.
 const MAX_STDERR: usize = 4096;

@@ -1,0 +1,352 @@
+//! The exec upgrade's one HTTP/1.1 exchange, written and read here rather than by hyper's
+//! client.
+//!
+//! hyper's client spends, per session, a connection task of its own (spawned, polled and torn
+//! down), a request and an upgrade handed between that task and the caller through channels,
+//! and the upgraded socket behind a boxed trait object with a rewind buffer in front of every
+//! read. An exec upgrade needs none of it: one request head goes out in one write, one answer
+//! head comes back, and the socket is the caller's from then on. Under plain churn hyper's
+//! client was a tenth of podterm's user-space time (loadtest/README.md, seventh stop).
+//!
+//! What the answer must be follows RFC 6455 §4.1 as kubectl's WebSocket client (gorilla's
+//! `Dialer`) applies it: 101, `Upgrade: websocket`, `Connection: upgrade` among its tokens and
+//! the `Sec-WebSocket-Accept` that the key gives; anything else than 101 is a refusal whose
+//! code and (bounded) body go back to the caller, as hyper gave them.
+
+use std::io;
+
+use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
+use hyper::header::{self, HeaderValue};
+use hyper::StatusCode;
+use hyper::http::request::Parts;
+use sha1::Digest as _;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+
+/// Largest answer head taken, in bytes (hyper's client allows about 400 KiB; an API server's
+/// answer head is a few hundred bytes).
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Most header fields in an answer head.
+const MAX_HEADERS: usize = 64;
+/// The first read of the answer asks for this much; a longer head grows the buffer.
+const FIRST_READ_BYTES: usize = 2 * 1024;
+/// RFC 6455 §1.3.
+const ACCEPT_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// An answer that breaks HTTP's or WebSocket's rules: the cluster was reached but the exec
+/// cannot go on (502, where a cluster not reached is 503).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Malformed(pub String);
+
+/// What the cluster answered.
+#[derive(Debug)]
+pub enum Answer {
+    /// 101 with the WebSocket handshake right: the connection carries the exec stream now.
+    Switched {
+        /// The subprotocol the cluster picked, when it named one.
+        protocol: Option<HeaderValue>,
+        /// Bytes that came behind the head in its last read: the stream's first.
+        unread: Option<Box<BytesMut>>,
+    },
+    /// Anything else.
+    Refused {
+        code: StatusCode,
+        content_type: Option<HeaderValue>,
+        /// The body, when it was whole and at most `max_body` bytes; empty otherwise.
+        body: Bytes,
+    },
+}
+
+/// Sends the upgrade request `req` (a GET, with no body) on `io` and reads the answer; a
+/// refusal's body is read when it is at most `max_body` bytes.
+pub async fn exchange<S>(io: &mut S, req: &Parts, max_body: usize) -> Result<Answer, io::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let expected = req
+        .headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map(|key| accept_for(key.as_bytes()))
+        .ok_or_else(|| io::Error::other(Malformed("an upgrade without a key".into())))?;
+    io.write_all(&encode(req)).await?;
+    io.flush().await?;
+    let mut buf = BytesMut::with_capacity(FIRST_READ_BYTES);
+    loop {
+        let head = read_head(io, &mut buf).await?;
+        let code = head.code;
+        if code == StatusCode::SWITCHING_PROTOCOLS {
+            head.check_websocket(&expected).map_err(io::Error::other)?;
+            let unread = (!buf.is_empty()).then(|| Box::new(BytesMut::from(&buf[..])));
+            return Ok(Answer::Switched {
+                protocol: head.protocol,
+                unread,
+            });
+        }
+        if code.is_informational() {
+            // 100 Continue and the like come before the answer (RFC 9110 §15.2).
+            continue;
+        }
+        let body = read_body(io, &mut buf, &head, max_body)
+            .await
+            .unwrap_or_default();
+        return Ok(Answer::Refused {
+            code,
+            content_type: head.content_type,
+            body,
+        });
+    }
+}
+
+/// `Sec-WebSocket-Accept` for `key` (RFC 6455 §4.2.2).
+pub fn accept_for(key: &[u8]) -> String {
+    let mut sha1 = sha1::Sha1::new();
+    sha1.update(key);
+    sha1.update(ACCEPT_GUID);
+    base64::engine::general_purpose::STANDARD.encode(sha1.finalize())
+}
+
+/// The request head, as one buffer for one write.
+fn encode(req: &Parts) -> Vec<u8> {
+    let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
+    let size = req
+        .headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum::<usize>()
+        + path.len()
+        + 32;
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(req.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &req.headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// What the exchange needs of an answer head.
+#[derive(Debug, Default)]
+struct Head {
+    code: StatusCode,
+    /// `Upgrade` names websocket.
+    upgrade_websocket: bool,
+    /// `Connection` has the upgrade token.
+    connection_upgrade: bool,
+    accept: Option<HeaderValue>,
+    protocol: Option<HeaderValue>,
+    /// `Sec-WebSocket-Extensions` came: none was offered.
+    extensions: bool,
+    content_type: Option<HeaderValue>,
+    content_length: Option<u64>,
+    /// `Transfer-Encoding` ends in chunked.
+    chunked: bool,
+    /// A header field was malformed for the body's framing (two lengths that differ).
+    bad_framing: bool,
+}
+
+impl Head {
+    fn check_websocket(&self, expected_accept: &str) -> Result<(), Malformed> {
+        if !self.upgrade_websocket {
+            return Err(Malformed("the cluster's 101 has no `Upgrade: websocket`".into()));
+        }
+        if !self.connection_upgrade {
+            return Err(Malformed("the cluster's 101 has no `Connection: upgrade`".into()));
+        }
+        if self.accept.as_ref().map(HeaderValue::as_bytes) != Some(expected_accept.as_bytes()) {
+            return Err(Malformed(
+                "the cluster's Sec-WebSocket-Accept does not match the key sent".into(),
+            ));
+        }
+        if self.extensions {
+            return Err(Malformed(
+                "the cluster's 101 names WebSocket extensions, and none was offered".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Reads one answer head into `buf` (reading more as needed) and takes it off the front;
+/// what follows it stays in `buf`.
+async fn read_head<S: AsyncRead + Unpin>(io: &mut S, buf: &mut BytesMut) -> io::Result<Head> {
+    loop {
+        if !buf.is_empty() {
+            if let Some((len, head)) = parse_head(buf)? {
+                let _ = buf.split_to(len);
+                return Ok(head);
+            }
+            if buf.len() >= MAX_HEAD_BYTES {
+                return Err(io::Error::other(Malformed(format!(
+                    "the cluster's answer head is over {MAX_HEAD_BYTES} bytes"
+                ))));
+            }
+        }
+        if buf.capacity() == buf.len() {
+            buf.reserve(buf.len().max(FIRST_READ_BYTES));
+        }
+        if io.read_buf(buf).await? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the cluster closed the connection before answering",
+            ));
+        }
+    }
+}
+
+/// The head at the start of `buf` and its length, or `None` while it is not whole.
+fn parse_head(buf: &[u8]) -> io::Result<Option<(usize, Head)>> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut fields);
+    let len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => {
+            return Err(io::Error::other(Malformed(format!(
+                "the cluster's answer is not HTTP/1.1: {e}"
+            ))));
+        }
+    };
+    let code = parsed
+        .code
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .ok_or_else(|| io::Error::other(Malformed("the cluster's answer has a bad status".into())))?;
+    let mut head = Head {
+        code,
+        ..Head::default()
+    };
+    for field in parsed.headers.iter() {
+        let value = field.value;
+        let name = field.name;
+        if name.eq_ignore_ascii_case("upgrade") {
+            head.upgrade_websocket |= has_token(value, "websocket");
+        } else if name.eq_ignore_ascii_case("connection") {
+            head.connection_upgrade |= has_token(value, "upgrade");
+        } else if name.eq_ignore_ascii_case("sec-websocket-accept") {
+            head.accept = HeaderValue::from_bytes(trim(value)).ok();
+        } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
+            head.protocol = HeaderValue::from_bytes(trim(value)).ok();
+        } else if name.eq_ignore_ascii_case("sec-websocket-extensions") {
+            head.extensions |= !trim(value).is_empty();
+        } else if name.eq_ignore_ascii_case("content-type") {
+            head.content_type = HeaderValue::from_bytes(value).ok();
+        } else if name.eq_ignore_ascii_case("content-length") {
+            let length = std::str::from_utf8(trim(value))
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok());
+            match (length, head.content_length) {
+                (Some(new), Some(old)) if new != old => head.bad_framing = true,
+                (Some(new), _) => head.content_length = Some(new),
+                (None, _) => head.bad_framing = true,
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            // The last coding is what frames the body (RFC 9112 §6.3).
+            head.chunked = value
+                .rsplit(|&b| b == b',')
+                .next()
+                .is_some_and(|last| trim(last).eq_ignore_ascii_case(b"chunked"));
+        }
+    }
+    Ok(Some((len, head)))
+}
+
+/// A refusal's body after `head`, starting with what `buf` holds: `None` when it is over
+/// `max` bytes or does not arrive whole.
+async fn read_body<S: AsyncRead + Unpin>(
+    io: &mut S,
+    buf: &mut BytesMut,
+    head: &Head,
+    max: usize,
+) -> Option<Bytes> {
+    if head.code == StatusCode::NO_CONTENT || head.code == StatusCode::NOT_MODIFIED {
+        return Some(Bytes::new());
+    }
+    if head.chunked {
+        return read_chunked(io, buf, max).await;
+    }
+    if head.bad_framing {
+        return None;
+    }
+    match head.content_length {
+        Some(length) => {
+            let length = usize::try_from(length).ok().filter(|&l| l <= max)?;
+            while buf.len() < length {
+                buf.reserve(length - buf.len());
+                if io.read_buf(buf).await.ok()? == 0 {
+                    return None;
+                }
+            }
+            Some(buf.split_to(length).freeze())
+        }
+        // No length: the body runs to the connection's end (RFC 9112 §6.3, point 8).
+        None => loop {
+            if buf.len() > max {
+                return None;
+            }
+            buf.reserve(FIRST_READ_BYTES);
+            if io.read_buf(buf).await.ok()? == 0 {
+                return Some(std::mem::take(buf).freeze());
+            }
+        },
+    }
+}
+
+/// A chunked body (RFC 9112 §7.1), its chunks joined; trailers are not read.
+async fn read_chunked<S: AsyncRead + Unpin>(
+    io: &mut S,
+    buf: &mut BytesMut,
+    max: usize,
+) -> Option<Bytes> {
+    let mut body = BytesMut::new();
+    loop {
+        let (start, size) = loop {
+            match httparse::parse_chunk_size(buf) {
+                Ok(httparse::Status::Complete((start, size))) => break (start, size),
+                Ok(httparse::Status::Partial) if buf.len() < 1024 => {}
+                _ => return None,
+            }
+            buf.reserve(FIRST_READ_BYTES);
+            if io.read_buf(buf).await.ok()? == 0 {
+                return None;
+            }
+        };
+        if size == 0 {
+            return Some(body.freeze());
+        }
+        let size = usize::try_from(size)
+            .ok()
+            .filter(|&s| body.len() + s <= max)?;
+        // The chunk's data and its CRLF.
+        while buf.len() < start + size + 2 {
+            buf.reserve(start + size + 2 - buf.len());
+            if io.read_buf(buf).await.ok()? == 0 {
+                return None;
+            }
+        }
+        if &buf[start + size..start + size + 2] != b"\r\n" {
+            return None;
+        }
+        body.extend_from_slice(&buf[start..start + size]);
+        let _ = buf.split_to(start + size + 2);
+    }
+}
+
+/// Whether the comma-separated `value` has `token` among its elements, in any case.
+fn has_token(value: &[u8], token: &str) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| trim(t).eq_ignore_ascii_case(token.as_bytes()))
+}
+
+fn trim(value: &[u8]) -> &[u8] {
+    value.trim_ascii()
+}
+
+#[cfg(test)]
+mod tests;
