@@ -280,20 +280,19 @@ impl Cluster {
             req.extensions_mut().insert(upgrade::ReceiveBuffer(size));
         }
         act_as.apply(req.headers_mut())?;
-        let upgrade = self
-            .upgrades
-            .clone()
-            .oneshot(req)
-            .await
-            .map_err(|source| match source.downcast::<upgrade::Malformed>() {
-                Ok(malformed) => self.handshake(malformed.0),
-                Err(source) => self.unreachable(source),
-            })?;
+        let upgrade =
+            self.upgrades
+                .clone()
+                .oneshot(req)
+                .await
+                .map_err(|source| match source.downcast::<upgrade::Malformed>() {
+                    Ok(malformed) => self.handshake(malformed.0),
+                    Err(source) => self.unreachable(source),
+                })?;
         match upgrade.into_body() {
             upgrade::Upgrade::Switched { io, protocol } => {
                 let picked = protocol.as_ref().and_then(|v| v.to_str().ok());
-                let Some(protocol) = protocols.iter().copied().find(|p| Some(*p) == picked)
-                else {
+                let Some(protocol) = protocols.iter().copied().find(|p| Some(*p) == picked) else {
                     return Err(self.handshake(format!(
                         "the cluster answered subprotocol {picked:?}, not one offered"
                     )));

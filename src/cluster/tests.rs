@@ -197,10 +197,9 @@ async fn a_101_that_breaks_the_handshake_is_502_and_says_why() {
 
 #[tokio::test]
 async fn a_refusal_whose_body_never_ends_is_given_up_on_after_the_connect_timeout() {
-    let (addr, server) = answering(
-        b"HTTP/1.1 403 Forbidden\r\nContent-Length: 100\r\n\r\n{\"kind\":".to_vec(),
-    )
-    .await;
+    let (addr, server) =
+        answering(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 100\r\n\r\n{\"kind\":".to_vec())
+            .await;
     let held = tokio::spawn(async move {
         let (_, mut socket) = server.await.unwrap();
         let mut rest = Vec::new();

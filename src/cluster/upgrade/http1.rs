@@ -17,8 +17,8 @@ use std::io;
 
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
-use hyper::header::{self, HeaderValue};
 use hyper::StatusCode;
+use hyper::header::{self, HeaderValue};
 use hyper::http::request::Parts;
 use sha1::Digest as _;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
@@ -154,10 +154,14 @@ struct Head {
 impl Head {
     fn check_websocket(&self, expected_accept: &str) -> Result<(), Malformed> {
         if !self.upgrade_websocket {
-            return Err(Malformed("the cluster's 101 has no `Upgrade: websocket`".into()));
+            return Err(Malformed(
+                "the cluster's 101 has no `Upgrade: websocket`".into(),
+            ));
         }
         if !self.connection_upgrade {
-            return Err(Malformed("the cluster's 101 has no `Connection: upgrade`".into()));
+            return Err(Malformed(
+                "the cluster's 101 has no `Connection: upgrade`".into(),
+            ));
         }
         if self.accept.as_ref().map(HeaderValue::as_bytes) != Some(expected_accept.as_bytes()) {
             return Err(Malformed(
@@ -216,7 +220,9 @@ fn parse_head(buf: &[u8]) -> io::Result<Option<(usize, Head)>> {
     let code = parsed
         .code
         .and_then(|c| StatusCode::from_u16(c).ok())
-        .ok_or_else(|| io::Error::other(Malformed("the cluster's answer has a bad status".into())))?;
+        .ok_or_else(|| {
+            io::Error::other(Malformed("the cluster's answer has a bad status".into()))
+        })?;
     let mut head = Head {
         code,
         ..Head::default()

@@ -133,7 +133,10 @@ async fn the_handshakes_tokens_are_read_as_lists_in_any_case() {
 async fn a_101_that_breaks_the_websocket_handshake_is_malformed() {
     let cases = [
         (
-            switched("").replace("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", "AAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+            switched("").replace(
+                "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            ),
             "Sec-WebSocket-Accept does not match",
         ),
         (
@@ -216,7 +219,10 @@ async fn a_refusal_without_a_length_runs_to_the_connections_end() {
 async fn a_refusals_body_over_the_limit_or_cut_short_is_left_empty() {
     let long = "x".repeat(MAX_BODY + 1);
     let cases = [
-        format!("HTTP/1.1 403 Forbidden\r\nContent-Length: {}\r\n\r\n{long}", long.len()),
+        format!(
+            "HTTP/1.1 403 Forbidden\r\nContent-Length: {}\r\n\r\n{long}",
+            long.len()
+        ),
         format!(
             "HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{long}\r\n0\r\n\r\n",
             long.len()
