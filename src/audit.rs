@@ -365,14 +365,11 @@ impl AuditLog {
             #[serde(flatten)]
             action: &'a Action,
         }
-        let mut text = serde_json::to_string(&ActionLine {
+        self.send_text(line_text(&ActionLine {
             time: Time::now(),
             start: Time::from(action.start),
             action,
-        })
-        .expect("audit lines always serialize");
-        text.push('\n');
-        self.send_text(text);
+        }));
     }
 
     /// `recording.failed`: the session's recording stopped because of `error`.
@@ -403,9 +400,7 @@ impl AuditLog {
     }
 
     fn send(&self, line: &Line<'_>) {
-        let mut text = serde_json::to_string(line).expect("audit lines always serialize");
-        text.push('\n');
-        self.send_text(text);
+        self.send_text(line_text(line));
     }
 
     fn send_text(&self, text: String) {
@@ -425,6 +420,18 @@ impl AuditLog {
             );
         }
     }
+}
+
+/// Room for an audit line as first allocated: a session's line is 500–700 bytes, and a
+/// growing `String` reallocated (and copied) it seven times on the way from 8 bytes.
+const LINE_BYTES: usize = 1024;
+
+/// `value` as one JSON line, newline included, in one allocation when it fits [`LINE_BYTES`].
+fn line_text<T: Serialize>(value: &T) -> String {
+    let mut text = Vec::with_capacity(LINE_BYTES);
+    serde_json::to_writer(&mut text, value).expect("audit lines always serialize");
+    text.push(b'\n');
+    String::from_utf8(text).expect("serde_json writes UTF-8")
 }
 
 enum Msg {
@@ -474,9 +481,7 @@ fn write_lines<W: Write>(rx: &mpsc::Receiver<Msg>, out: W, dropped: &Counter) {
                 count: total - reported,
                 total,
             };
-            let mut text = serde_json::to_string(&line).expect("serializes");
-            text.push('\n');
-            text
+            line_text(&line)
         });
         match write_batch(&mut out, notice.iter().chain(&batch)) {
             Ok(()) => reported = total,
