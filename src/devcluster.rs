@@ -51,6 +51,15 @@ use objects::Objects;
 
 /// How long a TLS handshake may take before the connection is dropped.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Unsent bytes a connection's socket keeps at most (`TCP_NOTSENT_LOWAT`); what is in flight
+/// is not limited by it. Without it the kernel let a flooding exec queue 3–4 MB (`ss -tn`)
+/// behind a client that reads slowly (podterm under the page's flow control), all of which
+/// the page still had to draw after a Ctrl+C: 0.9–1.3 s to the prompt on a VM whose Chromium
+/// draws `yes` at 2.4 MiB/s, 0.43–0.47 s with 512 KiB (128 KiB: 0.3 s, but the page's `cat`
+/// 24 % slower). A Go API server sets no such limit: on a real cluster its socket buffer
+/// stays in the way (loadtest/README.md, "Flow control").
+const NOTSENT_LOWAT: u32 = 512 * 1024;
+
 /// Pause after a failed accept (out of descriptors, say) before accepting again.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 /// How long `shutdown` waits for connections and sessions to end.
@@ -297,6 +306,7 @@ async fn accept_loop(
             },
         };
         let _ = stream.set_nodelay(true);
+        let _ = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(NOTSENT_LOWAT);
         tokio::spawn(connection(stream, peer, tls.clone(), shared.clone()));
     }
 }
