@@ -299,11 +299,11 @@ impl Cluster {
                 };
                 Ok(ExecStream { io, protocol })
             }
-            upgrade::Upgrade::Refused {
+            upgrade::Upgrade::Refused(upgrade::Refusal {
                 code,
                 content_type,
                 body,
-            } => Err(UpstreamError::Refused {
+            }) => Err(UpstreamError::Refused {
                 code,
                 content_type,
                 body,

@@ -48,6 +48,15 @@ pub(crate) fn drain_into(kept: &mut BytesMut, buf: &mut ReadBuf<'_>) {
     }
 }
 
+/// `front` followed by `kept`: bytes a reader puts back ahead of what was already held for it.
+/// Here and in the cluster's TLS stream's plaintext.
+pub(crate) fn put_back(front: &[u8], kept: &[u8]) -> BytesMut {
+    let mut joined = BytesMut::with_capacity(front.len() + kept.len());
+    joined.extend_from_slice(front);
+    joined.extend_from_slice(kept);
+    joined
+}
+
 impl Stream {
     /// A connection podterm made (to the cluster).
     pub fn connected(io: TcpStream) -> Stream {
@@ -65,6 +74,16 @@ impl Stream {
             first: true,
             unread: None,
         }
+    }
+
+    /// Puts `bytes`, read from this stream by a reader that wanted less (the cluster's answer
+    /// head and what came behind it), back in front of what is still to be read.
+    pub(crate) fn read_ahead(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let kept = self.unread.take().unwrap_or_default();
+        self.unread = Some(Box::new(put_back(bytes, &kept)));
     }
 
     /// The first read: as much as is there, up to [`FIRST_READ_BYTES`]; what does not fit
@@ -175,6 +194,22 @@ mod tests {
         let mut more = [0u8; 4];
         server.read_exact(&mut more).await.unwrap();
         assert_eq!(&more, b"more");
+    }
+
+    /// Bytes put back come out before what the first read kept, and that before the socket.
+    #[tokio::test]
+    async fn bytes_put_back_are_read_before_bytes_kept_and_the_socket() {
+        let (mut client, accepted) = pair().await;
+        let mut server = Stream::accepted(accepted);
+        client.write_all(b"kept").await.unwrap();
+        let mut first = [0u8; 1];
+        server.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"k");
+        server.read_ahead(b"back|");
+        client.write_all(b"|socket").await.unwrap();
+        let mut rest = [0u8; 15];
+        server.read_exact(&mut rest).await.unwrap();
+        assert_eq!(&rest, b"back|ept|socket");
     }
 
     /// A first read larger than the first-read room reads straight into the caller's buffer;

@@ -73,6 +73,24 @@ async fn answering(answer: Vec<u8>) -> (SocketAddr, JoinHandle<(String, TcpStrea
     (addr, server)
 }
 
+/// Keeps the server's side of the connection open, reading it to its end: the task ends once
+/// podterm closes the connection.
+fn held_until_closed(server: JoinHandle<(String, TcpStream)>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let (_, mut socket) = server.await.unwrap();
+        let mut rest = Vec::new();
+        socket.read_to_end(&mut rest).await.unwrap();
+    })
+}
+
+/// Fails unless podterm closed the connection `held` keeps (within 10 s).
+async fn assert_closed(held: JoinHandle<()>) {
+    tokio::time::timeout(Duration::from_secs(10), held)
+        .await
+        .expect("the connection was left open")
+        .unwrap();
+}
+
 #[tokio::test]
 async fn the_upgrade_goes_under_the_base_path_with_auth_host_and_impersonation() {
     let (addr, server) = answering(
@@ -152,22 +170,15 @@ async fn an_unreachable_cluster_is_503_naming_the_address() {
 #[tokio::test]
 async fn a_cluster_that_never_answers_is_given_up_on_after_the_connect_timeout() {
     let (addr, server) = answering(Vec::new()).await;
-    let held = tokio::spawn(async move {
-        let (_, mut socket) = server.await.unwrap();
-        // Never answers; EOF once podterm gives up.
-        let mut rest = Vec::new();
-        socket.read_to_end(&mut rest).await.unwrap();
-    });
+    // Never answers.
+    let held = held_until_closed(server);
     let cluster = cluster(&format!("http://{addr}"), Some(Duration::from_millis(200)));
     let Err(e) = cluster.exec(PATH, &[V5], ActAs::Podterm).await else {
         panic!("an upgrade without an answer");
     };
     assert!(matches!(e, UpstreamError::Send { .. }), "{e}");
     assert!(e.reason().contains("no answer within"), "{}", e.reason());
-    tokio::time::timeout(Duration::from_secs(10), held)
-        .await
-        .expect("the connection was left open")
-        .unwrap();
+    assert_closed(held).await;
 }
 
 #[tokio::test]
@@ -200,20 +211,13 @@ async fn a_refusal_whose_body_never_ends_is_given_up_on_after_the_connect_timeou
     let (addr, server) =
         answering(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 100\r\n\r\n{\"kind\":".to_vec())
             .await;
-    let held = tokio::spawn(async move {
-        let (_, mut socket) = server.await.unwrap();
-        let mut rest = Vec::new();
-        socket.read_to_end(&mut rest).await.unwrap();
-    });
+    let held = held_until_closed(server);
     let cluster = cluster(&format!("http://{addr}"), Some(Duration::from_millis(200)));
     let Err(e) = cluster.exec(PATH, &[V5], ActAs::Podterm).await else {
         panic!("an upgrade out of a refusal");
     };
     assert!(e.reason().contains("no answer within"), "{}", e.reason());
-    tokio::time::timeout(Duration::from_secs(10), held)
-        .await
-        .expect("the connection was left open")
-        .unwrap();
+    assert_closed(held).await;
 }
 
 #[test]

@@ -333,6 +333,14 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         Poll::Ready(Ok(()))
     }
 
+    /// Puts plaintext `bytes`, read by a reader that wanted less (the cluster's answer head and
+    /// what came behind it), back in front of what is still to be read.
+    pub(crate) fn read_ahead(&mut self, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.plain = crate::tcp::put_back(bytes, &self.plain);
+        }
+    }
+
     /// Moves plaintext that waited into `buf`; whether there was any.
     fn take_plain(&mut self, buf: &mut ReadBuf<'_>) -> bool {
         if self.plain.is_empty() {

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::BytesMut;
 use hyper::header::HeaderValue;
 use hyper::{Request, Response, Uri};
 use kube::client::{Body, ConfigExt as _};
@@ -28,7 +27,7 @@ use crate::tcp;
 mod http1;
 
 use http1::Answer;
-pub use http1::Malformed;
+pub use http1::{Malformed, Refusal};
 
 /// A receive buffer size for the exec's connection, asked for in the request's extensions: a
 /// session whose client takes output slowly (the page, under flow control) keeps less of the
@@ -50,22 +49,12 @@ pub enum Upgrade {
         protocol: Option<HeaderValue>,
     },
     /// Anything else; the connection is closed.
-    Refused {
-        code: hyper::StatusCode,
-        content_type: Option<HeaderValue>,
-        /// The body, when it came whole within `MAX_REFUSAL_BYTES`; empty otherwise.
-        body: bytes::Bytes,
-    },
+    Refused(Refusal),
 }
 
-/// The connection of an exec stream the cluster accepted: TCP, or TLS over it.
-pub struct UpstreamIo {
-    conn: Conn,
-    /// The stream's first bytes, read with the answer's head.
-    unread: Option<Box<BytesMut>>,
-}
-
-enum Conn {
+/// The connection of an exec stream the cluster accepted: TCP, or TLS over it. Bytes read
+/// with the answer's head wait in the stream's own read-ahead buffer.
+pub enum UpstreamIo {
     Plain(tcp::Stream),
     /// Boxed: an idle plain session keeps no room for it.
     Tls(Box<TlsStream<tcp::Stream>>),
@@ -73,11 +62,10 @@ enum Conn {
 
 impl std::fmt::Debug for UpstreamIo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = match self.conn {
-            Conn::Plain(_) => "plain",
-            Conn::Tls(_) => "tls",
-        };
-        f.debug_struct("UpstreamIo").field("conn", &kind).finish()
+        f.write_str(match self {
+            UpstreamIo::Plain(_) => "UpstreamIo::Plain",
+            UpstreamIo::Tls(_) => "UpstreamIo::Tls",
+        })
     }
 }
 
@@ -87,17 +75,9 @@ impl AsyncRead for UpstreamIo {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if let Some(unread) = &mut this.unread {
-            tcp::drain_into(unread, buf);
-            if unread.is_empty() {
-                this.unread = None;
-            }
-            return Poll::Ready(Ok(()));
-        }
-        match &mut this.conn {
-            Conn::Plain(io) => Pin::new(io).poll_read(cx, buf),
-            Conn::Tls(io) => Pin::new(io.as_mut()).poll_read(cx, buf),
+        match self.get_mut() {
+            UpstreamIo::Plain(io) => Pin::new(io).poll_read(cx, buf),
+            UpstreamIo::Tls(io) => Pin::new(io.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -108,9 +88,9 @@ impl AsyncWrite for UpstreamIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match &mut self.get_mut().conn {
-            Conn::Plain(io) => Pin::new(io).poll_write(cx, buf),
-            Conn::Tls(io) => Pin::new(io.as_mut()).poll_write(cx, buf),
+        match self.get_mut() {
+            UpstreamIo::Plain(io) => Pin::new(io).poll_write(cx, buf),
+            UpstreamIo::Tls(io) => Pin::new(io.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -119,30 +99,30 @@ impl AsyncWrite for UpstreamIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match &mut self.get_mut().conn {
-            Conn::Plain(io) => Pin::new(io).poll_write_vectored(cx, bufs),
-            Conn::Tls(io) => Pin::new(io.as_mut()).poll_write_vectored(cx, bufs),
+        match self.get_mut() {
+            UpstreamIo::Plain(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            UpstreamIo::Tls(io) => Pin::new(io.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
-        match &self.conn {
-            Conn::Plain(io) => io.is_write_vectored(),
-            Conn::Tls(io) => io.is_write_vectored(),
+        match self {
+            UpstreamIo::Plain(io) => io.is_write_vectored(),
+            UpstreamIo::Tls(io) => io.is_write_vectored(),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().conn {
-            Conn::Plain(io) => Pin::new(io).poll_flush(cx),
-            Conn::Tls(io) => Pin::new(io.as_mut()).poll_flush(cx),
+        match self.get_mut() {
+            UpstreamIo::Plain(io) => Pin::new(io).poll_flush(cx),
+            UpstreamIo::Tls(io) => Pin::new(io.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().conn {
-            Conn::Plain(io) => Pin::new(io).poll_shutdown(cx),
-            Conn::Tls(io) => Pin::new(io.as_mut()).poll_shutdown(cx),
+        match self.get_mut() {
+            UpstreamIo::Plain(io) => Pin::new(io).poll_shutdown(cx),
+            UpstreamIo::Tls(io) => Pin::new(io.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -254,7 +234,7 @@ impl Connector {
             .map_err(|e| format!("connect to {host}:{port}: {e}"))?;
         tcp.set_nodelay(true)?;
         let mut tcp = tcp::Stream::connected(tcp);
-        let (answer, conn) = match &self.tls {
+        let (answer, io) = match &self.tls {
             Some((tls, name)) => {
                 let mut tls = Box::new(
                     super::tls::connect(Arc::clone(tls), name.clone(), tcp)
@@ -264,29 +244,25 @@ impl Connector {
                 let answer = http1::exchange(tls.as_mut(), &req, super::MAX_REFUSAL_BYTES)
                     .await
                     .map_err(exchange_error)?;
-                (answer, Conn::Tls(tls))
+                if let Answer::Switched { ahead, .. } = &answer {
+                    tls.read_ahead(ahead);
+                }
+                (answer, UpstreamIo::Tls(tls))
             }
             None => {
                 let answer = http1::exchange(&mut tcp, &req, super::MAX_REFUSAL_BYTES)
                     .await
                     .map_err(exchange_error)?;
-                (answer, Conn::Plain(tcp))
+                if let Answer::Switched { ahead, .. } = &answer {
+                    tcp.read_ahead(ahead);
+                }
+                (answer, UpstreamIo::Plain(tcp))
             }
         };
         Ok(match answer {
-            Answer::Switched { protocol, unread } => Upgrade::Switched {
-                io: UpstreamIo { conn, unread },
-                protocol,
-            },
-            Answer::Refused {
-                code,
-                content_type,
-                body,
-            } => Upgrade::Refused {
-                code,
-                content_type,
-                body,
-            },
+            Answer::Switched { protocol, .. } => Upgrade::Switched { io, protocol },
+            // The connection closes here.
+            Answer::Refused(refusal) => Upgrade::Refused(refusal),
         })
     }
 }
@@ -295,10 +271,7 @@ impl Connector {
 /// anything else as the I/O error it is (a 503).
 fn exchange_error(e: io::Error) -> BoxError {
     if e.get_ref().is_some_and(|inner| inner.is::<Malformed>()) {
-        if let Some(inner) = e.into_inner() {
-            return inner;
-        }
-        unreachable!("checked above");
+        return e.into_inner().expect("an error with an inner one");
     }
     Box::new(e)
 }

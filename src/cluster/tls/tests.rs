@@ -575,3 +575,19 @@ async fn a_client_that_reads_first_still_sends_its_finished() {
     read.unwrap();
     assert_eq!(&got, b"hello");
 }
+
+#[tokio::test]
+async fn bytes_put_back_are_read_before_plaintext_that_waited() {
+    let pki = pki(&TLS13);
+    let (mut client, mut server) = connected(&pki).await;
+    server.write_all(b"0123456789").await.unwrap();
+    server.flush().await.unwrap();
+    // A read of 4 leaves the rest of the record's plaintext waiting in the stream.
+    let mut first = [0u8; 4];
+    client.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"0123");
+    client.read_ahead(b"head|");
+    let mut rest = [0u8; 11];
+    client.read_exact(&mut rest).await.unwrap();
+    assert_eq!(&rest, b"head|456789");
+}

@@ -46,16 +46,22 @@ pub enum Answer {
     Switched {
         /// The subprotocol the cluster picked, when it named one.
         protocol: Option<HeaderValue>,
-        /// Bytes that came behind the head in its last read: the stream's first.
-        unread: Option<Box<BytesMut>>,
+        /// Bytes that came behind the head in its last read: the stream's first, which the
+        /// caller hands back to the stream to be read before anything else.
+        ahead: BytesMut,
     },
     /// Anything else.
-    Refused {
-        code: StatusCode,
-        content_type: Option<HeaderValue>,
-        /// The body, when it was whole and at most `max_body` bytes; empty otherwise.
-        body: Bytes,
-    },
+    Refused(Refusal),
+}
+
+/// An answer other than 101.
+#[derive(Debug)]
+pub struct Refusal {
+    pub code: StatusCode,
+    pub content_type: Option<HeaderValue>,
+    /// The body, when it was whole and at most the exchange's `max_body` bytes; empty
+    /// otherwise.
+    pub body: Bytes,
 }
 
 /// Sends the upgrade request `req` (a GET, with no body) on `io` and reads the answer; a
@@ -77,10 +83,9 @@ where
         let code = head.code;
         if code == StatusCode::SWITCHING_PROTOCOLS {
             head.check_websocket(&expected).map_err(io::Error::other)?;
-            let unread = (!buf.is_empty()).then(|| Box::new(BytesMut::from(&buf[..])));
             return Ok(Answer::Switched {
                 protocol: head.protocol,
-                unread,
+                ahead: buf,
             });
         }
         if code.is_informational() {
@@ -90,11 +95,11 @@ where
         let body = read_body(io, &mut buf, &head, max_body)
             .await
             .unwrap_or_default();
-        return Ok(Answer::Refused {
+        return Ok(Answer::Refused(Refusal {
             code,
             content_type: head.content_type,
             body,
-        });
+        }));
     }
 }
 
@@ -235,15 +240,15 @@ fn parse_head(buf: &[u8]) -> io::Result<Option<(usize, Head)>> {
         } else if name.eq_ignore_ascii_case("connection") {
             head.connection_upgrade |= has_token(value, "upgrade");
         } else if name.eq_ignore_ascii_case("sec-websocket-accept") {
-            head.accept = HeaderValue::from_bytes(trim(value)).ok();
+            head.accept = HeaderValue::from_bytes(value.trim_ascii()).ok();
         } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
-            head.protocol = HeaderValue::from_bytes(trim(value)).ok();
+            head.protocol = HeaderValue::from_bytes(value.trim_ascii()).ok();
         } else if name.eq_ignore_ascii_case("sec-websocket-extensions") {
-            head.extensions |= !trim(value).is_empty();
+            head.extensions |= !value.trim_ascii().is_empty();
         } else if name.eq_ignore_ascii_case("content-type") {
             head.content_type = HeaderValue::from_bytes(value).ok();
         } else if name.eq_ignore_ascii_case("content-length") {
-            let length = std::str::from_utf8(trim(value))
+            let length = std::str::from_utf8(value.trim_ascii())
                 .ok()
                 .and_then(|v| v.parse::<u64>().ok());
             match (length, head.content_length) {
@@ -256,7 +261,7 @@ fn parse_head(buf: &[u8]) -> io::Result<Option<(usize, Head)>> {
             head.chunked = value
                 .rsplit(|&b| b == b',')
                 .next()
-                .is_some_and(|last| trim(last).eq_ignore_ascii_case(b"chunked"));
+                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         }
     }
     Ok(Some((len, head)))
@@ -347,11 +352,7 @@ async fn read_chunked<S: AsyncRead + Unpin>(
 fn has_token(value: &[u8], token: &str) -> bool {
     value
         .split(|&b| b == b',')
-        .any(|t| trim(t).eq_ignore_ascii_case(token.as_bytes()))
-}
-
-fn trim(value: &[u8]) -> &[u8] {
-    value.trim_ascii()
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
 #[cfg(test)]

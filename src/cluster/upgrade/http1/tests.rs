@@ -65,11 +65,11 @@ fn malformed(result: io::Result<Answer>) -> String {
 
 fn refused(result: io::Result<Answer>) -> (StatusCode, Option<HeaderValue>, Bytes) {
     match result.unwrap() {
-        Answer::Refused {
+        Answer::Refused(Refusal {
             code,
             content_type,
             body,
-        } => (code, content_type, body),
+        }) => (code, content_type, body),
         other => panic!("not a refusal: {other:?}"),
     }
 }
@@ -99,12 +99,12 @@ async fn a_101_gives_the_protocol_and_keeps_the_bytes_behind_it() {
     for piece in [1, 7, usize::MAX] {
         let answer = format!("{}first bytes", switched(""));
         let (result, _, _) = exchange_with(answer.as_bytes(), piece).await;
-        let Answer::Switched { protocol, unread } = result.unwrap() else {
+        let Answer::Switched { protocol, ahead } = result.unwrap() else {
             panic!("not switched");
         };
         assert_eq!(protocol.unwrap(), "v5.channel.k8s.io");
         // Pieces of one byte: the head's last read ends at the head.
-        let unread = unread.map(|u| u.to_vec()).unwrap_or_default();
+        let unread = ahead.to_vec();
         assert!(
             b"first bytes".starts_with(&unread),
             "{:?}",
@@ -122,11 +122,11 @@ async fn the_handshakes_tokens_are_read_as_lists_in_any_case() {
                   connection: keep-alive, UPGRADE\r\n\
                   sec-websocket-accept:  s3pPLMBiTxaQ9kYGzzhZRbK+xOo= \r\n\r\n";
     let (result, _, _) = exchange_with(answer.as_bytes(), usize::MAX).await;
-    let Answer::Switched { protocol, unread } = result.unwrap() else {
+    let Answer::Switched { protocol, ahead } = result.unwrap() else {
         panic!("not switched");
     };
     assert!(protocol.is_none());
-    assert!(unread.is_none());
+    assert!(ahead.is_empty());
 }
 
 #[tokio::test]
