@@ -5,6 +5,7 @@
 mod workers;
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use hyper::service::service_fn;
@@ -216,18 +217,74 @@ async fn serve_connection(gateway: Arc<Gateway>, stream: tokio::net::TcpStream, 
             }
         })
     };
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(gateway.config.header_read_timeout);
-    let conn = builder.serve_connection_with_upgrades(
-        TokioIo::new(crate::tcp::Stream::accepted(stream)),
-        service,
-    );
-    tokio::pin!(conn);
     let closing = gateway.drain.session_deadline();
     let idle = idle_for(&gateway.config, started, &activity);
+    tokio::pin!(closing, idle);
+    let mut stream = crate::tcp::Stream::new(stream);
+    let http2 = tokio::select! {
+        biased;
+        http2 = is_http2(&mut stream) => match http2 {
+            Ok(http2) => http2,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+                return;
+            }
+        },
+        () = &mut closing => return,
+        () = &mut idle => return,
+    };
+    let io = TokioIo::new(stream);
+    if http2 {
+        let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(io, service);
+        drive(conn, |c| c.graceful_shutdown(), closing, idle, peer).await;
+    } else {
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(gateway.config.header_read_timeout)
+            .serve_connection(io, service)
+            .with_upgrades();
+        drive(conn, |c| c.graceful_shutdown(), closing, idle, peer).await;
+    }
+}
+
+/// HTTP/2's connection preface (RFC 9113 §3.4), which a client with prior knowledge sends first.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether the client speaks HTTP/2 (with prior knowledge: h2c, as a gateway speaks to its
+/// backends) rather than HTTP/1: reads until its first bytes are the whole preface or differ
+/// from it, and holds them in `stream` for hyper, as hyper-util's automatic server tells the
+/// two apart (`server/conn/auto`, `ReadVersion`). An end before the whole preface is HTTP/1,
+/// whose server then sees the end.
+async fn is_http2(stream: &mut crate::tcp::Stream) -> std::io::Result<bool> {
+    loop {
+        let seen = stream.unread();
+        let n = seen.len().min(H2_PREFACE.len());
+        if seen[..n] != H2_PREFACE[..n] {
+            return Ok(false);
+        }
+        if n == H2_PREFACE.len() {
+            return Ok(true);
+        }
+        if stream.read_more().await? == 0 {
+            return Ok(false);
+        }
+    }
+}
+
+/// Serves `conn` until it ends; once the gateway closes (`closing`) or the connection has
+/// been idle (`idle`), it is shut down gracefully (`shut`) and served to its end.
+async fn drive<C, E>(
+    conn: C,
+    shut: impl Fn(Pin<&mut C>),
+    closing: Pin<&mut impl Future<Output = ()>>,
+    idle: Pin<&mut impl Future<Output = ()>>,
+    peer: SocketAddr,
+) where
+    C: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    tokio::pin!(conn);
     tokio::select! {
         // The connection first: a request already there is read before the idle wait is
         // first polled, so that it sets no timer (idle_for).
@@ -238,10 +295,10 @@ async fn serve_connection(gateway: Arc<Gateway>, stream: tokio::net::TcpStream, 
             }
             return;
         }
-        () = closing => conn.as_mut().graceful_shutdown(),
+        () = closing => shut(conn.as_mut()),
         () = idle => {
             tracing::debug!(%peer, "closing an idle connection");
-            conn.as_mut().graceful_shutdown();
+            shut(conn.as_mut());
         }
     }
     let _ = conn.await;
