@@ -350,3 +350,97 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
             source,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    async fn pair() -> (TcpStream, crate::tcp::Stream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (connected, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (
+            connected.unwrap(),
+            crate::tcp::Stream::new(accepted.unwrap().0),
+        )
+    }
+
+    /// Sends `parts` one write at a time, each only once the server has read the one before
+    /// (so that each arrives in a read of its own), then ends the stream when `end`.
+    async fn told(parts: &[&[u8]], end: bool) -> (bool, Vec<u8>) {
+        let (mut client, mut server) = pair().await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let sent: Vec<Vec<u8>> = parts.iter().map(|p| p.to_vec()).collect();
+        let writer = tokio::spawn(async move {
+            for part in sent {
+                client.write_all(&part).await.unwrap();
+                if rx.recv().await.is_none() {
+                    break;
+                }
+            }
+            if !end {
+                // Held open until the test is done with it.
+                let _ = rx.recv().await;
+            }
+        });
+        // Each read of the server's tells the writer to send the next part.
+        let watched = async {
+            loop {
+                let before = server.unread().len();
+                let http2 = tokio::select! {
+                    biased;
+                    http2 = is_http2(&mut server) => http2.unwrap(),
+                    () = tokio::task::yield_now() => {
+                        if server.unread().len() != before {
+                            let _ = tx.send(());
+                        }
+                        continue;
+                    }
+                };
+                return http2;
+            }
+        };
+        let http2 = watched.await;
+        drop(tx);
+        writer.await.unwrap();
+        let mut held = Vec::new();
+        if end {
+            server.read_to_end(&mut held).await.unwrap();
+        } else {
+            held = server.unread().to_vec();
+        }
+        (http2, held)
+    }
+
+    #[tokio::test]
+    async fn the_http2_preface_is_http2_whole_or_in_pieces() {
+        let (http2, held) = told(&[H2_PREFACE], false).await;
+        assert!(http2);
+        assert_eq!(held, H2_PREFACE, "what was read is held for hyper");
+        let pieces: Vec<&[u8]> = H2_PREFACE.chunks(5).collect();
+        let (http2, held) = told(&pieces, false).await;
+        assert!(http2, "the preface in {} reads", pieces.len());
+        assert_eq!(held, H2_PREFACE);
+    }
+
+    #[tokio::test]
+    async fn anything_else_is_http1_and_every_byte_is_kept() {
+        let request: &[u8] = b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n";
+        let (http2, held) = told(&[request], true).await;
+        assert!(!http2);
+        assert_eq!(held, request);
+        // Shorter than the preface, and alike to a point.
+        let (http2, held) = told(&[b"PRI * HTTP/1.1\r\n"], true).await;
+        assert!(!http2);
+        assert_eq!(held, b"PRI * HTTP/1.1\r\n");
+        // The preface's start, then the end of the stream: HTTP/1's server sees the end.
+        let (http2, held) = told(&[b"PRI * HT"], true).await;
+        assert!(!http2);
+        assert_eq!(held, b"PRI * HT");
+        let (http2, held) = told(&[], true).await;
+        assert!(!http2, "an empty connection");
+        assert!(held.is_empty());
+    }
+}
