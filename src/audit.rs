@@ -85,17 +85,80 @@ impl Time {
     }
 }
 
+/// Seconds from the Unix epoch to 10000-01-01T00:00:00Z: the end of RFC 3339's four-digit years.
+const YEAR_10000: i64 = 253_402_300_800;
+
+impl Time {
+    /// The text `YYYY-MM-DDTHH:MM:SS.mmmZ`, written by hand for the times an audit line carries
+    /// (1970 to 9999): two per session, where jiff's general printer through `fmt` was 1.4 %
+    /// of the gateway's user time under churn. `None` before 1970 or from 10000 on.
+    fn rfc3339(self) -> Option<[u8; 24]> {
+        let secs = self.0.as_second();
+        // Truncated, as jiff's printer truncates to its precision; below 0 just before 1970.
+        let millis = self.0.subsec_millisecond();
+        if !(0..YEAR_10000).contains(&secs) || millis < 0 {
+            return None;
+        }
+        let millis = millis as u32;
+        let (days, of_day) = (secs / 86_400, (secs % 86_400) as u32);
+        let (year, month, day) = civil_from_days(days);
+        let mut text = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, value: u32, digits: usize| {
+            let mut value = value;
+            for i in (at..at + digits).rev() {
+                text[i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, year, 4);
+        put(5, month, 2);
+        put(8, day, 2);
+        put(11, of_day / 3600, 2);
+        put(14, of_day / 60 % 60, 2);
+        put(17, of_day % 60, 2);
+        put(20, millis, 3);
+        Some(text)
+    }
+}
+
+/// The proleptic Gregorian date of `days` (at least 0) after 1970-01-01: Howard Hinnant's
+/// `civil_from_days` (<https://howardhinnant.github.io/date_algorithms.html>), for the days
+/// from 1970 on.
+fn civil_from_days(days: i64) -> (u32, u32, u32) {
+    // Days since 0000-03-01, in 400-year eras of 146,097 days.
+    let z = days as u64 + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    // Months from March: 0 is March, 11 is February.
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year as u32, month as u32, day as u32)
+}
+
 impl std::fmt::Display for Time {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // jiff's own RFC 3339 printer, fixed at 3 digits: the same text as strftime's
-        // "%Y-%m-%dT%H:%M:%S%.3fZ" without parsing that format for every audit line.
-        write!(f, "{:.3}", self.0)
+        match self.rfc3339() {
+            Some(text) => f.write_str(std::str::from_utf8(&text).map_err(|_| std::fmt::Error)?),
+            // jiff's own RFC 3339 printer, fixed at 3 digits: the same text as strftime's
+            // "%Y-%m-%dT%H:%M:%S%.3fZ".
+            None => write!(f, "{:.3}", self.0),
+        }
     }
 }
 
 impl Serialize for Time {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        match self.rfc3339() {
+            Some(text) => {
+                use serde::ser::Error as _;
+                s.serialize_str(std::str::from_utf8(&text).map_err(S::Error::custom)?)
+            }
+            None => s.collect_str(self),
+        }
     }
 }
 

@@ -396,10 +396,44 @@ fn times_are_rfc3339_utc_with_milliseconds() {
             jiff::Timestamp::new(0, 999_999_999).unwrap(),
             "1970-01-01T00:00:00.999Z",
         ),
+        (
+            jiff::Timestamp::new(-2, 0).unwrap(),
+            "1969-12-31T23:59:58.000Z",
+        ),
+        (
+            // jiff's last: 9999-12-31T23:59:59.999999999 less a day's offsets.
+            jiff::Timestamp::new(253_402_207_200, 999_999_999).unwrap(),
+            "9999-12-30T22:00:00.999Z",
+        ),
     ] {
         let time = super::Time(ts);
         assert_eq!(time.to_string(), want);
         assert_eq!(ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(), want);
         assert_eq!(serde_json::to_string(&time).unwrap(), format!("\"{want}\""));
     }
+}
+
+/// The hand-written printer gives jiff's text (the reference) for every day from 1970 to
+/// 2300 and every 7th day on to 9999 (leap days, century and 400-year rules), across each
+/// day's hours, and for the times before 1970 (jiff's printer itself) too.
+#[test]
+fn times_print_as_jiff_prints_them_on_every_day() {
+    let day = 86_400i64;
+    let last = 253_402_207_200i64 / day;
+    let every_day = 121_000; // 2301-04-…
+    for d in (-1000..every_day).chain((every_day..last).step_by(7)) {
+        // A different second of the day and millisecond each day, edges included.
+        let of_day = match d % 4 {
+            0 => 0,
+            1 => day - 1,
+            _ => (d * 7919).rem_euclid(day),
+        };
+        let nanos = ((d * 104_729).rem_euclid(1_000_000_000)) as i32;
+        let ts = jiff::Timestamp::new(d * day + of_day, nanos).unwrap();
+        let want = ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+        assert_eq!(super::Time(ts).to_string(), want, "{ts}");
+    }
+    // Just before 1970, where the fraction is below zero.
+    let ts = jiff::Timestamp::new(0, -500_000_000).unwrap();
+    assert_eq!(super::Time(ts).to_string(), "1969-12-31T23:59:59.500Z");
 }
