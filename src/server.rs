@@ -5,7 +5,6 @@
 mod workers;
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use hyper::service::service_fn;
@@ -217,74 +216,18 @@ async fn serve_connection(gateway: Arc<Gateway>, stream: tokio::net::TcpStream, 
             }
         })
     };
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(gateway.config.header_read_timeout);
+    let conn = builder.serve_connection_with_upgrades(
+        TokioIo::new(crate::tcp::Stream::accepted(stream)),
+        service,
+    );
+    tokio::pin!(conn);
     let closing = gateway.drain.session_deadline();
     let idle = idle_for(&gateway.config, started, &activity);
-    tokio::pin!(closing, idle);
-    let mut stream = crate::tcp::Stream::new(stream);
-    let http2 = tokio::select! {
-        biased;
-        http2 = is_http2(&mut stream) => match http2 {
-            Ok(http2) => http2,
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-                return;
-            }
-        },
-        () = &mut closing => return,
-        () = &mut idle => return,
-    };
-    let io = TokioIo::new(stream);
-    if http2 {
-        let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-            .serve_connection(io, service);
-        drive(conn, |c| c.graceful_shutdown(), closing, idle, peer).await;
-    } else {
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(gateway.config.header_read_timeout)
-            .serve_connection(io, service)
-            .with_upgrades();
-        drive(conn, |c| c.graceful_shutdown(), closing, idle, peer).await;
-    }
-}
-
-/// HTTP/2's connection preface (RFC 9113 §3.4), which a client with prior knowledge sends first.
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-/// Whether the client speaks HTTP/2 (with prior knowledge: h2c, as a gateway speaks to its
-/// backends) rather than HTTP/1: reads until its first bytes are the whole preface or differ
-/// from it, and holds them in `stream` for hyper, as hyper-util's automatic server tells the
-/// two apart (`server/conn/auto`, `ReadVersion`). An end before the whole preface is HTTP/1,
-/// whose server then sees the end.
-async fn is_http2(stream: &mut crate::tcp::Stream) -> std::io::Result<bool> {
-    loop {
-        let seen = stream.unread();
-        let n = seen.len().min(H2_PREFACE.len());
-        if seen[..n] != H2_PREFACE[..n] {
-            return Ok(false);
-        }
-        if n == H2_PREFACE.len() {
-            return Ok(true);
-        }
-        if stream.read_more().await? == 0 {
-            return Ok(false);
-        }
-    }
-}
-
-/// Serves `conn` until it ends; once the gateway closes (`closing`) or the connection has
-/// been idle (`idle`), it is shut down gracefully (`shut`) and served to its end.
-async fn drive<C, E>(
-    conn: C,
-    shut: impl Fn(Pin<&mut C>),
-    closing: Pin<&mut impl Future<Output = ()>>,
-    idle: Pin<&mut impl Future<Output = ()>>,
-    peer: SocketAddr,
-) where
-    C: Future<Output = Result<(), E>>,
-    E: std::fmt::Display,
-{
-    tokio::pin!(conn);
     tokio::select! {
         // The connection first: a request already there is read before the idle wait is
         // first polled, so that it sets no timer (idle_for).
@@ -295,10 +238,10 @@ async fn drive<C, E>(
             }
             return;
         }
-        () = closing => shut(conn.as_mut()),
+        () = closing => conn.as_mut().graceful_shutdown(),
         () = idle => {
             tracing::debug!(%peer, "closing an idle connection");
-            shut(conn.as_mut());
+            conn.as_mut().graceful_shutdown();
         }
     }
     let _ = conn.await;
@@ -349,98 +292,4 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
             addr: addr.to_string(),
             source,
         })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpStream;
-
-    async fn pair() -> (TcpStream, crate::tcp::Stream) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (connected, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
-        (
-            connected.unwrap(),
-            crate::tcp::Stream::new(accepted.unwrap().0),
-        )
-    }
-
-    /// Sends `parts` one write at a time, each only once the server has read the one before
-    /// (so that each arrives in a read of its own), then ends the stream when `end`.
-    async fn told(parts: &[&[u8]], end: bool) -> (bool, Vec<u8>) {
-        let (mut client, mut server) = pair().await;
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-        let sent: Vec<Vec<u8>> = parts.iter().map(|p| p.to_vec()).collect();
-        let writer = tokio::spawn(async move {
-            for part in sent {
-                client.write_all(&part).await.unwrap();
-                if rx.recv().await.is_none() {
-                    break;
-                }
-            }
-            if !end {
-                // Held open until the test is done with it.
-                let _ = rx.recv().await;
-            }
-        });
-        // Each read of the server's tells the writer to send the next part.
-        let watched = async {
-            loop {
-                let before = server.unread().len();
-                let http2 = tokio::select! {
-                    biased;
-                    http2 = is_http2(&mut server) => http2.unwrap(),
-                    () = tokio::task::yield_now() => {
-                        if server.unread().len() != before {
-                            let _ = tx.send(());
-                        }
-                        continue;
-                    }
-                };
-                return http2;
-            }
-        };
-        let http2 = watched.await;
-        drop(tx);
-        writer.await.unwrap();
-        let mut held = Vec::new();
-        if end {
-            server.read_to_end(&mut held).await.unwrap();
-        } else {
-            held = server.unread().to_vec();
-        }
-        (http2, held)
-    }
-
-    #[tokio::test]
-    async fn the_http2_preface_is_http2_whole_or_in_pieces() {
-        let (http2, held) = told(&[H2_PREFACE], false).await;
-        assert!(http2);
-        assert_eq!(held, H2_PREFACE, "what was read is held for hyper");
-        let pieces: Vec<&[u8]> = H2_PREFACE.chunks(5).collect();
-        let (http2, held) = told(&pieces, false).await;
-        assert!(http2, "the preface in {} reads", pieces.len());
-        assert_eq!(held, H2_PREFACE);
-    }
-
-    #[tokio::test]
-    async fn anything_else_is_http1_and_every_byte_is_kept() {
-        let request: &[u8] = b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n";
-        let (http2, held) = told(&[request], true).await;
-        assert!(!http2);
-        assert_eq!(held, request);
-        // Shorter than the preface, and alike to a point.
-        let (http2, held) = told(&[b"PRI * HTTP/1.1\r\n"], true).await;
-        assert!(!http2);
-        assert_eq!(held, b"PRI * HTTP/1.1\r\n");
-        // The preface's start, then the end of the stream: HTTP/1's server sees the end.
-        let (http2, held) = told(&[b"PRI * HT"], true).await;
-        assert!(!http2);
-        assert_eq!(held, b"PRI * HT");
-        let (http2, held) = told(&[], true).await;
-        assert!(!http2, "an empty connection");
-        assert!(held.is_empty());
-    }
 }

@@ -9,11 +9,11 @@
 //! the TCP stack, per socket for nothing: two per session. nginx closes its proxied sockets
 //! the same way. A TLS stream over this one still sends its close_notify in its own shutdown.
 //!
-//! **One first read.** The server reads a client's first bytes itself, to tell HTTP/2's
-//! preface from an HTTP/1 request ([`Stream::read_more`]), and holds them here for hyper: one
-//! `recvfrom` for a request that came in one segment, and nothing in front of every later read.
-//! (hyper-util's automatic HTTP/1-or-2 server read the first 24 bytes on their own and put a
-//! read-ahead wrapper in front of the connection for its whole life.)
+//! **One first read.** hyper-util's automatic HTTP/1-or-2 server reads the connection's first
+//! 24 bytes on their own, to compare them with HTTP/2's preface, and only then reads the rest
+//! of the request: two `recvfrom` for a request that came in one segment. A client's
+//! connection here reads [`FIRST_READ_BYTES`] the first time whatever is asked, on the stack,
+//! and keeps what the reader did not take (on the heap, until taken).
 
 use std::io;
 use std::pin::Pin;
@@ -23,17 +23,18 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// What one [`Stream::read_more`] reads at most: a whole request head as browsers and kubectl
-/// send them (hyper reads on when one is longer).
+/// The least the first read of a client's connection asks for: a whole request head as
+/// browsers and kubectl send them (hyper reads on when one is longer).
 pub const FIRST_READ_BYTES: usize = 4 * 1024;
 
 /// A TCP stream whose `poll_shutdown` does nothing (the FIN goes out when it is dropped).
 #[derive(Debug)]
 pub struct Stream {
     io: TcpStream,
-    /// Bytes read ahead ([`Stream::read_more`], [`Stream::read_ahead`]) that no reader took
-    /// yet (boxed: the stream sits in every upstream TLS stream, whose size is just at an
-    /// allocator class).
+    /// The first read is still to come and reads [`FIRST_READ_BYTES`] at least.
+    first: bool,
+    /// Bytes of the first read that the reader did not take yet (boxed: the stream sits in
+    /// every upstream TLS stream, whose size is just at an allocator class).
     unread: Option<Box<BytesMut>>,
 }
 
@@ -57,9 +58,22 @@ pub(crate) fn put_back(front: &[u8], kept: &[u8]) -> BytesMut {
 }
 
 impl Stream {
-    /// `io`, with nothing read ahead.
-    pub fn new(io: TcpStream) -> Stream {
-        Stream { io, unread: None }
+    /// A connection podterm made (to the cluster).
+    pub fn connected(io: TcpStream) -> Stream {
+        Stream {
+            io,
+            first: false,
+            unread: None,
+        }
+    }
+
+    /// A connection a client made: its first read is [`FIRST_READ_BYTES`] at least.
+    pub fn accepted(io: TcpStream) -> Stream {
+        Stream {
+            io,
+            first: true,
+            unread: None,
+        }
     }
 
     /// Puts `bytes`, read from this stream by a reader that wanted less (the cluster's answer
@@ -72,30 +86,22 @@ impl Stream {
         self.unread = Some(Box::new(put_back(bytes, &kept)));
     }
 
-    /// Bytes read and held for the next reader (what [`Stream::read_more`] read).
-    pub fn unread(&self) -> &[u8] {
-        self.unread.as_deref().map_or(&[], |b| &b[..])
-    }
-
-    /// Reads once more, [`FIRST_READ_BYTES`] at most, and holds what came behind what is
-    /// already held, for the next reader: the server looks at a client's first bytes
-    /// ([`Stream::unread`]) to tell HTTP/2 from HTTP/1 before anything reads them. The
-    /// number of bytes read: 0 at the end of the stream.
-    pub async fn read_more(&mut self) -> io::Result<usize> {
-        std::future::poll_fn(|cx| {
-            let mut room = [0u8; FIRST_READ_BYTES];
-            let mut read = ReadBuf::new(&mut room);
-            ready!(Pin::new(&mut self.io).poll_read(cx, &mut read))?;
-            let read = read.filled();
-            if !read.is_empty() {
-                match &mut self.unread {
-                    Some(kept) => kept.extend_from_slice(read),
-                    None => self.unread = Some(Box::new(BytesMut::from(read))),
-                }
-            }
-            Poll::Ready(Ok(read.len()))
-        })
-        .await
+    /// The first read: as much as is there, up to [`FIRST_READ_BYTES`]; what does not fit
+    /// `buf` is kept.
+    fn poll_first(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let mut room = [0u8; FIRST_READ_BYTES];
+        let mut read = ReadBuf::new(&mut room);
+        // tokio's own read: a short one clears the socket's readiness, so that the next read
+        // waits for the next event instead of trying the socket for an EAGAIN.
+        ready!(Pin::new(&mut self.io).poll_read(cx, &mut read))?;
+        let n = read.filled().len();
+        self.first = false;
+        let given = n.min(buf.remaining());
+        buf.put_slice(&room[..given]);
+        if given < n {
+            self.unread = Some(Box::new(BytesMut::from(&room[given..n])));
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -113,6 +119,10 @@ impl AsyncRead for Stream {
             }
             return Poll::Ready(Ok(()));
         }
+        if this.first && buf.remaining() < FIRST_READ_BYTES {
+            return this.poll_first(cx, buf);
+        }
+        this.first = false;
         Pin::new(&mut this.io).poll_read(cx, buf)
     }
 }
@@ -159,45 +169,39 @@ mod tests {
         (connected.unwrap(), accepted.unwrap().0)
     }
 
-    /// What `read_more` reads is held, in order and behind what was held, and comes out once
-    /// to the next reader (in pieces if it asks for less), before the socket's next bytes.
+    /// A request head that came in one segment is read in one go, though hyper-util asks for
+    /// 24 bytes first: the rest waits in the stream, and every byte comes out once, in order.
     #[tokio::test]
-    async fn bytes_read_ahead_come_out_once_in_order_before_the_socket() {
+    async fn the_first_read_takes_the_whole_head_and_keeps_the_rest() {
         let (mut client, accepted) = pair().await;
-        let mut server = Stream::new(accepted);
+        let mut server = Stream::accepted(accepted);
         let head: Vec<u8> = (0..400u32).map(|i| b'a' + (i % 26) as u8).collect();
-        client.write_all(&head[..10]).await.unwrap();
-        assert_eq!(server.read_more().await.unwrap(), 10);
-        assert_eq!(server.unread(), &head[..10]);
-        client.write_all(&head[10..]).await.unwrap();
-        let mut held = 10;
-        while held < head.len() {
-            held += server.read_more().await.unwrap();
-        }
-        assert_eq!(server.unread(), &head[..], "held behind what was held");
+        client.write_all(&head).await.unwrap();
         let mut first = [0u8; 24];
         server.read_exact(&mut first).await.unwrap();
         assert_eq!(&first[..], &head[..24]);
-        let mut rest = vec![0u8; 376];
+        let kept = server.unread.as_ref().map_or(0, |u| u.len());
+        assert_eq!(kept, 376, "the rest of the head came with the first read");
+        // Small reads take from what is kept, then a large one; then the socket again.
+        let mut next = [0u8; 100];
+        server.read_exact(&mut next).await.unwrap();
+        assert_eq!(&next[..], &head[24..124]);
+        let mut rest = vec![0u8; 276];
         server.read_exact(&mut rest).await.unwrap();
-        assert_eq!(&rest[..], &head[24..]);
+        assert_eq!(&rest[..], &head[124..]);
         assert!(server.unread.is_none(), "nothing is held once all is taken");
         client.write_all(b"more").await.unwrap();
         let mut more = [0u8; 4];
         server.read_exact(&mut more).await.unwrap();
         assert_eq!(&more, b"more");
-        drop(client);
-        assert_eq!(server.read_more().await.unwrap(), 0, "0 at the end");
-        assert!(server.unread().is_empty());
     }
 
-    /// Bytes put back come out before what was held, and that before the socket.
+    /// Bytes put back come out before what the first read kept, and that before the socket.
     #[tokio::test]
     async fn bytes_put_back_are_read_before_bytes_kept_and_the_socket() {
         let (mut client, accepted) = pair().await;
-        let mut server = Stream::new(accepted);
+        let mut server = Stream::accepted(accepted);
         client.write_all(b"kept").await.unwrap();
-        server.read_more().await.unwrap();
         let mut first = [0u8; 1];
         server.read_exact(&mut first).await.unwrap();
         assert_eq!(&first, b"k");
@@ -208,24 +212,23 @@ mod tests {
         assert_eq!(&rest, b"back|ept|socket");
     }
 
-    /// A segment longer than one `read_more` reads comes out whole and in order, whether the
-    /// reader asks for a little or a lot.
+    /// A first read larger than the first-read room reads straight into the caller's buffer;
+    /// more than that room in one segment comes out whole and in order either way.
     #[tokio::test]
-    async fn long_heads_come_out_whole() {
-        for ask in [24, FIRST_READ_BYTES, 3 * FIRST_READ_BYTES] {
+    async fn large_first_reads_and_long_heads_come_out_whole() {
+        for first_ask in [24, FIRST_READ_BYTES, 3 * FIRST_READ_BYTES] {
             let (mut client, accepted) = pair().await;
-            let mut server = Stream::new(accepted);
+            let mut server = Stream::accepted(accepted);
             let sent: Vec<u8> = (0..3 * FIRST_READ_BYTES as u32)
                 .map(|i| (i % 251) as u8)
                 .collect();
             client.write_all(&sent).await.unwrap();
             drop(client);
-            assert!(server.read_more().await.unwrap() <= FIRST_READ_BYTES);
-            let mut got = vec![0u8; ask];
+            let mut got = vec![0u8; first_ask];
             let n = server.read(&mut got).await.unwrap();
             got.truncate(n);
             server.read_to_end(&mut got).await.unwrap();
-            assert_eq!(got, sent, "first read of {ask}");
+            assert_eq!(got, sent, "first read of {first_ask}");
         }
     }
 
@@ -234,7 +237,7 @@ mod tests {
     #[tokio::test]
     async fn the_peer_sees_the_data_then_eof_at_close() {
         let (connected, mut peer) = pair().await;
-        let mut ours = Stream::new(connected);
+        let mut ours = Stream::connected(connected);
         ours.write_all(b"last words").await.unwrap();
         ours.shutdown().await.unwrap();
         // Not yet closed: the peer's read would wait, so it is checked with a nonblocking try.

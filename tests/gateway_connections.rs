@@ -197,9 +197,8 @@ async fn at_the_open_file_limit_the_accept_loop_waits_and_recovers() {
     );
 }
 
-/// The server's first read of a connection takes all that came (`src/tcp.rs`,
-/// `Stream::read_more`): requests sent in one segment are each answered in turn, the second
-/// from what that read held.
+/// The first read of a connection takes all that came (`src/tcp.rs`): requests sent in one
+/// segment are each answered in turn, the second from what the first read kept.
 #[tokio::test]
 async fn pipelined_requests_in_one_segment_are_each_answered() {
     let stack = Stack::start(&[]).await;

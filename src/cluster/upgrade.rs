@@ -233,7 +233,7 @@ impl Connector {
             .await
             .map_err(|e| format!("connect to {host}:{port}: {e}"))?;
         tcp.set_nodelay(true)?;
-        let mut tcp = tcp::Stream::new(tcp);
+        let mut tcp = tcp::Stream::connected(tcp);
         let (answer, io) = match &self.tls {
             Some((tls, name)) => {
                 let mut tls = Box::new(
