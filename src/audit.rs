@@ -103,8 +103,7 @@ impl Time {
         let (days, of_day) = (secs / 86_400, (secs % 86_400) as u32);
         let (year, month, day) = civil_from_days(days);
         let mut text = *b"0000-00-00T00:00:00.000Z";
-        let mut put = |at: usize, value: u32, digits: usize| {
-            let mut value = value;
+        let mut put = |at: usize, mut value: u32, digits: usize| {
             for i in (at..at + digits).rev() {
                 text[i] = b'0' + (value % 10) as u8;
                 value /= 10;
@@ -121,10 +120,11 @@ impl Time {
     }
 }
 
-/// The proleptic Gregorian date of `days` (at least 0) after 1970-01-01: Howard Hinnant's
-/// `civil_from_days` (<https://howardhinnant.github.io/date_algorithms.html>), for the days
-/// from 1970 on.
-fn civil_from_days(days: i64) -> (u32, u32, u32) {
+/// The proleptic Gregorian date (year, month, day) of `days` (at least 0) after 1970-01-01:
+/// Howard Hinnant's `civil_from_days` (<https://howardhinnant.github.io/date_algorithms.html>),
+/// for the days from 1970 on. Also the dev cluster's Kubernetes timestamps
+/// (`devcluster::objects::rfc3339`).
+pub(crate) fn civil_from_days(days: i64) -> (u32, u32, u32) {
     // Days since 0000-03-01, in 400-year eras of 146,097 days.
     let z = days as u64 + 719_468;
     let era = z / 146_097;
