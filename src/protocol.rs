@@ -18,6 +18,7 @@ pub mod flow;
 pub mod log_query;
 pub mod resume;
 pub mod tar;
+pub mod time;
 
 use serde::{Deserialize, Serialize};
 

@@ -336,7 +336,7 @@ pub fn human_duration(d: Duration) -> String {
 pub fn rfc3339(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    let (year, month, day) = crate::audit::civil_from_days(days);
+    let (year, month, day) = crate::protocol::time::civil_from_days(days);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
         rem / 3600,
