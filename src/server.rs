@@ -34,6 +34,11 @@ pub async fn run_with_peers(
     peers: Option<TcpListener>,
     gateway: Arc<Gateway>,
 ) -> Result<Stopped, StartError> {
+    for listener in std::iter::once(&listener).chain(&peers) {
+        if let Err(e) = workers::deepen(listener) {
+            tracing::warn!(error = %e, "cannot set the listener's accept queue");
+        }
+    }
     let mut workers = Workers::start(gateway.config.worker_thread_count(), &gateway)?;
     tracing::debug!(workers = workers.count(), "worker threads started");
     // Each worker accepts on a socket of its own, so that no thread wakes another per

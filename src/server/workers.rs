@@ -210,8 +210,25 @@ fn joined(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     socket.listen(LISTEN_BACKLOG)?.into_std()
 }
 
-/// The accept queue of each worker's socket (as tokio's and mio's own listeners).
-const LISTEN_BACKLOG: u32 = 1024;
+/// The accept queue of each listening socket (`listen(2)`'s backlog; the kernel caps it at
+/// `net.core.somaxconn`, 4096 by default). tokio's `TcpListener::bind` listens with 128, as
+/// std does (mio 1.2), so the socket podterm was given is set to this too ([`deepen`]).
+pub(super) const LISTEN_BACKLOG: u32 = 1024;
+
+/// Sets `listener`'s accept queue to [`LISTEN_BACKLOG`] (`listen(2)` again on a listening
+/// socket changes only its backlog).
+///
+/// A `SO_REUSEPORT` group spreads new connections over its sockets by their addresses' hash,
+/// whether a socket's queue has room or not. With the first socket at 128 and the others at
+/// 1024, a burst of connections while the workers could not accept (at the open-file limit;
+/// a flood) overflowed the first one's queue: the kernel then drops the client's handshake
+/// ACK, the client believes itself connected, and its request or its close is dropped with it
+/// until the handshake is retried, seconds later (`nstat`'s `TcpExtListenOverflows`;
+/// `tests/gateway_connections.rs`, the file-limit test, found it).
+pub(super) fn deepen(listener: &TcpListener) -> std::io::Result<()> {
+    rustix::net::listen(listener, LISTEN_BACKLOG as i32)?;
+    Ok(())
+}
 
 /// A worker's count of open connections and the count over all workers.
 #[derive(Clone)]

@@ -165,3 +165,39 @@ async fn each_worker_accepts_on_its_own_socket_and_the_port_stays_taken() {
         .await
         .expect("the port is free after stop");
 }
+
+/// tokio's `bind` listens with a queue of 128; [`deepen`] gives the socket the same queue as
+/// the group's others. Connections to a socket nobody accepts from all complete their
+/// handshake up to the queue's length: past 128 the kernel drops the client's SYN (or its
+/// handshake ACK), and the client waits a second and more for its retry.
+#[tokio::test]
+async fn the_first_socket_gets_the_same_accept_queue_as_the_others() {
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096);
+    let n = (LISTEN_BACKLOG.min(somaxconn) as usize).min(300);
+    if n <= 130 {
+        eprintln!(
+            "skipped: net.core.somaxconn is {somaxconn}, which caps every accept queue at tokio's 128 or less"
+        );
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    deepen(&listener).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut clients = Vec::new();
+    // Within the queue no connect waits for a retry (the first retry is a second away); a
+    // queue of 128 would hold the 130th connect for seconds, and then for good.
+    let all = tokio::time::timeout(Duration::from_secs(30), async {
+        for _ in 0..n {
+            clients.push(TcpStream::connect(addr).await.unwrap());
+        }
+    })
+    .await;
+    assert!(all.is_ok(), "{} connects completed of {n}", clients.len());
+    // And each is there to accept.
+    for _ in 0..n {
+        listener.accept().await.unwrap();
+    }
+}
