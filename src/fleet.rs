@@ -25,8 +25,8 @@ use crate::events::SessionInfo;
 use crate::identity::Identity;
 use crate::relay::{Attach, Attachments, Kept, SessionBytes};
 
-/// An upgraded client connection (podterm is the WebSocket server).
-pub type ClientIo = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
+/// A client's connection once it is a WebSocket (podterm is the WebSocket server).
+pub use crate::tcp::ClientIo;
 
 /// The header a replica signs its requests to another with: `UNIX_SECONDS.SIGNATURE`.
 pub const PEER_SIGNATURE: &str = "podterm-peer-signature";

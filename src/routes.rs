@@ -19,7 +19,7 @@ use crate::policy::limits::LimitError;
 use crate::protocol::exec_query::{ExecTarget, QueryError, Subresource};
 use crate::protocol::{SUBPROTOCOLS, Status};
 use crate::session::live::LiveError;
-use crate::session::{self, AttemptGuard, ExecError};
+use crate::session::{self, AttemptGuard, ClientSide, ExecError};
 use crate::toolkit::{self, Place, ToolkitError};
 
 /// Every response body the gateway sends.
@@ -216,16 +216,19 @@ pub async fn handle(
     } else {
         route(&gateway, req, peer).await
     };
-    Ok(routed.unwrap_or_else(|e| {
-        // Exec attempts count their own refusals (AttemptGuard); other routes count only
-        // who was turned away.
-        let identity = matches!(e, RouteError::Identity(_));
-        let refusal = classify(e);
-        if identity {
-            gateway.metrics.denied(refusal.label);
-        }
-        refusal.into_response()
-    }))
+    Ok(routed.unwrap_or_else(|e| refused(&gateway, e)))
+}
+
+/// The answer to a request a route refused.
+fn refused(gateway: &Gateway, e: RouteError) -> Response<Body> {
+    // Exec attempts count their own refusals (AttemptGuard); other routes count only who was
+    // turned away.
+    let identity = matches!(e, RouteError::Identity(_));
+    let refusal = classify(e);
+    if identity {
+        gateway.metrics.denied(refusal.label);
+    }
+    refusal.into_response()
 }
 
 async fn route(
@@ -234,6 +237,17 @@ async fn route(
     peer: SocketAddr,
 ) -> Result<Response<Body>, RouteError> {
     gateway.auth.check_host(&req)?;
+    if let Some(exec_path) = ExecPath::of(req.uri().path()) {
+        let (attempt, subresource) = exec_path.attempt(peer);
+        return Ok(exec(
+            gateway,
+            req.map(drop),
+            attempt,
+            subresource,
+            ClientSide::Hyper,
+        )
+        .await);
+    }
     let path = req.uri().path().to_string();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
@@ -292,28 +306,79 @@ async fn route(
             let identity = caller(gateway, &req)?;
             sessions(gateway, req, rest, &identity, false).await
         }
-        [
-            "clusters",
-            name,
-            "api",
-            "v1",
-            "namespaces",
-            namespace,
-            "pods",
-            pod,
-            verb @ ("exec" | "attach"),
-        ] => {
-            let attempt = SessionInfo::new(peer, name, namespace, pod);
-            let subresource = if *verb == "exec" {
-                Subresource::Exec
-            } else {
-                Subresource::Attach
-            };
-            Ok(exec(gateway, req, attempt, subresource).await)
-        }
         ["clusters", name, rest @ ..] => cluster_read(gateway, &req, name, rest).await,
         _ => page(&req, &path),
     }
+}
+
+/// An exec or attach path, as the cluster's API names it under the cluster's name:
+/// `/clusters/{cluster}/api/v1/namespaces/{namespace}/pods/{pod}/exec` (or `attach`).
+pub struct ExecPath<'a> {
+    cluster: &'a str,
+    namespace: &'a str,
+    pod: &'a str,
+    subresource: Subresource,
+}
+
+impl<'a> ExecPath<'a> {
+    /// `path` as an exec or attach path, if it is one.
+    pub fn of(path: &'a str) -> Option<ExecPath<'a>> {
+        let mut segments = path.trim_start_matches('/').split('/');
+        let mut next = || segments.next();
+        let (Some("clusters"), Some(cluster), Some("api"), Some("v1"), Some("namespaces")) =
+            (next(), next(), next(), next(), next())
+        else {
+            return None;
+        };
+        let (Some(namespace), Some("pods"), Some(pod), Some(verb), None) =
+            (next(), next(), next(), next(), next())
+        else {
+            return None;
+        };
+        let subresource = match verb {
+            "exec" => Subresource::Exec,
+            "attach" => Subresource::Attach,
+            _ => return None,
+        };
+        Some(ExecPath {
+            cluster,
+            namespace,
+            pod,
+            subresource,
+        })
+    }
+
+    fn attempt(&self, peer: SocketAddr) -> (SessionInfo, Subresource) {
+        let info = SessionInfo::new(peer, self.cluster, self.namespace, self.pod);
+        (info, self.subresource)
+    }
+}
+
+/// An exec or attach WebSocket request that the server read and answers itself, without
+/// hyper (`crate::server`'s direct exec): the same checks, refusals and reports as through
+/// [`handle`]. A session the cluster accepted is left in `accepted` for the connection's
+/// task to run once it wrote the 101.
+pub async fn direct_exec(
+    gateway: &Arc<Gateway>,
+    req: Request<()>,
+    peer: SocketAddr,
+    accepted: &mut Option<session::Accepted>,
+) -> Response<Body> {
+    if let Err(e) = gateway.auth.check_host(&req) {
+        return refused(gateway, e.into());
+    }
+    let Some(exec_path) = ExecPath::of(req.uri().path()) else {
+        return refused(gateway, RouteError::NotFound);
+    };
+    let (attempt, subresource) = exec_path.attempt(peer);
+    exec(
+        gateway,
+        req,
+        attempt,
+        subresource,
+        ClientSide::Direct(accepted),
+    )
+    .await
 }
 
 /// The internal listener (`PODTERM_PEER_LISTEN`): only `/healthz` and other replicas' signed
@@ -616,14 +681,15 @@ async fn read(
 /// and is not reported, see [`AttemptGuard`]).
 async fn exec(
     gateway: &Arc<Gateway>,
-    req: Request<Incoming>,
+    req: Request<()>,
     attempt: SessionInfo,
     subresource: Subresource,
+    side: ClientSide<'_>,
 ) -> Response<Body> {
     let websocket = fastwebsockets::upgrade::is_upgrade_request(&req);
     let plain = !websocket && matches!(*req.method(), Method::GET | Method::POST);
     let mut guard = AttemptGuard::new(gateway.clone(), attempt, plain);
-    match exec_checked(gateway, &mut guard, req, websocket, subresource).await {
+    match exec_checked(gateway, &mut guard, req, websocket, subresource, side).await {
         Ok(res) => {
             guard.answered();
             res
@@ -645,9 +711,10 @@ async fn exec(
 async fn exec_checked(
     gateway: &Arc<Gateway>,
     guard: &mut AttemptGuard,
-    req: Request<Incoming>,
+    req: Request<()>,
     websocket: bool,
     subresource: Subresource,
+    side: ClientSide<'_>,
 ) -> Result<Response<Body>, RouteError> {
     if req.method() != Method::GET && req.method() != Method::POST {
         return Err(RouteError::MethodNotAllowed);
@@ -681,7 +748,7 @@ async fn exec_checked(
     if !websocket {
         return plain_exec(gateway, &req, &cluster, guard.info_mut()).await;
     }
-    let res = session::exec(guard, req, cluster).await?;
+    let res = session::exec(guard, req, cluster, side).await?;
     Ok(res.map(|body| body.map_err(|e| match e {}).boxed_unsync()))
 }
 
@@ -694,7 +761,7 @@ const MAX_PLAIN_ANSWER_BYTES: usize = 64 * 1024;
 /// upgrade, the answer says that podterm needs WebSocket exec.
 async fn plain_exec(
     gateway: &Gateway,
-    req: &Request<Incoming>,
+    req: &Request<()>,
     cluster: &Cluster,
     info: &mut SessionInfo,
 ) -> Result<Response<Body>, RouteError> {

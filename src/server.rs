@@ -2,6 +2,7 @@
 //! (`workers`), served by hyper (HTTP/1.1 with upgrades, HTTP/2) and routed
 //! (crate::routes) until the gateway's drain (crate::drain) says stop.
 
+mod direct;
 mod workers;
 
 use std::net::SocketAddr;
@@ -196,7 +197,14 @@ struct Activity {
     ended: tokio::sync::Notify,
 }
 
-async fn serve_connection(gateway: Arc<Gateway>, stream: tokio::net::TcpStream, peer: SocketAddr) {
+/// Serves a connection to its end; a session whose upgrade was answered directly (the
+/// connection's first request, `direct`) is handed back to run once the connection is no
+/// longer counted as one.
+async fn serve_connection(
+    gateway: Arc<Gateway>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+) -> Option<Box<direct::Session>> {
     let started = tokio::time::Instant::now();
     // Only with an internal listener: one more syscall per connection otherwise spared.
     let internal = gateway.config.peer_listen.is_some_and(|p| {
@@ -204,7 +212,45 @@ async fn serve_connection(gateway: Arc<Gateway>, stream: tokio::net::TcpStream, 
             .local_addr()
             .is_ok_and(|local| local.port() == p.port())
     });
-    let activity = Arc::new(Activity::default());
+    let mut stream = crate::tcp::Stream::accepted(stream);
+    let activity = Activity::default();
+    if !internal {
+        let read_by = started + gateway.config.header_read_timeout;
+        match direct::first(&gateway, stream, peer, read_by).await {
+            direct::First::Session(session) => return Some(session),
+            direct::First::Ended => return None,
+            direct::First::Hyper {
+                stream: rest,
+                answered,
+            } => {
+                if answered {
+                    // A refusal answered directly: idle from its end, as after any request.
+                    activity.started.store(1, Ordering::Relaxed);
+                    let ms = started.elapsed().as_millis() as u64;
+                    activity.last_ms.store(ms, Ordering::Relaxed);
+                }
+                stream = rest;
+            }
+        }
+    }
+    // Boxed: hyper's connection is a large future, and a direct session runs in this task.
+    Box::pin(serve_hyper(
+        gateway, stream, peer, internal, started, activity,
+    ))
+    .await;
+    None
+}
+
+/// Serves a connection with hyper (HTTP/1.1 with upgrades, HTTP/2) until it ends.
+async fn serve_hyper(
+    gateway: Arc<Gateway>,
+    stream: crate::tcp::Stream,
+    peer: SocketAddr,
+    internal: bool,
+    started: tokio::time::Instant,
+    activity: Activity,
+) {
+    let activity = Arc::new(activity);
     let service = {
         let (gateway, activity) = (gateway.clone(), activity.clone());
         service_fn(move |req| {
@@ -226,10 +272,7 @@ async fn serve_connection(gateway: Arc<Gateway>, stream: tokio::net::TcpStream, 
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(gateway.config.header_read_timeout);
-    let conn = builder.serve_connection_with_upgrades(
-        TokioIo::new(crate::tcp::Stream::accepted(stream)),
-        service,
-    );
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(conn);
     let closing = gateway.drain.session_deadline();
     let idle = idle_for(&gateway.config, started, &activity);

@@ -6,15 +6,13 @@
 
 use std::sync::Arc;
 
-use fastwebsockets::WebSocket;
-use fastwebsockets::upgrade::UpgradeFut;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response};
 use tracing::Instrument as _;
 
 use crate::cluster::{Cluster, ExecStream, UpstreamError};
 use crate::events::{CloseReason, Refused, SessionEvent, SessionInfo, Summary};
-use crate::fleet::Live;
+use crate::fleet::{ClientIo, Live};
 use crate::gateway::Gateway;
 use crate::policy::Denial;
 use crate::policy::limits::{LimitError, SessionGuard as LimitGuard};
@@ -137,11 +135,13 @@ impl Drop for AttemptGuard {
 /// Runs the exec WebSocket request `req` for the attempt in `guard` (caller and request
 /// known): the client's handshake is checked, then admission (policy, limits, `deny_root`),
 /// then the recording is created — and only then is the exec opened on the cluster as the
-/// caller. Answers 101 with the subprotocol the cluster picked and relays in a task of its own.
+/// caller. Answers 101 with the subprotocol the cluster picked; the session then runs where
+/// `side` says.
 pub async fn exec(
     guard: &mut AttemptGuard,
-    mut req: Request<hyper::body::Incoming>,
+    mut req: Request<()>,
     cluster: Arc<Cluster>,
+    side: ClientSide<'_>,
 ) -> Result<Response<http_body_util::Empty<bytes::Bytes>>, ExecError> {
     let gateway = guard.gateway.clone();
     let span = session_span(&guard.info);
@@ -153,6 +153,7 @@ pub async fn exec(
     // The client's handshake is checked before anything reaches the cluster.
     let (mut response, client_upgrade) =
         fastwebsockets::upgrade::upgrade(&mut req).map_err(ExecError::Handshake)?;
+    drop(req);
     let place = admit(&gateway, &cluster, guard.info_mut(), protocols)
         .instrument(span.clone())
         .await?;
@@ -178,8 +179,47 @@ pub async fn exec(
         place,
         answer,
     };
-    tokio::spawn(run.relay(client_upgrade).instrument(span));
+    match side {
+        ClientSide::Hyper => {
+            // Only the connection is kept: the WebSocket wrapper (and its read buffer) goes.
+            let client = async move {
+                client_upgrade
+                    .await
+                    .map(|ws| ClientIo::Upgraded(ws.into_inner()))
+                    .map_err(|e| e.to_string())
+            };
+            tokio::spawn(run.relay(client).instrument(span));
+        }
+        ClientSide::Direct(slot) => *slot = Some(Accepted { run, span }),
+    }
     Ok(response)
+}
+
+/// Where an accepted session's client connection comes from, and where the session runs.
+pub enum ClientSide<'a> {
+    /// hyper served the request: the session gets a task of its own, which waits for hyper's
+    /// upgrade (after hyper wrote the 101).
+    Hyper,
+    /// The server answered the request itself (`crate::server`'s direct exec): the session is
+    /// left here, and the connection's task writes the 101 and then runs it
+    /// ([`Accepted::run`]) on the connection.
+    Direct(&'a mut Option<Accepted>),
+}
+
+/// A session the cluster accepted, whose 101 has still to be written by the caller.
+pub struct Accepted {
+    run: Run,
+    span: tracing::Span,
+}
+
+impl Accepted {
+    /// Relays the session on `client` (the connection the 101 went out on, or why writing
+    /// the 101 failed) until it ends, then reports it.
+    pub fn run(self, client: Result<ClientIo, String>) -> impl Future<Output = ()> + Send {
+        self.run
+            .relay(std::future::ready(client))
+            .instrument(self.span)
+    }
 }
 
 /// The span every line of a session is logged in, at debug level: then the lines of hyper,
@@ -220,7 +260,7 @@ struct Answer {
 }
 
 impl Offer {
-    fn of(req: &Request<hyper::body::Incoming>, resume_on: bool) -> Offer {
+    fn of(req: &Request<()>, resume_on: bool) -> Offer {
         let offered: Vec<&str> = req
             .headers()
             .get_all(header::SEC_WEBSOCKET_PROTOCOL)
@@ -358,7 +398,10 @@ impl Run {
     /// uses the parts where they were captured: an `async fn` keeps its arguments for its
     /// whole life beside the locals moved out of them, which held every field twice in each
     /// idle session (264 bytes).
-    fn relay(self, client_upgrade: UpgradeFut) -> impl std::future::Future<Output = ()> + Send {
+    fn relay(
+        self,
+        client: impl Future<Output = Result<ClientIo, String>> + Send,
+    ) -> impl Future<Output = ()> + Send {
         let Run {
             gateway,
             info,
@@ -391,8 +434,7 @@ impl Run {
                 relay_config.ended_by.clone(),
                 kept.clone(),
             );
-            // Only the connection is kept: the WebSocket wrapper (and its read buffer) goes now.
-            let summary = match client_upgrade.await.map(WebSocket::into_inner) {
+            let summary = match client.await {
                 Ok(client) => {
                     // The deadline is made inside the block: captured, it would be stored
                     // twice for the session's life, once where select! moves it (176 bytes).

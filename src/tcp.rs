@@ -9,11 +9,13 @@
 //! the TCP stack, per socket for nothing: two per session. nginx closes its proxied sockets
 //! the same way. A TLS stream over this one still sends its close_notify in its own shutdown.
 //!
-//! **One first read.** hyper-util's automatic HTTP/1-or-2 server reads the connection's first
-//! 24 bytes on their own, to compare them with HTTP/2's preface, and only then reads the rest
-//! of the request: two `recvfrom` for a request that came in one segment. A client's
-//! connection here reads [`FIRST_READ_BYTES`] the first time whatever is asked, on the stack,
-//! and keeps what the reader did not take (on the heap, until taken).
+//! **One first read.** The server reads a client's first bytes itself ([`Stream::read_first`])
+//! to answer an exec upgrade without hyper (`crate::server`'s direct exec), and puts back what
+//! it leaves to hyper ([`Stream::read_ahead`]). On the internal listener, which hyper serves
+//! from the start, hyper-util's automatic HTTP/1-or-2 server reads the first 24 bytes on their
+//! own, to compare them with HTTP/2's preface: there the first read takes
+//! [`FIRST_READ_BYTES`] whatever is asked, on the stack, and keeps what the reader did not take
+//! (on the heap, until taken), so that a request in one segment is one `recvfrom`.
 
 use std::io;
 use std::pin::Pin;
@@ -86,6 +88,17 @@ impl Stream {
         self.unread = Some(Box::new(put_back(bytes, &kept)));
     }
 
+    /// The first read of a client's connection, behind what `buf` holds, before anything else read it: the
+    /// server looks at a request head itself there ([`crate::server`]) and puts back
+    /// ([`Stream::read_ahead`]) what it does not answer. The number of bytes read (0 at the
+    /// end of the stream).
+    pub async fn read_first(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        use tokio::io::AsyncReadExt as _;
+        self.first = false;
+        // tokio's own read, as in poll_first; into `buf`'s spare room.
+        self.io.read_buf(buf).await
+    }
+
     /// The first read: as much as is there, up to [`FIRST_READ_BYTES`]; what does not fit
     /// `buf` is kept.
     fn poll_first(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
@@ -154,6 +167,74 @@ impl AsyncWrite for Stream {
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+/// A client's connection once it is a WebSocket (podterm is the server): the connection's own
+/// stream where the server answered the upgrade itself (`crate::server`'s direct exec), or
+/// hyper's upgraded connection where hyper served the request (resume, watch, an exec that
+/// was not the connection's first request).
+#[derive(Debug)]
+pub enum ClientIo {
+    Direct(Stream),
+    Upgraded(hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>),
+}
+
+impl AsyncRead for ClientIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientIo::Direct(io) => Pin::new(io).poll_read(cx, buf),
+            ClientIo::Upgraded(io) => Pin::new(io).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ClientIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ClientIo::Direct(io) => Pin::new(io).poll_write(cx, buf),
+            ClientIo::Upgraded(io) => Pin::new(io).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ClientIo::Direct(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            ClientIo::Upgraded(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            ClientIo::Direct(io) => io.is_write_vectored(),
+            ClientIo::Upgraded(io) => io.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientIo::Direct(io) => Pin::new(io).poll_flush(cx),
+            ClientIo::Upgraded(io) => Pin::new(io).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientIo::Direct(io) => Pin::new(io).poll_shutdown(cx),
+            ClientIo::Upgraded(io) => Pin::new(io).poll_shutdown(cx),
+        }
     }
 }
 

@@ -304,8 +304,12 @@ fn spawn(
     pulse.arrived();
     let gateway = gateway.clone();
     tokio::spawn(async move {
-        let _counted = counted;
-        serve_connection(gateway, stream, peer).await;
+        let session = serve_connection(gateway, stream, peer).await;
+        // An upgraded connection counts as a session from here (drain::Drain::open_sessions).
+        drop(counted);
+        if let Some(session) = session {
+            session.run().await;
+        }
     });
 }
 

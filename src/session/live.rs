@@ -174,6 +174,7 @@ pub async fn resume(
     tokio::spawn(async move {
         match upgrade.await.map(WebSocket::into_inner) {
             Ok(io) => {
+                let io = crate::fleet::ClientIo::Upgraded(io);
                 if live.resume(Attach { io, output }).is_err() {
                     tracing::info!(session = %live.info.id, "a resume came as the session ended");
                 }

@@ -1,0 +1,232 @@
+use super::*;
+
+const EXEC: &str = "/clusters/dev/api/v1/namespaces/default/pods/web-1/exec?container=main&command=sh&stdin=true&stdout=true&tty=true";
+
+/// An exec upgrade as kubectl 1.33 sends one (gorilla's dialer), with `extra` header lines.
+fn kubectl_head(target: &str, extra: &str) -> Vec<u8> {
+    format!(
+        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: kubectl/v1.33.0 (linux/amd64) kubernetes/abcdef\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\nSec-WebSocket-Protocol: v4.channel.k8s.io\r\nSec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n{extra}\r\n"
+    )
+    .into_bytes()
+}
+
+fn parsed(bytes: &[u8]) -> Option<Head> {
+    parse(&Bytes::copy_from_slice(bytes))
+}
+
+#[test]
+fn an_exec_upgrade_is_read_into_the_request_hyper_would_have_made() {
+    let bytes = kubectl_head(
+        EXEC,
+        "X-Remote-User: alice\r\nX-Remote-Group: dev\r\nX-Remote-Group: ops\r\n",
+    );
+    let head = parsed(&bytes).expect("answered here");
+    assert_eq!(head.len, bytes.len());
+    assert!(!head.close);
+    let req = &head.request;
+    assert_eq!(req.method(), Method::GET);
+    assert_eq!(req.version(), Version::HTTP_11);
+    assert_eq!(
+        req.uri().path(),
+        "/clusters/dev/api/v1/namespaces/default/pods/web-1/exec"
+    );
+    assert_eq!(
+        req.uri().query(),
+        Some("container=main&command=sh&stdin=true&stdout=true&tty=true")
+    );
+    let h = req.headers();
+    assert_eq!(h.len(), 11);
+    assert_eq!(h["host"], "127.0.0.1:8080");
+    // Repeated headers stay separate values, in order, as hyper keeps them.
+    let protocols: Vec<_> = h.get_all("sec-websocket-protocol").iter().collect();
+    assert_eq!(protocols, ["v5.channel.k8s.io", "v4.channel.k8s.io"]);
+    let groups: Vec<_> = h.get_all("x-remote-group").iter().collect();
+    assert_eq!(groups, ["dev", "ops"]);
+    assert!(fastwebsockets::upgrade::is_upgrade_request(req));
+    // And attach, and a browser's way of asking (several Connection tokens).
+    let attach = EXEC.replace("/exec?", "/attach?");
+    assert!(parsed(&kubectl_head(&attach, "")).is_some());
+    let firefox = kubectl_head(EXEC, "")
+        .replace_all("Connection: Upgrade", "Connection: keep-alive, Upgrade");
+    assert!(parsed(&firefox).is_some());
+}
+
+trait ReplaceAll {
+    fn replace_all(&self, from: &str, to: &str) -> Vec<u8>;
+}
+
+impl ReplaceAll for Vec<u8> {
+    fn replace_all(&self, from: &str, to: &str) -> Vec<u8> {
+        String::from_utf8(self.clone())
+            .unwrap()
+            .replace(from, to)
+            .into_bytes()
+    }
+}
+
+#[test]
+fn bytes_behind_the_head_are_not_part_of_it() {
+    let mut bytes = kubectl_head(EXEC, "");
+    let len = bytes.len();
+    bytes.extend_from_slice(&[0x82, 0x81, 1, 2, 3, 4, 5]);
+    assert_eq!(parsed(&bytes).expect("answered here").len, len);
+}
+
+#[test]
+fn connection_close_is_noticed() {
+    let bytes =
+        kubectl_head(EXEC, "").replace_all("Connection: Upgrade", "Connection: Upgrade, Close");
+    assert!(parsed(&bytes).expect("answered here").close);
+}
+
+#[test]
+fn everything_else_is_left_to_hyper() {
+    let whole = kubectl_head(EXEC, "");
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "a head not whole in the first read",
+            whole[..whole.len() - 2].to_vec(),
+        ),
+        ("a head cut in its request line", whole[..10].to_vec()),
+        ("nothing", Vec::new()),
+        ("POST", whole.replace_all("GET ", "POST ")),
+        ("HEAD", whole.replace_all("GET ", "HEAD ")),
+        (
+            "HTTP/1.0",
+            whole.replace_all("HTTP/1.1\r\n", "HTTP/1.0\r\n"),
+        ),
+        (
+            "HTTP/2's preface",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\x12\x04\0\0\0\0\0".to_vec(),
+        ),
+        (
+            "no upgrade (SPDY's plain request)",
+            whole.replace_all("Upgrade: websocket\r\n", ""),
+        ),
+        (
+            "another upgrade",
+            whole.replace_all("Upgrade: websocket", "Upgrade: SPDY/3.1"),
+        ),
+        (
+            "no Connection: upgrade",
+            whole.replace_all("Connection: Upgrade\r\n", ""),
+        ),
+        ("a body", kubectl_head(EXEC, "Content-Length: 0\r\n")),
+        (
+            "a chunked body",
+            kubectl_head(EXEC, "Transfer-Encoding: chunked\r\n"),
+        ),
+        ("a log", kubectl_head(&EXEC.replace("/exec?", "/log?"), "")),
+        ("a resume", kubectl_head("/api/sessions/abc/resume", "")),
+        ("the page", kubectl_head("/", "")),
+        (
+            "a longer path",
+            kubectl_head(&EXEC.replace("/exec?", "/exec/more?"), ""),
+        ),
+        (
+            "an absolute target",
+            kubectl_head(&format!("http://127.0.0.1:8080{EXEC}"), ""),
+        ),
+        (
+            "a malformed header",
+            kubectl_head(EXEC, "No colon here\r\n"),
+        ),
+        (
+            "a control byte in a value",
+            kubectl_head(EXEC, "X-Remote-User: al\x01ice\r\n"),
+        ),
+    ];
+    for (what, bytes) in cases {
+        assert!(parsed(&bytes).is_none(), "{what} was answered here");
+    }
+}
+
+#[test]
+fn more_headers_than_the_limit_are_left_to_hyper() {
+    let under: String = (0..MAX_HEADERS - 12)
+        .map(|i| format!("X-N{i}: {i}\r\n"))
+        .collect();
+    assert!(parsed(&kubectl_head(EXEC, &under)).is_some());
+    let over: String = (0..MAX_HEADERS)
+        .map(|i| format!("X-N{i}: {i}\r\n"))
+        .collect();
+    assert!(parsed(&kubectl_head(EXEC, &over)).is_none());
+}
+
+#[test]
+fn header_values_share_the_read_bytes() {
+    let bytes = Bytes::from(kubectl_head(EXEC, "X-Remote-User: alice\r\n"));
+    let head = parse(&bytes).unwrap();
+    let user = head.request.headers()["x-remote-user"].as_bytes();
+    let range = bytes.as_ptr_range();
+    assert!(range.contains(&user.as_ptr()), "the value was copied");
+}
+
+fn text(head: &[u8]) -> &str {
+    std::str::from_utf8(head).unwrap()
+}
+
+#[test]
+fn a_101_head_is_the_status_line_and_the_headers() {
+    let res = Response::builder()
+        .status(101)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        .header("sec-websocket-protocol", "v5.channel.k8s.io")
+        .body(())
+        .unwrap();
+    assert_eq!(
+        text(&response_head(&res, None)),
+        "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nsec-websocket-protocol: v5.channel.k8s.io\r\n\r\n"
+    );
+}
+
+#[test]
+fn a_refusal_head_has_its_length_and_a_date() {
+    let res = Response::builder()
+        .status(403)
+        .header("content-type", "application/json")
+        .header("content-length", "999")
+        .body(())
+        .unwrap();
+    let head = response_head(&res, Some(17));
+    let head = text(&head);
+    assert!(head.starts_with("HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: 17\r\ndate: "), "{head}");
+    assert!(head.ends_with(" GMT\r\n\r\n"), "{head}");
+    assert_eq!(head.matches("content-length").count(), 1, "{head}");
+    let date = head.split("date: ").nth(1).unwrap().trim_end();
+    assert!(httpdate::parse_http_date(date).is_ok(), "{date}");
+    // A status without a reason phrase still makes a valid status line.
+    let odd = Response::builder().status(499).body(()).unwrap();
+    assert!(text(&response_head(&odd, Some(0))).starts_with("HTTP/1.1 499 \r\n"));
+}
+
+/// What the head writer writes, hyper's client reads back as the same response.
+#[test]
+fn hyper_reads_the_heads_back() {
+    let res = Response::builder()
+        .status(400)
+        .header("content-type", "application/json")
+        .header("x-two", "a")
+        .header("x-two", "b")
+        .body(())
+        .unwrap();
+    let mut bytes = response_head(&res, Some(2));
+    bytes.extend_from_slice(b"{}");
+    let mut slots = [httparse::EMPTY_HEADER; 16];
+    let mut back = httparse::Response::new(&mut slots);
+    let len = match back.parse(&bytes).unwrap() {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial => panic!("partial"),
+    };
+    assert_eq!(back.code, Some(400));
+    assert_eq!(&bytes[len..], b"{}");
+    let twos: Vec<_> = back
+        .headers
+        .iter()
+        .filter(|h| h.name == "x-two")
+        .map(|h| h.value)
+        .collect();
+    assert_eq!(twos, [b"a", b"b"]);
+}
