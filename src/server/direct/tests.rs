@@ -230,3 +230,132 @@ fn hyper_reads_the_heads_back() {
         .collect();
     assert_eq!(twos, [b"a", b"b"]);
 }
+
+/// What hyper's own HTTP/1 server makes of `bytes` (the request it hands its service), or
+/// `None` if it hands none (it refused the head).
+fn hyper_reads(bytes: &[u8]) -> Option<hyper::http::request::Parts> {
+    use tokio::io::AsyncWriteExt as _;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let tx = std::sync::Mutex::new(Some(tx));
+        let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+            if let Some(tx) = tx.lock().unwrap().take() {
+                let _ = tx.send(req.into_parts().0);
+            }
+            async {
+                Ok::<_, std::convert::Infallible>(Response::new(
+                    http_body_util::Empty::<Bytes>::new(),
+                ))
+            }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .serve_connection(hyper_util::rt::TokioIo::new(server), service)
+            .with_upgrades();
+        tokio::spawn(conn);
+        client.write_all(bytes).await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), rx)
+            .await
+            .ok()?
+            .ok()
+    })
+}
+
+/// The request as comparable values: method, target, version, and every header in order.
+type Seen = (String, String, Version, Vec<(String, Vec<u8>)>);
+
+fn seen(method: &Method, uri: &Uri, version: Version, headers: &hyper::HeaderMap) -> Seen {
+    let headers = headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
+        .collect();
+    (method.to_string(), uri.to_string(), version, headers)
+}
+
+/// Both readings of `bytes`: ours must be hyper's, exactly.
+fn same_as_hyper(bytes: &[u8]) {
+    let ours = parsed(bytes).expect("answered here");
+    let ours = seen(
+        ours.request.method(),
+        ours.request.uri(),
+        ours.request.version(),
+        ours.request.headers(),
+    );
+    let theirs = hyper_reads(bytes).expect("hyper served it");
+    let theirs = seen(&theirs.method, &theirs.uri, theirs.version, &theirs.headers);
+    assert_eq!(ours, theirs, "{}", String::from_utf8_lossy(bytes));
+}
+
+/// The heads browsers and kubectl send, and the liberties HTTP/1.1 allows in them (no space
+/// after the colon, trailing whitespace, tabs, any case, obs-text, a percent-encoded path):
+/// read here exactly as hyper's server reads them.
+#[test]
+fn heads_are_read_as_hyper_reads_them() {
+    same_as_hyper(&kubectl_head(EXEC, ""));
+    same_as_hyper(&kubectl_head(
+        EXEC,
+        "Origin: http://localhost:8080\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\nCookie: a=b; c=d\r\nAccept-Language: en-US,en;q=0.9\r\n",
+    ));
+    same_as_hyper(&kubectl_head(
+        EXEC,
+        "x-no-space:value\r\nX-Trailing: value \t \r\nX-Tab:\tlead\r\nX-EMPTY:\r\nx-remote-user: al\u{e9}ice\r\n",
+    ));
+    same_as_hyper(&kubectl_head(
+        "/clusters/dev/api/v1/namespaces/a%2Db/pods/web-1/exec?command=echo&command=a%20b%26c&command=%E2%9C%93&stdout=1",
+        "",
+    ));
+    // Raw obs-text bytes in a value (not UTF-8).
+    let mut bytes = kubectl_head(EXEC, "");
+    let at = bytes.len() - 2;
+    bytes.splice(at..at, b"X-Obs: \xe9t\xe9\r\n".iter().copied());
+    same_as_hyper(&bytes);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Any extra headers, with any value bytes HTTP allows and any whitespace around them,
+    /// and any query: read here exactly as hyper's server reads them.
+    #[test]
+    fn any_exec_head_is_read_as_hyper_reads_it(
+        extra in proptest::collection::vec(
+            (
+                "[A-Za-z0-9!#$%&'*+.^_`|~-]{1,20}",
+                "[ \t]{0,2}",
+                proptest::collection::vec(
+                    proptest::prop_oneof![0x21u8..=0x7e, proptest::strategy::Just(b' '), 0x80u8..=0xff],
+                    0..40,
+                ),
+                "[ \t]{0,2}",
+            ),
+            0..20,
+        ),
+        query in "[A-Za-z0-9=&%._~-]{0,60}",
+    ) {
+        let target = format!("/clusters/dev/api/v1/namespaces/default/pods/web-1/exec?{query}");
+        let mut lines = Vec::new();
+        for (name, before, value, after) in &extra {
+            let lower = name.to_ascii_lowercase();
+            if ["content-length", "transfer-encoding", "connection", "upgrade", "host"]
+                .contains(&lower.as_str())
+                || lower.starts_with("sec-websocket")
+            {
+                continue;
+            }
+            lines.extend_from_slice(name.as_bytes());
+            lines.push(b':');
+            lines.extend_from_slice(before.as_bytes());
+            lines.extend_from_slice(value);
+            lines.extend_from_slice(after.as_bytes());
+            lines.extend_from_slice(b"\r\n");
+        }
+        let mut bytes = kubectl_head(&target, "");
+        let at = bytes.len() - 2;
+        bytes.splice(at..at, lines);
+        same_as_hyper(&bytes);
+    }
+}
