@@ -180,63 +180,103 @@ pub enum ClientIo {
     Upgraded(hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>),
 }
 
-impl AsyncRead for ClientIo {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ClientIo::Direct(io) => Pin::new(io).poll_read(cx, buf),
-            ClientIo::Upgraded(io) => Pin::new(io).poll_read(cx, buf),
+/// `AsyncRead` and `AsyncWrite` for an enum of two streams (`Type { A, B }`, each variant
+/// holding an `Unpin` stream): every call goes to the variant's stream. [`ClientIo`] here,
+/// and the cluster's `UpstreamIo`.
+macro_rules! either_stream {
+    ($ty:ident { $a:ident, $b:ident }) => {
+        impl ::tokio::io::AsyncRead for $ty {
+            fn poll_read(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                buf: &mut ::tokio::io::ReadBuf<'_>,
+            ) -> ::std::task::Poll<::std::io::Result<()>> {
+                match self.get_mut() {
+                    $ty::$a(io) => {
+                        ::tokio::io::AsyncRead::poll_read(::std::pin::Pin::new(io), cx, buf)
+                    }
+                    $ty::$b(io) => {
+                        ::tokio::io::AsyncRead::poll_read(::std::pin::Pin::new(io), cx, buf)
+                    }
+                }
+            }
         }
-    }
+
+        impl ::tokio::io::AsyncWrite for $ty {
+            fn poll_write(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                buf: &[u8],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                match self.get_mut() {
+                    $ty::$a(io) => {
+                        ::tokio::io::AsyncWrite::poll_write(::std::pin::Pin::new(io), cx, buf)
+                    }
+                    $ty::$b(io) => {
+                        ::tokio::io::AsyncWrite::poll_write(::std::pin::Pin::new(io), cx, buf)
+                    }
+                }
+            }
+
+            fn poll_write_vectored(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                bufs: &[::std::io::IoSlice<'_>],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                match self.get_mut() {
+                    $ty::$a(io) => ::tokio::io::AsyncWrite::poll_write_vectored(
+                        ::std::pin::Pin::new(io),
+                        cx,
+                        bufs,
+                    ),
+                    $ty::$b(io) => ::tokio::io::AsyncWrite::poll_write_vectored(
+                        ::std::pin::Pin::new(io),
+                        cx,
+                        bufs,
+                    ),
+                }
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                match self {
+                    $ty::$a(io) => ::tokio::io::AsyncWrite::is_write_vectored(io),
+                    $ty::$b(io) => ::tokio::io::AsyncWrite::is_write_vectored(io),
+                }
+            }
+
+            fn poll_flush(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::io::Result<()>> {
+                match self.get_mut() {
+                    $ty::$a(io) => {
+                        ::tokio::io::AsyncWrite::poll_flush(::std::pin::Pin::new(io), cx)
+                    }
+                    $ty::$b(io) => {
+                        ::tokio::io::AsyncWrite::poll_flush(::std::pin::Pin::new(io), cx)
+                    }
+                }
+            }
+
+            fn poll_shutdown(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::io::Result<()>> {
+                match self.get_mut() {
+                    $ty::$a(io) => {
+                        ::tokio::io::AsyncWrite::poll_shutdown(::std::pin::Pin::new(io), cx)
+                    }
+                    $ty::$b(io) => {
+                        ::tokio::io::AsyncWrite::poll_shutdown(::std::pin::Pin::new(io), cx)
+                    }
+                }
+            }
+        }
+    };
 }
+pub(crate) use either_stream;
 
-impl AsyncWrite for ClientIo {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            ClientIo::Direct(io) => Pin::new(io).poll_write(cx, buf),
-            ClientIo::Upgraded(io) => Pin::new(io).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            ClientIo::Direct(io) => Pin::new(io).poll_write_vectored(cx, bufs),
-            ClientIo::Upgraded(io) => Pin::new(io).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            ClientIo::Direct(io) => io.is_write_vectored(),
-            ClientIo::Upgraded(io) => io.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ClientIo::Direct(io) => Pin::new(io).poll_flush(cx),
-            ClientIo::Upgraded(io) => Pin::new(io).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ClientIo::Direct(io) => Pin::new(io).poll_shutdown(cx),
-            ClientIo::Upgraded(io) => Pin::new(io).poll_shutdown(cx),
-        }
-    }
-}
+either_stream!(ClientIo { Direct, Upgraded });
 
 #[cfg(test)]
 mod tests {
