@@ -197,6 +197,22 @@ struct Activity {
     ended: tokio::sync::Notify,
 }
 
+impl Activity {
+    /// A request began on the connection.
+    fn request_began(&self) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request ended; the connection (which started at `started`) is idle from now.
+    fn request_ended(&self, started: tokio::time::Instant) {
+        let ms = started.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.ended.notify_one();
+    }
+}
+
 /// Serves a connection to its end; a session whose upgrade was answered directly (the
 /// connection's first request, `direct`) is handed back to run once the connection is no
 /// longer counted as one.
@@ -225,9 +241,8 @@ async fn serve_connection(
             } => {
                 if answered {
                     // A refusal answered directly: idle from its end, as after any request.
-                    activity.started.store(1, Ordering::Relaxed);
-                    let ms = started.elapsed().as_millis() as u64;
-                    activity.last_ms.store(ms, Ordering::Relaxed);
+                    activity.request_began();
+                    activity.request_ended(started);
                 }
                 stream = rest;
             }
@@ -255,14 +270,10 @@ async fn serve_hyper(
         let (gateway, activity) = (gateway.clone(), activity.clone());
         service_fn(move |req| {
             let (gateway, activity) = (gateway.clone(), activity.clone());
-            activity.started.fetch_add(1, Ordering::Relaxed);
-            activity.in_flight.fetch_add(1, Ordering::Relaxed);
+            activity.request_began();
             async move {
                 let res = crate::routes::handle(gateway, req, peer, internal).await;
-                let ms = started.elapsed().as_millis() as u64;
-                activity.last_ms.store(ms, Ordering::Relaxed);
-                activity.in_flight.fetch_sub(1, Ordering::Relaxed);
-                activity.ended.notify_one();
+                activity.request_ended(started);
                 res
             }
         })
