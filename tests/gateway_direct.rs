@@ -11,7 +11,7 @@ use bytes::Bytes;
 use fastwebsockets::{Role, WebSocket};
 use http_body_util::{BodyExt as _, Empty};
 use hyper_util::rt::TokioIo;
-use support::{Ended, Stack, exec_path, get};
+use support::{Stack, exec_path, get, read_to_end};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -71,34 +71,16 @@ async fn body_of(stream: &mut TcpStream, head: &str) -> Vec<u8> {
     body
 }
 
-/// Reads a session's frames to its close.
-async fn ended<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocket<S>) -> Ended {
-    let mut ended = Ended::default();
-    tokio::time::timeout(WITHIN, async {
-        loop {
-            let Ok(frame) = ws.read_frame().await else {
-                return;
-            };
-            match frame.opcode {
-                fastwebsockets::OpCode::Binary => match frame.payload.first() {
-                    Some(1) => ended.stdout.extend_from_slice(&frame.payload[1..]),
-                    Some(3) => ended.status = serde_json::from_slice(&frame.payload[1..]).ok(),
-                    _ => {}
-                },
-                fastwebsockets::OpCode::Close => {
-                    ended.close_code = frame
-                        .payload
-                        .get(..2)
-                        .map(|c| u16::from_be_bytes([c[0], c[1]]));
-                    return;
-                }
-                _ => {}
-            }
-        }
-    })
-    .await
-    .expect("the session ended");
-    ended
+/// Sends `text` to `cat` on the WebSocket `io` carries (the 101 read), closes its stdin (v5)
+/// and reads the session to its end.
+async fn cat_back<S: AsyncRead + AsyncWrite + Unpin>(io: S, text: &[u8]) -> support::Ended {
+    let mut ws = WebSocket::after_handshake(io, Role::Client);
+    ws.set_auto_close(false);
+    let mut stdin = vec![0];
+    stdin.extend_from_slice(text);
+    ws.write_frame(support::binary(&stdin)).await.unwrap();
+    ws.write_frame(support::binary(&[255, 0])).await.unwrap();
+    read_to_end(&mut ws, WITHIN).await
 }
 
 /// A client that did not wait for the 101: its first frames came in the same segment as its
@@ -128,7 +110,7 @@ async fn frames_that_came_with_the_head_reach_the_command() {
     );
     let mut ws = WebSocket::after_handshake(stream, Role::Client);
     ws.set_auto_close(false);
-    let ended = ended(&mut ws).await;
+    let ended = read_to_end(&mut ws, WITHIN).await;
     assert_eq!(ended.stdout, b"came with the head\n");
     assert_eq!((ended.exit_code(), ended.close_code), (Some(0), Some(1000)));
 }
@@ -163,13 +145,7 @@ async fn an_exec_after_another_request_on_the_connection_is_served_by_hyper() {
     let mut res = sender.send_request(exec).await.unwrap();
     assert_eq!(res.status(), 101);
     let upgraded = hyper::upgrade::on(&mut res).await.unwrap();
-    let mut ws = WebSocket::after_handshake(TokioIo::new(upgraded), Role::Client);
-    ws.set_auto_close(false);
-    ws.write_frame(support::binary(b"\0second request\n"))
-        .await
-        .unwrap();
-    ws.write_frame(support::binary(&[255, 0])).await.unwrap();
-    let ended = ended(&mut ws).await;
+    let ended = cat_back(TokioIo::new(upgraded), b"second request\n").await;
     assert_eq!(ended.stdout, b"second request\n");
     assert_eq!((ended.exit_code(), ended.close_code), (Some(0), Some(1000)));
 }
@@ -188,13 +164,7 @@ async fn a_head_in_two_writes_is_answered() {
     stream.write_all(&bytes[20..]).await.unwrap();
     let head = response_head(&mut stream).await;
     assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
-    let mut ws = WebSocket::after_handshake(stream, Role::Client);
-    ws.set_auto_close(false);
-    ws.write_frame(support::binary(b"\0in two\n"))
-        .await
-        .unwrap();
-    ws.write_frame(support::binary(&[255, 0])).await.unwrap();
-    assert_eq!(ended(&mut ws).await.stdout, b"in two\n");
+    assert_eq!(cat_back(stream, b"in two\n").await.stdout, b"in two\n");
 }
 
 /// A refusal answered directly is a whole response with its length, and the connection

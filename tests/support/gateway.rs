@@ -194,7 +194,10 @@ pub fn binary(bytes: &[u8]) -> Frame<'static> {
 }
 
 /// Reads frames until the close frame (or the connection ends), within `limit`.
-pub async fn read_to_end(ws: &mut Socket, limit: Duration) -> Ended {
+pub async fn read_to_end<S>(ws: &mut WebSocket<S>, limit: Duration) -> Ended
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let mut ended = Ended::default();
     let result = tokio::time::timeout(limit, async {
         loop {
