@@ -119,17 +119,10 @@ pub fn go_flag(value: &[u8]) -> bool {
 }
 
 /// Go's `url.QueryUnescape`: `%XX` and `+`; `None` for a `%` without two hex digits (Go
-/// refuses those, where `percent_encoding` would pass them through).
-/// One pass and one allocation (none for an empty text), as Go's `unescape` walks the text.
+/// refuses those, where `percent_encoding` would pass them through). One pass and one
+/// allocation (none for an empty text), walking the text as Go's `unescape` does.
 fn query_unescape(text: &str) -> Option<Vec<u8>> {
-    fn hex(digit: Option<&u8>) -> Option<u8> {
-        match *digit? {
-            d @ b'0'..=b'9' => Some(d - b'0'),
-            d @ b'a'..=b'f' => Some(d - b'a' + 10),
-            d @ b'A'..=b'F' => Some(d - b'A' + 10),
-            _ => None,
-        }
-    }
+    let hex = |digit: Option<&u8>| char::from(*digit?).to_digit(16).map(|d| d as u8);
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
