@@ -303,14 +303,18 @@ fn spawn(
 ) {
     pulse.arrived();
     let gateway = gateway.clone();
-    tokio::spawn(async move {
+    // Boxed: the connection's future is about 3 KiB (a direct session runs in it), and tokio
+    // moves an unboxed future by value on its way into the task's cell and writes the cell's
+    // whole stage again when the task ends: several 3 KiB copies a connection, against one
+    // allocation of the same size (loadtest/README.md, "eleventh stop").
+    tokio::spawn(Box::pin(async move {
         let session = serve_connection(gateway, stream, peer).await;
         // An upgraded connection counts as a session from here (drain::Drain::open_sessions).
         drop(counted);
         if let Some(session) = session {
             session.run().await;
         }
-    });
+    }));
 }
 
 /// One open connection on a worker, until dropped.
