@@ -20,6 +20,8 @@ pub mod resume;
 pub mod tar;
 pub mod time;
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 /// Subprotocol that adds the close channel (255); preferred.
@@ -223,6 +225,104 @@ fn is_zero(v: &u16) -> bool {
     *v == 0
 }
 
+/// [`Status::exit_code`] from a status's `status`, `reason` and causes (reason, message).
+fn exit_code_of<'a>(
+    status: &str,
+    reason: &str,
+    mut causes: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Option<i32> {
+    if status == "Success" {
+        return Some(0);
+    }
+    if reason != "NonZeroExitCode" {
+        return None;
+    }
+    causes
+        .find(|(reason, _)| *reason == "ExitCode")
+        .and_then(|(_, message)| message.parse().ok())
+}
+
+/// What a session keeps of the `Status` the cluster sends on channel 3 as its command ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// The command's exit code ([`Status::exit_code`]).
+    Exited(i32),
+    /// Any other status (the command could not start, …): its message.
+    Failed(String),
+}
+
+impl Ended {
+    /// `json` read exactly as `serde_json::from_slice::<Status>` reads it (the same fields
+    /// and types, the same refusals: `None` where that fails), without building the
+    /// `Status`: text borrowed where it has no escapes, no default text built, no box. Every
+    /// session that runs a command to its end reads one of these.
+    pub fn read(json: &[u8]) -> Option<Ended> {
+        let view: StatusView<'_> = serde_json::from_slice(json).ok()?;
+        let causes = view.details.iter().flat_map(|d| &d.causes);
+        Some(
+            match exit_code_of(
+                &view.status,
+                &view.reason,
+                causes.map(|c| (&*c.reason, &*c.message)),
+            ) {
+                Some(code) => Ended::Exited(code),
+                None => Ended::Failed(view.message.into_owned()),
+            },
+        )
+    }
+}
+
+/// [`Status`] with the same fields, types and defaults, borrowing its text.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // Read for their types, as `Status` reads them; never used.
+struct StatusView<'a> {
+    #[serde(default, borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    api_version: Cow<'a, str>,
+    /// As `Status`'s own (`IgnoredAny` would take numbers and escapes a `Value` refuses);
+    /// empty, it allocates nothing.
+    #[serde(default)]
+    metadata: serde_json::Map<String, serde_json::Value>,
+    #[serde(borrow)]
+    status: Cow<'a, str>,
+    #[serde(default, borrow)]
+    message: Cow<'a, str>,
+    #[serde(default, borrow)]
+    reason: Cow<'a, str>,
+    #[serde(default, borrow)]
+    details: Option<DetailsView<'a>>,
+    #[serde(default)]
+    code: u16,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // As StatusView.
+struct DetailsView<'a> {
+    #[serde(default, borrow)]
+    name: Cow<'a, str>,
+    #[serde(default, borrow)]
+    group: Cow<'a, str>,
+    #[serde(default, borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    causes: Vec<CauseView<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // As StatusView.
+struct CauseView<'a> {
+    #[serde(default, borrow)]
+    reason: Cow<'a, str>,
+    #[serde(default, borrow)]
+    message: Cow<'a, str>,
+    #[serde(default, borrow)]
+    field: Cow<'a, str>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusDetails {
@@ -348,18 +448,14 @@ impl Status {
     /// The exit code this status reports: 0 for `Success`, the `ExitCode` cause for
     /// `NonZeroExitCode`, `None` for any other failure.
     pub fn exit_code(&self) -> Option<i32> {
-        if self.status == "Success" {
-            return Some(0);
-        }
-        if self.reason != "NonZeroExitCode" {
-            return None;
-        }
-        self.details
-            .as_ref()?
-            .causes
-            .iter()
-            .find(|c| c.reason == "ExitCode")
-            .and_then(|c| c.message.parse().ok())
+        exit_code_of(
+            &self.status,
+            &self.reason,
+            self.details
+                .iter()
+                .flat_map(|d| &d.causes)
+                .map(|c| (&*c.reason, &*c.message)),
+        )
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -486,6 +582,101 @@ mod tests {
         }
         let other = Status::failure(500, "boom");
         assert_eq!(other.exit_code(), None);
+    }
+
+    /// What a session kept before [`Ended::read`]: the whole `Status`, then its exit code or
+    /// its message.
+    fn ended_by_status(json: &[u8]) -> Option<Ended> {
+        let status: Status = serde_json::from_slice(json).ok()?;
+        Some(match status.exit_code() {
+            Some(code) => Ended::Exited(code),
+            None => Ended::Failed(status.message),
+        })
+    }
+
+    #[test]
+    fn ended_reads_what_status_reads() {
+        let docs: &[&str] = &[
+            // The API server's own (kubelet's remotecommand `v4` error writer).
+            r#"{"metadata":{},"status":"Success"}"#,
+            r#"{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: exit status 2","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"2"}]}}"#,
+            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"exec: \"nope\": executable file not found in $PATH","reason":"InternalError","code":500}"#,
+            // Escapes in the text read (borrowed text has none).
+            r#"{"status":"Failure","message":"a\u00e9\n\t\"b\"","reason":"Non\u005aeroExitCode","details":{"causes":[{"reason":"Exit\u0043ode","message":"\u0037"}]}}"#,
+            r#"{"status":"Succ\u0065ss"}"#,
+            // Causes: the first ExitCode one counts; one that is not a number gives none.
+            r#"{"status":"Failure","reason":"NonZeroExitCode","details":{"causes":[{"reason":"Other","message":"9"},{"reason":"ExitCode","message":"x"},{"reason":"ExitCode","message":"4"}]}}"#,
+            r#"{"status":"Failure","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"-3"}]}}"#,
+            r#"{"status":"Failure","reason":"NonZeroExitCode","details":null,"message":"m"}"#,
+            r#"{"status":"Failure","reason":"NonZeroExitCode"}"#,
+            // Unknown fields and metadata of every kind.
+            r#"{"status":"Success","extra":[1,{"a":null}],"metadata":{"resourceVersion":"1","x":[1.5e3,true]}}"#,
+            // What `Status` refuses, `Ended::read` refuses.
+            r#"{"metadata":{}}"#,
+            r#"{"status":null}"#,
+            r#"{"status":"Success","kind":null}"#,
+            r#"{"status":"Success","metadata":[]}"#,
+            r#"{"status":"Success","metadata":{"n":1e999}}"#,
+            r#"{"status":"Success","metadata":{"s":"\ud800"}}"#,
+            r#"{"status":"Success","code":70000}"#,
+            r#"{"status":"Success","code":-1}"#,
+            r#"{"status":"Success","status":"Failure"}"#,
+            r#"{"status":"Failure","details":{"causes":{}}}"#,
+            r#"{"status":"Failure","details":{"causes":[{"field":1}]}}"#,
+            r#"{"status":"Success"} trailing"#,
+            r#"{"status":"Success""#,
+            r#"[]"#,
+            "",
+            "\u{0}",
+        ];
+        for doc in docs {
+            assert_eq!(
+                Ended::read(doc.as_bytes()),
+                ended_by_status(doc.as_bytes()),
+                "{doc}"
+            );
+        }
+        // The cases above cover both answers and refusals.
+        assert_eq!(Ended::read(docs[1].as_bytes()), Some(Ended::Exited(2)));
+        assert!(
+            matches!(Ended::read(docs[2].as_bytes()), Some(Ended::Failed(m)) if m.contains("nope"))
+        );
+        assert_eq!(Ended::read(docs[3].as_bytes()), Some(Ended::Exited(7)));
+        assert_eq!(Ended::read(docs[10].as_bytes()), None);
+    }
+
+    proptest::proptest! {
+        /// Statuses of every shape, whole and cut short, read the same both ways.
+        #[test]
+        fn ended_reads_generated_statuses_as_status_does(
+            status in "(Success|Failure|[a-zA-Z\u{e9}\"\\\\]{0,8})",
+            reason in "(NonZeroExitCode|ExitCode|[a-z\u{0}-\u{1f}\"]{0,6})",
+            message in ".{0,12}",
+            causes in proptest::collection::vec(("(ExitCode|[A-Za-z]{0,5})", "(-?[0-9]{1,11}|.{0,4})"), 0..4),
+            code in 0u16..1000,
+            cut in 0usize..400,
+        ) {
+            let mut status = Status {
+                status,
+                reason,
+                message,
+                code,
+                ..Status::default()
+            };
+            if !causes.is_empty() {
+                status.details = Some(StatusDetails {
+                    causes: causes
+                        .into_iter()
+                        .map(|(reason, message)| StatusCause { reason, message, ..StatusCause::default() })
+                        .collect(),
+                    ..StatusDetails::default()
+                });
+            }
+            let json = status.to_json();
+            proptest::prop_assert_eq!(Ended::read(&json), ended_by_status(&json));
+            let cut = &json[..cut.min(json.len())];
+            proptest::prop_assert_eq!(Ended::read(cut), ended_by_status(cut));
+        }
     }
 
     #[test]

@@ -38,7 +38,7 @@ use self::frames::{FrameReader, FrameWriter};
 use self::handoff::{Handoff, PolledAfter};
 pub use self::kept::{Kept, watch};
 pub use crate::events::{CloseReason, Summary};
-use crate::protocol::Status;
+use crate::protocol::Ended;
 use crate::recording::RecordingTap;
 use crate::telemetry::metrics::RelayBytes;
 
@@ -145,8 +145,8 @@ struct Shared {
     client: Leg,
     upstream: Leg,
     bytes: Arc<SessionBytes>,
-    /// Boxed: a `Status` is large and most sessions only get one at their very end.
-    status: Mutex<Option<Box<Status>>>,
+    /// What the cluster's channel-3 status said, once it sent one.
+    ended: Mutex<Option<Ended>>,
     /// Output sent and acknowledged, when the client speaks flow control.
     flow: Option<Box<flow::Flow>>,
     /// The output kept for whichever connection is attached, in a session that outlives its
@@ -174,26 +174,24 @@ impl Shared {
             client: Leg::default(),
             upstream: Leg::default(),
             bytes: config.session_bytes.clone(),
-            status: Mutex::new(None),
+            ended: Mutex::new(None),
             kept: None,
         }
     }
 
     /// What the session came to, once it ended with `close`.
     fn summary(&self, close: CloseReason) -> Summary {
-        let status = self
-            .status
-            .lock()
-            .ok()
-            .and_then(|mut s| s.take())
-            .map(|s| *s);
+        let ended = self.ended.lock().ok().and_then(|mut s| s.take());
+        let (exit_code, status_message) = match ended {
+            Some(Ended::Exited(code)) => (Some(code), None),
+            Some(Ended::Failed(message)) => (None, Some(message)),
+            None => (None, None),
+        };
         Summary {
             bytes_from_client: self.bytes.from_client.load(Ordering::Relaxed),
             bytes_to_client: self.bytes.to_client.load(Ordering::Relaxed),
-            exit_code: status.as_ref().and_then(Status::exit_code),
-            status_message: status
-                .filter(|s| s.exit_code().is_none())
-                .map(|s| s.message),
+            exit_code,
+            status_message,
             close,
             duration: self.start.elapsed(),
         }

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::frames::{FrameReader, FrameWriter, Outgoing, ReadError};
 use super::handoff::{Batch, Handoff};
 use super::{CloseReason, Leg, MAX_STATUS_BYTES, MISSED_PINGS, RelayConfig, Shared};
-use crate::protocol::{self, FrameError, Status, flow};
+use crate::protocol::{self, Ended, FrameError, flow};
 use crate::recording::RecordingTap;
 
 /// The reader of one socket's half.
@@ -273,32 +273,42 @@ impl UpstreamMessage {
             }
             if let Some(buf) = &mut self.status {
                 buf.extend_from_slice(&out.payload);
+                if out.fin {
+                    let json = std::mem::take(buf);
+                    self.status = None;
+                    read_status(&json, shared);
+                } else if buf.len() > MAX_STATUS_BYTES {
+                    self.status = None;
+                }
             }
             &out.payload[..]
         } else {
             self.channel = out.payload.first().copied();
-            self.status =
-                (self.channel == Some(protocol::ERROR)).then(|| BytesMut::from(&out.payload[1..]));
-            out.payload.get(1..).unwrap_or_default()
+            let data = out.payload.get(1..).unwrap_or_default();
+            // A status in one frame (as the API server sends it) is read where it lies.
+            self.status = None;
+            if self.channel == Some(protocol::ERROR) {
+                if out.fin {
+                    read_status(data, shared);
+                } else if data.len() <= MAX_STATUS_BYTES {
+                    self.status = Some(BytesMut::from(data));
+                }
+            }
+            data
         };
         self.in_message = !out.fin;
-        if self
-            .status
-            .as_ref()
-            .is_some_and(|b| b.len() > MAX_STATUS_BYTES)
-        {
-            self.status = None;
-        }
-        let finished = if out.fin { self.status.take() } else { None };
-        if let Some(json) = finished {
-            if let (Ok(parsed), Ok(mut seen)) = (
-                serde_json::from_slice::<Status>(&json),
-                shared.status.lock(),
-            ) {
-                *seen = Some(Box::new(parsed));
-            }
-        }
         Ok((self.channel, data))
+    }
+}
+
+/// A whole channel-3 message: what it says of the command, when it is a `Status` within
+/// [`MAX_STATUS_BYTES`].
+fn read_status(json: &[u8], shared: &Shared) {
+    if json.len() > MAX_STATUS_BYTES {
+        return;
+    }
+    if let (Some(ended), Ok(mut seen)) = (Ended::read(json), shared.ended.lock()) {
+        *seen = Some(ended);
     }
 }
 
@@ -558,6 +568,58 @@ mod tests {
             m.take(frame(true, OpCode::Binary, b"\x01out"), &config(false)),
             Verdict::End(CloseReason::Protocol(_))
         ));
+    }
+
+    #[test]
+    fn a_status_in_one_frame_is_read_and_the_last_one_counts() {
+        let shared = Shared::new(&config(false));
+        let mut m = UpstreamMessage::default();
+        let mut frame3 = vec![protocol::ERROR];
+        frame3.extend_from_slice(&protocol::Status::exit(5).to_json());
+        let out = frame(true, OpCode::Binary, &frame3);
+        assert_eq!(
+            m.track(&out, &shared).unwrap(),
+            (Some(protocol::ERROR), &frame3[1..])
+        );
+        let failed = [
+            &[protocol::ERROR][..],
+            br#"{"status":"Failure","message":"gone"}"#,
+        ]
+        .concat();
+        let out = frame(true, OpCode::Binary, &failed);
+        m.track(&out, &shared).unwrap();
+        let summary = shared.summary(CloseReason::Exited);
+        assert_eq!(summary.exit_code, None);
+        assert_eq!(summary.status_message.as_deref(), Some("gone"));
+    }
+
+    #[test]
+    fn a_status_over_the_limit_is_passed_on_but_not_read() {
+        let json = format!(
+            r#"{{"status":"Success","message":"{}"}}"#,
+            "x".repeat(MAX_STATUS_BYTES)
+        );
+        let (a, b) = json.as_bytes().split_at(10);
+        for pieces in [vec![json.as_bytes()], vec![a, b]] {
+            let shared = Shared::new(&config(false));
+            let mut m = UpstreamMessage::default();
+            for (i, piece) in pieces.iter().enumerate() {
+                let fin = i + 1 == pieces.len();
+                let out = if i == 0 {
+                    let mut first = vec![protocol::ERROR];
+                    first.extend_from_slice(piece);
+                    frame(fin, OpCode::Binary, &first)
+                } else {
+                    frame(fin, OpCode::Continuation, piece)
+                };
+                assert_eq!(
+                    m.track(&out, &shared).unwrap(),
+                    (Some(protocol::ERROR), *piece)
+                );
+            }
+            let summary = shared.summary(CloseReason::Exited);
+            assert_eq!((summary.exit_code, summary.status_message), (None, None));
+        }
     }
 
     #[test]
