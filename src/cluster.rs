@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use fastwebsockets::{Role, WebSocket};
-use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tower::{BoxError, ServiceExt as _};
@@ -121,6 +121,10 @@ pub enum ActAs<'a> {
     Podterm,
 }
 
+/// Static: a name given as text is parsed, and one outside the standard set copied, each time.
+const IMPERSONATE_USER: HeaderName = HeaderName::from_static("impersonate-user");
+const IMPERSONATE_GROUP: HeaderName = HeaderName::from_static("impersonate-group");
+
 impl ActAs<'_> {
     fn apply(self, headers: &mut hyper::HeaderMap) -> Result<(), UpstreamError> {
         let ActAs::User(identity) = self else {
@@ -131,9 +135,9 @@ impl ActAs<'_> {
         let value = |v: &str| {
             HeaderValue::from_bytes(v.as_bytes()).map_err(|_| UpstreamError::BadIdentity(v.into()))
         };
-        headers.insert("impersonate-user", value(&identity.user)?);
+        headers.insert(IMPERSONATE_USER, value(&identity.user)?);
         for group in &identity.groups {
-            headers.append("impersonate-group", value(group)?);
+            headers.append(IMPERSONATE_GROUP, value(group)?);
         }
         Ok(())
     }
@@ -266,16 +270,29 @@ impl Cluster {
         receive_buffer: Option<u32>,
     ) -> Result<ExecStream, UpstreamError> {
         let mut req = Request::get(path_and_query)
-            .header(header::CONNECTION, "Upgrade")
-            .header(header::UPGRADE, "websocket")
-            .header(header::SEC_WEBSOCKET_VERSION, "13")
-            .header(
-                header::SEC_WEBSOCKET_KEY,
-                fastwebsockets::handshake::generate_key(),
-            )
-            .header(header::SEC_WEBSOCKET_PROTOCOL, protocols.join(", "))
             .body(kube::client::Body::empty())
             .map_err(|e| self.handshake(e.to_string()))?;
+        // Room for every header the request gets (these, impersonation, the credentials):
+        // grown from empty, the map is allocated, then reallocated and rehashed at its sixth.
+        // Static names and values are neither checked nor copied; the key and the protocols
+        // are Strings, taken as they are.
+        let mut headers = HeaderMap::with_capacity(16);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        let key = fastwebsockets::handshake::generate_key();
+        let protocols_value = protocols.join(", ");
+        for (name, value) in [
+            (header::SEC_WEBSOCKET_KEY, key),
+            (header::SEC_WEBSOCKET_PROTOCOL, protocols_value),
+        ] {
+            let value = HeaderValue::try_from(value).map_err(|e| self.handshake(e.to_string()))?;
+            headers.insert(name, value);
+        }
+        *req.headers_mut() = headers;
         if let Some(size) = receive_buffer {
             req.extensions_mut().insert(upgrade::ReceiveBuffer(size));
         }
