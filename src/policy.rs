@@ -56,6 +56,17 @@ pub enum Mode {
     None,
 }
 
+impl Mode {
+    /// Its name, as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Shell => "shell",
+            Mode::Restricted => "restricted",
+            Mode::None => "none",
+        }
+    }
+}
+
 /// The loaded policy.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {

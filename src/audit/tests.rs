@@ -437,3 +437,193 @@ fn times_print_as_jiff_prints_them_on_every_day() {
     let ts = jiff::Timestamp::new(0, -500_000_000).unwrap();
     assert_eq!(super::Time(ts).to_string(), "1969-12-31T23:59:59.500Z");
 }
+
+mod hand_written {
+    //! `Line::text` against serde's serialization of the same line, the reference.
+    use super::*;
+    use proptest::prelude::*;
+    use std::path::PathBuf;
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z0-9.@:-]{0,24}",
+            "[\\u{0}-\\u{7f}\u{e9}\u{1F600}]{0,40}",
+            any::<String>(),
+        ]
+    }
+
+    fn time() -> impl Strategy<Value = Time> {
+        // Before 1970 and from 10000 on as well: the two ways `Time` is written.
+        (
+            -377_705_116_800i64..253_402_300_799 + 86_400 * 400,
+            0i32..1_000_000_000,
+        )
+            .prop_map(|(secs, nanos)| {
+                Time(jiff::Timestamp::new(secs.min(253_402_207_999), nanos).unwrap())
+            })
+    }
+
+    fn peer() -> impl Strategy<Value = SocketAddr> {
+        prop_oneof![
+            any::<std::net::SocketAddrV4>().prop_map(SocketAddr::V4),
+            any::<std::net::SocketAddrV6>().prop_map(SocketAddr::V6),
+        ]
+    }
+
+    #[derive(Debug)]
+    struct Owned {
+        event: &'static str,
+        time: Time,
+        strings: [String; 4],
+        user: Option<String>,
+        groups: Option<Vec<String>>,
+        container: Option<String>,
+        argv: Option<Vec<String>>,
+        tty: Option<bool>,
+        subresource: Option<Subresource>,
+        mode: Option<Mode>,
+        rule: Option<String>,
+        peer: SocketAddr,
+        start: Time,
+        recording: Option<PathBuf>,
+        end: Option<Time>,
+        bytes: (u64, u64),
+        exit_code: Option<i32>,
+        close_reason: Option<String>,
+        reason: Option<String>,
+    }
+
+    fn owned() -> impl Strategy<Value = Owned> {
+        let names = (
+            prop::sample::select(vec!["session.start", "session.end", "session.denied"]),
+            time(),
+            [text(), text(), text(), text()],
+            prop::option::of(text()),
+            prop::option::of(prop::collection::vec(text(), 0..4)),
+            prop::option::of(text()),
+            prop::option::of(prop::collection::vec(text(), 0..4)),
+            prop::option::of(any::<bool>()),
+        );
+        let rest = (
+            prop::option::of(prop::sample::select(vec![
+                Subresource::Exec,
+                Subresource::Attach,
+            ])),
+            prop::option::of(prop::sample::select(vec![
+                Mode::Shell,
+                Mode::Restricted,
+                Mode::None,
+            ])),
+            prop::option::of(text()),
+            peer(),
+            time(),
+            prop::option::of(text().prop_map(PathBuf::from)),
+            prop::option::of(time()),
+            (any::<u64>(), any::<u64>()),
+            prop::option::of(any::<i32>()),
+            prop::option::of(text()),
+            prop::option::of(text()),
+        );
+        (names, rest).prop_map(
+            |(
+                (event, time, strings, user, groups, container, argv, tty),
+                (
+                    subresource,
+                    mode,
+                    rule,
+                    peer,
+                    start,
+                    recording,
+                    end,
+                    bytes,
+                    exit_code,
+                    close_reason,
+                    reason,
+                ),
+            )| Owned {
+                event,
+                time,
+                strings,
+                user,
+                groups,
+                container,
+                argv,
+                tty,
+                subresource,
+                mode,
+                rule,
+                peer,
+                start,
+                recording,
+                end,
+                bytes,
+                exit_code,
+                close_reason,
+                reason,
+            },
+        )
+    }
+
+    fn line(o: &Owned) -> Line<'_> {
+        Line {
+            event: o.event,
+            time: o.time,
+            exec: Fields {
+                session: &o.strings[0],
+                user: o.user.as_deref(),
+                groups: o.groups.as_deref(),
+                cluster: &o.strings[1],
+                namespace: &o.strings[2],
+                pod: &o.strings[3],
+                container: o.container.as_deref(),
+                argv: o.argv.as_deref(),
+                tty: o.tty,
+                subresource: o.subresource,
+                mode: o.mode,
+                rule: o.rule.as_deref(),
+                peer: o.peer,
+                start: o.start,
+                recording: o.recording.as_deref(),
+            },
+            end: o.end,
+            bytes_in: o.bytes.0,
+            bytes_out: o.bytes.1,
+            exit_code: o.exit_code,
+            close_reason: o.close_reason.as_deref(),
+            reason: o.reason.as_deref(),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn lines_are_the_bytes_serde_writes(o in owned()) {
+            let line = line(&o);
+            prop_assert_eq!(line.text(), line_text(&line));
+        }
+    }
+
+    #[test]
+    fn a_session_s_own_lines_are_the_bytes_serde_writes() {
+        let exec = exec();
+        let end = SessionEnd {
+            bytes_in: 12,
+            bytes_out: 3_000_000_000,
+            exit_code: Some(-1),
+            close_reason: "client closed: \"bye\"\n".into(),
+        };
+        for line in [
+            Line::new("session.start", &exec),
+            Line {
+                end: Some(Time::now()),
+                bytes_in: end.bytes_in,
+                bytes_out: end.bytes_out,
+                exit_code: end.exit_code,
+                close_reason: Some(&end.close_reason),
+                ..Line::new("session.end", &exec)
+            },
+        ] {
+            assert_eq!(line.text(), line_text(&line));
+        }
+    }
+}
