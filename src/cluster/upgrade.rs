@@ -150,8 +150,12 @@ impl Connector {
     }
 
     async fn send(&self, mut req: Request<Body>) -> Result<Upgrade, BoxError> {
-        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-        *req.uri_mut() = Uri::try_from(format!("{}{path}", self.base_path))?;
+        // Under the cluster URL's path, when it has one (only the path and query are sent:
+        // without one, the request's own are already what goes out).
+        if !self.base_path.is_empty() {
+            let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            *req.uri_mut() = Uri::try_from(format!("{}{path}", self.base_path))?;
+        }
         req.headers_mut()
             .insert(hyper::header::HOST, self.authority.clone());
         if !hyper::body::Body::is_end_stream(req.body()) {
