@@ -350,6 +350,35 @@ pub struct StatusCause {
 /// Longest close reason a close frame can carry: a control frame's 125 bytes less the code.
 pub const MAX_CLOSE_REASON_BYTES: usize = 123;
 
+/// `text` split at each `sep`, an ASCII byte: the pieces `text.split(char::from(sep))`
+/// gives, found a byte at a time. For the short pieces of a path or a query, `str::split`'s
+/// `memchr` costs more to set up for each piece than the scan itself.
+pub fn split_ascii(text: &str, sep: u8) -> impl Iterator<Item = &str> {
+    debug_assert!(sep.is_ascii());
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let piece = rest?;
+        match piece.bytes().position(|b| b == sep) {
+            // An ASCII byte's index is a character boundary, on both sides.
+            Some(at) => {
+                rest = Some(&piece[at + 1..]);
+                Some(&piece[..at])
+            }
+            None => {
+                rest = None;
+                Some(piece)
+            }
+        }
+    })
+}
+
+/// `text` split at its first `sep`, an ASCII byte, as `str::split_once` would.
+pub fn split_once_ascii(text: &str, sep: u8) -> Option<(&str, &str)> {
+    debug_assert!(sep.is_ascii());
+    let at = text.bytes().position(|b| b == sep)?;
+    Some((&text[..at], &text[at + 1..]))
+}
+
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
 pub fn truncate_utf8(s: &str, max: usize) -> &str {
     if s.len() <= max {
@@ -676,6 +705,18 @@ mod tests {
             proptest::prop_assert_eq!(Ended::read(&json), ended_by_status(&json));
             let cut = &json[..cut.min(json.len())];
             proptest::prop_assert_eq!(Ended::read(cut), ended_by_status(cut));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ascii_splits_are_str_splits(
+            text in "[a/&=;\u{e9}\u{1F600}]{0,24}",
+            sep in proptest::sample::select(vec![b'/', b'&', b'=', b';', b'a']),
+        ) {
+            let expected: Vec<&str> = text.split(char::from(sep)).collect();
+            proptest::prop_assert_eq!(split_ascii(&text, sep).collect::<Vec<_>>(), expected);
+            proptest::prop_assert_eq!(split_once_ascii(&text, sep), text.split_once(char::from(sep)));
         }
     }
 

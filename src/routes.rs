@@ -323,7 +323,7 @@ pub struct ExecPath<'a> {
 impl<'a> ExecPath<'a> {
     /// `path` as an exec or attach path, if it is one.
     pub fn of(path: &'a str) -> Option<ExecPath<'a>> {
-        let mut segments = path.trim_start_matches('/').split('/');
+        let mut segments = crate::protocol::split_ascii(path.trim_start_matches('/'), b'/');
         let mut next = || segments.next();
         let (Some("clusters"), Some(cluster), Some("api"), Some("v1"), Some("namespaces")) =
             (next(), next(), next(), next(), next())

@@ -45,15 +45,15 @@ impl Values {
     /// Go's `url.ParseQuery(query)`, errors kept as [`Dropped`] entries.
     pub fn parse(query: &str) -> Values {
         let mut values = Values::default();
-        for pair in query.split('&') {
-            if pair.contains(';') {
+        for pair in super::split_ascii(query, b'&') {
+            if pair.as_bytes().contains(&b';') {
                 values.dropped.push(Dropped::Semicolon(pair.to_string()));
                 continue;
             }
             if pair.is_empty() {
                 continue;
             }
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let (key, value) = super::split_once_ascii(pair, b'=').unwrap_or((pair, ""));
             match (query_unescape(key), query_unescape(value)) {
                 (Some(key), Some(value)) => values.pairs.push((key, value)),
                 _ => values.dropped.push(Dropped::BadEscape(pair.to_string())),
