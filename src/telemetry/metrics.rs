@@ -47,7 +47,7 @@ struct ClusterLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     cluster: String,
-    outcome: String,
+    outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -167,9 +167,11 @@ impl Metrics {
         let labels = ClusterLabels {
             cluster: cluster.to_string(),
         };
-        self.0.sessions_active.get_or_create(&labels).inc();
+        let active = self.0.sessions_active.get_or_create(&labels).clone();
+        active.inc();
         SessionMetrics {
             metrics: self.clone(),
+            active,
             cluster: labels.cluster,
             start: Instant::now(),
             outcome: None,
@@ -210,15 +212,18 @@ impl Metrics {
 /// dropped; [`SessionMetrics::finish`] records how and after how long it ended.
 pub struct SessionMetrics {
     metrics: Metrics,
+    /// The cluster's `podterm_sessions_active`, looked up once: the end counts it down
+    /// without a second lookup.
+    active: Gauge,
     cluster: String,
     start: Instant,
-    outcome: Option<String>,
+    outcome: Option<&'static str>,
 }
 
 impl SessionMetrics {
     /// The session ended with `outcome` (a short snake_case word, e.g. `exited`, `idle`).
-    pub fn finish(mut self, outcome: &str) {
-        self.outcome = Some(outcome.to_string());
+    pub fn finish(mut self, outcome: &'static str) {
+        self.outcome = Some(outcome);
     }
 }
 
@@ -226,16 +231,8 @@ impl Drop for SessionMetrics {
     fn drop(&mut self) {
         let inner = &self.metrics.0;
         let cluster = std::mem::take(&mut self.cluster);
-        let outcome = self
-            .outcome
-            .take()
-            .unwrap_or_else(|| OUTCOME_ABORTED.to_string());
-        inner
-            .sessions_active
-            .get_or_create(&ClusterLabels {
-                cluster: cluster.clone(),
-            })
-            .dec();
+        let outcome = self.outcome.take().unwrap_or(OUTCOME_ABORTED);
+        self.active.dec();
         inner
             .sessions_total
             .get_or_create(&OutcomeLabels { cluster, outcome })
