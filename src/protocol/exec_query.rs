@@ -18,6 +18,8 @@
 //! that is not UTF-8. podterm never forwards the client's query: it sends
 //! [`ExecQuery::encode`], which every reader reads the same way.
 
+use std::borrow::Cow;
+
 /// More pairs than this are refused (Go's own default cap, `urlmaxqueryparams`, is 10,000).
 pub const MAX_QUERY_PAIRS: usize = 1_000;
 
@@ -33,17 +35,17 @@ pub enum Dropped {
     BadEscape(String),
 }
 
-/// A query as Go's `url.ParseQuery` reads it: the kept pairs in order (decoded bytes) and the
-/// dropped ones.
+/// A query as Go's `url.ParseQuery` reads it: the kept pairs in order (decoded bytes,
+/// borrowed from the query where nothing was escaped) and the dropped ones.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Values {
-    pub pairs: Vec<(Vec<u8>, Vec<u8>)>,
+pub struct Values<'a> {
+    pub pairs: Vec<(Cow<'a, [u8]>, Cow<'a, [u8]>)>,
     pub dropped: Vec<Dropped>,
 }
 
-impl Values {
+impl<'a> Values<'a> {
     /// Go's `url.ParseQuery(query)`, errors kept as [`Dropped`] entries.
-    pub fn parse(query: &str) -> Values {
+    pub fn parse(query: &'a str) -> Values<'a> {
         let mut values = Values::default();
         for pair in super::split_ascii(query, b'&') {
             if pair.as_bytes().contains(&b';') {
@@ -63,15 +65,15 @@ impl Values {
     }
 
     /// Every value of `key`, in order.
-    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a [u8]> {
+    pub fn all<'s>(&'s self, key: &'s str) -> impl Iterator<Item = &'s [u8]> {
         self.pairs
             .iter()
-            .filter(move |(k, _)| k == key.as_bytes())
-            .map(|(_, v)| v.as_slice())
+            .filter(move |(k, _)| **k == *key.as_bytes())
+            .map(|(_, v)| &**v)
     }
 
     /// The first value of `key` (`Convert_Slice_string_To_string`).
-    pub fn first<'a>(&'a self, key: &'a str) -> Option<&'a [u8]> {
+    pub fn first<'s>(&'s self, key: &'s str) -> Option<&'s [u8]> {
         self.all(key).next()
     }
 
@@ -83,7 +85,7 @@ impl Values {
     /// `query` as Go reads it, or why another reader could read it otherwise: a pair Go
     /// drops, more than [`MAX_QUERY_PAIRS`] pairs, or one of `once` given twice. The strict
     /// reading podterm's exec, log and file queries share.
-    pub fn parse_strict(query: &str, once: &[&'static str]) -> Result<Values, Unclear> {
+    pub fn parse_strict(query: &'a str, once: &[&'static str]) -> Result<Values<'a>, Unclear> {
         let values = Values::parse(query);
         if let Some(dropped) = values.dropped.first() {
             return Err(Unclear::Dropped(dropped.clone()));
@@ -119,11 +121,15 @@ pub fn go_flag(value: &[u8]) -> bool {
 }
 
 /// Go's `url.QueryUnescape`: `%XX` and `+`; `None` for a `%` without two hex digits (Go
-/// refuses those, where `percent_encoding` would pass them through). One pass and one
-/// allocation (none for an empty text), walking the text as Go's `unescape` does.
-fn query_unescape(text: &str) -> Option<Vec<u8>> {
+/// refuses those, where `percent_encoding` would pass them through). The text itself when it
+/// has neither (nearly every key and value: `command`, `stdin`, `true`, `sh`); otherwise one
+/// pass and one allocation, walking the text as Go's `unescape` does.
+fn query_unescape(text: &str) -> Option<Cow<'_, [u8]>> {
     let hex = |digit: Option<&u8>| char::from(*digit?).to_digit(16).map(|d| d as u8);
     let bytes = text.as_bytes();
+    if !bytes.iter().any(|&b| b == b'%' || b == b'+') {
+        return Some(Cow::Borrowed(bytes));
+    }
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while let Some(&byte) = bytes.get(i) {
@@ -142,7 +148,7 @@ fn query_unescape(text: &str) -> Option<Vec<u8>> {
             }
         }
     }
-    Some(out)
+    Some(Cow::Owned(out))
 }
 
 /// `PodExecOptions` exactly as kube-apiserver reads it from a query (bytes where Go has
@@ -400,7 +406,10 @@ mod tests {
     fn go_parse_query_drops_what_go_drops() {
         let v = Values::parse("a=1&b=x;y&&c=%zz&d=%4&e=%41+%42&=z&f");
         assert_eq!(
-            v.pairs,
+            v.pairs
+                .iter()
+                .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .collect::<Vec<_>>(),
             [
                 (b"a".to_vec(), b"1".to_vec()),
                 (b"e".to_vec(), b"A B".to_vec()),
@@ -599,6 +608,11 @@ mod tests {
         ] {
             assert_eq!(query_unescape(text).as_deref(), want, "{text:?}");
         }
+        // Text with nothing to unescape is the query's own bytes, not a copy.
+        for text in ["command", "", "a-b.c_d~é"] {
+            assert!(matches!(query_unescape(text), Some(Cow::Borrowed(b)) if b == text.as_bytes()));
+        }
+        assert!(matches!(query_unescape("a+b"), Some(Cow::Owned(_))));
     }
 
     proptest::proptest! {
@@ -615,7 +629,7 @@ mod tests {
             let reference = escapes_ok.then(|| {
                 percent_encoding::percent_decode_str(&text.replace('+', " ")).collect::<Vec<u8>>()
             });
-            proptest::prop_assert_eq!(query_unescape(&text), reference);
+            proptest::prop_assert_eq!(query_unescape(&text).map(Cow::into_owned), reference);
         }
     }
 }
