@@ -35,11 +35,14 @@ pub enum Dropped {
     BadEscape(String),
 }
 
+/// A key and its value, decoded.
+pub type Pair<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
+
 /// A query as Go's `url.ParseQuery` reads it: the kept pairs in order (decoded bytes,
 /// borrowed from the query where nothing was escaped) and the dropped ones.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Values<'a> {
-    pub pairs: Vec<(Cow<'a, [u8]>, Cow<'a, [u8]>)>,
+    pub pairs: Vec<Pair<'a>>,
     pub dropped: Vec<Dropped>,
 }
 
