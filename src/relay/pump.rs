@@ -273,13 +273,17 @@ impl UpstreamMessage {
             }
             if let Some(buf) = &mut self.status {
                 buf.extend_from_slice(&out.payload);
-                if out.fin {
-                    let json = std::mem::take(buf);
-                    self.status = None;
+            }
+            if out.fin {
+                if let Some(json) = self.status.take() {
                     read_status(&json, shared);
-                } else if buf.len() > MAX_STATUS_BYTES {
-                    self.status = None;
                 }
+            } else if self
+                .status
+                .as_ref()
+                .is_some_and(|b| b.len() > MAX_STATUS_BYTES)
+            {
+                self.status = None;
             }
             &out.payload[..]
         } else {
