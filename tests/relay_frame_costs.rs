@@ -11,10 +11,13 @@
 //!
 //! Allocations are counted by this binary's global allocator (`stats_alloc`) over the polls of
 //! the session's task only. The count is the whole process's, so this binary holds this one
-//! test, on a runtime of one thread: nothing else allocates during such a poll. (With a second
-//! test beside it, that test's end (its runtime's teardown, the harness reporting it) now and
-//! then fell inside a counted poll: 2.01 allocations a round, about one run in twelve. The
-//! flood's writes are counted in `relay_flood_writes.rs`.)
+//! test, run on its main thread with no test harness (`harness = false` in Cargo.toml): no
+//! other thread exists to allocate during such a poll. (With a second test beside it, that
+//! test's end now and then fell inside a counted poll: 2.01 allocations a round, about one run
+//! in twelve. With libtest alone, its main thread records the test it started in a map after
+//! the test's thread began, and on a loaded machine that fell inside a counted poll: 2.02 a
+//! round, 11 runs in 30 beside six busy processes. The flood's writes are counted in
+//! `relay_flood_writes.rs`.)
 
 #[path = "support/relay.rs"]
 mod support;
@@ -91,7 +94,16 @@ async fn round(client: &mut WebSocket<TcpStream>, cluster: &mut WebSocket<TcpStr
     assert_eq!(support::binary_data(client).await, b"\x01k");
 }
 
-#[tokio::test(flavor = "current_thread")]
+/// The one test; the process's only thread runs it (see the module doc).
+fn main() {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(a_keystroke_frame_costs_one_poll_and_one_allocation());
+    println!("test a_keystroke_frame_costs_one_poll_and_one_allocation ... ok");
+}
+
 async fn a_keystroke_frame_costs_one_poll_and_one_allocation() {
     let (client_end, relay_client) = support::loopback_pair().await;
     let (relay_cluster, cluster_end) = support::loopback_pair().await;
