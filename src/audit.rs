@@ -262,7 +262,7 @@ impl<'a> Line<'a> {
         match f.recording {
             // serde refuses a path that is not UTF-8 (and the line with it); its text with
             // U+FFFD for what is not keeps the line.
-            Some(path) => o.opt_str("recording", Some(&path.to_string_lossy())),
+            Some(path) => o.str("recording", &path.to_string_lossy()),
             None => o.null("recording"),
         }
         match self.end {
