@@ -317,7 +317,8 @@ where
         // Boxed when the session ends: inline, both legs' closings (1.2 KB) would be the
         // largest state of every session's task, idle ones included.
         let finish = Box::pin(async {
-            let (client_leg, upstream_leg) = closing::legs(&close, written, &shared, config);
+            let (client_leg, upstream_leg) =
+                closing::legs(&close, written, [&to_client, &to_upstream], &shared, config);
             tokio::join!(
                 client_leg.finish(client_writer, &mut client_rx),
                 upstream_leg.finish(upstream_writer, &mut upstream_rx),

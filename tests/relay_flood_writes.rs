@@ -1,6 +1,6 @@
-//! A flood's cost in writes, counted exactly (never timed): large frames that arrive together
-//! are read several to a read and written several to a (vectored) write, so the client's
-//! socket takes fewer writes than frames.
+//! Writes, counted exactly (never timed): large frames that arrive together are read several
+//! to a read and written several to a (vectored) write, so the client's socket takes fewer
+//! writes than frames; a command's status and the close frame after it go out in one write.
 
 #[path = "support/relay.rs"]
 mod support;
@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
+use fastwebsockets::OpCode;
 use fastwebsockets::{Frame, Payload, Role, WebSocket};
 use podterm::relay::relay;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 /// A socket whose writes that moved bytes are counted.
@@ -125,4 +126,46 @@ async fn a_flood_of_large_frames_takes_fewer_writes_than_frames() {
     let _ = stop.send(());
     drop((client, flood.await.unwrap()));
     let _ = session.await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_commands_status_and_the_close_frame_go_to_the_client_in_one_write() {
+    let (client_end, relay_client) = support::loopback_pair().await;
+    let (relay_cluster, mut cluster_end) = support::loopback_pair().await;
+    let config = Arc::new(support::relay_config());
+    let writes = Arc::new(AtomicUsize::new(0));
+    let relay_client = CountedWrites {
+        io: relay_client,
+        writes: writes.clone(),
+    };
+    let session = tokio::spawn(async move {
+        relay(relay_client, relay_cluster, &config, std::future::pending()).await
+    });
+    // The kubelet's end of a command, as the API server passes it on: the channel-3 status
+    // and the close frame, in one segment.
+    let status = br#"{"metadata":{},"status":"Success"}"#;
+    let mut end = vec![0x82, 1 + status.len() as u8, 3];
+    end.extend_from_slice(status);
+    end.extend_from_slice(&[0x88, 2, 0x03, 0xe8]);
+    cluster_end.write_all(&end).await.unwrap();
+    let mut client = WebSocket::after_handshake(client_end, Role::Client);
+    let frame = client.read_frame().await.unwrap();
+    assert_eq!(frame.opcode, OpCode::Binary);
+    assert_eq!(&frame.payload[..], &end[2..2 + 1 + status.len()]);
+    let frame = client.read_frame().await.unwrap();
+    assert_eq!(frame.opcode, OpCode::Close);
+    assert_eq!(&frame.payload[..2], &1000u16.to_be_bytes());
+    // fastwebsockets answered the close; the cluster's end gets podterm's close frame, then
+    // the connection's end.
+    let summary = session.await.unwrap();
+    assert_eq!(summary.exit_code, Some(0));
+    let mut rest = Vec::new();
+    cluster_end.read_to_end(&mut rest).await.unwrap();
+    assert_eq!(rest[0], 0x88, "podterm's close frame to the cluster");
+    assert_eq!(
+        writes.load(Ordering::Relaxed),
+        1,
+        "the status and the close frame in one write to the client"
+    );
+    drop(client);
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::frames::{FrameWriter, Outgoing};
+use super::handoff::Handoff;
 use super::pump::{Reader, read};
 use super::{CLOSE_GRACE, CloseReason, Leg, RelayConfig, Shared, Written};
 
@@ -19,6 +20,7 @@ use super::{CLOSE_GRACE, CloseReason, Leg, RelayConfig, Shared, Written};
 pub(super) fn legs<'a, CW, UW>(
     close: &CloseReason,
     written: Written<FrameWriter<CW>, FrameWriter<UW>>,
+    [to_client, to_upstream]: [&'a Handoff; 2],
     shared: &'a Shared,
     config: &RelayConfig,
 ) -> (Closing<'a, CW>, Closing<'a, UW>) {
@@ -31,12 +33,14 @@ pub(super) fn legs<'a, CW, UW>(
         Closing {
             written: written.client,
             close: Outgoing::close(close.client_code(), &text),
+            handoff: to_client,
             leg: &shared.client,
             grace,
         },
         Closing {
             written: written.upstream,
             close: Outgoing::close(close.upstream_code(), &text),
+            handoff: to_upstream,
             leg: &shared.upstream,
             grace,
         },
@@ -44,10 +48,12 @@ pub(super) fn legs<'a, CW, UW>(
 }
 
 /// The end of one socket's session: its writer's result if it already ended, the close frame
-/// it gets, its reader's liveness and how long its queued output may take.
+/// it gets, its writer's (closed) handoff, its reader's liveness and how long its queued
+/// output may take.
 pub(super) struct Closing<'a, W> {
     pub(super) written: Option<std::io::Result<FrameWriter<W>>>,
     pub(super) close: Outgoing,
+    pub(super) handoff: &'a Handoff,
     pub(super) leg: &'a Leg,
     pub(super) grace: Duration,
 }
@@ -60,21 +66,35 @@ impl<W: AsyncWrite + Unpin> Closing<'_, W> {
         F: Future<Output = std::io::Result<FrameWriter<W>>>,
         R: AsyncRead,
     {
-        let written = self.written;
-        let close = self.close;
-        let sent = tokio::time::timeout(self.grace, async {
-            let written = match written {
-                Some(written) => written,
-                None => writer.await,
+        let Closing {
+            written,
+            close,
+            handoff,
+            leg,
+            grace,
+        } = self;
+        let sent = tokio::time::timeout(grace, async {
+            let (written, close) = match written {
+                Some(written) => (written, Some(close)),
+                // The writer still runs: the close frame goes out in its last batch, in one
+                // write with the output left (a command's status and the close in one
+                // segment), unless that batch is full.
+                None => {
+                    let close = handoff.push_last(close).err();
+                    (writer.await, close)
+                }
             };
-            match written {
-                Ok(mut tx) => tx.write(close).await.is_ok() && tx.flush().await.is_ok(),
-                Err(_) => false,
+            match (written, close) {
+                (Ok(mut tx), Some(close)) => {
+                    tx.write(close).await.is_ok() && tx.flush().await.is_ok()
+                }
+                (Ok(_), None) => true,
+                (Err(_), _) => false,
             }
         })
         .await;
         if sent == Ok(true) {
-            let _ = tokio::time::timeout(CLOSE_GRACE, await_close(rx, self.leg)).await;
+            let _ = tokio::time::timeout(CLOSE_GRACE, await_close(rx, leg)).await;
         }
     }
 }

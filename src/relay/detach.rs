@@ -258,6 +258,7 @@ where
             let upstream = Closing {
                 written,
                 close: Outgoing::close(close.upstream_code(), &close.text()),
+                handoff: &to_upstream,
                 leg: &shared.upstream,
                 grace,
             }

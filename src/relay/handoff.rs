@@ -187,6 +187,17 @@ impl Handoff {
         self.to_reader.notify_one();
     }
 
+    /// Queues `last` (the close frame) behind the data frames still waiting, after
+    /// [`Handoff::close`]: the writer sends the session's last output and its close frame in
+    /// one write, so the peer gets them in one segment. Gives `last` back when the batch has no
+    /// room. No wake-up: the caller polls the writer next.
+    pub(super) fn push_last(&self, last: Outgoing) -> Result<(), Outgoing> {
+        let mut frames = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+        frames.push(last)?;
+        self.due.fetch_or(FRAME, Ordering::AcqRel);
+        Ok(())
+    }
+
     /// Whether the session's traffic ended ([`Handoff::close`]).
     pub(super) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
