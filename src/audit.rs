@@ -122,10 +122,12 @@ impl Time {
 }
 
 impl Time {
-    /// As its `Serialize` writes it, into a hand-written line.
-    fn write(self, o: &mut json::Object, key: &'static str) {
-        match self.rfc3339() {
-            Some(text) => o.str(key, std::str::from_utf8(&text).unwrap_or_default()),
+    /// As its `Serialize` writes it, into a hand-written line; `text` is its
+    /// [`Time::rfc3339`], made once for a line that writes the same time twice.
+    fn write(self, o: &mut json::Object, key: &'static str, text: Option<[u8; 24]>) {
+        match text {
+            // Digits and punctuation: nothing to escape.
+            Some(text) => o.ascii(key, &text),
             None => o.display(key, self),
         }
     }
@@ -244,7 +246,8 @@ impl<'a> Line<'a> {
         let f = &self.exec;
         let mut o = json::Object::with_capacity(LINE_BYTES);
         o.str("event", self.event);
-        self.time.write(&mut o, "time");
+        let time = self.time.rfc3339();
+        self.time.write(&mut o, "time", time);
         o.str("session", f.session);
         o.opt_str("user", f.user);
         o.strs("groups", f.groups);
@@ -258,7 +261,7 @@ impl<'a> Line<'a> {
         o.opt_str("mode", f.mode.map(Mode::as_str));
         o.opt_str("rule", f.rule);
         o.addr("peer", f.peer);
-        f.start.write(&mut o, "start");
+        f.start.write(&mut o, "start", f.start.rfc3339());
         match f.recording {
             // serde refuses a path that is not UTF-8 (and the line with it); its text with
             // U+FFFD for what is not keeps the line.
@@ -266,7 +269,9 @@ impl<'a> Line<'a> {
             None => o.null("recording"),
         }
         match self.end {
-            Some(end) => end.write(&mut o, "end"),
+            // The end line's `end` is its `time`.
+            Some(end) if end == self.time => end.write(&mut o, "end", time),
+            Some(end) => end.write(&mut o, "end", end.rfc3339()),
             None => o.null("end"),
         }
         o.u64("bytes_in", self.bytes_in);
@@ -420,13 +425,14 @@ impl AuditLog {
 
     /// `session.end`: the exec is over, whatever happened.
     pub fn session_end(&self, exec: &SessionInfo, end: &SessionEnd) {
+        let line = Line::new("session.end", exec);
         self.send(&Line {
-            end: Some(Time::now()),
+            end: Some(line.time),
             bytes_in: end.bytes_in,
             bytes_out: end.bytes_out,
             exit_code: end.exit_code,
             close_reason: Some(&end.close_reason),
-            ..Line::new("session.end", exec)
+            ..line
         });
     }
 

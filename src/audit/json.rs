@@ -39,6 +39,19 @@ impl Object {
         string(self.key(key), value);
     }
 
+    /// A string known to need no escaping (ASCII digits and punctuation), written as it is.
+    pub(super) fn ascii(&mut self, key: &'static str, value: &[u8]) {
+        debug_assert!(
+            value
+                .iter()
+                .all(|&b| b.is_ascii() && ESCAPE[b as usize] == 0)
+        );
+        let out = self.key(key);
+        out.push(b'"');
+        out.extend_from_slice(value);
+        out.push(b'"');
+    }
+
     pub(super) fn opt_str(&mut self, key: &'static str, value: Option<&str>) {
         match value {
             Some(value) => self.str(key, value),

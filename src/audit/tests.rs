@@ -523,6 +523,8 @@ mod hand_written {
             prop::option::of(any::<i32>()),
             prop::option::of(text()),
             prop::option::of(text()),
+            // An end line's `end` is its `time`, which the line writes once and copies.
+            any::<bool>(),
         );
         (names, rest).prop_map(
             |(
@@ -539,6 +541,7 @@ mod hand_written {
                     exit_code,
                     close_reason,
                     reason,
+                    end_at_time,
                 ),
             )| Owned {
                 event,
@@ -555,7 +558,7 @@ mod hand_written {
                 peer,
                 start,
                 recording,
-                end,
+                end: if end_at_time { Some(time) } else { end },
                 bytes,
                 exit_code,
                 close_reason,
