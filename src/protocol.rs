@@ -507,6 +507,20 @@ impl Status {
     }
 }
 
+/// RFC 6455 §1.3.
+const ACCEPT_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// `Sec-WebSocket-Accept` for `key` (RFC 6455 §4.2.2): the server's answer to a client's
+/// key, and what a client expects back for its own.
+pub fn accept_for(key: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha1::Digest as _;
+    let mut sha1 = sha1::Sha1::new();
+    sha1.update(key);
+    sha1.update(ACCEPT_GUID);
+    base64::engine::general_purpose::STANDARD.encode(sha1.finalize())
+}
+
 /// Picks the subprotocol to answer from a `Sec-WebSocket-Protocol` request header value
 /// (comma-separated, possibly repeated headers joined), preferring v5.
 pub fn negotiate<'a>(offered: impl IntoIterator<Item = &'a str>) -> Option<&'static str> {

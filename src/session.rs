@@ -151,8 +151,8 @@ pub async fn exec(
         return Err(ExecError::NoSubprotocol);
     }
     // The client's handshake is checked before anything reaches the cluster.
-    let (mut response, client_upgrade) =
-        fastwebsockets::upgrade::upgrade(&mut req).map_err(ExecError::Handshake)?;
+    let mut response = upgrade_response(&req).map_err(ExecError::Handshake)?;
+    let client_upgrade = matches!(side, ClientSide::Hyper).then(|| hyper::upgrade::on(&mut req));
     drop(req);
     let place = admit(&gateway, &cluster, guard.info_mut(), protocols)
         .instrument(span.clone())
@@ -183,15 +183,45 @@ pub async fn exec(
         ClientSide::Hyper => {
             // Only the connection is kept: the WebSocket wrapper (and its read buffer) goes.
             let client = async move {
-                client_upgrade
-                    .await
-                    .map(|ws| ClientIo::Upgraded(ws.into_inner()))
-                    .map_err(|e| e.to_string())
+                match client_upgrade {
+                    Some(upgrade) => upgrade
+                        .await
+                        .map(|io| ClientIo::Upgraded(hyper_util::rt::TokioIo::new(io)))
+                        .map_err(|e| e.to_string()),
+                    None => Err("no upgrade".into()),
+                }
             };
             tokio::spawn(run.relay(client).instrument(span));
         }
         ClientSide::Direct(slot) => *slot = Some(Accepted { run, span }),
     }
+    Ok(response)
+}
+
+/// The 101 for the client's upgrade `req`: fastwebsockets' `upgrade::upgrade` (the same
+/// checks, errors, headers and order; a test holds the two together) without its response
+/// builder, which parsed `Sec-WebSocket-Accept`'s name from text and copied its value.
+fn upgrade_response<B>(
+    req: &Request<B>,
+) -> Result<Response<http_body_util::Empty<bytes::Bytes>>, fastwebsockets::WebSocketError> {
+    use fastwebsockets::WebSocketError;
+    let key = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_KEY)
+        .ok_or(WebSocketError::MissingSecWebSocketKey)?;
+    let version = req.headers().get(header::SEC_WEBSOCKET_VERSION);
+    if version.map(HeaderValue::as_bytes) != Some(b"13") {
+        return Err(WebSocketError::InvalidSecWebsocketVersion);
+    }
+    let accept = HeaderValue::try_from(protocol::accept_for(key.as_bytes()))
+        .expect("base64 is a header value");
+    let mut response = Response::new(http_body_util::Empty::new());
+    *response.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.reserve(4);
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     Ok(response)
 }
 
@@ -604,6 +634,51 @@ mod tests {
             .with_writer(std::io::sink)
             .finish();
         tracing::subscriber::with_default(subscriber, f);
+    }
+
+    #[test]
+    fn the_101_is_the_one_fastwebsockets_answers() {
+        let key = "dGhlIHNhbXBsZSBub25jZQ==";
+        let cases: [&[(&str, &str)]; 6] = [
+            &[("Sec-WebSocket-Key", key), ("Sec-WebSocket-Version", "13")],
+            &[("sec-websocket-key", "x"), ("sec-websocket-version", "13")],
+            &[("Sec-WebSocket-Version", "13")],
+            &[("Sec-WebSocket-Key", key)],
+            &[("Sec-WebSocket-Key", key), ("Sec-WebSocket-Version", "8")],
+            &[("Sec-WebSocket-Key", key), ("Sec-WebSocket-Version", " 13")],
+        ];
+        let seen = |res: Result<Response<_>, fastwebsockets::WebSocketError>| match res {
+            Ok(res) => Ok((
+                res.status(),
+                res.headers()
+                    .iter()
+                    .map(|(n, v)| format!("{n}: {}", v.to_str().unwrap()))
+                    .collect::<Vec<_>>(),
+            )),
+            Err(e) => Err(format!("{e:?}")),
+        };
+        for headers in cases {
+            let mut req = Request::get("/").body(()).unwrap();
+            for (name, value) in headers {
+                req.headers_mut().append(
+                    header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    HeaderValue::from_static(value),
+                );
+            }
+            let ours = seen(upgrade_response(&req));
+            let theirs = seen(fastwebsockets::upgrade::upgrade(&mut req).map(|(res, _)| res));
+            assert_eq!(ours, theirs, "{headers:?}");
+        }
+        // RFC 6455 §1.3's own example.
+        let (_, headers) = seen(upgrade_response(
+            &Request::get("/")
+                .header("sec-websocket-key", key)
+                .header("sec-websocket-version", "13")
+                .body(())
+                .unwrap(),
+        ))
+        .unwrap();
+        assert!(headers.contains(&"sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into()));
     }
 
     #[test]

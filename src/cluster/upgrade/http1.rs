@@ -15,13 +15,13 @@
 
 use std::io;
 
-use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use hyper::StatusCode;
 use hyper::header::{self, HeaderValue};
 use hyper::http::request::Parts;
-use sha1::Digest as _;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+
+use crate::protocol::accept_for;
 
 /// Largest answer head taken, in bytes (hyper's client allows about 400 KiB; an API server's
 /// answer head is a few hundred bytes).
@@ -30,8 +30,6 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 const MAX_HEADERS: usize = 64;
 /// The first read of the answer asks for this much; a longer head grows the buffer.
 const FIRST_READ_BYTES: usize = 2 * 1024;
-/// RFC 6455 §1.3.
-const ACCEPT_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// An answer that breaks HTTP's or WebSocket's rules: the cluster was reached but the exec
 /// cannot go on (502, where a cluster not reached is 503).
@@ -101,14 +99,6 @@ where
             body,
         }));
     }
-}
-
-/// `Sec-WebSocket-Accept` for `key` (RFC 6455 §4.2.2).
-pub fn accept_for(key: &[u8]) -> String {
-    let mut sha1 = sha1::Sha1::new();
-    sha1.update(key);
-    sha1.update(ACCEPT_GUID);
-    base64::engine::general_purpose::STANDARD.encode(sha1.finalize())
 }
 
 /// The request head, as one buffer for one write.
