@@ -145,7 +145,7 @@ impl Drain {
                         }
                     }
                     Phase::Serving => {
-                        if changed(&mut phase).await.is_err() {
+                        if phase.changed().await.is_err() {
                             // The gateway is gone; nothing will ever ask this session to stop.
                             std::future::pending::<()>().await;
                         }
@@ -175,32 +175,6 @@ impl Drain {
             }
         }
     }
-}
-
-/// `phase.changed()`, for a future polled with every poll of its session: a poll that can
-/// find nothing new returns at once. The watch's own `changed` takes its waiters' lock on
-/// every poll, and a session's task is polled for each frame it relays. It is polled through
-/// when the phase's version moved (one atomic load), or when the task's waker is not the one
-/// it registered.
-async fn changed(phase: &mut watch::Receiver<Phase>) -> Result<(), watch::error::RecvError> {
-    let watcher = phase.clone();
-    let changed = phase.changed();
-    tokio::pin!(changed);
-    let mut registered: Option<std::task::Waker> = None;
-    std::future::poll_fn(|cx| {
-        if let Some(waker) = &registered
-            && waker.will_wake(cx.waker())
-            && matches!(watcher.has_changed(), Ok(false))
-        {
-            return std::task::Poll::Pending;
-        }
-        let polled = changed.as_mut().poll(cx);
-        if polled.is_pending() {
-            registered = Some(cx.waker().clone());
-        }
-        polled
-    })
-    .await
 }
 
 /// One open session; dropping it lets [`Drain::stopped`] see the session gone.
@@ -392,52 +366,5 @@ mod tests {
         deadline.await.unwrap();
         assert_eq!(began.elapsed(), Duration::ZERO);
         assert_eq!(drain.stopped().await, Stopped::Forced);
-    }
-
-    /// A waker that counts its wake-ups.
-    struct Counting(std::sync::atomic::AtomicUsize);
-
-    impl std::task::Wake for Counting {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn counting() -> (Arc<Counting>, std::task::Waker) {
-        let count = Arc::new(Counting(AtomicUsize::new(0)));
-        (count.clone(), std::task::Waker::from(count))
-    }
-
-    #[test]
-    fn a_deadline_polled_again_and_again_still_hears_the_drain_on_either_waker() {
-        use std::task::{Context, Poll};
-        for new_waker_before_the_drain in [false, true] {
-            let drain = Drain::new(Duration::ZERO);
-            let deadline = drain.session_deadline();
-            let mut deadline = std::pin::pin!(deadline);
-            let (first, waker) = counting();
-            for _ in 0..3 {
-                let polled = deadline.as_mut().poll(&mut Context::from_waker(&waker));
-                assert!(polled.is_pending(), "serving");
-            }
-            let (second, other) = counting();
-            let waker = if new_waker_before_the_drain {
-                // The task's waker changed: the next poll registers the new one.
-                let polled = deadline.as_mut().poll(&mut Context::from_waker(&other));
-                assert!(polled.is_pending(), "serving");
-                other
-            } else {
-                waker
-            };
-            drain.close_now();
-            let woken = if new_waker_before_the_drain {
-                &second
-            } else {
-                &first
-            };
-            assert_eq!(woken.0.load(Ordering::SeqCst), 1, "the waker it last had");
-            let polled = deadline.as_mut().poll(&mut Context::from_waker(&waker));
-            assert_eq!(polled, Poll::Ready(()), "closing");
-        }
     }
 }
