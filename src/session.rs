@@ -152,7 +152,7 @@ pub async fn exec(
     }
     // The client's handshake is checked before anything reaches the cluster.
     let mut response = upgrade_response(&req).map_err(ExecError::Handshake)?;
-    let client_upgrade = matches!(side, ClientSide::Hyper).then(|| hyper::upgrade::on(&mut req));
+    let client_upgrade = hyper::upgrade::on(&mut req);
     drop(req);
     let place = admit(&gateway, &cluster, guard.info_mut(), protocols)
         .instrument(span.clone())
@@ -183,13 +183,10 @@ pub async fn exec(
         ClientSide::Hyper => {
             // Only the connection is kept: the WebSocket wrapper (and its read buffer) goes.
             let client = async move {
-                match client_upgrade {
-                    Some(upgrade) => upgrade
-                        .await
-                        .map(|io| ClientIo::Upgraded(hyper_util::rt::TokioIo::new(io)))
-                        .map_err(|e| e.to_string()),
-                    None => Err("no upgrade".into()),
-                }
+                client_upgrade
+                    .await
+                    .map(|io| ClientIo::Upgraded(hyper_util::rt::TokioIo::new(io)))
+                    .map_err(|e| e.to_string())
             };
             tokio::spawn(run.relay(client).instrument(span));
         }
