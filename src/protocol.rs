@@ -366,11 +366,10 @@ pub fn split_ascii(text: &str, sep: u8) -> impl Iterator<Item = &str> {
     let mut rest = Some(text);
     std::iter::from_fn(move || {
         let piece = rest?;
-        match piece.bytes().position(|b| b == sep) {
-            // An ASCII byte's index is a character boundary, on both sides.
-            Some(at) => {
-                rest = Some(&piece[at + 1..]);
-                Some(&piece[..at])
+        match split_once_ascii(piece, sep) {
+            Some((first, after)) => {
+                rest = Some(after);
+                Some(first)
             }
             None => {
                 rest = None;
@@ -384,6 +383,7 @@ pub fn split_ascii(text: &str, sep: u8) -> impl Iterator<Item = &str> {
 pub fn split_once_ascii(text: &str, sep: u8) -> Option<(&str, &str)> {
     debug_assert!(sep.is_ascii());
     let at = text.bytes().position(|b| b == sep)?;
+    // An ASCII byte's index is a character boundary, on both sides.
     Some((&text[..at], &text[at + 1..]))
 }
 
