@@ -15,10 +15,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use fastwebsockets::{Role, WebSocket};
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use tower::{BoxError, ServiceExt as _};
+use tower::BoxError;
 
 use crate::config::{Config, ConfigError};
 use crate::identity::Identity;
@@ -43,7 +43,7 @@ pub struct Cluster {
     name: String,
     client: kube::Client,
     /// Sends exec upgrades, each on a connection of its own.
-    upgrades: upgrade::UpgradeService,
+    upgrades: upgrade::Upgrades,
 }
 
 /// The clusters this replica serves, by name.
@@ -161,7 +161,7 @@ impl ExecStream {
 impl Cluster {
     /// The cluster `config` describes, under `name`.
     pub fn from_config(name: impl Into<String>, config: kube::Config) -> Result<Cluster, String> {
-        let upgrades = upgrade::service(&config)?;
+        let upgrades = upgrade::Upgrades::new(&config)?;
         let client = kube::Client::try_from(config).map_err(|e| e.to_string())?;
         Ok(Cluster {
             name: name.into(),
@@ -269,62 +269,36 @@ impl Cluster {
         act_as: ActAs<'_>,
         receive_buffer: Option<u32>,
     ) -> Result<ExecStream, UpstreamError> {
-        let mut req = Request::get(path_and_query)
-            .body(kube::client::Body::empty())
-            .map_err(|e| self.handshake(e.to_string()))?;
-        // Room for every header the request gets (these, impersonation, the credentials):
-        // grown from empty, the map is allocated, then reallocated and rehashed at its sixth.
-        // Static names and values are neither checked nor copied; the key and the protocols
-        // are Strings, taken as they are.
-        let mut headers = HeaderMap::with_capacity(16);
-        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        headers.insert(
-            header::SEC_WEBSOCKET_VERSION,
-            HeaderValue::from_static("13"),
-        );
-        let key = fastwebsockets::handshake::generate_key();
-        let protocols_value = protocols.join(", ");
-        for (name, value) in [
-            (header::SEC_WEBSOCKET_KEY, key),
-            (header::SEC_WEBSOCKET_PROTOCOL, protocols_value),
-        ] {
-            let value = HeaderValue::try_from(value).map_err(|e| self.handshake(e.to_string()))?;
-            headers.insert(name, value);
-        }
-        *req.headers_mut() = headers;
-        if let Some(size) = receive_buffer {
-            req.extensions_mut().insert(upgrade::ReceiveBuffer(size));
-        }
-        act_as.apply(req.headers_mut())?;
-        let upgrade =
-            self.upgrades
-                .clone()
-                .oneshot(req)
-                .await
-                .map_err(|source| match source.downcast::<upgrade::Malformed>() {
-                    Ok(malformed) => self.handshake(malformed.0),
-                    Err(source) => self.unreachable(source),
-                })?;
-        match upgrade.into_body() {
-            upgrade::Upgrade::Switched { io, protocol } => {
-                let picked = protocol.as_ref().and_then(|v| v.to_str().ok());
-                let Some(protocol) = protocols.iter().copied().find(|p| Some(*p) == picked) else {
-                    return Err(self.handshake(format!(
-                        "the cluster answered subprotocol {picked:?}, not one offered"
-                    )));
-                };
-                Ok(ExecStream { io, protocol })
-            }
-            upgrade::Upgrade::Refused(upgrade::Refusal {
+        let exec = upgrade::ExecUpgrade {
+            target: path_and_query,
+            protocols,
+            impersonate: match act_as {
+                ActAs::User(identity) => Some(identity),
+                ActAs::Podterm => None,
+            },
+            receive_buffer,
+        };
+        match self.upgrades.send(exec).await {
+            Ok(upgrade::Upgrade::Switched { io, protocol }) => Ok(ExecStream { io, protocol }),
+            Ok(upgrade::Upgrade::Refused(upgrade::Refusal {
                 code,
                 content_type,
                 body,
-            }) => Err(UpstreamError::Refused {
+            })) => Err(UpstreamError::Refused {
                 code,
                 content_type,
                 body,
             }),
+            Err(upgrade::Failed::Target) => {
+                Err(self.handshake(format!("`{path_and_query}` is not a request target")))
+            }
+            Err(upgrade::Failed::Identity(name)) => Err(UpstreamError::BadIdentity(name)),
+            Err(upgrade::Failed::Send(source)) => {
+                Err(match source.downcast::<upgrade::Malformed>() {
+                    Ok(malformed) => self.handshake(malformed.0),
+                    Err(source) => self.unreachable(source),
+                })
+            }
         }
     }
 

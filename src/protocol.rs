@@ -510,15 +510,24 @@ impl Status {
 /// RFC 6455 §1.3.
 const ACCEPT_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
+/// The length of a `Sec-WebSocket-Accept` value: a SHA-1 digest in base64.
+pub const ACCEPT_LEN: usize = 28;
+
 /// `Sec-WebSocket-Accept` for `key` (RFC 6455 §4.2.2): the server's answer to a client's
-/// key, and what a client expects back for its own.
-pub fn accept_for(key: &[u8]) -> String {
+/// key, and what a client expects back for its own. On the stack: a client compares it where
+/// the answer lies, and a server copies it into its header value.
+pub fn accept_for(key: &[u8]) -> [u8; ACCEPT_LEN] {
     use base64::Engine as _;
     use sha1::Digest as _;
     let mut sha1 = sha1::Sha1::new();
     sha1.update(key);
     sha1.update(ACCEPT_GUID);
-    base64::engine::general_purpose::STANDARD.encode(sha1.finalize())
+    let mut accept = [0u8; ACCEPT_LEN];
+    let written = base64::engine::general_purpose::STANDARD
+        .encode_slice(sha1.finalize(), &mut accept)
+        .expect("20 bytes are 28 in base64");
+    debug_assert_eq!(written, ACCEPT_LEN);
+    accept
 }
 
 /// Picks the subprotocol to answer from a `Sec-WebSocket-Protocol` request header value

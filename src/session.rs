@@ -210,7 +210,7 @@ fn upgrade_response<B>(
     if version.map(HeaderValue::as_bytes) != Some(b"13") {
         return Err(WebSocketError::InvalidSecWebsocketVersion);
     }
-    let accept = HeaderValue::try_from(protocol::accept_for(key.as_bytes()))
+    let accept = HeaderValue::from_bytes(&protocol::accept_for(key.as_bytes()))
         .expect("base64 is a header value");
     let mut response = Response::new(http_body_util::Empty::new());
     *response.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;

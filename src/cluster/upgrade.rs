@@ -1,40 +1,69 @@
 //! The exec upgrade's own way to the cluster: a fresh TCP (and TLS) connection per session with
-//! HTTP/1.1 straight on it, under kube's auth and extra-header layers but not its client stack.
+//! HTTP/1.1 straight on it, under kube's credentials but not its client stack.
 //!
 //! An exec connection is upgraded and never goes back to a pool, so kube's client stack (a
 //! tower `Buffer`, retry and trace layers, pool bookkeeping, boxed socket timers) gives it
 //! nothing but cost. TLS is rustls' with kube's configuration, through `tls.rs`. Reads keep
 //! using kube's client.
+//!
+//! The request head is written from the typed request ([`ExecUpgrade`]) straight into the
+//! buffer that goes out: no `Request`, no `Uri` parsed back out of the target, no header map
+//! hashed. kube's auth and extra-header layers (a bearer token, refreshed when due; the
+//! kubeconfig's own headers) still decide what credentials go with it: they are asked for
+//! them on an empty request, and their fields are written behind podterm's.
 
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::header::HeaderValue;
-use hyper::{Request, Response, Uri};
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Request, Response};
 use kube::client::{Body, ConfigExt as _};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tower::util::BoxCloneSyncService;
-use tower::{BoxError, ServiceBuilder};
+use tower::{BoxError, ServiceBuilder, ServiceExt as _};
 
 use super::tls::TlsStream;
+use crate::identity::Identity;
+use crate::protocol;
 use crate::tcp;
 
 mod http1;
 
-use http1::Answer;
+use http1::{Answer, Expected, RequestHead};
 pub use http1::{Malformed, Refusal};
 
-/// A receive buffer size for the exec's connection, asked for in the request's extensions: a
-/// session whose client takes output slowly (the page, under flow control) keeps less of the
-/// cluster's output in the kernel while it waits, so that Ctrl+C shows its effect at once.
-#[derive(Debug, Clone, Copy)]
-pub struct ReceiveBuffer(pub u32);
+/// kube's auth and extra-header layers over a service that gives back the fields they set:
+/// the credentials to send with a request.
+type Credentials = BoxCloneSyncService<Request<Body>, Response<HeaderMap>, BoxError>;
 
-/// Sends one upgrade request on a connection of its own; a 101 hands the connection back.
-/// (The answer is the body of a `Response` only because kube's auth layer wants one.)
-pub type UpgradeService = BoxCloneSyncService<Request<Body>, Response<Upgrade>, BoxError>;
+/// One exec upgrade, as the session's typed request gives it.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecUpgrade<'a> {
+    /// The exec's path and query, percent-encoded (`ExecTarget::upstream_path`).
+    pub target: &'a str,
+    /// The subprotocols offered, in order of preference.
+    pub protocols: &'a [&'static str],
+    /// The identity the cluster is asked to act as, or `None` for the kubeconfig's own.
+    pub impersonate: Option<&'a Identity>,
+    /// A receive buffer size for the connection: a session whose client takes output slowly
+    /// (the page, under flow control) keeps less of the cluster's output in the kernel while
+    /// it waits, so that Ctrl+C shows its effect at once.
+    pub receive_buffer: Option<u32>,
+}
+
+/// Why an upgrade was not sent, or not answered.
+#[derive(Debug)]
+pub enum Failed {
+    /// The target cannot be sent as a request target.
+    Target,
+    /// A name of the identity cannot be sent as an impersonation header.
+    Identity(String),
+    /// kube's layers gave no credentials, or the exchange failed (a [`Malformed`] answer
+    /// among them).
+    Send(BoxError),
+}
 
 /// The cluster's answer to an upgrade.
 #[derive(Debug)]
@@ -42,8 +71,8 @@ pub enum Upgrade {
     /// 101, the WebSocket handshake right: the connection now carries the exec stream.
     Switched {
         io: UpstreamIo,
-        /// The subprotocol the cluster picked, when it named one.
-        protocol: Option<HeaderValue>,
+        /// The subprotocol the cluster picked, one of those offered.
+        protocol: &'static str,
     },
     /// Anything else; the connection is closed.
     Refused(Refusal),
@@ -69,31 +98,102 @@ impl std::fmt::Debug for UpstreamIo {
 // The TLS variant through `Box`'s own `AsyncRead` and `AsyncWrite`.
 tcp::either_stream!(UpstreamIo { Plain, Tls });
 
-/// The upgrade service for `config`'s cluster.
-pub fn service(config: &kube::Config) -> Result<UpgradeService, String> {
-    if let Some(proxy) = &config.proxy_url {
-        return Err(format!(
-            "proxy-url {proxy} is not supported: podterm connects to the API server directly"
-        ));
+/// Sends exec upgrades to one cluster, each on a connection of its own.
+pub struct Upgrades {
+    credentials: Credentials,
+    connector: Connector,
+}
+
+impl Upgrades {
+    /// The upgrades of `config`'s cluster.
+    pub fn new(config: &kube::Config) -> Result<Upgrades, String> {
+        if let Some(proxy) = &config.proxy_url {
+            return Err(format!(
+                "proxy-url {proxy} is not supported: podterm connects to the API server directly"
+            ));
+        }
+        let auth = config.auth_layer().map_err(|e| e.to_string())?;
+        let headers = config.extra_headers_layer().map_err(|e| e.to_string())?;
+        let credentials = ServiceBuilder::new()
+            .option_layer(auth)
+            .layer(headers)
+            .service_fn(|req: Request<Body>| {
+                std::future::ready(Ok::<_, BoxError>(Response::new(req.into_parts().0.headers)))
+            });
+        Ok(Upgrades {
+            credentials: BoxCloneSyncService::new(credentials),
+            connector: Connector::new(config)?,
+        })
     }
-    let connector = Arc::new(Connector::new(config)?);
-    let auth = config.auth_layer().map_err(|e| e.to_string())?;
-    let headers = config.extra_headers_layer().map_err(|e| e.to_string())?;
-    let service = ServiceBuilder::new()
-        .option_layer(auth)
-        .layer(headers)
-        .service_fn(move |req| {
-            let connector = Arc::clone(&connector);
-            async move { connector.send(req).await.map(Response::new) }
-        });
-    Ok(BoxCloneSyncService::new(service))
+
+    /// Sends `exec` and reads the answer. Connecting, TLS and the exchange (a refusal's body
+    /// included) are bounded by the cluster's connect timeout.
+    pub async fn send(&self, exec: ExecUpgrade<'_>) -> Result<Upgrade, Failed> {
+        let nonce: [u8; 16] = rand::random();
+        let mut key = [0u8; 24];
+        base64::Engine::encode_slice(&base64::engine::general_purpose::STANDARD, nonce, &mut key)
+            .expect("16 bytes are 24 in base64");
+        let head = self.head(exec, &key).await?;
+        let expected = Expected {
+            accept: &protocol::accept_for(&key),
+            protocols: exec.protocols,
+        };
+        let exchange = self
+            .connector
+            .exchange(&head, expected, exec.receive_buffer);
+        let answer = match self.connector.timeout {
+            Some(limit) => match tokio::time::timeout(limit, exchange).await {
+                Ok(answer) => answer,
+                Err(_) => Err(format!("no answer within {limit:?}").into()),
+            },
+            None => exchange.await,
+        };
+        answer.map_err(Failed::Send)
+    }
+
+    /// The request head of `exec` with `key`: podterm's fields, then the credentials.
+    async fn head(&self, exec: ExecUpgrade<'_>, key: &[u8; 24]) -> Result<Vec<u8>, Failed> {
+        let credentials = self
+            .credentials
+            .clone()
+            .oneshot(Request::new(Body::empty()))
+            .await
+            .map_err(Failed::Send)?
+            .into_body();
+        let connector = &self.connector;
+        let mut head =
+            RequestHead::get(&connector.base_path, exec.target).map_err(|_| Failed::Target)?;
+        head.known("host", connector.authority.as_bytes());
+        head.known("connection", b"Upgrade");
+        head.known("upgrade", b"websocket");
+        head.known("sec-websocket-version", b"13");
+        head.known("sec-websocket-key", key);
+        head.list("sec-websocket-protocol", exec.protocols);
+        if let Some(identity) = exec.impersonate {
+            // UTF-8 names pass as they are (Go reads header bytes as a string); only bytes
+            // HTTP cannot carry (control characters) are refused.
+            let names = std::iter::once(("impersonate-user", &identity.user))
+                .chain(identity.groups.iter().map(|g| ("impersonate-group", g)));
+            for (field, name) in names {
+                head.field(field, name.as_bytes())
+                    .map_err(|_| Failed::Identity(name.clone()))?;
+            }
+        }
+        for (name, value) in &credentials {
+            // The cluster URL's authority is the one `Host`.
+            if name != header::HOST {
+                head.known(name.as_str(), value.as_bytes());
+            }
+        }
+        Ok(head.finish())
+    }
 }
 
 /// Where and how to connect: the cluster URL's host and port, TLS as kube would set it up.
 struct Connector {
     host: String,
     port: u16,
-    /// The `Host` header: the cluster URL's authority.
+    /// The `Host` field: the cluster URL's authority.
     authority: HeaderValue,
     /// The cluster URL's path, which every request's path goes under (no trailing slash).
     base_path: String,
@@ -149,37 +249,20 @@ impl Connector {
         })
     }
 
-    async fn send(&self, mut req: Request<Body>) -> Result<Upgrade, BoxError> {
-        // Under the cluster URL's path, when it has one (only the path and query are sent:
-        // without one, the request's own are already what goes out).
-        if !self.base_path.is_empty() {
-            let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-            *req.uri_mut() = Uri::try_from(format!("{}{path}", self.base_path))?;
-        }
-        req.headers_mut()
-            .insert(hyper::header::HOST, self.authority.clone());
-        if !hyper::body::Body::is_end_stream(req.body()) {
-            return Err("an exec upgrade carries no body".into());
-        }
-        // The whole exchange, a refusal's body included, is bounded.
-        match self.timeout {
-            Some(limit) => tokio::time::timeout(limit, self.exchange(req))
-                .await
-                .map_err(|_| format!("no answer within {limit:?}"))?,
-            None => self.exchange(req).await,
-        }
-    }
-
-    async fn exchange(&self, req: Request<Body>) -> Result<Upgrade, BoxError> {
+    /// Connects and exchanges `head` for the cluster's answer.
+    async fn exchange(
+        &self,
+        head: &[u8],
+        expected: Expected<'_>,
+        receive_buffer: Option<u32>,
+    ) -> Result<Upgrade, BoxError> {
         let (host, port) = (self.host.as_str(), self.port);
-        // The body (empty) stays behind: it is not `Sync`, and the future must be.
-        let (req, _) = req.into_parts();
-        let receive_buffer = req.extensions.get::<ReceiveBuffer>().copied();
         let tcp = connect_tcp(host, port, receive_buffer)
             .await
             .map_err(|e| format!("connect to {host}:{port}: {e}"))?;
         tcp.set_nodelay(true)?;
         let mut tcp = tcp::Stream::connected(tcp);
+        let max = super::MAX_REFUSAL_BYTES;
         let (answer, io) = match &self.tls {
             Some((tls, name)) => {
                 let mut tls = Box::new(
@@ -187,7 +270,7 @@ impl Connector {
                         .await
                         .map_err(|e| format!("TLS with {host}:{port}: {e}"))?,
                 );
-                let answer = http1::exchange(tls.as_mut(), &req, super::MAX_REFUSAL_BYTES)
+                let answer = http1::exchange(tls.as_mut(), head, expected, max)
                     .await
                     .map_err(exchange_error)?;
                 if let Answer::Switched { ahead, .. } = &answer {
@@ -196,7 +279,7 @@ impl Connector {
                 (answer, UpstreamIo::Tls(tls))
             }
             None => {
-                let answer = http1::exchange(&mut tcp, &req, super::MAX_REFUSAL_BYTES)
+                let answer = http1::exchange(&mut tcp, head, expected, max)
                     .await
                     .map_err(exchange_error)?;
                 if let Answer::Switched { ahead, .. } = &answer {
@@ -227,9 +310,9 @@ fn exchange_error(e: io::Error) -> BoxError {
 async fn connect_tcp(
     host: &str,
     port: u16,
-    receive_buffer: Option<ReceiveBuffer>,
+    receive_buffer: Option<u32>,
 ) -> std::io::Result<TcpStream> {
-    let Some(ReceiveBuffer(size)) = receive_buffer else {
+    let Some(size) = receive_buffer else {
         return TcpStream::connect((host, port)).await;
     };
     let mut last = None;

@@ -15,13 +15,12 @@
 
 use std::io;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf as _, Bytes, BytesMut};
 use hyper::StatusCode;
-use hyper::header::{self, HeaderValue};
-use hyper::http::request::Parts;
+use hyper::header::HeaderValue;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
-use crate::protocol::accept_for;
+use crate::protocol::ACCEPT_LEN;
 
 /// Largest answer head taken, in bytes (hyper's client allows about 400 KiB; an API server's
 /// answer head is a few hundred bytes).
@@ -42,8 +41,8 @@ pub struct Malformed(pub String);
 pub enum Answer {
     /// 101 with the WebSocket handshake right: the connection carries the exec stream now.
     Switched {
-        /// The subprotocol the cluster picked, when it named one.
-        protocol: Option<HeaderValue>,
+        /// The subprotocol the cluster picked, one of those offered.
+        protocol: &'static str,
         /// Bytes that came behind the head in its last read: the stream's first, which the
         /// caller hands back to the stream to be read before anything else.
         ahead: BytesMut,
@@ -62,27 +61,128 @@ pub struct Refusal {
     pub body: Bytes,
 }
 
-/// Sends the upgrade request `req` (a GET, with no body) on `io` and reads the answer; a
-/// refusal's body is read when it is at most `max_body` bytes.
-pub async fn exchange<S>(io: &mut S, req: &Parts, max_body: usize) -> Result<Answer, io::Error>
+/// A GET's head, written field by field into the one buffer that goes out in one write.
+///
+/// The exec upgrade is made from the typed request: its target and fields are written here as
+/// they are, with the checks `http`'s parsers would make (a target `Uri` takes, field values
+/// `HeaderValue` takes), and nothing is parsed back out of text or hashed into a map on the
+/// way. Field names are podterm's own or kube's (`HeaderName`s), written in lowercase.
+#[derive(Debug)]
+pub struct RequestHead(Vec<u8>);
+
+/// A request target or field value that cannot go into a head.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Unsendable;
+
+impl RequestHead {
+    /// `GET {base}{target} HTTP/1.1`: `target` is an origin-form path and query, under the
+    /// cluster URL's path `base` (empty, or a path without a trailing slash).
+    pub fn get(base: &str, target: &str) -> Result<RequestHead, Unsendable> {
+        if !target.starts_with('/') || !(base.is_empty() || base.starts_with('/')) {
+            return Err(Unsendable);
+        }
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        if !base.bytes().chain(path.bytes()).all(path_byte) || !query.bytes().all(query_byte) {
+            return Err(Unsendable);
+        }
+        let (base, target) = (base.as_bytes(), target.as_bytes());
+        let mut out = Vec::with_capacity(HEAD_CAPACITY.max(base.len() + target.len() + 256));
+        out.extend_from_slice(b"GET ");
+        out.extend_from_slice(base);
+        out.extend_from_slice(target);
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        Ok(RequestHead(out))
+    }
+
+    /// `name: value`, `value` checked as `HeaderValue::from_bytes` checks it.
+    pub fn field(&mut self, name: &str, value: &[u8]) -> Result<(), Unsendable> {
+        if !value.iter().copied().all(field_byte) {
+            return Err(Unsendable);
+        }
+        self.known(name, value);
+        Ok(())
+    }
+
+    /// `name: value`, for a value already known to be one (a `HeaderValue`'s, or text of
+    /// podterm's own that is).
+    pub fn known(&mut self, name: &str, value: &[u8]) {
+        debug_assert!(value.iter().copied().all(field_byte));
+        let out = &mut self.0;
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// `name: first, second, …`: a list of tokens (the subprotocols offered).
+    pub fn list(&mut self, name: &str, values: &[&'static str]) {
+        let out = &mut self.0;
+        out.extend_from_slice(name.as_bytes());
+        out.push(b':');
+        for (i, value) in values.iter().enumerate() {
+            debug_assert!(value.bytes().all(field_byte));
+            out.extend_from_slice(if i == 0 { b" " } else { b", " });
+            out.extend_from_slice(value.as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// The head, ended by its empty line.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.0.extend_from_slice(b"\r\n");
+        self.0
+    }
+}
+
+/// Room for an exec upgrade's head: about 600 bytes with a token and a few groups.
+const HEAD_CAPACITY: usize = 1024;
+
+/// A byte `http`'s `Uri` parser takes in a path as it is (its `build_path_map`), ASCII only:
+/// podterm's own targets are percent-encoded and hold nothing else.
+fn path_byte(b: u8) -> bool {
+    matches!(b, 0x21 | 0x22 | 0x24..=0x3B | 0x3D | 0x40..=0x5F | 0x61..=0x7E)
+}
+
+/// A byte `http`'s `Uri` parser takes in a query as it is (its `build_query_map`), ASCII only.
+fn query_byte(b: u8) -> bool {
+    matches!(b, 0x21 | 0x24..=0x3B | 0x3D | 0x3F..=0x7E)
+}
+
+/// A byte `HeaderValue::from_bytes` takes: visible ASCII, space, tab and obs-text.
+fn field_byte(b: u8) -> bool {
+    (b >= 0x20 && b != 0x7f) || b == b'\t'
+}
+
+/// What the answer to an upgrade must carry: the `Sec-WebSocket-Accept` of the key sent and
+/// one of the subprotocols offered.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected<'a> {
+    pub accept: &'a [u8; ACCEPT_LEN],
+    pub protocols: &'a [&'static str],
+}
+
+/// Sends the upgrade request `head` (a GET with no body, [`RequestHead`]) on `io` and reads
+/// the answer, a 101 held to `expected`; a refusal's body is read when it is at most
+/// `max_body` bytes.
+pub async fn exchange<S>(
+    io: &mut S,
+    head: &[u8],
+    expected: Expected<'_>,
+    max_body: usize,
+) -> Result<Answer, io::Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let expected = req
-        .headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .map(|key| accept_for(key.as_bytes()))
-        .ok_or_else(|| io::Error::other(Malformed("an upgrade without a key".into())))?;
-    io.write_all(&encode(req)).await?;
+    io.write_all(head).await?;
     io.flush().await?;
     let mut buf = BytesMut::with_capacity(FIRST_READ_BYTES);
     loop {
-        let head = read_head(io, &mut buf).await?;
+        let head = read_head(io, &mut buf, expected).await?;
         let code = head.code;
         if code == StatusCode::SWITCHING_PROTOCOLS {
-            head.check_websocket(&expected).map_err(io::Error::other)?;
+            let protocol = head.check_websocket().map_err(io::Error::other)?;
             return Ok(Answer::Switched {
-                protocol: head.protocol,
+                protocol,
                 ahead: buf,
             });
         }
@@ -101,29 +201,15 @@ where
     }
 }
 
-/// The request head, as one buffer for one write.
-fn encode(req: &Parts) -> Vec<u8> {
-    let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
-    let size = req
-        .headers
-        .iter()
-        .map(|(n, v)| n.as_str().len() + v.len() + 4)
-        .sum::<usize>()
-        + path.len()
-        + 32;
-    let mut out = Vec::with_capacity(size);
-    out.extend_from_slice(req.method.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(path.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in &req.headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    out
+/// The subprotocol an answer named.
+#[derive(Debug, Default)]
+enum Picked {
+    #[default]
+    None,
+    /// One of those offered.
+    Offered(&'static str),
+    /// Another, as text where it is visible ASCII (for the error).
+    Other(Option<String>),
 }
 
 /// What the exchange needs of an answer head.
@@ -134,8 +220,9 @@ struct Head {
     upgrade_websocket: bool,
     /// `Connection` has the upgrade token.
     connection_upgrade: bool,
-    accept: Option<HeaderValue>,
-    protocol: Option<HeaderValue>,
+    /// `Sec-WebSocket-Accept` came; whether it was the key's.
+    accept: Option<bool>,
+    protocol: Picked,
     /// `Sec-WebSocket-Extensions` came: none was offered.
     extensions: bool,
     content_type: Option<HeaderValue>,
@@ -147,7 +234,8 @@ struct Head {
 }
 
 impl Head {
-    fn check_websocket(&self, expected_accept: &str) -> Result<(), Malformed> {
+    /// The subprotocol of a 101 whose WebSocket handshake is right.
+    fn check_websocket(self) -> Result<&'static str, Malformed> {
         if !self.upgrade_websocket {
             return Err(Malformed(
                 "the cluster's 101 has no `Upgrade: websocket`".into(),
@@ -158,7 +246,7 @@ impl Head {
                 "the cluster's 101 has no `Connection: upgrade`".into(),
             ));
         }
-        if self.accept.as_ref().map(HeaderValue::as_bytes) != Some(expected_accept.as_bytes()) {
+        if self.accept != Some(true) {
             return Err(Malformed(
                 "the cluster's Sec-WebSocket-Accept does not match the key sent".into(),
             ));
@@ -168,17 +256,30 @@ impl Head {
                 "the cluster's 101 names WebSocket extensions, and none was offered".into(),
             ));
         }
-        Ok(())
+        let picked = match self.protocol {
+            Picked::Offered(protocol) => return Ok(protocol),
+            Picked::None => None,
+            Picked::Other(text) => text,
+        };
+        Err(Malformed(format!(
+            "the cluster answered subprotocol {:?}, not one offered",
+            picked.as_deref()
+        )))
     }
 }
 
 /// Reads one answer head into `buf` (reading more as needed) and takes it off the front;
 /// what follows it stays in `buf`.
-async fn read_head<S: AsyncRead + Unpin>(io: &mut S, buf: &mut BytesMut) -> io::Result<Head> {
+async fn read_head<S: AsyncRead + Unpin>(
+    io: &mut S,
+    buf: &mut BytesMut,
+    expected: Expected<'_>,
+) -> io::Result<Head> {
     loop {
         if !buf.is_empty() {
-            if let Some((len, head)) = parse_head(buf)? {
-                let _ = buf.split_to(len);
+            if let Some((len, head)) = parse_head(buf, expected)? {
+                // Moved past, not split off: no second owner of the buffer is made.
+                buf.advance(len);
                 return Ok(head);
             }
             if buf.len() >= MAX_HEAD_BYTES {
@@ -199,8 +300,9 @@ async fn read_head<S: AsyncRead + Unpin>(io: &mut S, buf: &mut BytesMut) -> io::
     }
 }
 
-/// The head at the start of `buf` and its length, or `None` while it is not whole.
-fn parse_head(buf: &[u8]) -> io::Result<Option<(usize, Head)>> {
+/// The head at the start of `buf` and its length, or `None` while it is not whole; its
+/// WebSocket fields are read against `expected`.
+fn parse_head(buf: &[u8], expected: Expected<'_>) -> io::Result<Option<(usize, Head)>> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Response::new(&mut fields);
     let len = match parsed.parse(buf) {
@@ -230,9 +332,17 @@ fn parse_head(buf: &[u8]) -> io::Result<Option<(usize, Head)>> {
         } else if name.eq_ignore_ascii_case("connection") {
             head.connection_upgrade |= has_token(value, "upgrade");
         } else if name.eq_ignore_ascii_case("sec-websocket-accept") {
-            head.accept = HeaderValue::from_bytes(value.trim_ascii()).ok();
+            head.accept = Some(value.trim_ascii() == expected.accept);
         } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
-            head.protocol = HeaderValue::from_bytes(value.trim_ascii()).ok();
+            let value = value.trim_ascii();
+            head.protocol = match expected.protocols.iter().find(|p| p.as_bytes() == value) {
+                Some(protocol) => Picked::Offered(protocol),
+                None => Picked::Other(
+                    HeaderValue::from_bytes(value)
+                        .ok()
+                        .and_then(|v| v.to_str().ok().map(str::to_string)),
+                ),
+            };
         } else if name.eq_ignore_ascii_case("sec-websocket-extensions") {
             head.extensions |= !value.trim_ascii().is_empty();
         } else if name.eq_ignore_ascii_case("content-type") {

@@ -8,20 +8,30 @@ use super::*;
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 const MAX_BODY: usize = 1024;
 
-fn request() -> Parts {
-    let (parts, ()) = hyper::Request::get("/api/v1/namespaces/d/pods/p/exec?command=sh")
-        .header(header::HOST, "cluster:6443")
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::UPGRADE, "websocket")
-        .header(header::SEC_WEBSOCKET_VERSION, "13")
-        .header(header::SEC_WEBSOCKET_KEY, KEY)
-        .header(header::SEC_WEBSOCKET_PROTOCOL, "v5.channel.k8s.io")
-        .header("impersonate-group", "a")
-        .header("impersonate-group", "b")
-        .body(())
-        .unwrap()
-        .into_parts();
-    parts
+const OFFERED: [&str; 2] = ["v4.channel.k8s.io", "v5.channel.k8s.io"];
+
+/// The request head the exchange sends.
+fn request() -> Vec<u8> {
+    let mut head = RequestHead::get("", "/api/v1/namespaces/d/pods/p/exec?command=sh").unwrap();
+    head.known("host", b"cluster:6443");
+    head.known("connection", b"Upgrade");
+    head.known("upgrade", b"websocket");
+    head.known("sec-websocket-version", b"13");
+    head.known("sec-websocket-key", KEY.as_bytes());
+    head.list("sec-websocket-protocol", &OFFERED);
+    head.field("impersonate-group", b"a").unwrap();
+    head.field("impersonate-group", b"b").unwrap();
+    head.finish()
+}
+
+/// What the answer to [`request`] must carry.
+fn expected() -> Expected<'static> {
+    static ACCEPT: std::sync::LazyLock<[u8; ACCEPT_LEN]> =
+        std::sync::LazyLock::new(|| crate::protocol::accept_for(KEY.as_bytes()));
+    Expected {
+        accept: &ACCEPT,
+        protocols: &OFFERED,
+    }
 }
 
 fn switched(extra: &str) -> String {
@@ -50,7 +60,7 @@ async fn exchange_with(answer: &[u8], piece: usize) -> (io::Result<Answer>, Stri
         }
         (String::from_utf8(head).unwrap(), theirs)
     });
-    let result = exchange(&mut ours, &request(), MAX_BODY).await;
+    let result = exchange(&mut ours, &request(), expected(), MAX_BODY).await;
     let (head, theirs) = peer.await.unwrap();
     drop(ours);
     (result, head, theirs)
@@ -76,7 +86,10 @@ fn refused(result: io::Result<Answer>) -> (StatusCode, Option<HeaderValue>, Byte
 
 #[test]
 fn the_accept_is_rfc_6455s_example() {
-    assert_eq!(accept_for(KEY.as_bytes()), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    assert_eq!(
+        &crate::protocol::accept_for(KEY.as_bytes()),
+        b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    );
 }
 
 #[tokio::test]
@@ -88,7 +101,8 @@ async fn the_request_is_one_head_with_every_header_in_order() {
         format!(
             "GET /api/v1/namespaces/d/pods/p/exec?command=sh HTTP/1.1\r\nhost: cluster:6443\r\n\
              connection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\n\
-             sec-websocket-key: {KEY}\r\nsec-websocket-protocol: v5.channel.k8s.io\r\n\
+             sec-websocket-key: {KEY}\r\n\
+             sec-websocket-protocol: v4.channel.k8s.io, v5.channel.k8s.io\r\n\
              impersonate-group: a\r\nimpersonate-group: b\r\n\r\n"
         )
     );
@@ -102,7 +116,7 @@ async fn a_101_gives_the_protocol_and_keeps_the_bytes_behind_it() {
         let Answer::Switched { protocol, ahead } = result.unwrap() else {
             panic!("not switched");
         };
-        assert_eq!(protocol.unwrap(), "v5.channel.k8s.io");
+        assert_eq!(protocol, "v5.channel.k8s.io");
         // Pieces of one byte: the head's last read ends at the head.
         let unread = ahead.to_vec();
         assert!(
@@ -120,12 +134,13 @@ async fn a_101_gives_the_protocol_and_keeps_the_bytes_behind_it() {
 async fn the_handshakes_tokens_are_read_as_lists_in_any_case() {
     let answer = "HTTP/1.1 101 Switching Protocols\r\nupgrade: WebSocket\r\n\
                   connection: keep-alive, UPGRADE\r\n\
-                  sec-websocket-accept:  s3pPLMBiTxaQ9kYGzzhZRbK+xOo= \r\n\r\n";
+                  sec-websocket-accept:  s3pPLMBiTxaQ9kYGzzhZRbK+xOo= \r\n\
+                  SEC-WEBSOCKET-PROTOCOL:  v4.channel.k8s.io \r\n\r\n";
     let (result, _, _) = exchange_with(answer.as_bytes(), usize::MAX).await;
     let Answer::Switched { protocol, ahead } = result.unwrap() else {
         panic!("not switched");
     };
-    assert!(protocol.is_none());
+    assert_eq!(protocol, "v4.channel.k8s.io");
     assert!(ahead.is_empty());
 }
 
@@ -154,6 +169,19 @@ async fn a_101_that_breaks_the_websocket_handshake_is_malformed() {
         (
             switched("Sec-WebSocket-Extensions: permessage-deflate\r\n"),
             "names WebSocket extensions",
+        ),
+        (
+            switched("").replace("Sec-WebSocket-Protocol: v5.channel.k8s.io\r\n", ""),
+            "answered subprotocol None, not one offered",
+        ),
+        (
+            switched("").replace("v5.channel.k8s.io", "base64.channel.k8s.io"),
+            "answered subprotocol Some(\"base64.channel.k8s.io\"), not one offered",
+        ),
+        (
+            // Two offered, named as one list: the cluster picks one.
+            switched("").replace("v5.channel.k8s.io", "v4.channel.k8s.io, v5.channel.k8s.io"),
+            "answered subprotocol Some(\"v4.channel.k8s.io, v5.channel.k8s.io\")",
         ),
     ];
     for (answer, why) in cases {
@@ -208,7 +236,7 @@ async fn a_refusal_without_a_length_runs_to_the_connections_end() {
         theirs.write_all(answer).await.unwrap();
         // The body ends when the connection does.
     });
-    let result = exchange(&mut ours, &request(), MAX_BODY).await;
+    let result = exchange(&mut ours, &request(), expected(), MAX_BODY).await;
     peer.await.unwrap();
     let (code, _, body) = refused(result);
     assert_eq!(code, 500);
@@ -242,7 +270,7 @@ async fn a_refusals_body_over_the_limit_or_cut_short_is_left_empty() {
             let _ = theirs.read(&mut head).await.unwrap();
             theirs.write_all(answer.as_bytes()).await.unwrap();
         });
-        let result = exchange(&mut ours, &request(), MAX_BODY).await;
+        let result = exchange(&mut ours, &request(), expected(), MAX_BODY).await;
         peer.await.unwrap();
         let (code, _, body) = refused(result);
         assert_eq!(code, 403);
@@ -272,7 +300,7 @@ async fn a_connection_that_ends_before_the_answer_is_an_io_error() {
         let _ = theirs.read(&mut head).await.unwrap();
         theirs.write_all(b"HTTP/1.1 101 Swi").await.unwrap();
     });
-    let e = exchange(&mut ours, &request(), MAX_BODY)
+    let e = exchange(&mut ours, &request(), expected(), MAX_BODY)
         .await
         .expect_err("half a head was taken");
     peer.await.unwrap();
@@ -283,17 +311,49 @@ async fn a_connection_that_ends_before_the_answer_is_an_io_error() {
     );
 }
 
-#[tokio::test]
-async fn a_request_without_a_key_is_not_sent() {
-    let (mut ours, mut theirs) = tokio::io::duplex(4096);
-    let mut req = request();
-    req.headers.remove(header::SEC_WEBSOCKET_KEY);
-    let e = exchange(&mut ours, &req, MAX_BODY)
-        .await
-        .expect_err("an upgrade without a key");
-    assert!(e.to_string().contains("without a key"), "{e}");
-    drop(ours);
-    let mut sent = Vec::new();
-    theirs.read_to_end(&mut sent).await.unwrap();
-    assert!(sent.is_empty());
+#[test]
+fn a_target_or_value_that_http_would_refuse_is_not_written() {
+    // What `Uri` takes in an origin-form target's path and its query, byte by byte, is what
+    // `get` takes (ASCII; podterm sends nothing else).
+    for b in 0..=255u8 {
+        for target in [
+            format!("/p{}", char::from(b)),
+            format!("/p?q{}", char::from(b)),
+        ] {
+            let ours = RequestHead::get("", &target).is_ok();
+            let http = hyper::Uri::try_from(target.as_str())
+                .is_ok_and(|uri| uri.path_and_query().map(|p| p.as_str()) == Some(&target));
+            assert_eq!(ours, http && b.is_ascii(), "{target:?}");
+        }
+        // The cluster URL's path: a path, without a query.
+        let base = format!("/b{}", char::from(b));
+        assert_eq!(
+            RequestHead::get(&base, "/p").is_ok(),
+            RequestHead::get("", &base).is_ok() && b != b'?',
+            "base {base:?}"
+        );
+    }
+    assert!(RequestHead::get("", "p").is_err());
+    assert!(RequestHead::get("base", "/p").is_err());
+    assert!(RequestHead::get("/base", "/p").is_ok());
+    // What `HeaderValue::from_bytes` takes, byte by byte, is what `field` takes.
+    for b in 0..=255u8 {
+        let mut head = RequestHead::get("", "/").unwrap();
+        let ours = head.field("x", &[b'a', b]).is_ok();
+        assert_eq!(
+            ours,
+            HeaderValue::from_bytes(&[b'a', b]).is_ok(),
+            "byte {b:#04x}"
+        );
+    }
+    let mut head = RequestHead::get("", "/").unwrap();
+    assert_eq!(
+        head.field("impersonate-user", b"eve\r\nx-admin: yes"),
+        Err(Unsendable)
+    );
+    assert_eq!(
+        head.finish(),
+        b"GET / HTTP/1.1\r\n\r\n",
+        "a refused field is not written"
+    );
 }
