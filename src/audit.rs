@@ -47,6 +47,7 @@ mod observer;
 pub use observer::AuditObserver;
 
 use prometheus_client::metrics::counter::Counter;
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -217,7 +218,7 @@ pub struct SessionEnd {
     /// From the `Status` on channel 3, when the command's exit was reported.
     pub exit_code: Option<i32>,
     /// Short reason: `exit`, `client closed`, `upstream closed`, `denied`, `idle timeout`, …
-    pub close_reason: String,
+    pub close_reason: Cow<'static, str>,
 }
 
 /// The `close_reason` of the end line of a refused exec.

@@ -2,6 +2,7 @@
 //! ended ([`Summary`], [`CloseReason`]) and the [`SessionObserver`] trait that the audit
 //! trail, the metrics and tests implement. Plain data: no I/O, no hyper, no kube.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -304,23 +305,30 @@ impl CloseReason {
         }
     }
 
-    /// A short reason for close frames and the audit trail.
-    pub fn text(&self) -> String {
-        let text = match self {
-            CloseReason::Exited => "exited".to_string(),
-            CloseReason::ClientClosed(code) => format!("client closed ({code})"),
-            CloseReason::ClientGone(why) => format!("client gone: {why}"),
-            CloseReason::Protocol(why) => format!("protocol: {why}"),
-            CloseReason::FrameTooLarge => "frame too large".to_string(),
-            CloseReason::Upstream(why) => format!("cluster: {why}"),
-            CloseReason::Idle => "idle timeout".to_string(),
-            CloseReason::MaxDuration => "maximum session duration".to_string(),
-            CloseReason::Shutdown => "podterm is shutting down".to_string(),
-            CloseReason::Recording(why) => format!("recording failed: {why}"),
-            CloseReason::Ended(by) => format!("ended by {by}"),
-            CloseReason::Refused(why) => format!("refused: {why}"),
+    /// A short reason for close frames and the audit trail, at most 120 bytes; the fixed
+    /// ones are not copied.
+    pub fn text(&self) -> Cow<'static, str> {
+        let text: Cow<'static, str> = match self {
+            CloseReason::Exited => "exited".into(),
+            CloseReason::ClientClosed(code) => format!("client closed ({code})").into(),
+            CloseReason::ClientGone(why) => format!("client gone: {why}").into(),
+            CloseReason::Protocol(why) => format!("protocol: {why}").into(),
+            CloseReason::FrameTooLarge => "frame too large".into(),
+            CloseReason::Upstream(why) => format!("cluster: {why}").into(),
+            CloseReason::Idle => "idle timeout".into(),
+            CloseReason::MaxDuration => "maximum session duration".into(),
+            CloseReason::Shutdown => "podterm is shutting down".into(),
+            CloseReason::Recording(why) => format!("recording failed: {why}").into(),
+            CloseReason::Ended(by) => format!("ended by {by}").into(),
+            CloseReason::Refused(why) => format!("refused: {why}").into(),
         };
-        protocol::truncate_utf8(&text, 120).to_string()
+        match text {
+            Cow::Borrowed(text) => Cow::Borrowed(protocol::truncate_utf8(text, 120)),
+            Cow::Owned(mut text) => {
+                text.truncate(protocol::truncate_utf8(&text, 120).len());
+                Cow::Owned(text)
+            }
+        }
     }
 }
 

@@ -572,7 +572,7 @@ fn report_copy(gateway: &Gateway, info: &SessionInfo, copy: &relay::CopyRelay, s
         (None, true, Some(0) | None) => {}
         (None, _, _) => {
             action.outcome = "failed";
-            action.reason = Some(summary.close.text());
+            action.reason = Some(summary.close.text().into_owned());
         }
     }
     gateway.action(&action);

@@ -35,7 +35,7 @@ impl SessionObserver for AuditObserver {
 
     fn ended(&self, s: &SessionInfo, summary: &Summary) {
         let close_reason = match &summary.status_message {
-            Some(status) => format!("{}; {status}", summary.close.text()),
+            Some(status) => format!("{}; {status}", summary.close.text()).into(),
             None => summary.close.text(),
         };
         self.log.session_end(

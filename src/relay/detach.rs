@@ -242,7 +242,7 @@ where
         // when the command exited), the cluster its close frame.
         kept.end(
             close.client_code(),
-            close.text(),
+            close.text().into_owned(),
             close == CloseReason::Exited,
         );
         let grace = match close {
@@ -312,7 +312,7 @@ impl<'p, 'a> Session<'p, 'a> {
         let drain = close == CloseReason::Exited;
         self.parts
             .kept
-            .end(close.client_code(), close.text(), drain);
+            .end(close.client_code(), close.text().into_owned(), drain);
         // Detached (nothing attached means detached): only an exit leaves output and a status
         // worth coming back for.
         if self.attached.is_none() && !drain {
@@ -422,7 +422,7 @@ where
                     CloseReason::ClientClosed(code) => (AttachEnd::Closed(code), Some((code, String::new()))),
                     CloseReason::ClientGone(why) => (AttachEnd::Gone(why), None),
                     other => {
-                        let reply = (other.client_code(), other.text());
+                        let reply = (other.client_code(), other.text().into_owned());
                         (AttachEnd::Failed(other), Some(reply))
                     }
                 };
