@@ -44,6 +44,8 @@
 mod json;
 mod observer;
 
+use json::key;
+
 pub use observer::AuditObserver;
 
 use prometheus_client::metrics::counter::Counter;
@@ -125,7 +127,7 @@ impl Time {
 impl Time {
     /// As its `Serialize` writes it, into a hand-written line; `text` is its
     /// [`Time::rfc3339`], made once for a line that writes the same time twice.
-    fn write(self, o: &mut json::Object, key: &'static str, text: Option<[u8; 24]>) {
+    fn write(self, o: &mut json::Object, key: json::Key, text: Option<[u8; 24]>) {
         match text {
             // Digits and punctuation: nothing to escape.
             Some(text) => o.ascii(key, &text),
@@ -246,40 +248,40 @@ impl<'a> Line<'a> {
     fn text(&self) -> String {
         let f = &self.exec;
         let mut o = json::Object::with_capacity(LINE_BYTES);
-        o.str("event", self.event);
+        o.str(key!("event"), self.event);
         let time = self.time.rfc3339();
-        self.time.write(&mut o, "time", time);
-        o.str("session", f.session);
-        o.opt_str("user", f.user);
-        o.strs("groups", f.groups);
-        o.str("cluster", f.cluster);
-        o.str("namespace", f.namespace);
-        o.str("pod", f.pod);
-        o.opt_str("container", f.container);
-        o.strs("argv", f.argv);
-        o.opt_bool("tty", f.tty);
-        o.opt_str("subresource", f.subresource.map(Subresource::as_str));
-        o.opt_str("mode", f.mode.map(Mode::as_str));
-        o.opt_str("rule", f.rule);
-        o.addr("peer", f.peer);
-        f.start.write(&mut o, "start", f.start.rfc3339());
+        self.time.write(&mut o, key!("time"), time);
+        o.str(key!("session"), f.session);
+        o.opt_str(key!("user"), f.user);
+        o.strs(key!("groups"), f.groups);
+        o.str(key!("cluster"), f.cluster);
+        o.str(key!("namespace"), f.namespace);
+        o.str(key!("pod"), f.pod);
+        o.opt_str(key!("container"), f.container);
+        o.strs(key!("argv"), f.argv);
+        o.opt_bool(key!("tty"), f.tty);
+        o.opt_str(key!("subresource"), f.subresource.map(Subresource::as_str));
+        o.opt_str(key!("mode"), f.mode.map(Mode::as_str));
+        o.opt_str(key!("rule"), f.rule);
+        o.addr(key!("peer"), f.peer);
+        f.start.write(&mut o, key!("start"), f.start.rfc3339());
         match f.recording {
             // serde refuses a path that is not UTF-8 (and the line with it); its text with
             // U+FFFD for what is not keeps the line.
-            Some(path) => o.str("recording", &path.to_string_lossy()),
-            None => o.null("recording"),
+            Some(path) => o.str(key!("recording"), &path.to_string_lossy()),
+            None => o.null(key!("recording")),
         }
         match self.end {
             // The end line's `end` is its `time`.
-            Some(end) if end == self.time => end.write(&mut o, "end", time),
-            Some(end) => end.write(&mut o, "end", end.rfc3339()),
-            None => o.null("end"),
+            Some(end) if end == self.time => end.write(&mut o, key!("end"), time),
+            Some(end) => end.write(&mut o, key!("end"), end.rfc3339()),
+            None => o.null(key!("end")),
         }
-        o.u64("bytes_in", self.bytes_in);
-        o.u64("bytes_out", self.bytes_out);
-        o.opt_i32("exit_code", self.exit_code);
-        o.opt_str("close_reason", self.close_reason);
-        o.opt_str("reason", self.reason);
+        o.u64(key!("bytes_in"), self.bytes_in);
+        o.u64(key!("bytes_out"), self.bytes_out);
+        o.opt_i32(key!("exit_code"), self.exit_code);
+        o.opt_str(key!("close_reason"), self.close_reason);
+        o.opt_str(key!("reason"), self.reason);
         o.line()
     }
 

@@ -8,6 +8,19 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
+/// A key as an [`Object`] writes it, `,"name":`, made at compile time by [`key!`]: one copy
+/// a key, where the comma, the quotes and the colon were four writes of their own.
+#[derive(Clone, Copy)]
+pub(super) struct Key(pub(super) &'static str);
+
+/// The [`Key`] of `name` (which needs no escaping: checked when it is written).
+macro_rules! key {
+    ($name:literal) => {
+        $crate::audit::json::Key(concat!(",\"", $name, "\":"))
+    };
+}
+pub(super) use key;
+
 /// An object being written into one line's buffer.
 pub(super) struct Object {
     out: Vec<u8>,
@@ -23,24 +36,24 @@ impl Object {
     }
 
     /// `"key":`, after a comma unless it is the first.
-    fn key(&mut self, key: &'static str) -> &mut Vec<u8> {
-        debug_assert!(key.bytes().all(|b| ESCAPE[b as usize] == 0));
-        if !self.empty {
-            self.out.push(b',');
-        }
+    fn key(&mut self, Key(key): Key) -> &mut Vec<u8> {
+        debug_assert!(
+            key.starts_with(",\"")
+                && key.ends_with("\":")
+                && key.bytes().all(|b| ESCAPE[b as usize] == 0 || b == b'"')
+        );
+        let key = if self.empty { &key[1..] } else { key };
         self.empty = false;
-        self.out.push(b'"');
         self.out.extend_from_slice(key.as_bytes());
-        self.out.extend_from_slice(b"\":");
         &mut self.out
     }
 
-    pub(super) fn str(&mut self, key: &'static str, value: &str) {
+    pub(super) fn str(&mut self, key: Key, value: &str) {
         string(self.key(key), value);
     }
 
     /// A string known to need no escaping (ASCII digits and punctuation), written as it is.
-    pub(super) fn ascii(&mut self, key: &'static str, value: &[u8]) {
+    pub(super) fn ascii(&mut self, key: Key, value: &[u8]) {
         debug_assert!(
             value
                 .iter()
@@ -52,7 +65,7 @@ impl Object {
         out.push(b'"');
     }
 
-    pub(super) fn opt_str(&mut self, key: &'static str, value: Option<&str>) {
+    pub(super) fn opt_str(&mut self, key: Key, value: Option<&str>) {
         match value {
             Some(value) => self.str(key, value),
             None => self.null(key),
@@ -60,7 +73,7 @@ impl Object {
     }
 
     /// An array of strings, or `null`.
-    pub(super) fn strs(&mut self, key: &'static str, values: Option<&[String]>) {
+    pub(super) fn strs(&mut self, key: Key, values: Option<&[String]>) {
         let Some(values) = values else {
             return self.null(key);
         };
@@ -75,7 +88,7 @@ impl Object {
         out.push(b']');
     }
 
-    pub(super) fn opt_bool(&mut self, key: &'static str, value: Option<bool>) {
+    pub(super) fn opt_bool(&mut self, key: Key, value: Option<bool>) {
         let text: &[u8] = match value {
             Some(true) => b"true",
             Some(false) => b"false",
@@ -84,11 +97,11 @@ impl Object {
         self.key(key).extend_from_slice(text);
     }
 
-    pub(super) fn u64(&mut self, key: &'static str, value: u64) {
+    pub(super) fn u64(&mut self, key: Key, value: u64) {
         decimal(self.key(key), value);
     }
 
-    pub(super) fn opt_i32(&mut self, key: &'static str, value: Option<i32>) {
+    pub(super) fn opt_i32(&mut self, key: Key, value: Option<i32>) {
         let Some(value) = value else {
             return self.null(key);
         };
@@ -102,7 +115,7 @@ impl Object {
     /// A socket address as its `Display` writes it (serde's way): IPv4 by hand, as every
     /// line has one and `fmt`'s address printer was a tenth of a line's cost; IPv6 through
     /// `Display`.
-    pub(super) fn addr(&mut self, key: &'static str, addr: SocketAddr) {
+    pub(super) fn addr(&mut self, key: Key, addr: SocketAddr) {
         let SocketAddr::V4(v4) = addr else {
             return self.display(key, addr);
         };
@@ -121,7 +134,7 @@ impl Object {
 
     /// A value's `Display` text as a string (serde's way for what it writes with
     /// `collect_str`).
-    pub(super) fn display(&mut self, key: &'static str, value: impl std::fmt::Display) {
+    pub(super) fn display(&mut self, key: Key, value: impl std::fmt::Display) {
         let mut text = Text::default();
         if write!(text, "{value}").is_ok() && !text.spilled {
             let text = &text.bytes[..text.len];
@@ -132,7 +145,7 @@ impl Object {
         }
     }
 
-    pub(super) fn null(&mut self, key: &'static str) {
+    pub(super) fn null(&mut self, key: Key) {
         self.key(key).extend_from_slice(b"null");
     }
 
@@ -369,7 +382,7 @@ mod tests {
             u64::MAX,
         ] {
             let expected = format!("{}\n", serde_json::json!({ "n": n }));
-            assert_eq!(object(|o| o.u64("n", n)), expected);
+            assert_eq!(object(|o| o.u64(key!("n"), n)), expected);
         }
         for n in [
             None,
@@ -380,7 +393,7 @@ mod tests {
             Some(i32::MAX),
         ] {
             let expected = format!("{}\n", serde_json::json!({ "n": n }));
-            assert_eq!(object(|o| o.opt_i32("n", n)), expected);
+            assert_eq!(object(|o| o.opt_i32(key!("n"), n)), expected);
         }
         for addr in [
             "0.0.0.0:0",
@@ -392,7 +405,7 @@ mod tests {
         ] {
             let addr: SocketAddr = addr.parse().unwrap();
             let expected = format!("{}\n", serde_json::json!({ "a": addr }));
-            assert_eq!(object(|o| o.addr("a", addr)), expected);
+            assert_eq!(object(|o| o.addr(key!("a"), addr)), expected);
         }
     }
 
@@ -400,7 +413,7 @@ mod tests {
         #[test]
         fn addresses_are_written_as_serde_json_writes_them(addr in any::<SocketAddr>()) {
             let expected = format!("{}\n", serde_json::json!({ "a": addr }));
-            prop_assert_eq!(object(|o| o.addr("a", addr)), expected);
+            prop_assert_eq!(object(|o| o.addr(key!("a"), addr)), expected);
         }
 
         #[test]
