@@ -68,8 +68,11 @@ impl SessionLimits {
     /// Takes a place for a session of `user`, or says which limit is reached.
     pub fn acquire(&self, user: &str) -> Result<SessionGuard, LimitError> {
         let mut counts = self.lock();
-        let mine = counts.per_user.get(user).copied().unwrap_or(0);
-        if let Some(limit) = self.inner.max_per_user.filter(|&limit| mine >= limit) {
+        let counts = &mut *counts;
+        // One lookup; the user's name is copied into the map only for their first session.
+        let mine = counts.per_user.get_mut(user);
+        let open = mine.as_deref().copied().unwrap_or(0);
+        if let Some(limit) = self.inner.max_per_user.filter(|&limit| open >= limit) {
             return Err(LimitError::PerUser {
                 user: user.into(),
                 limit,
@@ -79,7 +82,12 @@ impl SessionLimits {
             return Err(LimitError::Total { limit });
         }
         counts.total += 1;
-        *counts.per_user.entry(user.to_string()).or_default() += 1;
+        match mine {
+            Some(mine) => *mine += 1,
+            None => {
+                counts.per_user.insert(user.to_string(), 1);
+            }
+        }
         Ok(SessionGuard {
             inner: self.inner.clone(),
             user: user.to_string(),
