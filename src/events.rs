@@ -39,11 +39,21 @@ pub struct SessionInfo {
     pub copy: Option<Box<crate::policy::toolkit::CopyCheck>>,
 }
 
+/// An id of 64 bits as 16 lowercase hex digits, as `format!("{:016x}")` writes it, without
+/// `fmt`'s machinery (every session and action takes one).
+fn hex_id(bits: u64) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    (0..16)
+        .rev()
+        .map(|nibble| char::from(HEX[(bits >> (nibble * 4)) as usize & 0xf]))
+        .collect()
+}
+
 impl SessionInfo {
     /// A new attempt with a fresh id, for the path's `cluster`, `namespace` and `pod`.
     pub fn new(peer: SocketAddr, cluster: &str, namespace: &str, pod: &str) -> SessionInfo {
         SessionInfo {
-            id: format!("{:016x}", rand::random::<u64>()),
+            id: hex_id(rand::random()),
             peer,
             started: SystemTime::now(),
             cluster: cluster.into(),
@@ -145,7 +155,7 @@ impl Action {
     ) -> Action {
         Action {
             event,
-            action: format!("{:016x}", rand::random::<u64>()),
+            action: hex_id(rand::random()),
             user: identity.user.clone(),
             groups: identity.groups.clone(),
             cluster: cluster.into(),
@@ -364,6 +374,27 @@ impl Summary {
             status_message: None,
             close,
             duration: Duration::ZERO,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::hex_id;
+
+    proptest! {
+        #[test]
+        fn ids_are_written_as_fmt_writes_them(bits in any::<u64>()) {
+            prop_assert_eq!(hex_id(bits), format!("{bits:016x}"));
+        }
+    }
+
+    #[test]
+    fn ids_at_their_edges_are_written_as_fmt_writes_them() {
+        for bits in [0, 1, 0xf, 0x10, u64::MAX >> 4, u64::MAX] {
+            assert_eq!(hex_id(bits), format!("{bits:016x}"));
         }
     }
 }
