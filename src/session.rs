@@ -271,11 +271,42 @@ fn session_span(info: &SessionInfo) -> tracing::Span {
 /// What the client offered: the subprotocols to offer the cluster (v5, v4, in podterm's
 /// order) and whether it also speaks podterm's flow control over them.
 struct Offer {
-    upstream: Vec<&'static str>,
+    upstream: Protocols,
     /// The flow variants (crate::protocol::flow) the client offered.
-    flow: Vec<&'static str>,
+    flow: Protocols,
     /// The resume variants (crate::protocol::resume) the client offered, when resume is on.
-    resume: Vec<&'static str>,
+    resume: Protocols,
+}
+
+/// Subprotocols, at most one for each of [`protocol::SUBPROTOCOLS`], in its order: a list
+/// made per session without an allocation.
+#[derive(Debug, Clone, Copy)]
+struct Protocols {
+    list: [&'static str; protocol::SUBPROTOCOLS.len()],
+    len: usize,
+}
+
+impl FromIterator<&'static str> for Protocols {
+    /// Every list is `SUBPROTOCOLS` filtered or mapped one to one, so it fits.
+    fn from_iter<I: IntoIterator<Item = &'static str>>(iter: I) -> Protocols {
+        let mut protocols = Protocols {
+            list: [""; protocol::SUBPROTOCOLS.len()],
+            len: 0,
+        };
+        for (slot, p) in protocols.list.iter_mut().zip(iter) {
+            *slot = p;
+            protocols.len += 1;
+        }
+        protocols
+    }
+}
+
+impl std::ops::Deref for Protocols {
+    type Target = [&'static str];
+
+    fn deref(&self) -> &[&'static str] {
+        &self.list[..self.len]
+    }
 }
 
 /// What the client gets back: the subprotocol, and whether it brings flow control and resume.
@@ -288,33 +319,51 @@ struct Answer {
 
 impl Offer {
     fn of(req: &Request<()>, resume_on: bool) -> Offer {
-        let offered: Vec<&str> = req
+        // Every name podterm could answer (each protocol and its flow and resume variants),
+        // and which of them the client offered: its `Sec-WebSocket-Protocol` lines read once,
+        // as one list.
+        let names = protocol::SUBPROTOCOLS
+            .map(|p| [Some(p), flow::flow_variant(p), resume::resume_variant(p)]);
+        let mut named = [[false; 3]; protocol::SUBPROTOCOLS.len()];
+        for name in req
             .headers()
             .get_all(header::SEC_WEBSOCKET_PROTOCOL)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .collect();
-        let resume: Vec<&'static str> = protocol::SUBPROTOCOLS
+        {
+            let name = Some(name.trim());
+            for (row, named) in names.iter().zip(&mut named) {
+                for (ours, named) in row.iter().zip(named) {
+                    *named |= *ours == name;
+                }
+            }
+        }
+        let offered = |p: &str| {
+            let p = Some(p);
+            names
+                .iter()
+                .flatten()
+                .zip(named.iter().flatten())
+                .any(|(ours, &named)| named && *ours == p)
+        };
+        let resume: Protocols = protocol::SUBPROTOCOLS
             .into_iter()
             .filter_map(resume::resume_variant)
-            .filter(|r| resume_on && offered.contains(r))
+            .filter(|r| resume_on && offered(r))
             .collect();
         // Resume includes flow control: offering it offers the flow variant too.
-        let flow: Vec<&'static str> = protocol::SUBPROTOCOLS
+        let flow: Protocols = protocol::SUBPROTOCOLS
             .into_iter()
             .filter_map(|p| {
                 let f = flow::flow_variant(p)?;
                 let by_resume = resume::resume_variant(p).is_some_and(|r| resume.contains(&r));
-                (offered.contains(&f) || by_resume).then_some(f)
+                (offered(f) || by_resume).then_some(f)
             })
             .collect();
         let upstream = protocol::SUBPROTOCOLS
             .into_iter()
-            .filter(|p| {
-                offered.contains(p) || flow::flow_variant(p).is_some_and(|f| flow.contains(&f))
-            })
+            .filter(|p| offered(p) || flow::flow_variant(p).is_some_and(|f| flow.contains(&f)))
             .collect();
         Offer {
             upstream,
@@ -631,6 +680,69 @@ mod tests {
             .with_writer(std::io::sink)
             .finish();
         tracing::subscriber::with_default(subscriber, f);
+    }
+
+    #[test]
+    fn the_offer_reads_every_protocol_line_as_one_list_in_podterms_order() {
+        use protocol::flow::{FLOW_V4, FLOW_V5};
+        use protocol::resume::{RESUME_V4, RESUME_V5};
+        use protocol::{V4, V5};
+        let offer = |lines: &[&str], resume_on: bool| {
+            let mut req = Request::get("/").body(()).unwrap();
+            for line in lines {
+                req.headers_mut().append(
+                    header::SEC_WEBSOCKET_PROTOCOL,
+                    HeaderValue::from_str(line).unwrap(),
+                );
+            }
+            let offer = Offer::of(&req, resume_on);
+            (
+                offer.upstream.to_vec(),
+                offer.flow.to_vec(),
+                offer.resume.to_vec(),
+            )
+        };
+        let none: Vec<&str> = vec![];
+        // kubectl: v5 and v4, in its order; podterm offers them in its own.
+        let v4_v5 = format!("{V4}, {V5}");
+        assert_eq!(
+            offer(&[&v4_v5], true),
+            (vec![V5, V4], none.clone(), none.clone())
+        );
+        // Lines are joined, names trimmed, unknown ones left out.
+        let spaced = format!(" {V4} ,base64.channel.k8s.io");
+        assert_eq!(
+            offer(&[&spaced, V5], true),
+            (vec![V5, V4], none.clone(), none.clone())
+        );
+        // A flow variant offers its base protocol to the cluster.
+        assert_eq!(
+            offer(&[FLOW_V4], true),
+            (vec![V4], vec![FLOW_V4], none.clone())
+        );
+        // A resume variant brings its flow variant, and only when resume is on.
+        assert_eq!(
+            offer(&[RESUME_V5], true),
+            (vec![V5], vec![FLOW_V5], vec![RESUME_V5])
+        );
+        assert_eq!(
+            offer(&[RESUME_V5], false),
+            (none.clone(), none.clone(), none.clone())
+        );
+        let page = format!("{RESUME_V5}, {RESUME_V4}, {FLOW_V5}, {FLOW_V4}, {V5}, {V4}");
+        assert_eq!(
+            offer(&[&page], true),
+            (
+                vec![V5, V4],
+                vec![FLOW_V5, FLOW_V4],
+                vec![RESUME_V5, RESUME_V4]
+            )
+        );
+        // Nothing podterm speaks.
+        assert_eq!(
+            offer(&["x", "v3.channel.k8s.io"], true),
+            (none.clone(), none.clone(), none)
+        );
     }
 
     #[test]
