@@ -245,7 +245,7 @@ struct Line<'a> {
 impl<'a> Line<'a> {
     /// The line as JSON with its newline: the bytes `serde_json::to_writer` writes for it
     /// (its field order, `null` for what is not known), written by hand (`json.rs`).
-    fn text(&self) -> String {
+    fn text(&self) -> Vec<u8> {
         let f = &self.exec;
         let mut o = json::Object::with_capacity(LINE_BYTES);
         o.str(key!("event"), self.event);
@@ -508,7 +508,7 @@ impl AuditLog {
         self.send_text(line.text());
     }
 
-    fn send_text(&self, text: String) {
+    fn send_text(&self, text: Vec<u8>) {
         if let Err(e) = self.tx.try_send(Msg::Line(text)) {
             let total = self.dropped.inc() + 1;
             let (why, msg) = match e {
@@ -520,7 +520,7 @@ impl AuditLog {
             };
             tracing::error!(
                 dropped_total = total,
-                audit_line = text.trim_end(),
+                audit_line = String::from_utf8_lossy(&text).trim_end(),
                 "{why}: audit line diverted to the error log"
             );
         }
@@ -532,15 +532,17 @@ impl AuditLog {
 const LINE_BYTES: usize = 1024;
 
 /// `value` as one JSON line, newline included, in one allocation when it fits [`LINE_BYTES`].
-fn line_text<T: Serialize>(value: &T) -> String {
+fn line_text<T: Serialize>(value: &T) -> Vec<u8> {
     let mut text = Vec::with_capacity(LINE_BYTES);
     serde_json::to_writer(&mut text, value).expect("audit lines always serialize");
     text.push(b'\n');
-    String::from_utf8(text).expect("serde_json writes UTF-8")
+    text
 }
 
 enum Msg {
-    Line(String),
+    /// A line's bytes, its newline included: JSON, so UTF-8 (the writer takes bytes, so they
+    /// are not checked again on the way; a `str` of them is only made for the error log).
+    Line(Vec<u8>),
     /// Answered once everything queued before it is written and flushed.
     Sync(tokio::sync::oneshot::Sender<()>),
 }
@@ -548,7 +550,10 @@ enum Msg {
 impl std::fmt::Debug for Msg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Msg::Line(line) => f.debug_tuple("Line").field(line).finish(),
+            Msg::Line(line) => f
+                .debug_tuple("Line")
+                .field(&String::from_utf8_lossy(line))
+                .finish(),
             Msg::Sync(_) => f.write_str("Sync"),
         }
     }
@@ -568,7 +573,7 @@ fn write_lines<W: Write>(rx: &mpsc::Receiver<Msg>, out: W, dropped: &Counter) {
     let mut out = BufWriter::with_capacity(AUDIT_BUFFER_BYTES, out);
     // Lines already reported as dropped by an `audit.dropped` line.
     let mut reported = 0u64;
-    let mut batch: Vec<String> = Vec::new();
+    let mut batch: Vec<Vec<u8>> = Vec::new();
     let mut syncs = Vec::new();
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
@@ -597,7 +602,7 @@ fn write_lines<W: Write>(rx: &mpsc::Receiver<Msg>, out: W, dropped: &Counter) {
                     let total = dropped.inc() + 1;
                     tracing::error!(
                         dropped_total = total,
-                        audit_line = line.trim_end(),
+                        audit_line = String::from_utf8_lossy(line).trim_end(),
                         error = %e,
                         "cannot write the audit trail: audit line diverted to the error log"
                     );
@@ -618,10 +623,10 @@ fn write_lines<W: Write>(rx: &mpsc::Receiver<Msg>, out: W, dropped: &Counter) {
 
 fn write_batch<'a, W: Write>(
     out: &mut BufWriter<W>,
-    lines: impl Iterator<Item = &'a String>,
+    lines: impl Iterator<Item = &'a Vec<u8>>,
 ) -> std::io::Result<()> {
     for line in lines {
-        out.write_all(line.as_bytes())?;
+        out.write_all(line)?;
     }
     out.flush()
 }
