@@ -2,6 +2,7 @@
 //! whether a browser's page may open a session here (`Origin`).
 
 use hyper::HeaderMap;
+use hyper::header::HeaderName;
 use hyper::header::{HOST, ORIGIN};
 use subtle::ConstantTimeEq;
 
@@ -62,17 +63,35 @@ pub struct Authenticator {
     groups_header: String,
     proxy_secret: Option<Secret>,
     allowed_origins: Vec<String>,
+    /// The names of the headers read here (the identity's, the proxy secret's), parsed
+    /// once: the server takes them for a request's own instead of copying each per request.
+    names: Vec<HeaderName>,
 }
 
 impl Authenticator {
     pub fn new(config: &Config) -> Authenticator {
+        let names = [
+            &config.user_header,
+            &config.groups_header,
+            PROXY_SECRET_HEADER,
+        ]
+        .into_iter()
+        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+        .collect();
         Authenticator {
             mode: config.auth,
             user_header: config.user_header.to_ascii_lowercase(),
             groups_header: config.groups_header.to_ascii_lowercase(),
             proxy_secret: config.proxy_secret.clone(),
             allowed_origins: config.allowed_origins.clone(),
+            names,
         }
+    }
+
+    /// The names of the headers the identity is read from, parsed (`crate::server`'s direct
+    /// exec takes a request's own from here).
+    pub fn header_names(&self) -> &[HeaderName] {
+        &self.names
     }
 
     /// Whether sessions act as the caller (impersonation) rather than as podterm itself

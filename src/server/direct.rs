@@ -51,8 +51,10 @@ pub struct Head {
 }
 
 /// `read` (a connection's first bytes) as an exec or attach WebSocket upgrade to answer
-/// here, or `None` when hyper should serve the connection.
-pub fn parse(read: &Bytes) -> Option<Head> {
+/// here, or `None` when hyper should serve the connection. A header named as one of `known`
+/// (the identity's, which are not among HTTP's standard names) gets that name, shared, where
+/// `HeaderName` would copy each such name into an allocation of its own.
+pub fn parse(read: &Bytes, known: &[HeaderName]) -> Option<Head> {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut slots);
     let len = match parsed.parse(read) {
@@ -69,7 +71,14 @@ pub fn parse(read: &Bytes) -> Option<Head> {
     let mut headers = hyper::HeaderMap::with_capacity(parsed.headers.len());
     let mut close = false;
     for h in parsed.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+        let name = match known.iter().find(|k| {
+            k.as_str()
+                .as_bytes()
+                .eq_ignore_ascii_case(h.name.as_bytes())
+        }) {
+            Some(known) => known.clone(),
+            None => HeaderName::from_bytes(h.name.as_bytes()).ok()?,
+        };
         if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
             // A body: not an upgrade as browsers and kubectl send one; hyper's to judge.
             return None;
@@ -158,7 +167,7 @@ pub async fn first(
         }
     }
     let read = buf.freeze();
-    let Some(head) = parse(&read) else {
+    let Some(head) = parse(&read, gateway.auth.header_names()) else {
         stream.read_ahead(&read);
         return First::Hyper {
             stream,

@@ -10,8 +10,19 @@ fn kubectl_head(target: &str, extra: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The identity's header names as the gateway knows them (the default configuration's).
+fn known() -> Vec<HeaderName> {
+    [
+        "x-remote-user",
+        "x-remote-group",
+        crate::identity::PROXY_SECRET_HEADER,
+    ]
+    .map(HeaderName::from_static)
+    .to_vec()
+}
+
 fn parsed(bytes: &[u8]) -> Option<Head> {
-    parse(&Bytes::copy_from_slice(bytes))
+    parse(&Bytes::copy_from_slice(bytes), &known())
 }
 
 #[test]
@@ -156,10 +167,38 @@ fn more_headers_than_the_limit_are_left_to_hyper() {
 #[test]
 fn header_values_share_the_read_bytes() {
     let bytes = Bytes::from(kubectl_head(EXEC, "X-Remote-User: alice\r\n"));
-    let head = parse(&bytes).unwrap();
+    let head = parse(&bytes, &known()).unwrap();
     let user = head.request.headers()["x-remote-user"].as_bytes();
     let range = bytes.as_ptr_range();
     assert!(range.contains(&user.as_ptr()), "the value was copied");
+}
+
+#[test]
+fn the_identitys_header_names_are_the_gateways_own_in_any_case() {
+    let known = [
+        HeaderName::from_bytes(b"X-Caller").unwrap(),
+        HeaderName::from_bytes(b"X-Caller-Groups").unwrap(),
+    ];
+    let bytes = Bytes::from(kubectl_head(
+        EXEC,
+        "x-CALLER: alice\r\nX-Caller-Groups: dev\r\nX-Other: 1\r\n",
+    ));
+    let head = parse(&bytes, &known).unwrap();
+    let names: Vec<&HeaderName> = head.request.headers().keys().collect();
+    for known in &known {
+        let name = names
+            .iter()
+            .find(|n| **n == known)
+            .expect("the header is there");
+        assert_eq!(
+            name.as_str().as_ptr(),
+            known.as_str().as_ptr(),
+            "{known} was copied"
+        );
+    }
+    let other = names.iter().find(|n| n.as_str() == "x-other").unwrap();
+    assert_eq!(head.request.headers()[*other], "1");
+    assert_eq!(head.request.headers()["x-caller"], "alice");
 }
 
 fn text(head: &[u8]) -> &str {
