@@ -2,7 +2,7 @@
 //! (`workers`), served by hyper (HTTP/1.1 with upgrades, HTTP/2) and routed
 //! (crate::routes) until the gateway's drain (crate::drain) says stop.
 
-mod direct;
+pub(crate) mod direct;
 mod workers;
 
 use std::net::SocketAddr;

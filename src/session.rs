@@ -151,7 +151,7 @@ pub async fn exec(
         return Err(ExecError::NoSubprotocol);
     }
     // The client's handshake is checked before anything reaches the cluster.
-    let mut response = upgrade_response(&req).map_err(ExecError::Handshake)?;
+    let accept = upgrade_accept(&req).map_err(ExecError::Handshake)?;
     let client_upgrade = hyper::upgrade::on(&mut req);
     drop(req);
     let place = admit(&gateway, &cluster, guard.info_mut(), protocols)
@@ -163,10 +163,10 @@ pub async fn exec(
         .await?;
     guard.phase = Phase::Reported;
     let answer = offer.answer(upstream.protocol);
-    response.headers_mut().insert(
-        header::SEC_WEBSOCKET_PROTOCOL,
-        HeaderValue::from_static(answer.protocol),
-    );
+    let switching = Switching {
+        accept,
+        protocol: answer.protocol,
+    };
     // Counted and reported before the 101 goes out: a client that reads the metrics or
     // starts a drain right after the upgrade sees this session.
     let run = Run {
@@ -189,18 +189,29 @@ pub async fn exec(
                     .map_err(|e| e.to_string())
             };
             tokio::spawn(run.relay(client).instrument(span));
+            Ok(switching.response())
         }
-        ClientSide::Direct(slot) => *slot = Some(Accepted { run, span }),
+        ClientSide::Direct(slot) => {
+            // The caller writes the head from `switching` itself ([`Accepted::head`]); the
+            // response only says that the upgrade was accepted.
+            *slot = Some(Accepted {
+                run,
+                span,
+                switching,
+            });
+            let mut response = Response::new(http_body_util::Empty::new());
+            *response.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
+            Ok(response)
+        }
     }
-    Ok(response)
 }
 
-/// The 101 for the client's upgrade `req`: fastwebsockets' `upgrade::upgrade` (the same
-/// checks, errors, headers and order; a test holds the two together) without its response
-/// builder, which parsed `Sec-WebSocket-Accept`'s name from text and copied its value.
-fn upgrade_response<B>(
+/// The `Sec-WebSocket-Accept` for the client's upgrade `req`, after fastwebsockets'
+/// `upgrade::upgrade`'s checks (the same errors; a test holds the 101 made from it to
+/// fastwebsockets' own).
+fn upgrade_accept<B>(
     req: &Request<B>,
-) -> Result<Response<http_body_util::Empty<bytes::Bytes>>, fastwebsockets::WebSocketError> {
+) -> Result<[u8; protocol::ACCEPT_LEN], fastwebsockets::WebSocketError> {
     use fastwebsockets::WebSocketError;
     let key = req
         .headers()
@@ -210,16 +221,53 @@ fn upgrade_response<B>(
     if version.map(HeaderValue::as_bytes) != Some(b"13") {
         return Err(WebSocketError::InvalidSecWebsocketVersion);
     }
-    let accept = HeaderValue::from_bytes(&protocol::accept_for(key.as_bytes()))
-        .expect("base64 is a header value");
-    let mut response = Response::new(http_body_util::Empty::new());
-    *response.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
-    let headers = response.headers_mut();
-    headers.reserve(4);
-    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
-    Ok(response)
+    Ok(protocol::accept_for(key.as_bytes()))
+}
+
+/// The 101 a session's client gets: the accept of its key and the subprotocol it gets.
+#[derive(Debug, Clone, Copy)]
+struct Switching {
+    accept: [u8; protocol::ACCEPT_LEN],
+    protocol: &'static str,
+}
+
+impl Switching {
+    /// As a response, for hyper to write: fastwebsockets' headers in its order (without its
+    /// response builder, which parsed `Sec-WebSocket-Accept`'s name from text and copied its
+    /// value), then the subprotocol.
+    fn response(&self) -> Response<http_body_util::Empty<bytes::Bytes>> {
+        let mut response = Response::new(http_body_util::Empty::new());
+        *response.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
+        let headers = response.headers_mut();
+        headers.reserve(4);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(
+            header::SEC_WEBSOCKET_ACCEPT,
+            HeaderValue::from_bytes(&self.accept).expect("base64 is a header value"),
+        );
+        headers.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(self.protocol),
+        );
+        response
+    }
+
+    /// The same response's head, as the server writes it for a session it answers itself
+    /// (`crate::server::direct::response_head` of [`Switching::response`]; a test holds the
+    /// two together), without a header map between.
+    fn head(&self) -> Vec<u8> {
+        let mut head = Vec::with_capacity(160);
+        head.extend_from_slice(
+            b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\
+              sec-websocket-accept: ",
+        );
+        head.extend_from_slice(&self.accept);
+        head.extend_from_slice(b"\r\nsec-websocket-protocol: ");
+        head.extend_from_slice(self.protocol.as_bytes());
+        head.extend_from_slice(b"\r\n\r\n");
+        head
+    }
 }
 
 /// Where an accepted session's client connection comes from, and where the session runs.
@@ -237,9 +285,15 @@ pub enum ClientSide<'a> {
 pub struct Accepted {
     run: Run,
     span: tracing::Span,
+    switching: Switching,
 }
 
 impl Accepted {
+    /// The head of the 101 to write to the client before the session runs.
+    pub fn head(&self) -> Vec<u8> {
+        self.switching.head()
+    }
+
     /// Relays the session on `client` (the connection the 101 went out on, or why writing
     /// the 101 failed) until it ends, then reports it.
     pub fn run(self, client: Result<ClientIo, String>) -> impl Future<Output = ()> + Send {
@@ -774,20 +828,53 @@ mod tests {
                     HeaderValue::from_static(value),
                 );
             }
-            let ours = seen(upgrade_response(&req));
+            // Ours names the subprotocol after fastwebsockets' headers, which name none.
+            let ours = seen(upgrade_accept(&req).map(|accept| {
+                let mut res = Switching {
+                    accept,
+                    protocol: protocol::V5,
+                }
+                .response();
+                let named = res.headers_mut().remove(header::SEC_WEBSOCKET_PROTOCOL);
+                assert_eq!(named.unwrap(), protocol::V5);
+                res
+            }));
             let theirs = seen(fastwebsockets::upgrade::upgrade(&mut req).map(|(res, _)| res));
             assert_eq!(ours, theirs, "{headers:?}");
         }
         // RFC 6455 §1.3's own example.
-        let (_, headers) = seen(upgrade_response(
+        let accept = upgrade_accept(
             &Request::get("/")
                 .header("sec-websocket-key", key)
                 .header("sec-websocket-version", "13")
                 .body(())
                 .unwrap(),
-        ))
+        )
         .unwrap();
-        assert!(headers.contains(&"sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into()));
+        assert_eq!(&accept, b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
+    fn the_101_written_directly_is_the_one_hyper_gets() {
+        for protocol in [
+            protocol::V5,
+            protocol::V4,
+            protocol::flow::FLOW_V5,
+            protocol::resume::RESUME_V4,
+        ] {
+            let switching = Switching {
+                accept: *b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+                protocol,
+            };
+            assert_eq!(
+                String::from_utf8(switching.head()).unwrap(),
+                String::from_utf8(crate::server::direct::response_head(
+                    &switching.response(),
+                    None
+                ))
+                .unwrap()
+            );
+        }
     }
 
     #[test]

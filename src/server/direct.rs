@@ -190,7 +190,7 @@ pub async fn first(
     match accepted {
         Some(accepted) => {
             debug_assert_eq!(res.status(), StatusCode::SWITCHING_PROTOCOLS);
-            let head = response_head(&res, None);
+            let head = accepted.head();
             let client = match stream.write_all(&head).await {
                 Ok(()) => Ok(ClientIo::Direct(stream)),
                 Err(e) => Err(format!("writing the 101: {e}")),
