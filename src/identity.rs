@@ -59,32 +59,29 @@ pub enum IdentityError {
 #[derive(Debug, Clone)]
 pub struct Authenticator {
     mode: AuthMode,
-    user_header: String,
-    groups_header: String,
     proxy_secret: Option<Secret>,
     allowed_origins: Vec<String>,
-    /// The names of the headers read here (the identity's, the proxy secret's), parsed
-    /// once: the server takes them for a request's own instead of copying each per request.
-    names: Vec<HeaderName>,
+    /// The headers read here, parsed once: the user's, the groups', the proxy secret's, in
+    /// that order. Requests are read by them, and the server's direct exec takes a
+    /// request's own names from here instead of copying each per request.
+    names: [HeaderName; 3],
 }
 
 impl Authenticator {
     pub fn new(config: &Config) -> Authenticator {
-        let names = [
-            &config.user_header,
-            &config.groups_header,
-            PROXY_SECRET_HEADER,
-        ]
-        .into_iter()
-        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
-        .collect();
+        let name = |header: &str| {
+            HeaderName::from_bytes(header.as_bytes())
+                .expect("the configuration's header names are checked when it is read")
+        };
         Authenticator {
             mode: config.auth,
-            user_header: config.user_header.to_ascii_lowercase(),
-            groups_header: config.groups_header.to_ascii_lowercase(),
             proxy_secret: config.proxy_secret.clone(),
             allowed_origins: config.allowed_origins.clone(),
-            names,
+            names: [
+                name(&config.user_header),
+                name(&config.groups_header),
+                HeaderName::from_static(PROXY_SECRET_HEADER),
+            ],
         }
     }
 
@@ -92,6 +89,18 @@ impl Authenticator {
     /// exec takes a request's own from here).
     pub fn header_names(&self) -> &[HeaderName] {
         &self.names
+    }
+
+    fn user_header(&self) -> &HeaderName {
+        &self.names[0]
+    }
+
+    fn groups_header(&self) -> &HeaderName {
+        &self.names[1]
+    }
+
+    fn secret_header(&self) -> &HeaderName {
+        &self.names[2]
     }
 
     /// Whether sessions act as the caller (impersonation) rather than as podterm itself
@@ -104,7 +113,7 @@ impl Authenticator {
     pub fn check_secret(&self, headers: &HeaderMap) -> Result<(), IdentityError> {
         if let Some(secret) = &self.proxy_secret {
             let sent = headers
-                .get(PROXY_SECRET_HEADER)
+                .get(self.secret_header())
                 .map(|v| v.as_bytes())
                 .unwrap_or_default();
             if !bool::from(sent.ct_eq(secret.expose())) {
@@ -123,24 +132,24 @@ impl Authenticator {
         if self.mode == AuthMode::None {
             return Ok(Identity::local_dev());
         }
-        let mut users = headers.get_all(&self.user_header).iter();
+        let mut users = headers.get_all(self.user_header()).iter();
         let (user, second) = (users.next(), users.next());
         if second.is_some() {
-            return Err(IdentityError::RepeatedUser(self.user_header.clone()));
+            return Err(IdentityError::RepeatedUser(self.user_header().to_string()));
         }
         let user = user
             .map(|v| {
                 header_text(v.as_bytes())
-                    .ok_or_else(|| IdentityError::BadUser(self.user_header.clone()))
+                    .ok_or_else(|| IdentityError::BadUser(self.user_header().to_string()))
             })
             .transpose()?
             .map(str::trim)
             .filter(|u| !u.is_empty())
-            .ok_or_else(|| IdentityError::NoUser(self.user_header.clone()))?;
+            .ok_or_else(|| IdentityError::NoUser(self.user_header().to_string()))?;
         let mut groups = Vec::new();
-        for line in headers.get_all(&self.groups_header) {
+        for line in headers.get_all(self.groups_header()) {
             let line = header_text(line.as_bytes())
-                .ok_or_else(|| IdentityError::BadGroups(self.groups_header.clone()))?;
+                .ok_or_else(|| IdentityError::BadGroups(self.groups_header().to_string()))?;
             groups.extend(
                 line.split(',')
                     .map(str::trim)
