@@ -130,17 +130,26 @@ impl ActAs<'_> {
         let ActAs::User(identity) = self else {
             return Ok(());
         };
-        // UTF-8 names pass as they are (Go reads header bytes as a string); only bytes HTTP
-        // cannot carry (control characters) are refused.
-        let value = |v: &str| {
-            HeaderValue::from_bytes(v.as_bytes()).map_err(|_| UpstreamError::BadIdentity(v.into()))
-        };
-        headers.insert(IMPERSONATE_USER, value(&identity.user)?);
-        for group in &identity.groups {
-            headers.append(IMPERSONATE_GROUP, value(group)?);
+        for (name, v) in impersonation(identity) {
+            let value = HeaderValue::from_bytes(v.as_bytes())
+                .map_err(|_| UpstreamError::BadIdentity(v.into()))?;
+            headers.append(name, value);
         }
         Ok(())
     }
+}
+
+/// The fields that ask the cluster to act as `identity`: `Impersonate-User`, then one
+/// `Impersonate-Group` per group, for reads and for the exec upgrade alike. UTF-8 names pass
+/// as they are (Go reads header bytes as a string); only bytes HTTP cannot carry (control
+/// characters) are refused, by whoever writes the field.
+fn impersonation(identity: &Identity) -> impl Iterator<Item = (HeaderName, &str)> {
+    std::iter::once((IMPERSONATE_USER, identity.user.as_str())).chain(
+        identity
+            .groups
+            .iter()
+            .map(|group| (IMPERSONATE_GROUP, group.as_str())),
+    )
 }
 
 /// An exec stream the cluster accepted.

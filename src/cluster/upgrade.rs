@@ -169,15 +169,9 @@ impl Upgrades {
         head.known("sec-websocket-version", b"13");
         head.known("sec-websocket-key", key);
         head.list("sec-websocket-protocol", exec.protocols);
-        if let Some(identity) = exec.impersonate {
-            // UTF-8 names pass as they are (Go reads header bytes as a string); only bytes
-            // HTTP cannot carry (control characters) are refused.
-            let names = std::iter::once(("impersonate-user", &identity.user))
-                .chain(identity.groups.iter().map(|g| ("impersonate-group", g)));
-            for (field, name) in names {
-                head.field(field, name.as_bytes())
-                    .map_err(|_| Failed::Identity(name.clone()))?;
-            }
+        for (field, name) in exec.impersonate.into_iter().flat_map(super::impersonation) {
+            head.field(field.as_str(), name.as_bytes())
+                .map_err(|_| Failed::Identity(name.to_string()))?;
         }
         for (name, value) in &credentials {
             // The cluster URL's authority is the one `Host`.
