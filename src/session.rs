@@ -378,7 +378,8 @@ impl Offer {
         // as one list.
         let names = protocol::SUBPROTOCOLS
             .map(|p| [Some(p), flow::flow_variant(p), resume::resume_variant(p)]);
-        let mut named = [[false; 3]; protocol::SUBPROTOCOLS.len()];
+        let names = names.as_flattened();
+        let mut named = [false; 3 * protocol::SUBPROTOCOLS.len()];
         for name in req
             .headers()
             .get_all(header::SEC_WEBSOCKET_PROTOCOL)
@@ -387,18 +388,15 @@ impl Offer {
             .flat_map(|v| v.split(','))
         {
             let name = Some(name.trim());
-            for (row, named) in names.iter().zip(&mut named) {
-                for (ours, named) in row.iter().zip(named) {
-                    *named |= *ours == name;
-                }
+            for (ours, named) in names.iter().zip(&mut named) {
+                *named |= *ours == name;
             }
         }
         let offered = |p: &str| {
             let p = Some(p);
             names
                 .iter()
-                .flatten()
-                .zip(named.iter().flatten())
+                .zip(&named)
                 .any(|(ours, &named)| named && *ours == p)
         };
         let resume: Protocols = protocol::SUBPROTOCOLS
