@@ -1,12 +1,12 @@
 //! Who is asking: the identity the API gateway vouched for (trusted headers, proxy secret) and
 //! whether a browser's page may open a session here (`Origin`).
 
-use hyper::HeaderMap;
 use hyper::header::HeaderName;
 use hyper::header::{HOST, ORIGIN};
 use subtle::ConstantTimeEq;
 
 use crate::config::{AuthMode, Config, Secret};
+use crate::fields::{self, Fields};
 
 /// The header in which the API gateway proves it is the API gateway.
 pub const PROXY_SECRET_HEADER: &str = "x-podterm-proxy-secret";
@@ -62,8 +62,7 @@ pub struct Authenticator {
     proxy_secret: Option<Secret>,
     allowed_origins: Vec<String>,
     /// The headers read here, parsed once: the user's, the groups', the proxy secret's, in
-    /// that order. Requests are read by them, and the server's direct exec takes a
-    /// request's own names from here instead of copying each per request.
+    /// that order. Requests are read by them.
     names: [HeaderName; 3],
 }
 
@@ -85,12 +84,6 @@ impl Authenticator {
         }
     }
 
-    /// The names of the headers the identity is read from, parsed (`crate::server`'s direct
-    /// exec takes a request's own from here).
-    pub fn header_names(&self) -> &[HeaderName] {
-        &self.names
-    }
-
     fn user_header(&self) -> &HeaderName {
         &self.names[0]
     }
@@ -110,12 +103,9 @@ impl Authenticator {
     }
 
     /// The proxy secret, when one is configured (constant time).
-    pub fn check_secret(&self, headers: &HeaderMap) -> Result<(), IdentityError> {
+    pub fn check_secret<'h>(&self, fields: impl Into<Fields<'h>>) -> Result<(), IdentityError> {
         if let Some(secret) = &self.proxy_secret {
-            let sent = headers
-                .get(self.secret_header())
-                .map(|v| v.as_bytes())
-                .unwrap_or_default();
+            let sent = fields.into().get(self.secret_header()).unwrap_or_default();
             if !bool::from(sent.ct_eq(secret.expose())) {
                 return Err(IdentityError::ProxySecret);
             }
@@ -127,28 +117,34 @@ impl Authenticator {
     /// the gateway sent them: one user header (a second one is refused, not resolved), names
     /// and groups in UTF-8, and a groups line that cannot be read refuses the request rather
     /// than being dropped (a dropped group could skip a restrictive first policy rule).
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, IdentityError> {
-        self.check_secret(headers)?;
+    pub fn authenticate<'h>(
+        &self,
+        fields: impl Into<Fields<'h>>,
+    ) -> Result<Identity, IdentityError> {
+        self.identify(fields.into())
+    }
+
+    fn identify(&self, fields: Fields<'_>) -> Result<Identity, IdentityError> {
+        self.check_secret(fields)?;
         if self.mode == AuthMode::None {
             return Ok(Identity::local_dev());
         }
-        let mut users = headers.get_all(self.user_header()).iter();
+        let mut users = fields.all(self.user_header());
         let (user, second) = (users.next(), users.next());
         if second.is_some() {
             return Err(IdentityError::RepeatedUser(self.user_header().to_string()));
         }
         let user = user
             .map(|v| {
-                header_text(v.as_bytes())
-                    .ok_or_else(|| IdentityError::BadUser(self.user_header().to_string()))
+                header_text(v).ok_or_else(|| IdentityError::BadUser(self.user_header().to_string()))
             })
             .transpose()?
             .map(str::trim)
             .filter(|u| !u.is_empty())
             .ok_or_else(|| IdentityError::NoUser(self.user_header().to_string()))?;
         let mut groups = Vec::new();
-        for line in headers.get_all(self.groups_header()) {
-            let line = header_text(line.as_bytes())
+        for line in fields.all(self.groups_header()) {
+            let line = header_text(line)
                 .ok_or_else(|| IdentityError::BadGroups(self.groups_header().to_string()))?;
             groups.extend(
                 line.split(',')
@@ -165,21 +161,25 @@ impl Authenticator {
 
     /// With `PODTERM_AUTH=none` (`podterm dev`), only loopback host names are answered, so a
     /// web page cannot reach the developer's podterm through DNS rebinding.
-    pub fn check_host<B>(&self, req: &hyper::Request<B>) -> Result<(), IdentityError> {
+    /// `authority` is the request target's, when the target is in absolute form.
+    pub fn check_host<'h>(
+        &self,
+        authority: Option<&str>,
+        fields: impl Into<Fields<'h>>,
+    ) -> Result<(), IdentityError> {
         if self.mode != AuthMode::None {
             return Ok(());
         }
-        if req.headers().get_all(HOST).iter().nth(1).is_some() {
+        let fields = fields.into();
+        if fields.all(&HOST).nth(1).is_some() {
             return Err(IdentityError::Host("(more than one Host header)".into()));
         }
-        let host = req
-            .uri()
-            .authority()
-            .map(|a| a.as_str().to_string())
+        let host = authority
+            .map(str::to_string)
             .or_else(|| {
-                req.headers()
-                    .get(HOST)
-                    .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+                fields
+                    .get(&HOST)
+                    .map(|h| String::from_utf8_lossy(h).into_owned())
             })
             .unwrap_or_default();
         if is_loopback_authority(&host) {
@@ -191,16 +191,17 @@ impl Authenticator {
 
     /// The `Origin` check for browser requests: requests without `Origin` (kubectl, scripts)
     /// pass; else the origin must be listed, or, with no list, be the request's own host.
-    pub fn check_origin(&self, headers: &HeaderMap) -> Result<(), IdentityError> {
-        let Some(origin) = headers.get(ORIGIN) else {
+    pub fn check_origin<'h>(&self, fields: impl Into<Fields<'h>>) -> Result<(), IdentityError> {
+        let fields = fields.into();
+        let Some(origin) = fields.get(&ORIGIN) else {
             return Ok(());
         };
-        let origin_text = origin.to_str().unwrap_or("?");
+        let origin_text = fields::text(origin).unwrap_or("?");
         let normalized = origin_text.trim_end_matches('/').to_ascii_lowercase();
         let allowed = if self.allowed_origins.is_empty() {
-            let host = headers
-                .get(HOST)
-                .and_then(|h| h.to_str().ok())
+            let host = fields
+                .get(&HOST)
+                .and_then(fields::text)
                 .map(str::to_ascii_lowercase);
             let origin_host = normalized.split_once("://").map(|(_, h)| h);
             host.is_some() && origin_host == host.as_deref()
@@ -243,6 +244,7 @@ fn is_loopback_authority(authority: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::HeaderMap;
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -394,12 +396,7 @@ mod tests {
     #[test]
     fn dev_answers_loopback_hosts_and_origins_only() {
         let a = auth(&[("PODTERM_AUTH", "none"), ("PODTERM_LISTEN", "127.0.0.1:0")]);
-        let req = |host: &str| {
-            hyper::Request::get("/")
-                .header("host", host)
-                .body(())
-                .unwrap()
-        };
+        let req = |host: &str| headers(&[("host", host)]);
         for ok in [
             "localhost:8080",
             "127.0.0.1:8080",
@@ -407,7 +404,7 @@ mod tests {
             "LOCALHOST",
             "127.0.0.2",
         ] {
-            assert!(a.check_host(&req(ok)).is_ok(), "{ok}");
+            assert!(a.check_host(None, &req(ok)).is_ok(), "{ok}");
         }
         for bad in [
             "attacker.example:8080",
@@ -416,7 +413,7 @@ mod tests {
             "",
         ] {
             assert!(
-                matches!(a.check_host(&req(bad)), Err(IdentityError::Host(_))),
+                matches!(a.check_host(None, &req(bad)), Err(IdentityError::Host(_))),
                 "{bad}"
             );
         }
@@ -427,7 +424,18 @@ mod tests {
         assert!(a.check_origin(&h).is_ok());
         let h = headers(&[("host", "evil.example"), ("origin", "http://evil.example")]);
         assert!(a.check_origin(&h).is_err());
+        // An absolute-form target's authority is the host; a second Host line is refused.
+        assert!(
+            a.check_host(Some("localhost:8080"), &req("evil.example"))
+                .is_ok()
+        );
+        assert!(
+            a.check_host(Some("evil.example"), &req("localhost"))
+                .is_err()
+        );
+        let twice = headers(&[("host", "localhost"), ("host", "localhost")]);
+        assert!(a.check_host(None, &twice).is_err());
         // Serve mode does not check the host.
-        assert!(auth(&[]).check_host(&req("podterm.example")).is_ok());
+        assert!(auth(&[]).check_host(None, &req("podterm.example")).is_ok());
     }
 }

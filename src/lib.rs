@@ -7,7 +7,7 @@
 //! ```text
 //! serve, dev ─▶ server ─▶ routes ─▶ session ─▶ gateway ─▶ relay ─▶ recording ─▶ audit ─▶ events
 //!                                                       └▶ cluster, policy, drain, telemetry
-//! events ─▶ policy ─▶ identity ─▶ protocol, config, tcp     devcluster ─▶ protocol, config, drain
+//! events ─▶ policy ─▶ identity ─▶ fields, protocol, config, tcp   devcluster ─▶ protocol, config, drain
 //! ```
 //!
 //! - The browser side: [`server`] (accept loop, worker threads), `routes` (paths and the one
@@ -17,7 +17,8 @@
 //! - The relay: [`relay`], the pump between the two sockets; knows nothing of hyper or kube.
 //! - The cluster side: [`cluster`] (kubeconfig, impersonated reads, the exec upgrade, TLS).
 //! - Rules and records: [`policy`], [`audit`], [`recording`], [`telemetry`], `drain`.
-//! - Pure: [`protocol`] (channels, `Status`, the exec query), [`config`]; [`tcp`], the TCP
+//! - Pure: [`protocol`] (channels, `Status`, the exec query), [`config`], [`fields`] (a
+//!   request's header fields by name, from hyper's map or the head's lines); [`tcp`], the TCP
 //!   streams of both sides.
 //! - [`devcluster`]: the embedded Kubernetes API used by `podterm dev`, tests and load tests.
 
@@ -28,6 +29,7 @@ pub mod dev;
 pub mod devcluster;
 mod drain;
 pub mod events;
+pub mod fields;
 pub mod fleet;
 pub mod gateway;
 pub mod identity;

@@ -13,6 +13,7 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use crate::cluster::{Cluster, UpstreamError};
 use crate::events::{Refused, SessionInfo};
+use crate::fields::Fields;
 use crate::gateway::Gateway;
 use crate::identity::{Identity, IdentityError};
 use crate::policy::limits::LimitError;
@@ -236,15 +237,24 @@ async fn route(
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Result<Response<Body>, RouteError> {
-    gateway.auth.check_host(&req)?;
+    gateway
+        .auth
+        .check_host(req.uri().authority().map(|a| a.as_str()), req.headers())?;
     if let Some(exec_path) = ExecPath::of(req.uri().path()) {
         let (attempt, subresource) = exec_path.attempt(peer);
+        let mut req = req.map(drop);
+        let upgrade = hyper::upgrade::on(&mut req);
+        let request = ExecRequest {
+            method: req.method().clone(),
+            query: req.uri().query().unwrap_or(""),
+            fields: req.headers().into(),
+        };
         return Ok(exec(
             gateway,
-            req.map(drop),
+            &request,
             attempt,
             subresource,
-            ClientSide::Hyper,
+            ClientSide::Hyper(upgrade),
         )
         .await);
     }
@@ -354,26 +364,42 @@ impl<'a> ExecPath<'a> {
     }
 }
 
-/// An exec or attach WebSocket request that the server read and answers itself, without
-/// hyper (`crate::server`'s direct exec): the same checks, refusals and reports as through
-/// [`handle`]. A session the cluster accepted is left in `accepted` for the connection's
-/// task to run once it wrote the 101.
+/// An exec request as the exec route reads it: from hyper's request, or from the lines of a
+/// head the server read itself.
+pub struct ExecRequest<'a> {
+    pub method: Method,
+    /// The target's query ("" without one).
+    pub query: &'a str,
+    pub fields: Fields<'a>,
+}
+
+/// An exec or attach WebSocket GET that the server read and answers itself, without hyper
+/// (`crate::server`'s direct exec; origin-form `path` and `query`, header `fields`): the
+/// same checks, refusals and reports as through [`handle`]. A session the cluster accepted
+/// is left in `accepted` for the connection's task to run once it wrote the 101.
 pub async fn direct_exec(
     gateway: &Arc<Gateway>,
-    req: Request<()>,
+    path: &str,
+    query: Option<&str>,
+    fields: Fields<'_>,
     peer: SocketAddr,
     accepted: &mut Option<session::Accepted>,
 ) -> Response<Body> {
-    if let Err(e) = gateway.auth.check_host(&req) {
+    if let Err(e) = gateway.auth.check_host(None, fields) {
         return refused(gateway, e.into());
     }
-    let Some(exec_path) = ExecPath::of(req.uri().path()) else {
+    let Some(exec_path) = ExecPath::of(path) else {
         return refused(gateway, RouteError::NotFound);
     };
     let (attempt, subresource) = exec_path.attempt(peer);
+    let request = ExecRequest {
+        method: Method::GET,
+        query: query.unwrap_or(""),
+        fields,
+    };
     exec(
         gateway,
-        req,
+        &request,
         attempt,
         subresource,
         ClientSide::Direct(accepted),
@@ -681,13 +707,13 @@ async fn read(
 /// and is not reported, see [`AttemptGuard`]).
 async fn exec(
     gateway: &Arc<Gateway>,
-    req: Request<()>,
+    req: &ExecRequest<'_>,
     attempt: SessionInfo,
     subresource: Subresource,
     side: ClientSide<'_>,
 ) -> Response<Body> {
-    let websocket = fastwebsockets::upgrade::is_upgrade_request(&req);
-    let plain = !websocket && matches!(*req.method(), Method::GET | Method::POST);
+    let websocket = req.fields.is_upgrade();
+    let plain = !websocket && matches!(req.method, Method::GET | Method::POST);
     let mut guard = AttemptGuard::new(gateway.clone(), attempt, plain);
     match exec_checked(gateway, &mut guard, req, websocket, subresource, side).await {
         Ok(res) => {
@@ -711,20 +737,20 @@ async fn exec(
 async fn exec_checked(
     gateway: &Arc<Gateway>,
     guard: &mut AttemptGuard,
-    req: Request<()>,
+    req: &ExecRequest<'_>,
     websocket: bool,
     subresource: Subresource,
     side: ClientSide<'_>,
 ) -> Result<Response<Body>, RouteError> {
-    if req.method() != Method::GET && req.method() != Method::POST {
+    if req.method != Method::GET && req.method != Method::POST {
         return Err(RouteError::MethodNotAllowed);
     }
     if gateway.drain.is_draining() {
         return Err(RouteError::Draining);
     }
-    let identity = gateway.auth.authenticate(req.headers())?;
+    let identity = gateway.auth.authenticate(req.fields)?;
     guard.info_mut().identity = Some(identity);
-    gateway.auth.check_origin(req.headers())?;
+    gateway.auth.check_origin(req.fields)?;
     let info = &guard.info;
     let cluster = gateway
         .clusters
@@ -738,17 +764,12 @@ async fn exec_checked(
         Subresource::Exec => ExecTarget::parse,
         Subresource::Attach => ExecTarget::parse_attach,
     };
-    let target = parse(
-        cluster.name(),
-        &info.namespace,
-        &info.pod,
-        req.uri().query().unwrap_or(""),
-    )?;
+    let target = parse(cluster.name(), &info.namespace, &info.pod, req.query)?;
     guard.info_mut().target = Some(target);
     if !websocket {
-        return plain_exec(gateway, &req, &cluster, guard.info_mut()).await;
+        return plain_exec(gateway, &req.method, &cluster, guard.info_mut()).await;
     }
-    let res = session::exec(guard, req, cluster, side).await?;
+    let res = session::exec(guard, req.fields, cluster, side).await?;
     Ok(res.map(|body| body.map_err(|e| match e {}).boxed_unsync()))
 }
 
@@ -761,7 +782,7 @@ const MAX_PLAIN_ANSWER_BYTES: usize = 64 * 1024;
 /// upgrade, the answer says that podterm needs WebSocket exec.
 async fn plain_exec(
     gateway: &Gateway,
-    req: &Request<()>,
+    method: &Method,
     cluster: &Cluster,
     info: &mut SessionInfo,
 ) -> Result<Response<Body>, RouteError> {
@@ -770,7 +791,7 @@ async fn plain_exec(
     let (identity, target) = info.caller_and_target().expect("admitted with both");
     let res = cluster
         .plain_exec(
-            req.method().clone(),
+            method.clone(),
             &target.upstream_path(),
             gateway.act_as(identity),
         )

@@ -6,12 +6,13 @@
 
 use std::sync::Arc;
 
+use hyper::Response;
 use hyper::header::{self, HeaderValue};
-use hyper::{Request, Response};
 use tracing::Instrument as _;
 
 use crate::cluster::{Cluster, ExecStream, UpstreamError};
 use crate::events::{CloseReason, Refused, SessionEvent, SessionInfo, Summary};
+use crate::fields::{self, Fields};
 use crate::fleet::{ClientIo, Live};
 use crate::gateway::Gateway;
 use crate::policy::Denial;
@@ -132,28 +133,26 @@ impl Drop for AttemptGuard {
     }
 }
 
-/// Runs the exec WebSocket request `req` for the attempt in `guard` (caller and request
+/// Runs the exec WebSocket request with header `fields` for the attempt in `guard` (caller and request
 /// known): the client's handshake is checked, then admission (policy, limits, `deny_root`),
 /// then the recording is created — and only then is the exec opened on the cluster as the
 /// caller. Answers 101 with the subprotocol the cluster picked; the session then runs where
 /// `side` says.
 pub async fn exec(
     guard: &mut AttemptGuard,
-    mut req: Request<()>,
+    fields: Fields<'_>,
     cluster: Arc<Cluster>,
     side: ClientSide<'_>,
 ) -> Result<Response<http_body_util::Empty<bytes::Bytes>>, ExecError> {
     let gateway = guard.gateway.clone();
     let span = session_span(&guard.info);
-    let offer = Offer::of(&req, !gateway.fleet.grace.is_zero());
+    let offer = Offer::of(fields, !gateway.fleet.grace.is_zero());
     let protocols = &offer.upstream;
     if protocols.is_empty() {
         return Err(ExecError::NoSubprotocol);
     }
     // The client's handshake is checked before anything reaches the cluster.
-    let accept = upgrade_accept(&req).map_err(ExecError::Handshake)?;
-    let client_upgrade = hyper::upgrade::on(&mut req);
-    drop(req);
+    let accept = upgrade_accept(fields).map_err(ExecError::Handshake)?;
     let place = admit(&gateway, &cluster, guard.info_mut(), protocols)
         .instrument(span.clone())
         .await?;
@@ -180,7 +179,7 @@ pub async fn exec(
         answer,
     };
     match side {
-        ClientSide::Hyper => {
+        ClientSide::Hyper(client_upgrade) => {
             // Only the connection is kept: the WebSocket wrapper (and its read buffer) goes.
             let client = async move {
                 client_upgrade
@@ -206,22 +205,20 @@ pub async fn exec(
     }
 }
 
-/// The `Sec-WebSocket-Accept` for the client's upgrade `req`, after fastwebsockets'
-/// `upgrade::upgrade`'s checks (the same errors; a test holds the 101 made from it to
-/// fastwebsockets' own).
-fn upgrade_accept<B>(
-    req: &Request<B>,
+/// The `Sec-WebSocket-Accept` for the client's upgrade with header `fields`, after
+/// fastwebsockets' `upgrade::upgrade`'s checks (the same errors; a test holds the 101 made
+/// from it to fastwebsockets' own).
+fn upgrade_accept(
+    fields: Fields<'_>,
 ) -> Result<[u8; protocol::ACCEPT_LEN], fastwebsockets::WebSocketError> {
     use fastwebsockets::WebSocketError;
-    let key = req
-        .headers()
-        .get(header::SEC_WEBSOCKET_KEY)
+    let key = fields
+        .get(&header::SEC_WEBSOCKET_KEY)
         .ok_or(WebSocketError::MissingSecWebSocketKey)?;
-    let version = req.headers().get(header::SEC_WEBSOCKET_VERSION);
-    if version.map(HeaderValue::as_bytes) != Some(b"13") {
+    if fields.get(&header::SEC_WEBSOCKET_VERSION) != Some(b"13") {
         return Err(WebSocketError::InvalidSecWebsocketVersion);
     }
-    Ok(protocol::accept_for(key.as_bytes()))
+    Ok(protocol::accept_for(key))
 }
 
 /// The 101 a session's client gets: the accept of its key and the subprotocol it gets.
@@ -274,7 +271,7 @@ impl Switching {
 pub enum ClientSide<'a> {
     /// hyper served the request: the session gets a task of its own, which waits for hyper's
     /// upgrade (after hyper wrote the 101).
-    Hyper,
+    Hyper(hyper::upgrade::OnUpgrade),
     /// The server answered the request itself (`crate::server`'s direct exec): the session is
     /// left here, and the connection's task writes the 101 and then runs it
     /// ([`Accepted::run`]) on the connection.
@@ -372,7 +369,7 @@ struct Answer {
 }
 
 impl Offer {
-    fn of(req: &Request<()>, resume_on: bool) -> Offer {
+    fn of(fields: Fields<'_>, resume_on: bool) -> Offer {
         // Every name podterm could answer (each protocol and its flow and resume variants),
         // and which of them the client offered: its `Sec-WebSocket-Protocol` lines read once,
         // as one list.
@@ -380,11 +377,9 @@ impl Offer {
             .map(|p| [Some(p), flow::flow_variant(p), resume::resume_variant(p)]);
         let names = names.as_flattened();
         let mut named = [false; 3 * protocol::SUBPROTOCOLS.len()];
-        for name in req
-            .headers()
-            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
+        for name in fields
+            .all(&header::SEC_WEBSOCKET_PROTOCOL)
+            .filter_map(fields::text)
             .flat_map(|v| v.split(','))
         {
             let name = Some(name.trim());
@@ -724,6 +719,7 @@ mod tests {
     use tracing::Level;
 
     use super::*;
+    use hyper::Request;
 
     fn with_level(level: Level, f: impl FnOnce()) {
         let subscriber = tracing_subscriber::fmt()
@@ -747,7 +743,7 @@ mod tests {
                     HeaderValue::from_str(line).unwrap(),
                 );
             }
-            let offer = Offer::of(&req, resume_on);
+            let offer = Offer::of(req.headers().into(), resume_on);
             (
                 offer.upstream.to_vec(),
                 offer.flow.to_vec(),
@@ -827,7 +823,7 @@ mod tests {
                 );
             }
             // Ours names the subprotocol after fastwebsockets' headers, which name none.
-            let ours = seen(upgrade_accept(&req).map(|accept| {
+            let ours = seen(upgrade_accept(req.headers().into()).map(|accept| {
                 let mut res = Switching {
                     accept,
                     protocol: protocol::V5,
@@ -841,14 +837,12 @@ mod tests {
             assert_eq!(ours, theirs, "{headers:?}");
         }
         // RFC 6455 §1.3's own example.
-        let accept = upgrade_accept(
-            &Request::get("/")
-                .header("sec-websocket-key", key)
-                .header("sec-websocket-version", "13")
-                .body(())
-                .unwrap(),
-        )
-        .unwrap();
+        let req = Request::get("/")
+            .header("sec-websocket-key", key)
+            .header("sec-websocket-version", "13")
+            .body(())
+            .unwrap();
+        let accept = upgrade_accept(req.headers().into()).unwrap();
         assert_eq!(&accept, b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 

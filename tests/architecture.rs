@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// The gateway's layers, lowest first; a module may import only from earlier layers.
 const LAYERS: &[&[&str]] = &[
-    &["config", "protocol", "tcp", "testing"],
+    &["config", "fields", "protocol", "tcp", "testing"],
     &["identity", "web", "drain", "telemetry"],
     &["policy", "devcluster"],
     &["events"],

@@ -9,7 +9,8 @@
 //! the route, and a boxed `dyn` connection behind every read and write of the session, whose
 //! relay then ran in a task of its own: the largest part of what a session cost in user space
 //! beside nginx (loadtest/README.md, "eighth stop"). Here the head is parsed with `httparse`
-//! (as hyper does) into the same `http::Request`, routed by the same code
+//! (as hyper does), read where it lies (its target and its lines, `crate::fields`; copying it
+//! into an `http::Request` cost more than the parse), routed by the same code
 //! (`routes::direct_exec`: the same checks, refusals, audit and metrics), and the answer's
 //! head written in one write.
 //!
@@ -22,12 +23,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use http_body_util::BodyExt as _;
-use hyper::header::{self, HeaderName, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper::header::{self, HeaderValue};
+use hyper::{Response, StatusCode};
 use tokio::io::AsyncWriteExt as _;
 
+use crate::fields::{self, Fields};
 use crate::gateway::Gateway;
 use crate::routes::{self, Body, ExecPath};
 use crate::tcp::{self, ClientIo};
@@ -40,21 +42,35 @@ pub const MAX_HEADERS: usize = 64;
 /// own refusal, which the cluster's upgrade read up to 64 KiB).
 const MAX_REFUSAL_BODY: usize = 1024 * 1024;
 
-/// A request head read whole from the connection's first bytes, to be answered here.
+/// A request head read whole from the connection's first bytes, to be answered here: an exec
+/// or attach WebSocket upgrade, its lines borrowed from the read.
 #[derive(Debug)]
-pub struct Head {
-    pub request: Request<()>,
+pub struct Head<'a> {
+    /// The target's path (origin form, as `Uri` reads it).
+    pub path: &'a str,
+    /// The target's query, after its `?`.
+    pub query: Option<&'a str>,
+    /// The header lines, in order.
+    pub lines: Vec<httparse::Header<'a>>,
     /// The head's length in bytes, CRLF CRLF included.
     pub len: usize,
     /// The client asked for the connection to close after this request (`Connection: close`).
     pub close: bool,
 }
 
+impl<'a> Head<'a> {
+    /// The head's header fields, by name.
+    pub fn fields(&self) -> Fields<'_> {
+        Fields::Lines(&self.lines)
+    }
+}
+
 /// `read` (a connection's first bytes) as an exec or attach WebSocket upgrade to answer
-/// here, or `None` when hyper should serve the connection. A header named as one of `known`
-/// (the identity's, which are not among HTTP's standard names) gets that name, shared, where
-/// `HeaderName` would copy each such name into an allocation of its own.
-pub fn parse(read: &Bytes, known: &[HeaderName]) -> Option<Head> {
+/// here, or `None` when hyper should serve the connection. What is answered here is read as
+/// hyper reads it (httparse, and what `Uri`, `HeaderName` and `HeaderValue` take: held to
+/// hyper's own server by the tests), without copying it into hyper's types: the routes read
+/// the lines where they lie (`crate::fields`).
+pub fn parse(read: &[u8]) -> Option<Head<'_>> {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut slots);
     let len = match parsed.parse(read) {
@@ -65,44 +81,29 @@ pub fn parse(read: &Bytes, known: &[HeaderName]) -> Option<Head> {
     if parsed.method != Some("GET") || parsed.version != Some(1) {
         return None;
     }
-    let target = parsed.path?;
-    let path = target.split_once('?').map_or(target, |(path, _)| path);
+    let (path, query) = fields::origin_form(parsed.path?)?;
     ExecPath::of(path)?;
-    let mut headers = hyper::HeaderMap::with_capacity(parsed.headers.len());
     let mut close = false;
-    for h in parsed.headers.iter() {
-        let name = match known.iter().find(|k| {
-            k.as_str()
-                .as_bytes()
-                .eq_ignore_ascii_case(h.name.as_bytes())
-        }) {
-            Some(known) => known.clone(),
-            None => HeaderName::from_bytes(h.name.as_bytes()).ok()?,
-        };
-        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+    for line in parsed.headers.iter() {
+        let name = line.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length")
+            || name.eq_ignore_ascii_case(b"transfer-encoding")
+        {
             // A body: not an upgrade as browsers and kubectl send one; hyper's to judge.
             return None;
         }
-        if name == header::CONNECTION && has_token(h.value, "close") {
+        if name.eq_ignore_ascii_case(b"connection") && has_token(line.value, "close") {
             close = true;
         }
-        let value = HeaderValue::from_maybe_shared(read.slice_ref(h.value)).ok()?;
-        headers.append(name, value);
     }
-    let uri = Uri::from_maybe_shared(read.slice_ref(target.as_bytes())).ok()?;
-    let mut request = Request::new(());
-    *request.method_mut() = Method::GET;
-    *request.uri_mut() = uri;
-    *request.version_mut() = Version::HTTP_11;
-    *request.headers_mut() = headers;
-    if !fastwebsockets::upgrade::is_upgrade_request(&request) {
-        return None;
-    }
-    Some(Head {
-        request,
+    let head = Head {
+        path,
+        query,
+        lines: parsed.headers.to_vec(),
         len,
         close,
-    })
+    };
+    head.fields().is_upgrade().then_some(head)
 }
 
 /// Whether the comma-separated header value `value` lists `token` (any case).
@@ -166,23 +167,23 @@ pub async fn first(
             return First::Ended;
         }
     }
-    let read = buf.freeze();
-    let Some(head) = parse(&read, gateway.auth.header_names()) else {
-        stream.read_ahead(&read);
+    let Some(head) = parse(&buf) else {
+        stream.read_ahead(&buf);
         return First::Hyper {
             stream,
             answered: false,
         };
     };
     // Bytes behind the head (a client that did not wait for the 101) stay for the session.
-    stream.read_ahead(&read[head.len..]);
-    drop(read);
+    stream.read_ahead(&buf[head.len..]);
     let mut accepted = None;
     // Boxed: the admission and the cluster's upgrade are a large future, and the session runs
     // in this task after them (its size is the largest of the two).
     let res = Box::pin(routes::direct_exec(
         gateway,
-        head.request,
+        head.path,
+        head.query,
+        head.fields(),
         peer,
         &mut accepted,
     ))

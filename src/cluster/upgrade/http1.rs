@@ -20,6 +20,7 @@ use hyper::StatusCode;
 use hyper::header::HeaderValue;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
+use crate::fields::{field_byte, path_byte, query_byte};
 use crate::protocol::ACCEPT_LEN;
 
 /// Largest answer head taken, in bytes (hyper's client allows about 400 KiB; an API server's
@@ -136,22 +137,6 @@ impl RequestHead {
 
 /// Room for an exec upgrade's head: about 600 bytes with a token and a few groups.
 const HEAD_CAPACITY: usize = 1024;
-
-/// A byte `http`'s `Uri` parser takes in a path as it is (its `build_path_map`), ASCII only:
-/// podterm's own targets are percent-encoded and hold nothing else.
-fn path_byte(b: u8) -> bool {
-    matches!(b, 0x21 | 0x22 | 0x24..=0x3B | 0x3D | 0x40..=0x5F | 0x61..=0x7E)
-}
-
-/// A byte `http`'s `Uri` parser takes in a query as it is (its `build_query_map`), ASCII only.
-fn query_byte(b: u8) -> bool {
-    matches!(b, 0x21 | 0x24..=0x3B | 0x3D | 0x3F..=0x7E)
-}
-
-/// A byte `HeaderValue::from_bytes` takes: visible ASCII, space, tab and obs-text.
-fn field_byte(b: u8) -> bool {
-    (b >= 0x20 && b != 0x7f) || b == b'\t'
-}
 
 /// What the answer to an upgrade must carry: the `Sec-WebSocket-Accept` of the key sent and
 /// one of the subprotocols offered.
