@@ -244,10 +244,12 @@ async fn route(
         let (attempt, subresource) = exec_path.attempt(peer);
         let mut req = req.map(drop);
         let upgrade = hyper::upgrade::on(&mut req);
+        let fields = Fields::from(req.headers());
         let request = ExecRequest {
             method: req.method().clone(),
             query: req.uri().query().unwrap_or(""),
-            fields: req.headers().into(),
+            fields,
+            websocket: fields.is_upgrade(),
         };
         return Ok(exec(
             gateway,
@@ -371,12 +373,16 @@ pub struct ExecRequest<'a> {
     /// The target's query ("" without one).
     pub query: &'a str,
     pub fields: Fields<'a>,
+    /// A WebSocket upgrade ([`Fields::is_upgrade`], which the server's direct exec already
+    /// asked).
+    pub websocket: bool,
 }
 
-/// An exec or attach WebSocket GET that the server read and answers itself, without hyper
-/// (`crate::server`'s direct exec; origin-form `path` and `query`, header `fields`): the
-/// same checks, refusals and reports as through [`handle`]. A session the cluster accepted
-/// is left in `accepted` for the connection's task to run once it wrote the 101.
+/// An exec or attach WebSocket upgrade (a GET the caller found to be one) that the server
+/// read and answers itself, without hyper (`crate::server`'s direct exec; origin-form `path`
+/// and `query`, header `fields`): the same checks, refusals and reports as through
+/// [`handle`]. A session the cluster accepted is left in `accepted` for the connection's task
+/// to run once it wrote the 101.
 pub async fn direct_exec(
     gateway: &Arc<Gateway>,
     path: &str,
@@ -396,6 +402,7 @@ pub async fn direct_exec(
         method: Method::GET,
         query: query.unwrap_or(""),
         fields,
+        websocket: true,
     };
     exec(
         gateway,
@@ -712,7 +719,7 @@ async fn exec(
     subresource: Subresource,
     side: ClientSide<'_>,
 ) -> Response<Body> {
-    let websocket = req.fields.is_upgrade();
+    let websocket = req.websocket;
     let plain = !websocket && matches!(req.method, Method::GET | Method::POST);
     let mut guard = AttemptGuard::new(gateway.clone(), attempt, plain);
     match exec_checked(gateway, &mut guard, req, websocket, subresource, side).await {
