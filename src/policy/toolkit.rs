@@ -203,6 +203,10 @@ pub enum Copy {
 impl Copy {
     /// The copy `argv` makes, if it is one of kubectl cp's.
     pub fn of(argv: &[String]) -> Option<Copy> {
+        // Every session asks; nearly none is a copy, and those need no list of their words.
+        if !matches!(argv.first().map(String::as_str), Some("tar" | "test")) {
+            return None;
+        }
         let args: Vec<&str> = argv.iter().map(String::as_str).collect();
         let absolute = |p: &str| normalize_path(p).ok();
         match args.as_slice() {
