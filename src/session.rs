@@ -254,15 +254,18 @@ impl Switching {
     /// (`crate::server::direct::response_head` of [`Switching::response`]; a test holds the
     /// two together), without a header map between.
     fn head(&self) -> Vec<u8> {
-        let mut head = Vec::with_capacity(160);
-        head.extend_from_slice(
-            b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\
-              sec-websocket-accept: ",
-        );
+        const START: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\n\
+              upgrade: websocket\r\nsec-websocket-accept: ";
+        const PROTOCOL: &[u8] = b"\r\nsec-websocket-protocol: ";
+        const END: &[u8] = b"\r\n\r\n";
+        // Sized whole: a guess of 160 bytes was grown (a second allocation) for every session.
+        let len = START.len() + self.accept.len() + PROTOCOL.len() + self.protocol.len();
+        let mut head = Vec::with_capacity(len + END.len());
+        head.extend_from_slice(START);
         head.extend_from_slice(&self.accept);
-        head.extend_from_slice(b"\r\nsec-websocket-protocol: ");
+        head.extend_from_slice(PROTOCOL);
         head.extend_from_slice(self.protocol.as_bytes());
-        head.extend_from_slice(b"\r\n\r\n");
+        head.extend_from_slice(END);
         head
     }
 }
