@@ -325,6 +325,7 @@ async fn route(
 
 /// An exec or attach path, as the cluster's API names it under the cluster's name:
 /// `/clusters/{cluster}/api/v1/namespaces/{namespace}/pods/{pod}/exec` (or `attach`).
+#[derive(Debug, Clone, Copy)]
 pub struct ExecPath<'a> {
     cluster: &'a str,
     namespace: &'a str,
@@ -379,13 +380,13 @@ pub struct ExecRequest<'a> {
 }
 
 /// An exec or attach WebSocket upgrade (a GET the caller found to be one) that the server
-/// read and answers itself, without hyper (`crate::server`'s direct exec; origin-form `path`
-/// and `query`, header `fields`): the same checks, refusals and reports as through
+/// read and answers itself, without hyper (`crate::server`'s direct exec; the target's exec
+/// path and query, header `fields`): the same checks, refusals and reports as through
 /// [`handle`]. A session the cluster accepted is left in `accepted` for the connection's task
 /// to run once it wrote the 101.
 pub async fn direct_exec(
     gateway: &Arc<Gateway>,
-    path: &str,
+    exec_path: ExecPath<'_>,
     query: Option<&str>,
     fields: Fields<'_>,
     peer: SocketAddr,
@@ -394,9 +395,6 @@ pub async fn direct_exec(
     if let Err(e) = gateway.auth.check_host(None, fields) {
         return refused(gateway, e.into());
     }
-    let Some(exec_path) = ExecPath::of(path) else {
-        return refused(gateway, RouteError::NotFound);
-    };
     let (attempt, subresource) = exec_path.attempt(peer);
     let request = ExecRequest {
         method: Method::GET,

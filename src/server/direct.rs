@@ -46,8 +46,12 @@ const MAX_REFUSAL_BODY: usize = 1024 * 1024;
 /// or attach WebSocket upgrade, its lines borrowed from the read.
 #[derive(Debug)]
 pub struct Head<'a> {
-    /// The target's path (origin form, as `Uri` reads it).
+    /// The target's path (origin form, as `Uri` reads it), for the tests to compare; the
+    /// routes take `exec`.
+    #[cfg(test)]
     pub path: &'a str,
+    /// The path, read as an exec or attach path.
+    pub exec: ExecPath<'a>,
     /// The target's query, after its `?`.
     pub query: Option<&'a str>,
     /// The header lines, in order.
@@ -82,7 +86,7 @@ pub fn parse(read: &[u8]) -> Option<Head<'_>> {
         return None;
     }
     let (path, query) = fields::origin_form(parsed.path?)?;
-    ExecPath::of(path)?;
+    let exec = ExecPath::of(path)?;
     let mut close = false;
     for line in parsed.headers.iter() {
         let name = line.name.as_bytes();
@@ -97,7 +101,9 @@ pub fn parse(read: &[u8]) -> Option<Head<'_>> {
         }
     }
     let head = Head {
+        #[cfg(test)]
         path,
+        exec,
         query,
         lines: parsed.headers.to_vec(),
         len,
@@ -181,7 +187,7 @@ pub async fn first(
     // in this task after them (its size is the largest of the two).
     let res = Box::pin(routes::direct_exec(
         gateway,
-        head.path,
+        head.exec,
         head.query,
         head.fields(),
         peer,
