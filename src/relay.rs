@@ -19,6 +19,7 @@ pub mod fuzzing;
 mod handoff;
 mod kept;
 mod pump;
+mod signals;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -288,19 +289,24 @@ where
             // the readers and the watchdog hand over is written in the same poll, with no
             // wake-up (handoff::PolledAfter). Written out rather than `select!`, whose state
             // would be one more copy in every session's task.
+            // The watchdog and the shutdown only when they woke the task (`signals.rs`).
+            let mut signals = signals::Due::new();
             std::future::poll_fn(|cx| {
                 let _polling = PolledAfter::set([&to_client, &to_upstream]);
+                signals.task(cx);
                 if let Poll::Ready(close) = from_client.as_mut().poll(cx) {
                     return Poll::Ready(close);
                 }
                 if let Poll::Ready(close) = from_upstream.as_mut().poll(cx) {
                     return Poll::Ready(close);
                 }
-                if let Poll::Ready(close) = watchdog.as_mut().poll(cx) {
-                    return Poll::Ready(close);
-                }
-                if shutdown.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(config.shutdown_reason());
+                if let Some(mut due) = signals.due() {
+                    if let Poll::Ready(close) = watchdog.as_mut().poll(&mut due) {
+                        return Poll::Ready(close);
+                    }
+                    if shutdown.as_mut().poll(&mut due).is_ready() {
+                        return Poll::Ready(config.shutdown_reason());
+                    }
                 }
                 if let Poll::Ready(w) = client_writer.as_mut().poll(cx) {
                     return Poll::Ready(written.client(w));
