@@ -48,11 +48,7 @@ impl<'a> Fields<'a> {
     /// case: fastwebsockets' `header_contains_value`, which its `is_upgrade_request` asks of
     /// `Connection` and `Upgrade`.
     pub fn lists(self, name: &HeaderName, token: &str) -> bool {
-        self.all(name).any(|value| {
-            value
-                .split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-        })
+        self.all(name).any(|value| has_token(value, token))
     }
 
     /// Whether the request asks for a WebSocket upgrade: fastwebsockets' `is_upgrade_request`.
@@ -60,6 +56,14 @@ impl<'a> Fields<'a> {
         self.lists(&hyper::header::CONNECTION, "Upgrade")
             && self.lists(&hyper::header::UPGRADE, "websocket")
     }
+}
+
+/// Whether the comma-separated field value `value` lists `token`, in any case, blanks around
+/// it aside.
+pub fn has_token(value: &[u8], token: &str) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
 /// A field value as text, as `HeaderValue::to_str` takes it: visible ASCII, space and tab.

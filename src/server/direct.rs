@@ -87,7 +87,9 @@ pub fn parse(read: &[u8]) -> Option<Head<'_>> {
     }
     let (path, query) = fields::origin_form(parsed.path?)?;
     let exec = ExecPath::of(path)?;
-    let mut close = false;
+    // What `Fields::is_upgrade` asks, read in the same pass (it would read the lines twice
+    // more): `Connection` lists `upgrade`, `Upgrade` lists `websocket`.
+    let (mut close, mut connection_upgrade, mut websocket) = (false, false, false);
     for line in parsed.headers.iter() {
         let name = line.name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-length")
@@ -96,9 +98,15 @@ pub fn parse(read: &[u8]) -> Option<Head<'_>> {
             // A body: not an upgrade as browsers and kubectl send one; hyper's to judge.
             return None;
         }
-        if name.eq_ignore_ascii_case(b"connection") && has_token(line.value, "close") {
-            close = true;
+        if name.eq_ignore_ascii_case(b"connection") {
+            close |= fields::has_token(line.value, "close");
+            connection_upgrade |= fields::has_token(line.value, "upgrade");
+        } else if name.eq_ignore_ascii_case(b"upgrade") {
+            websocket |= fields::has_token(line.value, "websocket");
         }
+    }
+    if !(connection_upgrade && websocket) {
+        return None;
     }
     let head = Head {
         #[cfg(test)]
@@ -109,14 +117,8 @@ pub fn parse(read: &[u8]) -> Option<Head<'_>> {
         len,
         close,
     };
-    head.fields().is_upgrade().then_some(head)
-}
-
-/// Whether the comma-separated header value `value` lists `token` (any case).
-fn has_token(value: &[u8], token: &str) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    debug_assert!(head.fields().is_upgrade());
+    Some(head)
 }
 
 /// What became of a connection's first request.

@@ -20,7 +20,7 @@ use hyper::StatusCode;
 use hyper::header::HeaderValue;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
-use crate::fields::{field_byte, path_byte, query_byte};
+use crate::fields::{field_byte, has_token, path_byte, query_byte};
 use crate::protocol::ACCEPT_LEN;
 
 /// Largest answer head taken, in bytes (hyper's client allows about 400 KiB; an API server's
@@ -431,13 +431,6 @@ async fn read_chunked<S: AsyncRead + Unpin>(
         body.extend_from_slice(&buf[start..start + size]);
         let _ = buf.split_to(start + size + 2);
     }
-}
-
-/// Whether the comma-separated `value` has `token` among its elements, in any case.
-fn has_token(value: &[u8], token: &str) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
 #[cfg(test)]
