@@ -133,11 +133,11 @@ impl Drop for AttemptGuard {
     }
 }
 
-/// Runs the exec WebSocket request with header `fields` for the attempt in `guard` (caller and request
-/// known): the client's handshake is checked, then admission (policy, limits, `deny_root`),
-/// then the recording is created — and only then is the exec opened on the cluster as the
-/// caller. Answers 101 with the subprotocol the cluster picked; the session then runs where
-/// `side` says.
+/// Runs the exec WebSocket request with header `fields` for the attempt in `guard` (caller
+/// and request known): the client's handshake is checked, then admission (policy, limits,
+/// `deny_root`), then the recording is created — and only then is the exec opened on the
+/// cluster as the caller. Answers 101 with the subprotocol the cluster picked; the session
+/// then runs where `side` says.
 pub async fn exec(
     guard: &mut AttemptGuard,
     fields: Fields<'_>,
