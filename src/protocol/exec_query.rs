@@ -297,28 +297,66 @@ impl ExecQuery {
         query
     }
 
-    /// [`ExecQuery::encode`]'s text, appended to `out`.
+    /// [`ExecQuery::encode`]'s text, appended to `out`: what `form_urlencoded`'s serializer
+    /// writes for the same pairs (a test holds the two together), without its chunked
+    /// iterator, which copied each value in pieces (a tenth of the upstream path's cost).
     fn encode_into(&self, out: &mut String) {
-        let start = out.len();
-        let mut query = form_urlencoded::Serializer::for_suffix(out, start);
+        let mut first = true;
+        let mut key = |out: &mut String, key: &str| {
+            if !std::mem::take(&mut first) {
+                out.push('&');
+            }
+            out.push_str(key);
+        };
         if let Some(container) = &self.container {
-            query.append_pair("container", container);
+            key(out, "container=");
+            form_encode(out, container);
         }
         for arg in &self.command {
-            query.append_pair("command", arg);
+            key(out, "command=");
+            form_encode(out, arg);
         }
-        for (key, on) in [
-            ("stdin", self.stdin),
-            ("stdout", self.stdout),
-            ("stderr", self.stderr),
-            ("tty", self.tty),
+        for (name, on) in [
+            ("stdin=true", self.stdin),
+            ("stdout=true", self.stdout),
+            ("stderr=true", self.stderr),
+            ("tty=true", self.tty),
         ] {
             if on {
-                query.append_pair(key, "true");
+                key(out, name);
             }
         }
-        query.finish();
     }
+}
+
+/// `value` as `application/x-www-form-urlencoded` writes it (the WHATWG URL standard's
+/// byte serializer, as `form_urlencoded::byte_serialize`): ASCII letters, digits and `*-._`
+/// as they are, a space as `+`, every other byte as `%XX` in upper-case hex. A value with
+/// nothing to escape (nearly every one) is copied whole.
+fn form_encode(out: &mut String, value: &str) {
+    let kept = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'*' | b'-' | b'.' | b'_');
+    let bytes = value.as_bytes();
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if kept(b) {
+            continue;
+        }
+        // A run of kept bytes is ASCII, so it starts and ends on a char's boundary (the
+        // bytes after an escaped one may be the rest of its char, escaped in turn).
+        if run < i {
+            out.push_str(&value[run..i]);
+        }
+        if b == b' ' {
+            out.push('+');
+        } else {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        }
+        run = i + 1;
+    }
+    out.push_str(&value[run..]);
 }
 
 /// One exec request, parsed once: where, what and how, exactly as kube-apiserver will read
@@ -738,6 +776,37 @@ mod tests {
             };
             proptest::prop_assert_eq!(borrowed(&ours), borrowed(&theirs));
             proptest::prop_assert_eq!(ours, theirs);
+        }
+
+        /// The query written by hand is `form_urlencoded`'s serializer's, byte for byte, for
+        /// any container, command and flags (every byte class: kept, space, escaped, UTF-8).
+        #[test]
+        fn encode_matches_form_urlencoded(
+            container in proptest::option::of("[a-zA-Z0-9*._~ +%&=/é\u{0}-\u{1f}\u{7f}-]{0,12}"),
+            command in proptest::collection::vec(proptest::prelude::any::<String>(), 0..4),
+            flags in proptest::prelude::any::<[bool; 4]>(),
+        ) {
+            let query = ExecQuery {
+                container,
+                command,
+                stdin: flags[0],
+                stdout: flags[1],
+                stderr: flags[2],
+                tty: flags[3],
+            };
+            let mut reference = form_urlencoded::Serializer::new(String::new());
+            if let Some(container) = &query.container {
+                reference.append_pair("container", container);
+            }
+            for arg in &query.command {
+                reference.append_pair("command", arg);
+            }
+            for (key, on) in [("stdin", flags[0]), ("stdout", flags[1]), ("stderr", flags[2]), ("tty", flags[3])] {
+                if on {
+                    reference.append_pair(key, "true");
+                }
+            }
+            proptest::prop_assert_eq!(query.encode(), reference.finish());
         }
     }
 }
