@@ -201,11 +201,16 @@ impl Shared {
     fn now_ms(&self) -> u64 {
         self.start.elapsed().as_millis() as u64
     }
-    fn data(&self) {
-        self.last_data_ms.store(self.now_ms(), Ordering::Relaxed);
+    /// A data frame was read at `ms`, what [`Shared::heard`] gave for it: one reading of the
+    /// clock a frame, not two.
+    fn data(&self, ms: u64) {
+        self.last_data_ms.store(ms, Ordering::Relaxed);
     }
-    fn heard(&self, leg: &Leg) {
-        leg.heard_ms.store(self.now_ms(), Ordering::Relaxed);
+    /// A frame was read from `leg`: now, in milliseconds since `start`.
+    fn heard(&self, leg: &Leg) -> u64 {
+        let ms = self.now_ms();
+        leg.heard_ms.store(ms, Ordering::Relaxed);
+        ms
     }
     /// Whether a frame was read from `leg` after `ms` (milliseconds since `start`).
     fn heard_since(&self, leg: &Leg, ms: u64) -> bool {

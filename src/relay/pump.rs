@@ -142,7 +142,7 @@ pub(super) async fn from_client<S: AsyncRead>(
             Ok(out) => out,
             Err(e) => return client_read_error(e),
         };
-        shared.heard(&shared.client);
+        let heard = shared.heard(&shared.client);
         let out = match out.opcode {
             OpCode::Close => return CloseReason::ClientClosed(close_code(&out.payload)),
             OpCode::Ping => {
@@ -184,7 +184,7 @@ pub(super) async fn from_client<S: AsyncRead>(
         let n = out.payload.len() as u64;
         shared.bytes.from_client.fetch_add(n, Ordering::Relaxed);
         config.bytes.client_to_cluster.inc_by(n);
-        shared.data();
+        shared.data(heard);
         if to_upstream.send(out, &shared.client).await.is_err() {
             return CloseReason::Upstream("stopped writing".into());
         }
@@ -338,7 +338,7 @@ pub(super) async fn from_upstream<S: AsyncRead>(
             }
             Err(e) => return CloseReason::Upstream(format!("connection lost ({e})")),
         };
-        shared.heard(&shared.upstream);
+        let heard = shared.heard(&shared.upstream);
         match out.opcode {
             OpCode::Close => return upstream_closed(&out.payload),
             OpCode::Ping => {
@@ -370,7 +370,7 @@ pub(super) async fn from_upstream<S: AsyncRead>(
         let n = out.payload.len() as u64;
         shared.bytes.to_client.fetch_add(n, Ordering::Relaxed);
         config.bytes.cluster_to_client.inc_by(n);
-        shared.data();
+        shared.data(heard);
         if let Some(kept) = &shared.kept {
             // A session that outlives its connection keeps output until it is acknowledged
             // (bounded by the flow control above), for whichever connection is attached.
