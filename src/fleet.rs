@@ -8,7 +8,7 @@
 //! are signed with `PODTERM_RESUME_SECRET` (HMAC-SHA256), so a proof cannot be forged or used
 //! by another user, and a peer request is refused unless another replica made it.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -60,8 +60,33 @@ pub struct Fleet {
     /// This replica's peer address as the others reach it ("" without one).
     pub replica: String,
     peers: Vec<String>,
-    sessions: Mutex<HashMap<String, Arc<Live>>>,
+    sessions: Mutex<HashSet<ById>>,
 }
+
+/// A live session in the fleet's set, found by its id: the id is read from the session
+/// itself, where a map's key was a copy of it (an allocation a session).
+struct ById(Arc<Live>);
+
+impl std::borrow::Borrow<str> for ById {
+    fn borrow(&self) -> &str {
+        &self.0.info.id
+    }
+}
+
+impl std::hash::Hash for ById {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As the `str` it is borrowed as, so that the set is searched by `&str`.
+        self.0.info.id.as_str().hash(state);
+    }
+}
+
+impl PartialEq for ById {
+    fn eq(&self, other: &ById) -> bool {
+        self.0.info.id == other.0.info.id
+    }
+}
+
+impl Eq for ById {}
 
 /// One live session on this replica.
 pub struct Live {
@@ -219,7 +244,7 @@ impl Fleet {
         }
     }
 
-    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Live>>> {
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashSet<ById>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -246,7 +271,7 @@ impl Fleet {
             ended_by,
             end: Notify::new(),
         });
-        self.sessions().insert(live.info.id.clone(), live.clone());
+        self.sessions().replace(ById(live.clone()));
         (live, rx)
     }
 
@@ -256,12 +281,12 @@ impl Fleet {
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Live>> {
-        self.sessions().get(id).cloned()
+        self.sessions().get(id).map(|live| live.0.clone())
     }
 
     /// This replica's live sessions.
     pub fn local(&self) -> Vec<Arc<Live>> {
-        self.sessions().values().cloned().collect()
+        self.sessions().iter().map(|live| live.0.clone()).collect()
     }
 
     fn sign(&self, parts: &[&str]) -> String {
