@@ -103,24 +103,47 @@ impl Time {
         if !(0..YEAR_10000).contains(&secs) || millis < 0 {
             return None;
         }
-        let millis = millis as u32;
-        let (days, of_day) = (secs / 86_400, (secs % 86_400) as u32);
-        let (year, month, day) = crate::protocol::time::civil_from_days(days);
-        let mut text = *b"0000-00-00T00:00:00.000Z";
-        let mut put = |at: usize, mut value: u32, digits: usize| {
-            for i in (at..at + digits).rev() {
-                text[i] = b'0' + (value % 10) as u8;
-                value /= 10;
+        let mut text = LAST_SECOND.with(|last| {
+            let (second, text) = last.get();
+            if second == secs {
+                return text;
             }
-        };
-        put(0, year, 4);
-        put(5, month, 2);
-        put(8, day, 2);
-        put(11, of_day / 3600, 2);
-        put(14, of_day / 60 % 60, 2);
-        put(17, of_day % 60, 2);
-        put(20, millis, 3);
+            let text = second_text(secs);
+            last.set((secs, text));
+            text
+        });
+        put_digits(&mut text[20..23], millis as u32);
         Some(text)
+    }
+}
+
+thread_local! {
+    /// The second this thread's last audit time fell in, and its text: the lines of one
+    /// second (every line, under churn) write its date and time of day again rather than
+    /// work them out from the seconds.
+    static LAST_SECOND: std::cell::Cell<(i64, [u8; 24])> =
+        const { std::cell::Cell::new((-1, [0; 24])) };
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.000Z` of `secs` from the Unix epoch (0 to [`YEAR_10000`]).
+fn second_text(secs: i64) -> [u8; 24] {
+    let (days, of_day) = (secs / 86_400, (secs % 86_400) as u32);
+    let (year, month, day) = crate::protocol::time::civil_from_days(days);
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    put_digits(&mut text[0..4], year);
+    put_digits(&mut text[5..7], month);
+    put_digits(&mut text[8..10], day);
+    put_digits(&mut text[11..13], of_day / 3600);
+    put_digits(&mut text[14..16], of_day / 60 % 60);
+    put_digits(&mut text[17..19], of_day % 60);
+    text
+}
+
+/// The last `digits.len()` decimal digits of `value`, zero-padded, into `digits`.
+fn put_digits(digits: &mut [u8], mut value: u32) {
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
     }
 }
 

@@ -443,6 +443,28 @@ fn times_print_as_jiff_prints_them_on_every_day() {
     assert_eq!(super::Time(ts).to_string(), "1969-12-31T23:59:59.500Z");
 }
 
+/// Times in the same second as the last one printed reuse its text for the date and time of
+/// day: the milliseconds still change, and the next second, an earlier one and the second
+/// before 1970 are worked out anew.
+#[test]
+fn times_in_one_second_print_as_jiff_prints_them() {
+    for (secs, nanos) in [
+        (1_700_000_000, 1_000_000),
+        (1_700_000_000, 999_999_999),
+        (1_700_000_000, 0),
+        (1_700_000_001, 0),
+        (1_700_000_001, 500_000_000),
+        (1_700_000_000, 250_000_000),
+        (0, 0),
+        (0, -500_000_000),
+        (0, 7_000_000),
+    ] {
+        let ts = jiff::Timestamp::new(secs, nanos).unwrap();
+        let want = ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+        assert_eq!(super::Time(ts).to_string(), want, "{ts}");
+    }
+}
+
 mod hand_written {
     //! `Line::text` against serde's serialization of the same line, the reference.
     use super::*;
