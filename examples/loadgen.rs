@@ -3,7 +3,8 @@
 //! `loadtest/run` runs it with `DRIVER=loadgen`; it reads the same variables as the k6 scripts:
 //! `MODE` (hold | churn | bulk), `TARGET`, `EXEC_BASE` (ws:// or wss:// pods URL), `HEADERS`
 //! (JSON object), `CA_FILE` (PEM roots for wss), `SESSIONS`, `RAMP`, `DURATION` (seconds),
-//! `BYTES` (bulk, per session) and `SUMMARY_OUT` (the JSON summary's path). Exit status 99 when
+//! `BYTES` (bulk, per session), `RATE` (churn: sessions a second in all, 0 for as fast as the
+//! loops go) and `SUMMARY_OUT` (the JSON summary's path). Exit status 99 when
 //! a session failed, as k6's thresholds do.
 
 use std::future::Future;
@@ -363,9 +364,26 @@ fn next_tick(phase: Instant, now: Instant) -> Instant {
     phase + keystroke() * u32::try_from(ticks).unwrap_or(u32::MAX)
 }
 
-/// churn: sessions one after another until `deadline`, each typing one byte and exiting.
-async fn churn(target: Arc<Target>, stats: Shared, deadline: Instant) {
+/// When one churn loop's sessions start, at a fixed rate (`RATE`): the first at `first`, then
+/// one every `every`. A late session starts at once and does not move the next.
+#[derive(Clone, Copy)]
+struct Slots {
+    first: Instant,
+    every: Duration,
+}
+
+/// churn: sessions one after another until `deadline`, each typing one byte and exiting; with
+/// `slots`, each at its slot rather than as soon as the last one ended.
+async fn churn(target: Arc<Target>, stats: Shared, deadline: Instant, slots: Option<Slots>) {
+    let mut next = slots.map(|s| s.first);
     while Instant::now() < deadline {
+        if let (Some(at), Some(slots)) = (next.as_mut(), slots) {
+            sleep_until(*at).await;
+            *at += slots.every;
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
         let started = Instant::now();
         let session = async {
             let mut ws = target.open("echo-0", &["cat"], true).await?;
@@ -480,8 +498,15 @@ async fn main() {
             }
         }
         "churn" => {
-            for _ in 0..sessions {
-                tasks.spawn(churn(target.clone(), stats.clone(), t0 + duration));
+            // RATE: sessions a second in all, loop i starting its sessions at i / RATE s,
+            // then every SESSIONS / RATE s (0: each as soon as the last one ended).
+            let rate = env_u64("RATE", 0);
+            for i in 0..sessions {
+                let slots = (rate > 0).then(|| Slots {
+                    first: t0 + Duration::from_secs_f64(i as f64 / rate as f64),
+                    every: Duration::from_secs_f64(sessions as f64 / rate as f64),
+                });
+                tasks.spawn(churn(target.clone(), stats.clone(), t0 + duration, slots));
             }
         }
         "bulk" => {

@@ -1,6 +1,7 @@
 // churn: SESSIONS concurrent loops for DURATION seconds, each opening a session into echo-0,
 // typing one byte, waiting for its echo, sending stdin EOF and waiting for the exit status and
-// the close, then opening the next at once: new sessions per second and how long setup takes.
+// the close, then opening the next at once (or, with RATE, at its slot): new sessions per
+// second and how long setup takes.
 //
 // Metrics: handshake_ms (new socket -> upgraded), setup_ms (new socket -> first echo, the session
 // usable end to end), session_ms (new socket -> closed after exit 0), sessions_ok,
@@ -12,6 +13,10 @@ export { handleSummary } from './lib/exec.js';
 
 const LOOPS = envInt('SESSIONS', 50);
 const DURATION_S = envInt('DURATION', 10);
+// Sessions a second in all (0: each loop starts its next session as soon as the last ended).
+// Loop i starts its sessions at i / RATE s, then every LOOPS / RATE s; a late session starts
+// at once and does not move the next, so every leg is offered the same load.
+const RATE = envInt('RATE', 0);
 const LOOPS_PER_VU = envInt('SESSIONS_PER_VU', 10);
 const VUS = Math.ceil(LOOPS / LOOPS_PER_VU);
 // How long one session may take before it counts as stuck.
@@ -49,12 +54,16 @@ export default function (data) {
   const deadline = data.t0 + DURATION_S * 1000;
   const vu = __VU - 1;
   for (let loop = vu; loop < LOOPS; loop += VUS) {
-    setTimeout(() => session(deadline), Math.max(0, data.t0 - Date.now()));
+    const first = RATE > 0 ? data.t0 + (loop * 1000) / RATE : data.t0;
+    setTimeout(() => session(deadline, first), Math.max(0, first - Date.now()));
   }
 }
 
-/** One session; when it ends well and the deadline has not passed, the next one starts. */
-function session(deadline) {
+/**
+ * One session, due at `slot`; when it ends well and the deadline has not passed, the next one
+ * starts: at once, or at its own slot with RATE.
+ */
+function session(deadline, slot) {
   const started = Date.now();
   let echoed = false;
   const s = execSession(execUrl('echo-0', ['cat'], { stdin: true }), {
@@ -73,7 +82,12 @@ function session(deadline) {
       sessionMs.add(event.timestamp - started, { target: TARGET });
       if (event.timestamp <= deadline) {
         sessionsInWindow.add(1);
-        session(deadline);
+        if (RATE > 0) {
+          const next = slot + (LOOPS * 1000) / RATE;
+          if (next < deadline) setTimeout(() => session(deadline, next), Math.max(0, next - Date.now()));
+        } else {
+          session(deadline, slot);
+        }
       }
     },
   });
