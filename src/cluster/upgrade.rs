@@ -10,7 +10,8 @@
 //! buffer that goes out: no `Request`, no `Uri` parsed back out of the target, no header map
 //! hashed. kube's auth and extra-header layers (a bearer token, refreshed when due; the
 //! kubeconfig's own headers) still decide what credentials go with it: they are asked for
-//! them on an empty request, and their fields are written behind podterm's.
+//! them on an empty request, at most once a second ([`CREDENTIALS_REUSE`]), and their fields
+//! are written behind podterm's.
 
 use std::io;
 use std::sync::Arc;
