@@ -75,9 +75,11 @@ impl<'a> Head<'a> {
 /// hyper's own server by the tests), without copying it into hyper's types: the routes read
 /// the lines where they lie (`crate::fields`).
 pub fn parse(read: &[u8]) -> Option<Head<'_>> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Request::new(&mut slots);
-    let len = match parsed.parse(read) {
+    // Slots left uninitialised: httparse writes those it fills, where 64 empty headers were
+    // written first for every request.
+    let mut slots = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut []);
+    let len = match parsed.parse_with_uninit_headers(read, &mut slots) {
         Ok(httparse::Status::Complete(len)) => len,
         // Not whole yet, too many headers, not HTTP/1 (HTTP/2's preface among them).
         _ => return None,

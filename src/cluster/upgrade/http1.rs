@@ -288,9 +288,15 @@ async fn read_head<S: AsyncRead + Unpin>(
 /// The head at the start of `buf` and its length, or `None` while it is not whole; its
 /// WebSocket fields are read against `expected`.
 fn parse_head(buf: &[u8], expected: Expected<'_>) -> io::Result<Option<(usize, Head)>> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Response::new(&mut fields);
-    let len = match parsed.parse(buf) {
+    // Slots left uninitialised: httparse writes those it fills (as in the server's direct
+    // parse).
+    let mut fields = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut parsed,
+        buf,
+        &mut fields,
+    ) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => {
