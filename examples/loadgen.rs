@@ -364,22 +364,20 @@ fn next_tick(phase: Instant, now: Instant) -> Instant {
     phase + keystroke() * u32::try_from(ticks).unwrap_or(u32::MAX)
 }
 
-/// When one churn loop's sessions start, at a fixed rate (`RATE`): the first at `first`, then
+/// When one churn loop's sessions start, at a fixed rate (`RATE`): the next at `next`, then
 /// one every `every`. A late session starts at once and does not move the next.
-#[derive(Clone, Copy)]
 struct Slots {
-    first: Instant,
+    next: Instant,
     every: Duration,
 }
 
 /// churn: sessions one after another until `deadline`, each typing one byte and exiting; with
 /// `slots`, each at its slot rather than as soon as the last one ended.
-async fn churn(target: Arc<Target>, stats: Shared, deadline: Instant, slots: Option<Slots>) {
-    let mut next = slots.map(|s| s.first);
+async fn churn(target: Arc<Target>, stats: Shared, deadline: Instant, mut slots: Option<Slots>) {
     while Instant::now() < deadline {
-        if let (Some(at), Some(slots)) = (next.as_mut(), slots) {
-            sleep_until(*at).await;
-            *at += slots.every;
+        if let Some(slots) = &mut slots {
+            sleep_until(slots.next).await;
+            slots.next += slots.every;
             if Instant::now() >= deadline {
                 break;
             }
@@ -503,7 +501,7 @@ async fn main() {
             let rate = env_u64("RATE", 0);
             for i in 0..sessions {
                 let slots = (rate > 0).then(|| Slots {
-                    first: t0 + Duration::from_secs_f64(i as f64 / rate as f64),
+                    next: t0 + Duration::from_secs_f64(i as f64 / rate as f64),
                     every: Duration::from_secs_f64(sessions as f64 / rate as f64),
                 });
                 tasks.spawn(churn(target.clone(), stats.clone(), t0 + duration, slots));

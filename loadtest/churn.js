@@ -13,7 +13,8 @@ export { handleSummary } from './lib/exec.js';
 
 const LOOPS = envInt('SESSIONS', 50);
 const DURATION_S = envInt('DURATION', 10);
-// Sessions a second in all (0: each loop starts its next session as soon as the last ended).
+// Sessions a second in all (unset: each loop starts its next session as soon as the last
+// ended).
 // Loop i starts its sessions at i / RATE s, then every LOOPS / RATE s; a late session starts
 // at once and does not move the next, so every leg is offered the same load.
 const RATE = envInt('RATE', 0);
