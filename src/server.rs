@@ -100,6 +100,7 @@ async fn accept_loop(
     tokio::pin!(stopped);
     let cap = gateway.config.max_connection_count();
     let mut failures = AcceptFailures::default();
+    let mut nodelay = NoDelay::on(listeners);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listeners.accept() => match accepted {
@@ -123,7 +124,7 @@ async fn accept_loop(
             refuse_connection(&stream, gateway);
             continue;
         }
-        let _ = stream.set_nodelay(true);
+        nodelay.apply(&stream);
         take(stream, peer);
     }
 }
@@ -142,6 +143,58 @@ fn refuse_connection(stream: &tokio::net::TcpStream, gateway: &Gateway) {
         body.len()
     );
     let _ = stream.try_write(&[head.as_bytes(), &body].concat());
+}
+
+/// How accepted connections get `TCP_NODELAY` (every write goes out at once: a keystroke's
+/// echo must not wait for the peer's delayed ACK).
+///
+/// Linux copies a listening socket's `TCP_NODELAY` into every connection it accepts: the new
+/// socket is a copy of the listener's (`sk_clone_lock`'s `sock_copy`, net/core/sock.c), and
+/// `tcp_create_openreq_child` (net/ipv4/tcp_minisocks.c) leaves `nonagle` as copied. So the
+/// option is set once on each listener, and the first connection accepted shows whether it
+/// came through; only where it did not is it set on each connection, one `setsockopt` a
+/// connection as before (nginx sets it on each of its two sockets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NoDelay {
+    /// Set on every listener; the first connection is still to show whether it came with it.
+    Unknown,
+    /// Connections come with it.
+    Inherited,
+    /// Set on each connection.
+    Each,
+}
+
+impl NoDelay {
+    /// Sets `TCP_NODELAY` on `listeners`; [`NoDelay::Each`] where that fails on one.
+    fn on(listeners: Listeners<'_>) -> NoDelay {
+        let all_set = [listeners.main, listeners.peers]
+            .into_iter()
+            .flatten()
+            .all(|l| rustix::net::sockopt::set_tcp_nodelay(l, true).is_ok());
+        if all_set {
+            NoDelay::Unknown
+        } else {
+            NoDelay::Each
+        }
+    }
+
+    /// Makes sure `stream`, just accepted, has `TCP_NODELAY`.
+    fn apply(&mut self, stream: &tokio::net::TcpStream) {
+        match *self {
+            NoDelay::Inherited => {}
+            NoDelay::Each => {
+                let _ = stream.set_nodelay(true);
+            }
+            NoDelay::Unknown => {
+                *self = if stream.nodelay().unwrap_or(false) {
+                    NoDelay::Inherited
+                } else {
+                    let _ = stream.set_nodelay(true);
+                    NoDelay::Each
+                };
+            }
+        }
+    }
 }
 
 /// First pause after a failed accept; it doubles with each failure in a row.
@@ -351,4 +404,72 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
             addr: addr.to_string(),
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection to `listener`, accepted: (the accepted end, the connecting end).
+    async fn accepted(listener: &TcpListener) -> (tokio::net::TcpStream, tokio::net::TcpStream) {
+        let addr = listener.local_addr().unwrap();
+        let (connected, accepted) =
+            tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        (accepted.unwrap().0, connected.unwrap())
+    }
+
+    fn listeners(main: &TcpListener) -> Listeners<'_> {
+        Listeners {
+            main: Some(main),
+            peers: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn accepted_connections_come_with_the_listeners_nodelay() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut nodelay = NoDelay::on(listeners(&listener));
+        assert_eq!(nodelay, NoDelay::Unknown);
+        assert!(rustix::net::sockopt::tcp_nodelay(&listener).unwrap());
+        for _ in 0..2 {
+            let (stream, _peer) = accepted(&listener).await;
+            nodelay.apply(&stream);
+            // Linux copies it (the module's NoDelay says where); the test holds that too.
+            assert_eq!(nodelay, NoDelay::Inherited);
+            assert!(stream.nodelay().unwrap());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_listener_without_nodelay_has_it_set_on_each_connection() {
+        // A listener the option was not set on: the first connection shows that it did not
+        // come through, and it and every later one get it set.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut nodelay = NoDelay::Unknown;
+        for _ in 0..2 {
+            let (stream, _peer) = accepted(&listener).await;
+            assert!(!stream.nodelay().unwrap());
+            nodelay.apply(&stream);
+            assert_eq!(nodelay, NoDelay::Each);
+            assert!(stream.nodelay().unwrap());
+        }
+    }
+
+    #[tokio::test]
+    async fn nodelay_is_set_on_both_listeners() {
+        let main = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peers = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let both = Listeners {
+            main: Some(&main),
+            peers: Some(&peers),
+        };
+        let mut nodelay = NoDelay::on(both);
+        let (stream, _peer) = accepted(&main).await;
+        nodelay.apply(&stream);
+        assert_eq!(nodelay, NoDelay::Inherited);
+        // The state is the accept loop's, for both listeners: the other one's connections
+        // come with it too.
+        let (stream, _peer) = accepted(&peers).await;
+        assert!(stream.nodelay().unwrap());
+    }
 }
