@@ -31,7 +31,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use fastwebsockets::Role;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 pub use self::copy::{CopyOutcome, CopyRelay};
 pub use self::detach::{Attach, AttachEvents, Attachments, Detachable, relay_detachable};
@@ -41,6 +41,7 @@ pub use self::kept::{Kept, watch};
 pub use crate::events::{CloseReason, Summary};
 use crate::protocol::Ended;
 use crate::recording::RecordingTap;
+use crate::tcp::Halves;
 use crate::telemetry::metrics::RelayBytes;
 
 /// How long the closing handshake may take once a session has ended abnormally.
@@ -230,11 +231,8 @@ impl Shared {
 ///
 /// `client` is the caller's upgraded connection (podterm is the WebSocket server), `upstream`
 /// the cluster's (podterm is the client); both come straight from the handshake, nothing read
-/// from them yet. `shutdown` resolving ends the session with 1001.
-///
-/// The sockets are split before the session's future is made, so that it keeps only the
-/// halves (an `async fn` would also keep its arguments' storage for its whole life); likewise
-/// `shutdown` is pinned once, on the heap, rather than copied into the future twice.
+/// from them yet. `shutdown` resolving ends the session with 1001. Both are read and written
+/// through tokio's `io::split`; [`relay_halves`] takes plain TCP streams without it.
 pub fn relay<'a, C, U, S>(
     client: C,
     upstream: U,
@@ -246,16 +244,39 @@ where
     U: AsyncRead + AsyncWrite + Unpin + 'a,
     S: Future<Output = ()> + 'a,
 {
-    // podterm keeps each write half itself, to shut it down once the closing handshake is over.
-    let client = tokio::io::split(client);
-    let upstream = tokio::io::split(upstream);
-    let shutdown = Box::pin(shutdown);
-    run(client, upstream, config, shutdown)
+    relay_halves(
+        Halves::locked(client),
+        Halves::locked(upstream),
+        config,
+        shutdown,
+    )
 }
 
+/// [`relay`] over connections already made [`Halves`]: a session's plain TCP sockets are read
+/// and written with no lock between the two sides.
+///
+/// `shutdown` is pinned once, on the heap, rather than copied into the future twice. podterm
+/// keeps each write side itself, to shut it down once the closing handshake is over.
+pub fn relay_halves<'a, C, U, S>(
+    mut client: Halves<C>,
+    mut upstream: Halves<U>,
+    config: &'a RelayConfig,
+    shutdown: S,
+) -> impl Future<Output = Summary> + 'a
+where
+    C: AsyncRead + AsyncWrite + Unpin + 'a,
+    U: AsyncRead + AsyncWrite + Unpin + 'a,
+    S: Future<Output = ()> + 'a,
+{
+    let shutdown = Box::pin(shutdown);
+    async move { run(&mut client, &mut upstream, config, shutdown).await }
+}
+
+/// The session. Its connections come by reference and are split here: an `async fn` keeps
+/// its arguments for its whole life, and the sides are kept once, where they are used.
 async fn run<C, U, S>(
-    (client_read, mut client_write): (ReadHalf<C>, WriteHalf<C>),
-    (upstream_read, mut upstream_write): (ReadHalf<U>, WriteHalf<U>),
+    client: &mut Halves<C>,
+    upstream: &mut Halves<U>,
     config: &RelayConfig,
     mut shutdown: Pin<Box<S>>,
 ) -> Summary
@@ -264,6 +285,8 @@ where
     U: AsyncRead + AsyncWrite + Unpin,
     S: Future<Output = ()>,
 {
+    let (client_read, mut client_write) = client.sides();
+    let (upstream_read, mut upstream_write) = upstream.sides();
     let shared = Shared::new(config);
     let (close, aborted) = {
         let mut client_rx =

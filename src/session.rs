@@ -596,7 +596,15 @@ impl Run {
                             )
                             .await
                         }
-                        _ => relay::relay(client, upstream.io, &relay_config, shutdown).await,
+                        _ => {
+                            relay::relay_halves(
+                                client.halves(),
+                                upstream.io.halves(),
+                                &relay_config,
+                                shutdown,
+                            )
+                            .await
+                        }
                     }
                 }
                 Err(e) => {

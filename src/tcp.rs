@@ -22,8 +22,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
+use tokio_util::either::Either;
 
 /// The least the first read of a client's connection asks for: a whole request head as
 /// browsers and kubectl send them (hyper reads on when one is longer).
@@ -99,22 +100,20 @@ impl Stream {
         self.io.read_buf(buf).await
     }
 
-    /// The first read: as much as is there, up to [`FIRST_READ_BYTES`]; what does not fit
-    /// `buf` is kept.
-    fn poll_first(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let mut room = [0u8; FIRST_READ_BYTES];
-        let mut read = ReadBuf::new(&mut room);
-        // tokio's own read: a short one clears the socket's readiness, so that the next read
-        // waits for the next event instead of trying the socket for an EAGAIN.
-        ready!(Pin::new(&mut self.io).poll_read(cx, &mut read))?;
-        let n = read.filled().len();
-        self.first = false;
-        let given = n.min(buf.remaining());
-        buf.put_slice(&room[..given]);
-        if given < n {
-            self.unread = Some(Box::new(BytesMut::from(&room[given..n])));
-        }
-        Poll::Ready(Ok(()))
+    /// The stream as a read side and a write side used at once (the relay's reader and
+    /// writer, polled by one task), with no lock between them: a TCP socket is read and
+    /// written through shared references (tokio's `TcpStream::split`). tokio's generic
+    /// `io::split` puts the stream behind an `Arc` and a mutex taken at every read and write.
+    pub fn split(&mut self) -> (ReadPart<'_>, WritePart<'_>) {
+        let (read, write) = self.io.split();
+        (
+            ReadPart {
+                io: read,
+                first: &mut self.first,
+                unread: &mut self.unread,
+            },
+            WritePart { io: write },
+        )
     }
 }
 
@@ -125,18 +124,111 @@ impl AsyncRead for Stream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if let Some(unread) = &mut this.unread {
-            drain_into(unread, buf);
-            if unread.is_empty() {
-                this.unread = None;
-            }
-            return Poll::Ready(Ok(()));
+        poll_read(&mut this.io, &mut this.first, &mut this.unread, cx, buf)
+    }
+}
+
+/// [`Stream`]'s read, over its socket or the read half of it: what was kept first, then the
+/// first read whole, then the socket's own reads.
+fn poll_read<R: AsyncRead + Unpin>(
+    io: &mut R,
+    first: &mut bool,
+    unread: &mut Option<Box<BytesMut>>,
+    cx: &mut Context<'_>,
+    buf: &mut ReadBuf<'_>,
+) -> Poll<io::Result<()>> {
+    if let Some(kept) = unread {
+        drain_into(kept, buf);
+        if kept.is_empty() {
+            *unread = None;
         }
-        if this.first && buf.remaining() < FIRST_READ_BYTES {
-            return this.poll_first(cx, buf);
-        }
-        this.first = false;
-        Pin::new(&mut this.io).poll_read(cx, buf)
+        return Poll::Ready(Ok(()));
+    }
+    if *first && buf.remaining() < FIRST_READ_BYTES {
+        return poll_first(io, first, unread, cx, buf);
+    }
+    *first = false;
+    Pin::new(io).poll_read(cx, buf)
+}
+
+/// The first read: as much as is there, up to [`FIRST_READ_BYTES`]; what does not fit `buf`
+/// is kept.
+fn poll_first<R: AsyncRead + Unpin>(
+    io: &mut R,
+    first: &mut bool,
+    unread: &mut Option<Box<BytesMut>>,
+    cx: &mut Context<'_>,
+    buf: &mut ReadBuf<'_>,
+) -> Poll<io::Result<()>> {
+    let mut room = [0u8; FIRST_READ_BYTES];
+    let mut read = ReadBuf::new(&mut room);
+    // tokio's own read: a short one clears the socket's readiness, so that the next read
+    // waits for the next event instead of trying the socket for an EAGAIN.
+    ready!(Pin::new(io).poll_read(cx, &mut read))?;
+    let n = read.filled().len();
+    *first = false;
+    let given = n.min(buf.remaining());
+    buf.put_slice(&room[..given]);
+    if given < n {
+        *unread = Some(Box::new(BytesMut::from(&room[given..n])));
+    }
+    Poll::Ready(Ok(()))
+}
+
+/// The read side of a [`Stream`] borrowed by [`Stream::split`]: the same reads as the
+/// stream's, through a shared reference to the socket.
+#[derive(Debug)]
+pub struct ReadPart<'a> {
+    io: tokio::net::tcp::ReadHalf<'a>,
+    first: &'a mut bool,
+    unread: &'a mut Option<Box<BytesMut>>,
+}
+
+/// The write side of a [`Stream`] borrowed by [`Stream::split`]; its shutdown does nothing,
+/// as the stream's.
+#[derive(Debug)]
+pub struct WritePart<'a> {
+    io: tokio::net::tcp::WriteHalf<'a>,
+}
+
+impl AsyncRead for ReadPart<'_> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        poll_read(&mut this.io, this.first, this.unread, cx, buf)
+    }
+}
+
+impl AsyncWrite for WritePart<'_> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -178,6 +270,50 @@ impl AsyncWrite for Stream {
 pub enum ClientIo {
     Direct(Stream),
     Upgraded(hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>),
+}
+
+/// A connection as one task reads and writes it at once (the relay's reader and writer): a
+/// plain TCP stream split without a lock ([`Stream::split`]), any other stream (TLS, hyper's
+/// upgraded connection, the tests' pipes) through tokio's `io::split`, which takes a mutex at
+/// every read and write.
+pub enum Halves<T> {
+    Tcp(Stream),
+    Locked(ReadHalf<T>, WriteHalf<T>),
+}
+
+/// The read side of [`Halves`].
+pub type ReadSide<'a, T> = Either<ReadPart<'a>, &'a mut ReadHalf<T>>;
+/// The write side of [`Halves`].
+pub type WriteSide<'a, T> = Either<WritePart<'a>, &'a mut WriteHalf<T>>;
+
+impl<T: AsyncRead + AsyncWrite> Halves<T> {
+    /// `io` through tokio's split.
+    pub fn locked(io: T) -> Halves<T> {
+        let (read, write) = tokio::io::split(io);
+        Halves::Locked(read, write)
+    }
+
+    /// The read side and the write side, borrowed.
+    pub fn sides(&mut self) -> (ReadSide<'_, T>, WriteSide<'_, T>) {
+        match self {
+            Halves::Tcp(stream) => {
+                let (read, write) = stream.split();
+                (Either::Left(read), Either::Left(write))
+            }
+            Halves::Locked(read, write) => (Either::Right(read), Either::Right(write)),
+        }
+    }
+}
+
+impl ClientIo {
+    /// The connection as the relay uses it: the connection's own TCP stream split without a
+    /// lock; hyper's upgraded connection through tokio's split.
+    pub fn halves(self) -> Halves<ClientIo> {
+        match self {
+            ClientIo::Direct(stream) => Halves::Tcp(stream),
+            upgraded @ ClientIo::Upgraded(_) => Halves::locked(upgraded),
+        }
+    }
 }
 
 /// `AsyncRead` and `AsyncWrite` for an enum of two streams (`Type { A, B }`, each variant
@@ -382,5 +518,80 @@ mod tests {
             0,
             "EOF at the close"
         );
+    }
+
+    /// The split sides read what the stream would: bytes put back, then what the first read
+    /// kept, then the socket; and the write side writes while the read side waits, from one
+    /// task, with no lock.
+    #[tokio::test]
+    async fn the_split_sides_read_and_write_as_the_stream() {
+        let (mut client, accepted) = pair().await;
+        let mut server = Stream::accepted(accepted);
+        client.write_all(b"kept").await.unwrap();
+        let mut first = [0u8; 1];
+        server.read_exact(&mut first).await.unwrap();
+        server.read_ahead(b"back|");
+        let (mut read, mut write) = server.split();
+        let mut got = [0u8; 8];
+        read.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"back|ept");
+        // A read waiting for the socket while the write side writes, in one task.
+        let mut more = [0u8; 7];
+        let echo = async {
+            let mut two = [0u8; 2];
+            client.read_exact(&mut two).await.unwrap();
+            client.write_all(b"|socket").await.unwrap();
+            two
+        };
+        let (reads, written, echoed) =
+            tokio::join!(read.read_exact(&mut more), write.write_all(b"hi"), echo);
+        reads.unwrap();
+        written.unwrap();
+        assert_eq!(&echoed, b"hi");
+        assert_eq!(&more, b"|socket");
+        // Its shutdown sends nothing: the FIN goes with the close, as the stream's.
+        write.shutdown().await.unwrap();
+        assert!(write.is_write_vectored());
+        drop(server);
+        let mut rest = Vec::new();
+        assert_eq!(client.read_to_end(&mut rest).await.unwrap(), 0);
+    }
+
+    /// An accepted stream split before its first read still reads it whole, keeping the rest.
+    #[tokio::test]
+    async fn the_split_read_side_makes_the_first_read_whole() {
+        let (mut client, accepted) = pair().await;
+        let mut server = Stream::accepted(accepted);
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let (mut read, _write) = server.split();
+        let mut first = [0u8; 3];
+        read.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"GET");
+        assert_eq!(
+            server.unread.as_deref().map(|b| &b[..]),
+            Some(&b" / HTTP/1.1\r\n\r\n"[..])
+        );
+    }
+
+    /// Both kinds of [`Halves`] give sides that carry bytes both ways.
+    #[tokio::test]
+    async fn halves_of_either_kind_carry_bytes_both_ways() {
+        for locked in [false, true] {
+            let (mut peer, ours) = pair().await;
+            let mut halves = if locked {
+                Halves::locked(ours)
+            } else {
+                Halves::Tcp(Stream::connected(ours))
+            };
+            let (mut read, mut write) = halves.sides();
+            assert_eq!(matches!(read, Either::Right(_)), locked);
+            write.write_all(b"ping").await.unwrap();
+            let mut got = [0u8; 4];
+            peer.read_exact(&mut got).await.unwrap();
+            assert_eq!(&got, b"ping");
+            peer.write_all(b"pong").await.unwrap();
+            read.read_exact(&mut got).await.unwrap();
+            assert_eq!(&got, b"pong");
+        }
     }
 }

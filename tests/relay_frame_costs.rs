@@ -1,5 +1,6 @@
 //! What one relayed frame costs the session's task, counted exactly (never timed): its polls
-//! and its heap allocations, over loopback TCP (in-memory pipes would allocate as they buffer).
+//! and its heap allocations, over loopback TCP (in-memory pipes would allocate as they buffer),
+//! each socket split without a lock as a session's plain sockets are (`tcp::Halves`).
 //!
 //! - **One poll a frame.** What a reader hands over is written in the same poll; a second poll
 //!   (the task waking itself for its own writer) would double the scheduling work of every
@@ -30,7 +31,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use fastwebsockets::{Frame, Payload, Role, WebSocket};
-use podterm::relay::relay;
+use podterm::relay::relay_halves;
+use podterm::tcp::{Halves, Stream};
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use tokio::net::TcpStream;
 
@@ -113,7 +115,9 @@ async fn a_keystroke_frame_costs_one_poll_and_one_allocation() {
     let session = tokio::spawn(Counted {
         costs: costs.clone(),
         inner: Box::pin(async move {
-            relay(relay_client, relay_cluster, &config, async {
+            // Plain TCP both ways, split without a lock, as a session's sockets are.
+            let tcp = |io| Halves::<TcpStream>::Tcp(Stream::connected(io));
+            relay_halves(tcp(relay_client), tcp(relay_cluster), &config, async {
                 let _ = stopped.await;
             })
             .await

@@ -99,6 +99,17 @@ impl std::fmt::Debug for UpstreamIo {
 // The TLS variant through `Box`'s own `AsyncRead` and `AsyncWrite`.
 tcp::either_stream!(UpstreamIo { Plain, Tls });
 
+impl UpstreamIo {
+    /// The connection as the relay uses it: plain TCP split without a lock, TLS through
+    /// tokio's split (its reads and writes share one session state).
+    pub fn halves(self) -> tcp::Halves<UpstreamIo> {
+        match self {
+            UpstreamIo::Plain(stream) => tcp::Halves::Tcp(stream),
+            tls @ UpstreamIo::Tls(_) => tcp::Halves::locked(tls),
+        }
+    }
+}
+
 /// How long the credentials kube's layers gave are sent again without asking the layers.
 /// They hand a token out only while it has at least ten seconds to live (a refreshable token
 /// is renewed a minute before it expires, a token file read again every minute), so one

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::frames::{FrameWriter, Outgoing};
+use super::frames::{FrameReader, FrameWriter, Outgoing};
 use super::handoff::Handoff;
-use super::pump::{Reader, read};
+use super::pump::read;
 use super::{CLOSE_GRACE, CloseReason, Leg, RelayConfig, Shared, Written};
 
 /// Both sockets' closings for a session that ended with `close`. The readers and the watchdog
@@ -61,10 +61,10 @@ pub(super) struct Closing<'a, W> {
 impl<W: AsyncWrite + Unpin> Closing<'_, W> {
     /// Lets the writer send what is queued, sends the close frame, then reads the socket until
     /// the peer's close frame (at most `CLOSE_GRACE`) unless it already came or reading failed.
-    pub(super) async fn finish<F, R>(self, writer: Pin<&mut F>, rx: &mut Reader<R>)
+    pub(super) async fn finish<F, R>(self, writer: Pin<&mut F>, rx: &mut FrameReader<R>)
     where
         F: Future<Output = std::io::Result<FrameWriter<W>>>,
-        R: AsyncRead,
+        R: AsyncRead + Unpin,
     {
         let Closing {
             written,
@@ -101,7 +101,7 @@ impl<W: AsyncWrite + Unpin> Closing<'_, W> {
 
 /// After podterm sent its close frame: reads (and drops) what the peer still sends until its
 /// close frame arrives or reading fails, so that the socket is closed with nothing unread.
-async fn await_close<S: AsyncRead>(rx: &mut Reader<S>, leg: &Leg) {
+async fn await_close<S: AsyncRead + Unpin>(rx: &mut FrameReader<S>, leg: &Leg) {
     while !leg.ended.load(Ordering::Relaxed) {
         let _ = read(rx, leg).await;
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use fastwebsockets::OpCode;
-use tokio::io::{AsyncRead, AsyncWrite, ReadHalf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
 use super::frames::{FrameReader, FrameWriter, Outgoing, ReadError};
@@ -14,13 +14,10 @@ use super::{CloseReason, Leg, MAX_STATUS_BYTES, MISSED_PINGS, RelayConfig, Share
 use crate::protocol::{self, Ended, FrameError, flow};
 use crate::recording::RecordingTap;
 
-/// The reader of one socket's half.
-pub(super) type Reader<S> = FrameReader<ReadHalf<S>>;
-
 /// Reads one frame (podterm answers pings and closes itself, through the writer). A close
 /// frame or a failed read marks `leg` as read to its end.
-pub(super) async fn read<S: AsyncRead>(
-    rx: &mut Reader<S>,
+pub(super) async fn read<S: AsyncRead + Unpin>(
+    rx: &mut FrameReader<S>,
     leg: &Leg,
 ) -> Result<Outgoing, ReadError> {
     let read = rx.read_frame().await;
@@ -127,8 +124,8 @@ fn checked(out: Outgoing, v5: bool) -> Verdict {
 
 /// Client → cluster: only stdin, checked resizes and (v5) close pass; anything else ends the
 /// session with 1008, a frame over the limit with 1009.
-pub(super) async fn from_client<S: AsyncRead>(
-    rx: &mut Reader<S>,
+pub(super) async fn from_client<S: AsyncRead + Unpin>(
+    rx: &mut FrameReader<S>,
     to_upstream: &Handoff,
     to_client: &Handoff,
     shared: &Shared,
@@ -317,8 +314,8 @@ fn read_status(json: &[u8], shared: &Shared) {
 }
 
 /// Cluster → client: everything passes; channel 3 is also read for the exit status.
-pub(super) async fn from_upstream<S: AsyncRead>(
-    rx: &mut Reader<S>,
+pub(super) async fn from_upstream<S: AsyncRead + Unpin>(
+    rx: &mut FrameReader<S>,
     to_client: &Handoff,
     to_upstream: &Handoff,
     shared: &Shared,
