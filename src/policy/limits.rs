@@ -22,7 +22,17 @@ struct Inner {
 #[derive(Debug, Default)]
 struct Counts {
     total: usize,
+    /// Counted only under a per-user limit.
     per_user: HashMap<String, usize>,
+}
+
+/// One more session in `total`, unless the replica's limit is reached.
+fn take_one(total: &mut usize, max_total: Option<usize>) -> Result<(), LimitError> {
+    if let Some(limit) = max_total.filter(|&limit| *total >= limit) {
+        return Err(LimitError::Total { limit });
+    }
+    *total += 1;
+    Ok(())
 }
 
 /// Why a session may not start now.
@@ -50,7 +60,8 @@ impl LimitError {
 #[derive(Debug)]
 pub struct SessionGuard {
     inner: Arc<Inner>,
-    user: String,
+    /// The user, where users are counted (a per-user limit is set).
+    user: Option<String>,
 }
 
 impl SessionLimits {
@@ -69,19 +80,24 @@ impl SessionLimits {
     pub fn acquire(&self, user: &str) -> Result<SessionGuard, LimitError> {
         let mut counts = self.lock();
         let counts = &mut *counts;
+        let Some(max_per_user) = self.inner.max_per_user else {
+            // No per-user limit: users are not counted (no lookup, no copy of the name).
+            take_one(&mut counts.total, self.inner.max_total)?;
+            return Ok(SessionGuard {
+                inner: self.inner.clone(),
+                user: None,
+            });
+        };
         // One lookup; the user's name is copied into the map only for their first session.
         let mine = counts.per_user.get_mut(user);
         let open = mine.as_deref().copied().unwrap_or(0);
-        if let Some(limit) = self.inner.max_per_user.filter(|&limit| open >= limit) {
+        if open >= max_per_user {
             return Err(LimitError::PerUser {
                 user: user.into(),
-                limit,
+                limit: max_per_user,
             });
         }
-        if let Some(limit) = self.inner.max_total.filter(|&limit| counts.total >= limit) {
-            return Err(LimitError::Total { limit });
-        }
-        counts.total += 1;
+        take_one(&mut counts.total, self.inner.max_total)?;
         match mine {
             Some(mine) => *mine += 1,
             None => {
@@ -90,7 +106,7 @@ impl SessionLimits {
         }
         Ok(SessionGuard {
             inner: self.inner.clone(),
-            user: user.to_string(),
+            user: Some(user.to_string()),
         })
     }
 
@@ -122,10 +138,13 @@ impl Drop for SessionGuard {
     fn drop(&mut self) {
         let mut counts = lock(&self.inner);
         counts.total -= 1;
-        if let Some(n) = counts.per_user.get_mut(&self.user) {
+        let Some(user) = &self.user else {
+            return;
+        };
+        if let Some(n) = counts.per_user.get_mut(user) {
             *n -= 1;
             if *n == 0 {
-                counts.per_user.remove(&self.user);
+                counts.per_user.remove(user);
             }
         }
     }
@@ -140,8 +159,24 @@ mod tests {
         let limits = SessionLimits::new(None, None);
         let guards: Vec<_> = (0..1000).map(|_| limits.acquire("a").unwrap()).collect();
         assert_eq!(limits.total(), 1000);
+        // Without a per-user limit users are not counted.
+        assert_eq!(limits.of_user("a"), 0);
         drop(guards);
         assert_eq!(limits.total(), 0);
+    }
+
+    #[test]
+    fn the_total_limit_holds_without_a_per_user_limit() {
+        let limits = SessionLimits::new(Some(2), None);
+        let a = limits.acquire("a").unwrap();
+        let _b = limits.acquire("a").unwrap();
+        assert_eq!(
+            limits.acquire("b").unwrap_err(),
+            LimitError::Total { limit: 2 }
+        );
+        drop(a);
+        let _c = limits.acquire("b").unwrap();
+        assert_eq!(limits.total(), 2);
     }
 
     #[test]
