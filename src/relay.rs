@@ -305,6 +305,11 @@ where
         );
         tokio::pin!(client_writer, upstream_writer);
         let mut written = Written::default();
+        // The watchdog and the shutdown only when they woke the task (`signals.rs`), in the
+        // main loop and, for the shutdown, in the closing after it.
+        let mut signals = signals::Due::new();
+        // The shutdown was due and not polled since (at first: never polled).
+        let mut shutdown_owed = true;
 
         let close = {
             let from_client =
@@ -317,8 +322,6 @@ where
             // the readers and the watchdog hand over is written in the same poll, with no
             // wake-up (handoff::PolledAfter). Written out rather than `select!`, whose state
             // would be one more copy in every session's task.
-            // The watchdog and the shutdown only when they woke the task (`signals.rs`).
-            let mut signals = signals::Due::new();
             std::future::poll_fn(|cx| {
                 let _polling = PolledAfter::set([&to_client, &to_upstream]);
                 signals.task(cx);
@@ -329,9 +332,11 @@ where
                     return Poll::Ready(close);
                 }
                 if let Some(mut due) = signals.due() {
+                    shutdown_owed = true;
                     if let Poll::Ready(close) = watchdog.as_mut().poll(&mut due) {
                         return Poll::Ready(close);
                     }
+                    shutdown_owed = false;
                     if shutdown.as_mut().poll(&mut due).is_ready() {
                         return Poll::Ready(config.shutdown_reason());
                     }
@@ -359,11 +364,27 @@ where
             );
         });
         // A shutdown meanwhile cuts the handshakes short, unless the session ended by one.
+        // It is polled under the signals' waker as in the main loop: when the signals woke
+        // the task, or once if the main loop did not poll it since they last did (a reader
+        // or the watchdog ended the loop first).
         let by_shutdown = close.by_shutdown();
-        let aborted = tokio::select! {
-            () = finish => false,
-            () = &mut shutdown, if !by_shutdown => true,
-        };
+        let mut finish = finish;
+        let aborted = std::future::poll_fn(|cx| {
+            signals.task(cx);
+            if finish.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(false);
+            }
+            let due = signals.due().is_some();
+            if !by_shutdown && (due || shutdown_owed) {
+                shutdown_owed = false;
+                if shutdown.as_mut().poll(&mut signals.context()).is_ready() {
+                    return Poll::Ready(true);
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+        drop(finish);
         (close, aborted)
     };
     // Both closing handshakes are over: end both streams in order (FIN, TLS close_notify).

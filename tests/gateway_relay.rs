@@ -313,6 +313,45 @@ async fn shutdown_closes_both_sides_with_1001() {
     assert_eq!(summary(s).await.close, CloseReason::Shutdown);
 }
 
+/// A shutdown while a closing handshake waits for the client's answer ends the wait at once,
+/// not after `CLOSE_GRACE` (time is paused: the runtime would jump to the grace's end).
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_during_the_closing_handshake_cuts_it_short() {
+    let mut s = start(config());
+    let status = Status::exit(0).to_error_frame();
+    s.cluster.write_frame(binary(&status)).await.unwrap();
+    s.cluster
+        .write_frame(Frame::close(1000, b""))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut s.cluster).await, Err(1000));
+    assert_eq!(next_frame(&mut s.client).await.opcode, OpCode::Binary);
+    // The relay's close, not answered: the client leg's handshake waits.
+    assert_eq!(next_frame(&mut s.client).await.opcode, OpCode::Close);
+    tokio::task::yield_now().await;
+    let asked = tokio::time::Instant::now();
+    s.shutdown.take().unwrap().send(()).unwrap();
+    let relay = s.relay;
+    let sum = relay.await.unwrap();
+    assert_eq!(sum.close, CloseReason::Exited);
+    assert!(
+        asked.elapsed() < podterm::relay::CLOSE_GRACE,
+        "the handshake ran on for {:?} after the shutdown",
+        asked.elapsed()
+    );
+}
+
+/// The next frame as it came, answering nothing.
+async fn next_frame(ws: &mut WebSocket<DuplexStream>) -> Frame<'static> {
+    let frame = ws.read_frame().await.unwrap();
+    Frame::new(
+        frame.fin,
+        frame.opcode,
+        None,
+        Payload::Owned(frame.payload.to_vec()),
+    )
+}
+
 #[tokio::test(start_paused = true)]
 async fn both_legs_are_pinged_and_idle_sessions_end() {
     let s = start(RelayConfig {

@@ -73,7 +73,12 @@ impl Due {
         self.signals
             .due
             .swap(false, Ordering::SeqCst)
-            .then(|| Context::from_waker(&self.waker))
+            .then(|| self.context())
+    }
+
+    /// The context to poll the signals in, due or not.
+    pub(super) fn context(&self) -> Context<'_> {
+        Context::from_waker(&self.waker)
     }
 }
 
