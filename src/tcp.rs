@@ -1,5 +1,6 @@
 //! TCP streams as podterm's two sides use them: the write side ends when the stream closes,
-//! and a connection from a client is read whole at once, the first time.
+//! a connection from a client is read whole at once, the first time, and the relay reads and
+//! writes a stream at once without a lock.
 //!
 //! **No shutdown.** Everywhere podterm ends the write side of a TCP stream it drops the stream
 //! at once: hyper after a last response (`Connection: close`, a drain), the relay after both
@@ -16,6 +17,12 @@
 //! own, to compare them with HTTP/2's preface: there the first read takes
 //! [`FIRST_READ_BYTES`] whatever is asked, on the stack, and keeps what the reader did not take
 //! (on the heap, until taken), so that a request in one segment is one `recvfrom`.
+//!
+//! **Split without a lock.** The relay's reader and writer of a socket run in one task.
+//! tokio's generic `io::split` puts a stream behind an `Arc` and a mutex taken at every read
+//! and write; a plain stream is split here through shared references to its socket
+//! ([`Stream::split`], [`Halves`]), as tokio's `TcpStream::split` does. Only TLS and hyper's
+//! upgraded connections, whose reads and writes share one state, still take the lock.
 
 use std::io;
 use std::pin::Pin;
