@@ -46,28 +46,33 @@ pub struct Values<'a> {
     pub dropped: Vec<Dropped>,
 }
 
-impl<'a> Values<'a> {
-    /// Go's `url.ParseQuery(query)`, errors kept as [`Dropped`] entries.
-    pub fn parse(query: &'a str) -> Values<'a> {
-        // Room for every pair up front (one more than the `&`s, bounded): grown from empty, a
-        // query of ten pairs took three allocations and two copies.
-        let pairs = if query.is_empty() {
-            0
-        } else {
-            query.bytes().filter(|&b| b == b'&').count() + 1
-        };
-        let mut values = Values {
-            pairs: Vec::with_capacity(pairs.min(MAX_QUERY_PAIRS + 1)),
-            dropped: Vec::new(),
-        };
+/// Go's `url.ParseQuery`, pair by pair in the query's order: each kept pair (decoded bytes,
+/// borrowed from the query where nothing was escaped) or the pair Go drops.
+#[derive(Debug, Clone)]
+pub struct Pairs<'a> {
+    query: &'a str,
+    /// Where the next pair starts; past the end when none is left.
+    start: usize,
+}
+
+impl<'a> Pairs<'a> {
+    pub fn new(query: &'a str) -> Pairs<'a> {
+        Pairs { query, start: 0 }
+    }
+}
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = Result<Pair<'a>, Dropped>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let query = self.query;
+        let bytes = query.as_bytes();
         // One pass over the query: each pair's end, its first `=`, and whether it holds a `;`
         // or anything to unescape, on either side of the `=`. Splitting on `&`, then on `=`,
         // looking for `;`, then for `%` and `+` in the key and again in the value read every
         // byte five times (held to that reading by a test).
-        let bytes = query.as_bytes();
-        let mut start = 0;
-        while start <= bytes.len() {
-            let (mut end, mut eq, mut semicolon) = (start, None, false);
+        while self.start <= bytes.len() {
+            let (from, mut end, mut eq, mut semicolon) = (self.start, self.start, None, false);
             let mut escaped = [false; 2];
             while let Some(&b) = bytes.get(end) {
                 match b {
@@ -80,11 +85,10 @@ impl<'a> Values<'a> {
                 end += 1;
             }
             // `&`, `=` and the end are character boundaries: every split is one.
-            let (from, pair) = (start, &query[start..end]);
-            start = end + 1;
+            let pair = &query[from..end];
+            self.start = end + 1;
             if semicolon {
-                values.dropped.push(Dropped::Semicolon(pair.to_string()));
-                continue;
+                return Some(Err(Dropped::Semicolon(pair.to_string())));
             }
             if pair.is_empty() {
                 continue;
@@ -100,9 +104,33 @@ impl<'a> Values<'a> {
                     Some(Cow::Borrowed(text.as_bytes()))
                 }
             };
-            match (read(key, escaped[0]), read(value, escaped[1])) {
-                (Some(key), Some(value)) => values.pairs.push((key, value)),
-                _ => values.dropped.push(Dropped::BadEscape(pair.to_string())),
+            return Some(match (read(key, escaped[0]), read(value, escaped[1])) {
+                (Some(key), Some(value)) => Ok((key, value)),
+                _ => Err(Dropped::BadEscape(pair.to_string())),
+            });
+        }
+        None
+    }
+}
+
+impl<'a> Values<'a> {
+    /// Go's `url.ParseQuery(query)`, errors kept as [`Dropped`] entries.
+    pub fn parse(query: &'a str) -> Values<'a> {
+        // Room for every pair up front (one more than the `&`s, bounded): grown from empty, a
+        // query of ten pairs took three allocations and two copies.
+        let pairs = if query.is_empty() {
+            0
+        } else {
+            query.bytes().filter(|&b| b == b'&').count() + 1
+        };
+        let mut values = Values {
+            pairs: Vec::with_capacity(pairs.min(MAX_QUERY_PAIRS + 1)),
+            dropped: Vec::new(),
+        };
+        for pair in Pairs::new(query) {
+            match pair {
+                Ok(pair) => values.pairs.push(pair),
+                Err(dropped) => values.dropped.push(dropped),
             }
         }
         values
@@ -263,29 +291,77 @@ pub struct ExecQuery {
 impl ExecQuery {
     /// Parses `query` strictly: the API server's reading, or a [`QueryError`] where a pair
     /// would be dropped, a singleton is repeated, or a value is not UTF-8.
+    ///
+    /// One pass over the pairs ([`Pairs`]), each key matched once: the same value and the
+    /// same refusal as [`Values::parse_strict`] with [`SINGLETONS`] then
+    /// [`PodExecOptions::from_values`] (held to that reading by a test), without their list
+    /// of pairs and the eleven scans of it.
     pub fn parse(query: &str) -> Result<ExecQuery, QueryError> {
-        let values = Values::parse_strict(query, &SINGLETONS).map_err(|e| match e {
-            Unclear::Dropped(Dropped::Semicolon(pair)) => QueryError::Semicolon(pair),
-            Unclear::Dropped(Dropped::BadEscape(pair)) => QueryError::BadEscape(pair),
-            Unclear::TooManyPairs => QueryError::TooManyPairs,
-            Unclear::Repeated(key) => QueryError::Repeated(key),
-        })?;
-        let options = PodExecOptions::from_values(&values);
-        let utf8 =
-            |bytes: Vec<u8>, key| String::from_utf8(bytes).map_err(|_| QueryError::NotUtf8(key));
-        let container = utf8(options.container, "container")?;
-        let command = options
-            .command
-            .into_iter()
-            .map(|arg| utf8(arg, "command"))
-            .collect::<Result<Vec<_>, _>>()?;
+        let (mut kept, mut container, mut command_utf8) = (0, None, true);
+        // How often each of SINGLETONS came (up to 2), and the flags' first values.
+        let mut given = [0u8; SINGLETONS.len()];
+        let mut flags = [None; 4];
+        let mut command = Vec::new();
+        for pair in Pairs::new(query) {
+            // The first pair Go drops is the refusal, whatever else the query holds.
+            let (key, value) = pair.map_err(|dropped| match dropped {
+                Dropped::Semicolon(pair) => QueryError::Semicolon(pair),
+                Dropped::BadEscape(pair) => QueryError::BadEscape(pair),
+            })?;
+            kept += 1;
+            if kept > MAX_QUERY_PAIRS {
+                // Refused at the end (unless a dropped pair comes): nothing more to keep.
+                continue;
+            }
+            let singleton = match &*key {
+                b"command" => {
+                    match String::from_utf8(value.into_owned()) {
+                        Ok(arg) => command.push(arg),
+                        Err(_) => command_utf8 = false,
+                    }
+                    continue;
+                }
+                b"container" => 0,
+                b"stdin" => 1,
+                b"stdout" => 2,
+                b"stderr" => 3,
+                b"tty" => 4,
+                _ => continue,
+            };
+            given[singleton] = given[singleton].saturating_add(1);
+            match singleton {
+                0 => {
+                    container.get_or_insert(value);
+                }
+                flag => {
+                    flags[flag - 1].get_or_insert_with(|| go_flag(&value));
+                }
+            }
+        }
+        if kept > MAX_QUERY_PAIRS {
+            return Err(QueryError::TooManyPairs);
+        }
+        if let Some(at) = given.iter().position(|&n| n > 1) {
+            return Err(QueryError::Repeated(SINGLETONS[at]));
+        }
+        let container = match container {
+            Some(bytes) => Some(
+                String::from_utf8(bytes.into_owned())
+                    .map_err(|_| QueryError::NotUtf8("container"))?,
+            ),
+            None => None,
+        };
+        if !command_utf8 {
+            return Err(QueryError::NotUtf8("command"));
+        }
+        let [stdin, stdout, stderr, tty] = flags.map(|flag| flag.unwrap_or(false));
         Ok(ExecQuery {
-            container: (!container.is_empty()).then_some(container),
+            container: container.filter(|c| !c.is_empty()),
             command,
-            stdin: options.stdin,
-            stdout: options.stdout,
-            stderr: options.stderr,
-            tty: options.tty,
+            stdin,
+            stdout,
+            stderr,
+            tty,
         })
     }
 
@@ -592,6 +668,20 @@ mod tests {
         assert_eq!(err("container=%FF"), QueryError::NotUtf8("container"));
         let many = vec!["command=x"; MAX_QUERY_PAIRS + 1].join("&");
         assert_eq!(err(&many), QueryError::TooManyPairs);
+        // A pair Go drops is the refusal even behind too many pairs; too many, even with a
+        // repeat behind them.
+        let dropped_last = format!("{many}&x=%zz");
+        let repeat_last = format!("{many}&tty=1&tty=0");
+        assert_eq!(err(&dropped_last), QueryError::BadEscape("x=%zz".into()));
+        assert_eq!(err(&repeat_last), QueryError::TooManyPairs);
+        for q in [
+            &many,
+            &dropped_last,
+            &repeat_last,
+            "tty=1&tty=0&container=%FF",
+        ] {
+            assert_eq!(ExecQuery::parse(q), listed_reading(q), "{q:.40}");
+        }
     }
 
     #[test]
@@ -746,6 +836,34 @@ mod tests {
         values
     }
 
+    /// The strict reading as it was before the one pass: every pair listed
+    /// ([`Values::parse_strict`]), then apimachinery's conversion of them.
+    fn listed_reading(query: &str) -> Result<ExecQuery, QueryError> {
+        let values = Values::parse_strict(query, &SINGLETONS).map_err(|e| match e {
+            Unclear::Dropped(Dropped::Semicolon(pair)) => QueryError::Semicolon(pair),
+            Unclear::Dropped(Dropped::BadEscape(pair)) => QueryError::BadEscape(pair),
+            Unclear::TooManyPairs => QueryError::TooManyPairs,
+            Unclear::Repeated(key) => QueryError::Repeated(key),
+        })?;
+        let options = PodExecOptions::from_values(&values);
+        let utf8 =
+            |bytes: Vec<u8>, key| String::from_utf8(bytes).map_err(|_| QueryError::NotUtf8(key));
+        let container = utf8(options.container, "container")?;
+        let command = options
+            .command
+            .into_iter()
+            .map(|arg| utf8(arg, "command"))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ExecQuery {
+            container: (!container.is_empty()).then_some(container),
+            command,
+            stdin: options.stdin,
+            stdout: options.stdout,
+            stderr: options.stderr,
+            tty: options.tty,
+        })
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
         /// The one-pass unescape agrees with the two-pass reading it replaced (check every
@@ -776,6 +894,16 @@ mod tests {
             };
             proptest::prop_assert_eq!(borrowed(&ours), borrowed(&theirs));
             proptest::prop_assert_eq!(ours, theirs);
+        }
+
+        /// The one-pass strict reading is the listed one it replaced: the same value, or the
+        /// same refusal, for queries of the exec's keys (escaped too), others, repeats, raw
+        /// `;`, bad escapes and bytes that are not UTF-8.
+        #[test]
+        fn one_pass_exec_query_matches_the_listed_reading(
+            query in "((command|container|stdin|stdout|stderr|tty|x|c%6Fmmand|t+y)(=[a-z01;%EF+&]{0,4})?&?){0,7}"
+        ) {
+            proptest::prop_assert_eq!(ExecQuery::parse(&query), listed_reading(&query));
         }
 
         /// The query written by hand is `form_urlencoded`'s serializer's, byte for byte, for
