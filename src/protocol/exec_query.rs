@@ -298,7 +298,8 @@ impl ExecQuery {
     /// of pairs and the eleven scans of it.
     pub fn parse(query: &str) -> Result<ExecQuery, QueryError> {
         let (mut kept, mut container, mut command_utf8) = (0, None, true);
-        // How often each of SINGLETONS came (up to 2), and the flags' first values.
+        // How often each of SINGLETONS came (up to 2; its index below), and the first values
+        // of the four flags, which follow `container` in SINGLETONS.
         let mut given = [0u8; SINGLETONS.len()];
         let mut flags = [None; 4];
         let mut command = Vec::new();
