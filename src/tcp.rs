@@ -41,6 +41,13 @@ pub const FIRST_READ_BYTES: usize = 4 * 1024;
 #[derive(Debug)]
 pub struct Stream {
     io: TcpStream,
+    ahead: Ahead,
+}
+
+/// What a [`Stream`]'s reads take before its socket's own reads, kept with the stream and
+/// borrowed by its [`ReadPart`].
+#[derive(Debug, Default)]
+struct Ahead {
     /// The first read is still to come and reads [`FIRST_READ_BYTES`] at least.
     first: bool,
     /// Bytes of the first read that the reader did not take yet (boxed: the stream sits in
@@ -72,8 +79,7 @@ impl Stream {
     pub fn connected(io: TcpStream) -> Stream {
         Stream {
             io,
-            first: false,
-            unread: None,
+            ahead: Ahead::default(),
         }
     }
 
@@ -81,8 +87,10 @@ impl Stream {
     pub fn accepted(io: TcpStream) -> Stream {
         Stream {
             io,
-            first: true,
-            unread: None,
+            ahead: Ahead {
+                first: true,
+                unread: None,
+            },
         }
     }
 
@@ -92,8 +100,8 @@ impl Stream {
         if bytes.is_empty() {
             return;
         }
-        let kept = self.unread.take().unwrap_or_default();
-        self.unread = Some(Box::new(put_back(bytes, &kept)));
+        let kept = self.ahead.unread.take().unwrap_or_default();
+        self.ahead.unread = Some(Box::new(put_back(bytes, &kept)));
     }
 
     /// The first read of a client's connection, behind what `buf` holds, before anything else read it: the
@@ -102,7 +110,7 @@ impl Stream {
     /// end of the stream).
     pub async fn read_first(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         use tokio::io::AsyncReadExt as _;
-        self.first = false;
+        self.ahead.first = false;
         // tokio's own read, as in poll_first; into `buf`'s spare room.
         self.io.read_buf(buf).await
     }
@@ -116,8 +124,7 @@ impl Stream {
         (
             ReadPart {
                 io: read,
-                first: &mut self.first,
-                unread: &mut self.unread,
+                ahead: &mut self.ahead,
             },
             WritePart { io: write },
         )
@@ -131,55 +138,58 @@ impl AsyncRead for Stream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        poll_read(&mut this.io, &mut this.first, &mut this.unread, cx, buf)
+        this.ahead.poll_read(&mut this.io, cx, buf)
     }
 }
 
-/// [`Stream`]'s read, over its socket or the read half of it: what was kept first, then the
-/// first read whole, then the socket's own reads.
-fn poll_read<R: AsyncRead + Unpin>(
-    io: &mut R,
-    first: &mut bool,
-    unread: &mut Option<Box<BytesMut>>,
-    cx: &mut Context<'_>,
-    buf: &mut ReadBuf<'_>,
-) -> Poll<io::Result<()>> {
-    if let Some(kept) = unread {
-        drain_into(kept, buf);
-        if kept.is_empty() {
-            *unread = None;
+impl Ahead {
+    /// [`Stream`]'s read, over its socket `io` or the read half of it: what was kept first,
+    /// then the first read whole, then the socket's own reads. Inlined into both reads, as the
+    /// free function it was: left to the compiler, a plain churn session ran about 150
+    /// instructions more.
+    #[inline]
+    fn poll_read<R: AsyncRead + Unpin>(
+        &mut self,
+        io: &mut R,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if let Some(kept) = &mut self.unread {
+            drain_into(kept, buf);
+            if kept.is_empty() {
+                self.unread = None;
+            }
+            return Poll::Ready(Ok(()));
         }
-        return Poll::Ready(Ok(()));
+        if self.first && buf.remaining() < FIRST_READ_BYTES {
+            return self.poll_first(io, cx, buf);
+        }
+        self.first = false;
+        Pin::new(io).poll_read(cx, buf)
     }
-    if *first && buf.remaining() < FIRST_READ_BYTES {
-        return poll_first(io, first, unread, cx, buf);
-    }
-    *first = false;
-    Pin::new(io).poll_read(cx, buf)
-}
 
-/// The first read: as much as is there, up to [`FIRST_READ_BYTES`]; what does not fit `buf`
-/// is kept.
-fn poll_first<R: AsyncRead + Unpin>(
-    io: &mut R,
-    first: &mut bool,
-    unread: &mut Option<Box<BytesMut>>,
-    cx: &mut Context<'_>,
-    buf: &mut ReadBuf<'_>,
-) -> Poll<io::Result<()>> {
-    let mut room = [0u8; FIRST_READ_BYTES];
-    let mut read = ReadBuf::new(&mut room);
-    // tokio's own read: a short one clears the socket's readiness, so that the next read
-    // waits for the next event instead of trying the socket for an EAGAIN.
-    ready!(Pin::new(io).poll_read(cx, &mut read))?;
-    let n = read.filled().len();
-    *first = false;
-    let given = n.min(buf.remaining());
-    buf.put_slice(&room[..given]);
-    if given < n {
-        *unread = Some(Box::new(BytesMut::from(&room[given..n])));
+    /// The first read: as much as is there, up to [`FIRST_READ_BYTES`]; what does not fit
+    /// `buf` is kept.
+    fn poll_first<R: AsyncRead + Unpin>(
+        &mut self,
+        io: &mut R,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let mut room = [0u8; FIRST_READ_BYTES];
+        let mut read = ReadBuf::new(&mut room);
+        // tokio's own read: a short one clears the socket's readiness, so that the next read
+        // waits for the next event instead of trying the socket for an EAGAIN.
+        ready!(Pin::new(io).poll_read(cx, &mut read))?;
+        let n = read.filled().len();
+        self.first = false;
+        let given = n.min(buf.remaining());
+        buf.put_slice(&room[..given]);
+        if given < n {
+            self.unread = Some(Box::new(BytesMut::from(&room[given..n])));
+        }
+        Poll::Ready(Ok(()))
     }
-    Poll::Ready(Ok(()))
 }
 
 /// The read side of a [`Stream`] borrowed by [`Stream::split`]: the same reads as the
@@ -187,8 +197,7 @@ fn poll_first<R: AsyncRead + Unpin>(
 #[derive(Debug)]
 pub struct ReadPart<'a> {
     io: tokio::net::tcp::ReadHalf<'a>,
-    first: &'a mut bool,
-    unread: &'a mut Option<Box<BytesMut>>,
+    ahead: &'a mut Ahead,
 }
 
 /// The write side of a [`Stream`] borrowed by [`Stream::split`]; its shutdown does nothing,
@@ -205,7 +214,7 @@ impl AsyncRead for ReadPart<'_> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        poll_read(&mut this.io, this.first, this.unread, cx, buf)
+        this.ahead.poll_read(&mut this.io, cx, buf)
     }
 }
 
@@ -424,7 +433,7 @@ mod tests {
         let mut first = [0u8; 24];
         server.read_exact(&mut first).await.unwrap();
         assert_eq!(&first[..], &head[..24]);
-        let kept = server.unread.as_ref().map_or(0, |u| u.len());
+        let kept = server.ahead.unread.as_ref().map_or(0, |u| u.len());
         assert_eq!(kept, 376, "the rest of the head came with the first read");
         // Small reads take from what is kept, then a large one; then the socket again.
         let mut next = [0u8; 100];
@@ -433,7 +442,10 @@ mod tests {
         let mut rest = vec![0u8; 276];
         server.read_exact(&mut rest).await.unwrap();
         assert_eq!(&rest[..], &head[124..]);
-        assert!(server.unread.is_none(), "nothing is held once all is taken");
+        assert!(
+            server.ahead.unread.is_none(),
+            "nothing is held once all is taken"
+        );
         client.write_all(b"more").await.unwrap();
         let mut more = [0u8; 4];
         server.read_exact(&mut more).await.unwrap();
@@ -555,7 +567,7 @@ mod tests {
         read.read_exact(&mut first).await.unwrap();
         assert_eq!(&first, b"GET");
         assert_eq!(
-            server.unread.as_deref().map(|b| &b[..]),
+            server.ahead.unread.as_deref().map(|b| &b[..]),
             Some(&b" / HTTP/1.1\r\n\r\n"[..])
         );
     }
