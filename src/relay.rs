@@ -355,7 +355,7 @@ where
         to_upstream.close();
         // Boxed when the session ends: inline, both legs' closings (1.2 KB) would be the
         // largest state of every session's task, idle ones included.
-        let finish = Box::pin(async {
+        let mut finish = Box::pin(async {
             let (client_leg, upstream_leg) =
                 closing::legs(&close, written, [&to_client, &to_upstream], &shared, config);
             tokio::join!(
@@ -368,7 +368,6 @@ where
         // the task, or once if the main loop did not poll it since they last did (a reader
         // or the watchdog ended the loop first).
         let by_shutdown = close.by_shutdown();
-        let mut finish = finish;
         let aborted = std::future::poll_fn(|cx| {
             signals.task(cx);
             if finish.as_mut().poll(cx).is_ready() {
