@@ -93,6 +93,8 @@ async function loadClusters() {
 
 async function loadNamespaces(wanted) {
   const current = ask('namespaces');
+  // What the field shows now: a different value when the answer comes was typed meanwhile.
+  const shown = ui.namespace.value;
   ui.namespaces.replaceChildren();
   ui.namespace.placeholder = 'loading…';
   let names = [];
@@ -106,8 +108,10 @@ async function loadNamespaces(wanted) {
     ui.namespace.placeholder = 'type or pick';
     notice(`Cannot list namespaces (${e.message}); type the namespace's name.`);
   }
+  // Typed while the list came (or failed to): the user's, even where the list lacks it.
+  const typed = ui.namespace.value !== shown;
   if (wanted) ui.namespace.value = wanted;
-  else if (!ui.namespace.value || !names.includes(ui.namespace.value)) {
+  else if (!typed && (!ui.namespace.value || !names.includes(ui.namespace.value))) {
     ui.namespace.value = names.includes('default') ? 'default' : (names[0] ?? '');
   }
 }

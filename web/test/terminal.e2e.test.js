@@ -270,6 +270,47 @@ test('where listing pods is forbidden, the pod can be typed', async () => {
   }
 });
 
+test('a namespace typed while the namespace list is refused stays as typed', async () => {
+  const page = await browser.context.newPage();
+  // A user who may not list namespaces, and the answer saying so comes only after they typed.
+  let release;
+  const typed = new Promise((ok) => {
+    release = ok;
+  });
+  await page.route(/\/api\/v1\/namespaces$/, async (route) => {
+    await typed;
+    await route.fulfill({
+      status: 403,
+      contentType: 'application/json',
+      body: JSON.stringify({
+        kind: 'Status',
+        apiVersion: 'v1',
+        status: 'Failure',
+        message: 'namespaces is forbidden: User "dev" cannot list resource "namespaces" in API group "" at the cluster scope',
+        reason: 'Forbidden',
+        code: 403,
+      }),
+    });
+  });
+  try {
+    const refused = page.waitForResponse(/\/api\/v1\/namespaces$/);
+    await page.goto(dev.url);
+    await page.locator('#cluster option[value="dev"]').waitFor({ state: 'attached' });
+    await page.locator('#namespace').fill('team-a');
+    await page.locator('#namespace').dispatchEvent('change');
+    await page.locator('#pod option[value="api-0"]').waitFor({ state: 'attached' });
+    release();
+    await (await refused).finished();
+    // The page's handling of the refusal runs before its next two frames.
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+    assert.equal(await page.locator('#namespace').inputValue(), 'team-a');
+    assert.match(await page.locator('#notice').innerText(), /Cannot list namespaces \(namespaces is forbidden: .*\); type the namespace's name\./);
+    assert.deepEqual(await page.locator('#pod option').allInnerTexts(), ['api-0 — Running']);
+  } finally {
+    await page.close();
+  }
+});
+
 test('links in the output open in a new browser tab', async () => {
   const page = await browser.context.newPage();
   await page.goto(`${dev.url}#/dev/default/tools`);
