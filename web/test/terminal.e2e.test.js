@@ -26,6 +26,16 @@ after(async () => {
 const status = (page) => page.locator('#status');
 const activePane = (page) => page.locator('.pane:not([hidden])');
 
+/**
+ * A route's answer as the API server refuses a user (a 403 `Status` saying `message`).
+ * @param {string} message
+ */
+const forbidden = (message) => ({
+  status: 403,
+  contentType: 'application/json',
+  body: JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', message, reason: 'Forbidden', code: 403 }),
+});
+
 /** Waits until the active terminal has keyboard focus. */
 async function terminalFocused(page) {
   await page.waitForFunction(() =>
@@ -228,18 +238,9 @@ test('where listing pods is forbidden, the pod can be typed', async () => {
   // The pod list answers what the API server answers a user without `list pods` (getting one
   // pod, and exec, stay allowed).
   await page.route(/\/api\/v1\/namespaces\/default\/pods$/, (route) =>
-    route.fulfill({
-      status: 403,
-      contentType: 'application/json',
-      body: JSON.stringify({
-        kind: 'Status',
-        apiVersion: 'v1',
-        status: 'Failure',
-        message: 'pods is forbidden: User "dev" cannot list resource "pods" in API group "" in the namespace "default"',
-        reason: 'Forbidden',
-        code: 403,
-      }),
-    }),
+    route.fulfill(
+      forbidden('pods is forbidden: User "dev" cannot list resource "pods" in API group "" in the namespace "default"'),
+    ),
   );
   try {
     await page.goto(dev.url);
@@ -279,18 +280,9 @@ test('a namespace typed while the namespace list is refused stays as typed', asy
   });
   await page.route(/\/api\/v1\/namespaces$/, async (route) => {
     await typed;
-    await route.fulfill({
-      status: 403,
-      contentType: 'application/json',
-      body: JSON.stringify({
-        kind: 'Status',
-        apiVersion: 'v1',
-        status: 'Failure',
-        message: 'namespaces is forbidden: User "dev" cannot list resource "namespaces" in API group "" at the cluster scope',
-        reason: 'Forbidden',
-        code: 403,
-      }),
-    });
+    await route.fulfill(
+      forbidden('namespaces is forbidden: User "dev" cannot list resource "namespaces" in API group "" at the cluster scope'),
+    );
   });
   try {
     const refused = page.waitForResponse(/\/api\/v1\/namespaces$/);
